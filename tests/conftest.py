@@ -1,0 +1,105 @@
+"""Shared fixtures: a running sandbox over loopback HTTP, a CSV writer, a small HTTP helper."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from importer.sandbox import SandboxConfig, SandboxThread
+
+USER, PASSWORD = "tester", "s3cret-pass"
+DEPARTMENT = "dept-0001"
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+class Api:
+    """A tiny synchronous client for poking the sandbox in tests."""
+
+    def __init__(self, url: str, user: str = USER, password: str = PASSWORD) -> None:
+        self.url = url
+        self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
+             auth: str | None = None) -> Answer:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if (auth if auth is not None else self.auth):
+            request.add_header("Authorization", auth if auth is not None else self.auth)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return Answer(response.status, dict(response.headers), json.loads(response.read()))
+        except urllib.error.HTTPError as exc:
+            return Answer(exc.code, dict(exc.headers), json.loads(exc.read()))
+
+    def post(self, customer: dict[str, Any], vehicles: list[Any] | None = None, *, search: bool = True,
+             validate_vin: bool = True, department: str = DEPARTMENT) -> Answer:
+        body: dict[str, Any] = {"customer": customer, "searchForDuplicate": search, "validateVin": validate_vin}
+        if vehicles is not None:
+            body["vehicles"] = vehicles
+        return self.call("POST", f"/customer/v2/department/{department}/customer", body)
+
+    def get(self, uuid: str, department: str = DEPARTMENT) -> Answer:
+        return self.call("GET", f"/customer/v2/department/{department}/customer/{uuid}")
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("GET", "/_sandbox/stats").body
+        return result
+
+
+@pytest.fixture
+def start_sandbox() -> Iterator[Callable[..., SandboxThread]]:
+    """Start a sandbox on a free 127.0.0.1 port with the given config; stopped after the test."""
+    running: list[SandboxThread] = []
+
+    def start(**overrides: Any) -> SandboxThread:
+        config = SandboxConfig(**{"users": {USER: PASSWORD}, **overrides})
+        sandbox = SandboxThread(config).__enter__()
+        running.append(sandbox)
+        return sandbox
+
+    yield start
+    for sandbox in running:
+        sandbox.__exit__(None, None, None)
+
+
+@pytest.fixture
+def sandbox(start_sandbox: Callable[..., SandboxThread]) -> SandboxThread:
+    return start_sandbox()
+
+
+@pytest.fixture
+def api(sandbox: SandboxThread) -> Api:
+    return Api(sandbox.url)
+
+
+@pytest.fixture
+def write_csv(tmp_path: Path) -> Callable[..., Path]:
+    """Write rows (first row the header) as a CSV file in tmp_path, in the given encoding."""
+
+    def write(rows: list[list[str]], name: str = "input.csv", *, delimiter: str = ",",
+              encoding: str = "utf-8", newline: str = "\r\n") -> Path:
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        csv.writer(buffer, delimiter=delimiter, lineterminator=newline).writerows(rows)
+        path = tmp_path / name
+        path.write_bytes(buffer.getvalue().encode(encoding))
+        return path
+
+    return write
