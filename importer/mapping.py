@@ -1,0 +1,244 @@
+"""Mapping files: which source column feeds which API field; and a raw chunk → canonical columns.
+
+A mapping is YAML (see mappings/*.yaml and the README). Canonical column names are the API's own field
+names (`firstName`, `vin`), with `address.` before address fields and numbered slots for phones and emails
+(`phone1`, `phone1.block` or `phone1.consent`, `email1`, ...). Everything downstream speaks canonical columns only.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from importer.errors import ConfigError
+
+CUSTOMER_FIELDS = ("firstName", "middleName", "lastName", "company", "isBusiness", "preferredLocale")
+ADDRESS_FIELDS = ("line1", "line2", "city", "state", "zip", "country")
+VEHICLE_FIELDS = ("vin", "vehicleYear", "vehicleMake", "vehicleModel", "vehicleTrim", "estimatedMileage",
+                  "licensePlate", "color", "vehicleKey", "vehicleEngine")
+#: Constants a mapping may set for every address; they are not columns.
+ADDRESS_DEFAULTS = ("country", "type", "addressType")
+DEFAULT_PLACEHOLDERS = ("N/A", "NA", "NONE", "NULL", "-", "UNKNOWN")
+_TOP_LEVEL = {"name", "description", "customer_key", "customer", "address", "phones", "emails", "vehicle",
+              "defaults", "values", "placeholders", "ignore"}
+
+
+def header_key(name: str) -> str:
+    """Header names match ignoring case and surrounding spaces (real exports carry "First Name ")."""
+    return name.strip().casefold()
+
+
+@dataclass(frozen=True)
+class Contact:
+    """One phone or email column: its label and the column that gives or withholds consent."""
+
+    column: str
+    label: str
+    #: A column whose true value means "do not contact this way" (e.g. `Block Email = Y`).
+    block: str | None = None
+    #: A column whose true value means "may contact this way".
+    consent: str | None = None
+
+
+@dataclass(frozen=True)
+class MappingSpec:
+    name: str
+    description: str
+    customer_key: str | None
+    #: canonical field (e.g. "firstName", "address.zip", "vin") → source column
+    fields: dict[str, str]
+    phones: tuple[Contact, ...]
+    emails: tuple[Contact, ...]
+    address_defaults: dict[str, str]
+    customer_defaults: dict[str, str]
+    #: canonical field → {source value (casefolded) → replacement}
+    values: dict[str, dict[str, str]]
+    placeholders: frozenset[str]
+    ignore: frozenset[str] = field(default_factory=frozenset)
+
+    def source_columns(self) -> list[str]:
+        """Every source column the mapping reads, in a stable order, without repeats."""
+        columns = [self.customer_key] if self.customer_key else []
+        columns += self.fields.values()
+        for contact in (*self.phones, *self.emails):
+            columns += [c for c in (contact.column, contact.block, contact.consent) if c]
+        return list(dict.fromkeys(columns))
+
+    def source_of(self, canonical: str) -> str:
+        """The source column a canonical column comes from, for messages a person reads."""
+        if canonical == "customerKey" and self.customer_key:
+            return self.customer_key
+        for kind, contacts in (("phone", self.phones), ("email", self.emails)):
+            for i, contact in enumerate(contacts, 1):
+                if canonical == f"{kind}{i}":
+                    return contact.column
+                if canonical in (f"{kind}{i}.block", f"{kind}{i}.consent"):
+                    return contact.block or contact.consent or contact.column
+        return self.fields.get(canonical, canonical)
+
+
+
+def _fail(where: str, message: str) -> ConfigError:
+    return ConfigError(f"{where}: {message}")
+
+
+def _str_map(raw: Any, where: str, allowed: Iterable[str], prefix: str = "") -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise _fail(where, "expected a mapping of field: column")
+    allowed = tuple(allowed)
+    out = {}
+    for key, value in raw.items():
+        if key not in allowed:
+            raise _fail(where, f"unknown field {key!r} (known: {', '.join(allowed)})")
+        if value is None:
+            continue
+        if not isinstance(value, str | int):
+            raise _fail(where, f"{key}: expected a column name")
+        out[prefix + key] = str(value)
+    return out
+
+
+def _contacts(raw: Any, where: str) -> tuple[Contact, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise _fail(where, "expected a list of {column, label, block|consent}")
+    contacts = []
+    for i, item in enumerate(raw, 1):
+        if not isinstance(item, dict) or not isinstance(item.get("column"), str):
+            raise _fail(f"{where}[{i}]", "needs a column")
+        unknown = set(item) - {"column", "label", "block", "consent"}
+        if unknown:
+            raise _fail(f"{where}[{i}]", f"unknown key {sorted(unknown)[0]!r}")
+        if item.get("block") and item.get("consent"):
+            raise _fail(f"{where}[{i}]", "give block or consent, not both")
+        contacts.append(Contact(item["column"], str(item.get("label") or ""), item.get("block"),
+                                item.get("consent")))
+    return tuple(contacts)
+
+
+def parse_mapping(raw: Any, where: str) -> MappingSpec:
+    """Build a Mapping from parsed YAML; every mistake is a ConfigError naming the file and the key."""
+    if not isinstance(raw, dict):
+        raise _fail(where, "a mapping file must be a YAML mapping")
+    unknown = set(raw) - _TOP_LEVEL
+    if unknown:
+        raise _fail(where, f"unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(_TOP_LEVEL))})")
+    fields = {
+        **_str_map(raw.get("customer"), f"{where}: customer", CUSTOMER_FIELDS),
+        **_str_map(raw.get("address"), f"{where}: address", ADDRESS_FIELDS, prefix="address."),
+        **_str_map(raw.get("vehicle"), f"{where}: vehicle", VEHICLE_FIELDS),
+    }
+    defaults = raw.get("defaults") or {}
+    if not isinstance(defaults, dict) or set(defaults) - {"address", "customer"}:
+        raise _fail(where, "defaults: expected address: and customer: sections")
+    values = raw.get("values") or {}
+    if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
+        raise _fail(where, "values: expected field: {source value: replacement}")
+    known_fields = {*CUSTOMER_FIELDS, *VEHICLE_FIELDS, *(f"address.{f}" for f in ADDRESS_FIELDS)}
+    for name in values:
+        if name not in known_fields:
+            raise _fail(where, f"values: unknown field {name!r}")
+    placeholders = raw.get("placeholders", DEFAULT_PLACEHOLDERS)
+    key = raw.get("customer_key")
+    mapping = MappingSpec(
+        name=str(raw.get("name") or Path(where).stem),
+        description=str(raw.get("description") or ""),
+        customer_key=str(key) if key is not None else None,
+        fields=fields,
+        phones=_contacts(raw.get("phones"), f"{where}: phones"),
+        emails=_contacts(raw.get("emails"), f"{where}: emails"),
+        address_defaults=_str_map(defaults.get("address"), f"{where}: defaults.address", ADDRESS_DEFAULTS),
+        customer_defaults=_str_map(defaults.get("customer"), f"{where}: defaults.customer", ("preferredLocale",)),
+        values={f: {str(k).strip().casefold(): str(v) for k, v in m.items()} for f, m in values.items()},
+        placeholders=frozenset(str(p).strip().casefold() for p in placeholders or ()) | {""},
+        ignore=frozenset(header_key(str(c)) for c in raw.get("ignore") or ()),
+    )
+    if not (mapping.fields.get("lastName") or mapping.fields.get("company")):
+        raise _fail(where, "the mapping must map customer.lastName or customer.company")
+    return mapping
+
+
+def builtin_names() -> list[str]:
+    files = importlib.resources.files("importer.mappings")
+    return sorted(p.name.removesuffix(".yaml") for p in files.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_mapping(name_or_path: str) -> MappingSpec:
+    """A built-in mapping by name, or a mapping file by path."""
+    builtin = importlib.resources.files("importer.mappings").joinpath(f"{name_or_path}.yaml")
+    if "/" not in name_or_path and builtin.is_file():
+        where, text = f"mapping {name_or_path}", builtin.read_text(encoding="utf-8")
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise ConfigError(f"unknown mapping {name_or_path!r}: not a built-in ({', '.join(builtin_names())}) "
+                              "nor a file")
+        where = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{where}: cannot read the mapping file ({exc.__class__.__name__})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{where}: invalid YAML{line}") from None
+    return parse_mapping(raw, where)
+
+
+@dataclass(frozen=True)
+class HeaderCheck:
+    """How a mapping fits a file's header."""
+
+    #: mapped source columns the header lacks
+    missing: list[str]
+    #: header columns nothing maps (nor `ignore` lists)
+    unmapped: list[str]
+    #: mapped source column → the header name as the file spells it
+    resolved: dict[str, str]
+
+
+def check_header(mapping: MappingSpec, header: Iterable[str]) -> HeaderCheck:
+    header = list(header)
+    by_key = {header_key(h): h for h in header}
+    wanted = mapping.source_columns()
+    resolved = {c: by_key[header_key(c)] for c in wanted if header_key(c) in by_key}
+    missing = [c for c in wanted if c not in resolved]
+    used = {header_key(c) for c in wanted} | mapping.ignore
+    unmapped = [h for h in header if header_key(h) not in used]
+    return HeaderCheck(missing, unmapped, resolved)
+
+
+def to_canonical(mapping: MappingSpec, raw: pd.DataFrame, resolved: dict[str, str]) -> pd.DataFrame:
+    """Canonical columns of a raw chunk: placeholders emptied, values mapped, surrounding spaces gone."""
+    sources: dict[str, str] = dict(mapping.fields)
+    if mapping.customer_key:
+        sources["customerKey"] = mapping.customer_key
+    for kind, contacts in (("phone", mapping.phones), ("email", mapping.emails)):
+        for i, contact in enumerate(contacts, 1):
+            sources[f"{kind}{i}"] = contact.column
+            if contact.block:
+                sources[f"{kind}{i}.block"] = contact.block
+            if contact.consent:
+                sources[f"{kind}{i}.consent"] = contact.consent
+    out = {}
+    for canonical, source in sources.items():
+        column = raw[resolved[source]].fillna("").str.strip()
+        empty = column.str.casefold().isin(mapping.placeholders)
+        column = column.where(~empty, "")
+        replacements = mapping.values.get(canonical)
+        if replacements:
+            folded = column.str.casefold()
+            column = folded.map(replacements).fillna(column).astype(column.dtype)
+        out[canonical] = column
+    return pd.DataFrame(out, index=raw.index)

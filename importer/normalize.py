@@ -1,0 +1,296 @@
+"""Field normalization, vectorized: phones, emails, VINs, ZIPs, states, flags, years, mileage.
+
+Each normalizer takes a Series of trimmed text ("" for empty) and returns the normalized Series ("" where
+the value was empty or unusable) and a mask of the non-empty values it had to drop.
+
+Phones and emails are checked with the phonenumbers and email-validator libraries, but a library call per
+value is far too slow for a million-row file. So each works on unique values only, and decides the common
+shapes with a vectorized test derived from the library's own data: for phones, the libphonenumber
+metadata of the North American numbering plan, applied as RE2 regexes; for emails, a deliberately
+narrow pattern that the library always accepts. Only values outside those shapes reach the library itself.
+tests/test_normalize.py proves both fast paths agree with the library value by value.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import email_validator
+import numpy as np
+import pandas as pd
+import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
+from phonenumbers import phonenumberutil
+
+from importer.vin import NORTH_AMERICAN_PREFIX, TRANSLITERATION, VIN_PATTERN, WEIGHTS
+
+Normalized = tuple[pd.Series, pd.Series]  # (normalized values, mask of dropped non-empty values)
+
+
+def _arrow(values: pd.Series) -> pa.Array:
+    return pa.array(values.to_numpy(dtype=object), type=pa.string())
+
+
+def _matches(values: pa.Array, pattern: str) -> np.ndarray:
+    return pc.match_substring_regex(values, pattern).to_numpy(zero_copy_only=False)
+
+
+def on_uniques(values: pd.Series, normalize: Callable[[pd.Series], pd.Series]) -> Normalized:
+    """Apply a normalizer to the distinct non-empty values only, and spread its answers back."""
+    codes, uniques = pd.factorize(values)
+    answers = normalize(pd.Series(uniques, dtype="str")).to_numpy(dtype=object)
+    result = pd.Series(answers.take(codes), index=values.index, dtype="str")
+    return result, (values != "") & (result == "")
+
+
+# -- phones ----------------------------------------------------------------------------------------
+_NANP_LENGTH = 10
+#: Digits, the usual separators and one leading '+': the only inputs the fast path may decide.
+_PHONE_CHARS = r"^\+?[0-9 \t\-.()/]+$"
+_PHONE_SEPARATORS = r"[ \t\-.()/]"
+#: After separators go: optional country code or national prefix 1, then a 10-digit number that
+#: libphonenumber's NANP general description allows ([2-9] first).
+_NANP_SHAPE = r"^(?:\+1|1)?(?P<national>[2-9][0-9]{9})$"
+
+
+@dataclass(frozen=True)
+class _Region:
+    leading_digits: str | None
+    general: str | None  # None: no 10-digit number can be valid here
+    types: str | None
+
+
+def _admits_ten(desc: object) -> str | None:
+    """The desc's pattern if a 10-digit number may match it (as _is_number_matching_desc decides)."""
+    pattern = getattr(desc, "national_number_pattern", None)
+    lengths = getattr(desc, "possible_length", ())
+    if not pattern or (lengths and _NANP_LENGTH not in lengths):
+        return None
+    return str(pattern)
+
+
+@functools.cache
+def _nanp_regions() -> tuple[_Region, ...]:
+    """libphonenumber's regions of country code 1, in the order the library tries them."""
+    regions = []
+    for code in phonenumberutil.COUNTRY_CODE_TO_REGION_CODE[1]:
+        meta = phonenumberutil.PhoneMetadata.metadata_for_region(code)
+        if meta is None:
+            continue
+        type_descs = (meta.premium_rate, meta.toll_free, meta.shared_cost, meta.voip, meta.personal_number,
+                      meta.pager, meta.uan, meta.voicemail, meta.fixed_line, meta.mobile)
+        types = [p for p in map(_admits_ten, type_descs) if p]
+        regions.append(_Region(meta.leading_digits, _admits_ten(meta.general_desc),
+                               "|".join(f"(?:{p})" for p in types) or None))
+    return tuple(regions)
+
+
+def _nanp_valid(numbers: pa.Array) -> np.ndarray:
+    """is_valid_number for 10-digit national numbers of country code 1, as the library decides it.
+
+    The library picks the first region (in its order) whose leading digits match or, for regions without
+    leading digits, whose number types match; the number is valid if it matches a type of that region.
+    """
+    valid = np.zeros(len(numbers), dtype=bool)
+    undecided = np.ones(len(numbers), dtype=bool)
+    for region in _nanp_regions():
+        index = np.flatnonzero(undecided)
+        if not len(index):
+            break
+        subset = numbers.take(pa.array(index))
+
+        def typed(region: _Region = region, subset: pa.Array = subset) -> np.ndarray:
+            if region.general is None or region.types is None:
+                return np.zeros(len(subset), dtype=bool)
+            return _matches(subset, f"^(?:{region.general})$") & _matches(subset, f"^(?:{region.types})$")
+
+        if region.leading_digits:
+            chosen = _matches(subset, f"^(?:{region.leading_digits})")
+            valid[index[chosen]] = typed()[chosen]
+        else:
+            chosen = typed()
+            valid[index[chosen]] = True
+        undecided[index[chosen]] = False
+    return valid
+
+
+def phone_by_library(value: str, region: str = "US") -> str:
+    """E.164 form of a phone number, or "" when libphonenumber finds it unusable."""
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        return ""
+    if not phonenumbers.is_valid_number(number):
+        return ""
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def _phones_unique(values: pd.Series) -> pd.Series:
+    arrow = _arrow(values)
+    stripped = pc.replace_substring_regex(arrow, _PHONE_SEPARATORS, "")
+    national = pc.extract_regex(stripped, _NANP_SHAPE).field(0)
+    fast = _matches(arrow, _PHONE_CHARS) & _matches(stripped, _NANP_SHAPE)
+    out = np.full(len(values), "", dtype=object)
+    fast_index = np.flatnonzero(fast)
+    numbers = national.take(pa.array(fast_index))
+    ok = _nanp_valid(numbers)
+    out[fast_index[ok]] = np.char.add("+1", numbers.to_numpy(zero_copy_only=False)[ok].astype(str))
+    for i in np.flatnonzero(~fast & (values.to_numpy(dtype=object) != "")):
+        out[i] = phone_by_library(values.iat[i])
+    return pd.Series(out, dtype="str")
+
+
+def normalize_phones(values: pd.Series) -> Normalized:
+    """Phones in E.164 ('+13105551234'); a number the library deems invalid is dropped."""
+    return on_uniques(values, _phones_unique)
+
+
+# -- emails ----------------------------------------------------------------------------------------
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+#: A narrow ASCII subset of what email-validator accepts: dot-atom local part of common characters,
+#: letters-only top-level domain, no '--' anywhere in the domain (so no Punycode or IDNA rules apply).
+_SIMPLE_EMAIL = rf"^[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:{_LABEL}\.)+[a-z]{{2,63}}$"
+_LOCAL_MAX, _EMAIL_MAX = 64, 254
+
+
+def email_by_library(value: str) -> str:
+    """The address as email-validator normalizes it (no DNS), lower-cased; "" if it is refused."""
+    try:
+        result = email_validator.validate_email(value, check_deliverability=False)
+    except email_validator.EmailNotValidError:
+        return ""
+    return str(result.normalized).lower()
+
+
+def _special_use(domains: pa.Array) -> np.ndarray:
+    special = "|".join(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+    return _matches(domains, rf"(?:^|\.)(?:{special})$")
+
+
+def _emails_unique(values: pd.Series) -> pd.Series:
+    arrow = _arrow(values)
+    parts = pc.extract_regex(arrow, r"^(?P<local>[^@]*)@(?P<domain>[^@]*)$")
+    local_len = pc.fill_null(pc.utf8_length(parts.field("local")), _LOCAL_MAX + 1).to_numpy(zero_copy_only=False)
+    domains = pc.fill_null(parts.field("domain"), "")
+    fast = (_matches(arrow, _SIMPLE_EMAIL) & (local_len <= _LOCAL_MAX)
+            & (pc.utf8_length(arrow).to_numpy(zero_copy_only=False) <= _EMAIL_MAX)
+            & ~_matches(domains, "--") & ~_special_use(domains))
+    out = np.where(fast, values.to_numpy(dtype=object), "")
+    for i in np.flatnonzero(~fast & (values.to_numpy(dtype=object) != "")):
+        out[i] = email_by_library(values.iat[i])
+    return pd.Series(out, dtype="str")
+
+
+def normalize_emails(values: pd.Series) -> Normalized:
+    """Emails trimmed and lower-cased; one email-validator refuses (syntax only) is dropped."""
+    return on_uniques(values.str.lower(), _emails_unique)
+
+
+# -- VINs -------------------------------------------------------------------------------------------
+_VIN_VALUES = np.zeros(256, dtype=np.int64)
+for _char, _value in TRANSLITERATION.items():
+    _VIN_VALUES[ord(_char)] = _value
+
+
+def valid_vin_mask(vins: pd.Series) -> np.ndarray:
+    """is_valid_vin for every value, computed on arrays (the check digit as one matrix product)."""
+    arrow = _arrow(vins)
+    shaped = _matches(arrow, f"^{VIN_PATTERN}$")
+    valid = shaped.copy()
+    index = np.flatnonzero(shaped)
+    if len(index):
+        chars = np.asarray(vins.to_numpy(dtype=object)[index], dtype="S17").view(np.uint8).reshape(-1, 17)
+        remainder = _VIN_VALUES[chars] @ np.asarray(WEIGHTS) % 11
+        expected = np.where(remainder == 10, ord("X"), remainder + ord("0"))
+        north_american = np.isin(chars[:, 0], np.frombuffer(NORTH_AMERICAN_PREFIX.encode(), dtype=np.uint8))
+        valid[index] = ~north_american | (chars[:, 8] == expected)
+    return valid
+
+
+def normalize_vins(values: pd.Series) -> Normalized:
+    """VINs upper-cased; one with a wrong length, a letter I/O/Q or a wrong check digit is dropped."""
+    upper = values.str.upper().str.replace(r"[\s-]", "", regex=True)
+    result = upper.where(valid_vin_mask(upper), "")
+    return result, (values != "") & (result == "")
+
+
+# -- addresses --------------------------------------------------------------------------------------
+def normalize_zips(values: pd.Series) -> Normalized:
+    """US ZIPs keep (or get back) their leading zeros, ZIP+4 as 12345-6789; Canadian codes as 'A1A 1A1'."""
+    upper = values.str.upper().str.strip()
+    digits = upper.str.replace("-", "", regex=False).str.replace(" ", "", regex=False)
+    us_short = digits.str.fullmatch(r"\d{3,5}")
+    us_plus4 = digits.str.fullmatch(r"\d{8,9}")
+    canadian = upper.str.fullmatch(r"[A-Z]\d[A-Z] ?\d[A-Z]\d")
+    result = pd.Series("", index=values.index, dtype="str")
+    result = result.mask(us_short, digits.str.zfill(5))
+    plus4 = digits.str.zfill(9)
+    result = result.mask(us_plus4, plus4.str.slice(0, 5) + "-" + plus4.str.slice(5))
+    result = result.mask(canadian, upper.str.replace(" ", "", regex=False).str.slice(0, 3) + " "
+                         + upper.str.replace(" ", "", regex=False).str.slice(3))
+    return result, (values != "") & (result == "")
+
+
+US_STATES = {
+    "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California", "CO": "Colorado",
+    "CT": "Connecticut", "DE": "Delaware", "DC": "District of Columbia", "FL": "Florida", "GA": "Georgia",
+    "HI": "Hawaii", "ID": "Idaho", "IL": "Illinois", "IN": "Indiana", "IA": "Iowa", "KS": "Kansas",
+    "KY": "Kentucky", "LA": "Louisiana", "ME": "Maine", "MD": "Maryland", "MA": "Massachusetts",
+    "MI": "Michigan", "MN": "Minnesota", "MS": "Mississippi", "MO": "Missouri", "MT": "Montana",
+    "NE": "Nebraska", "NV": "Nevada", "NH": "New Hampshire", "NJ": "New Jersey", "NM": "New Mexico",
+    "NY": "New York", "NC": "North Carolina", "ND": "North Dakota", "OH": "Ohio", "OK": "Oklahoma",
+    "OR": "Oregon", "PA": "Pennsylvania", "RI": "Rhode Island", "SC": "South Carolina", "SD": "South Dakota",
+    "TN": "Tennessee", "TX": "Texas", "UT": "Utah", "VT": "Vermont", "VA": "Virginia", "WA": "Washington",
+    "WV": "West Virginia", "WI": "Wisconsin", "WY": "Wyoming", "PR": "Puerto Rico", "VI": "Virgin Islands",
+    "GU": "Guam", "AS": "American Samoa", "MP": "Northern Mariana Islands", "AA": "Armed Forces Americas",
+    "AE": "Armed Forces Europe", "AP": "Armed Forces Pacific",
+    "AB": "Alberta", "BC": "British Columbia", "MB": "Manitoba", "NB": "New Brunswick",
+    "NL": "Newfoundland and Labrador", "NS": "Nova Scotia", "NT": "Northwest Territories", "NU": "Nunavut",
+    "ON": "Ontario", "PE": "Prince Edward Island", "QC": "Quebec", "SK": "Saskatchewan", "YT": "Yukon",
+}
+_STATE_CODES = {**{code.casefold(): code for code in US_STATES},
+                **{name.casefold(): code for code, name in US_STATES.items()}}
+
+
+def normalize_states(values: pd.Series) -> Normalized:
+    """2-letter state or province codes; full names ('California') become their code."""
+    squeezed = values.str.replace(r"[\s.]+", " ", regex=True).str.strip().str.casefold()
+    result = squeezed.map(_STATE_CODES).fillna("").astype("str")
+    return result, (values != "") & (result == "")
+
+
+# -- flags and numbers -------------------------------------------------------------------------------
+_TRUE, _FALSE = ("y", "yes", "true", "t", "1"), ("n", "no", "false", "f", "0")
+
+
+def parse_flags(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Y/N, yes/no, true/false, 1/0 → a boolean Series (NA where empty or unreadable), and bad values."""
+    folded = values.str.casefold()
+    result = pd.Series(pd.NA, index=values.index, dtype="boolean")
+    result = result.mask(folded.isin(_TRUE), True).mask(folded.isin(_FALSE), False)
+    return result, (values != "") & result.isna()
+
+
+def normalize_years(values: pd.Series) -> Normalized:
+    """Model years 1900 to next year + 1 as 4 digits."""
+    ceiling = datetime.date.today().year + 2
+    number = pd.to_numeric(values.where(values.str.fullmatch(r"\d{4}"), None), errors="coerce")
+    result = values.where((number >= 1900) & (number <= ceiling), "").astype("str")
+    return result, (values != "") & (result == "")
+
+
+def normalize_mileage(values: pd.Series) -> Normalized:
+    """Whole miles as digits; thousands separators and a decimal part go."""
+    cleaned = values.str.replace(",", "", regex=False).str.replace(r"\.\d*$", "", regex=True)
+    result = cleaned.where(cleaned.str.fullmatch(r"\d{1,7}"), "").str.lstrip("0").astype("str")
+    result = result.mask((result == "") & cleaned.str.fullmatch(r"0+"), "0")
+    return result, (values != "") & (result == "")
+
+
+def squeeze_spaces(values: pd.Series) -> pd.Series:
+    """Names and free text: inner runs of white space become one space."""
+    return values.str.replace(r"\s+", " ", regex=True).str.strip()

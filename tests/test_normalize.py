@@ -1,0 +1,141 @@
+"""Normalizers: plain tables, and the vectorized fast paths proven equal to the libraries value by value."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from importer.normalize import (
+    email_by_library,
+    normalize_emails,
+    normalize_mileage,
+    normalize_phones,
+    normalize_states,
+    normalize_vins,
+    normalize_years,
+    normalize_zips,
+    parse_flags,
+    phone_by_library,
+    valid_vin_mask,
+)
+from importer.vin import check_digit, is_valid_vin
+
+
+def series(*values: str) -> pd.Series:
+    return pd.Series(list(values), dtype="str")
+
+
+def table(normalizer, cases: dict[str, str]) -> None:
+    result, dropped = normalizer(series(*cases))
+    assert list(result) == list(cases.values())
+    assert list(dropped) == [bool(k) and not v for k, v in cases.items()]
+
+
+def test_phones_table():
+    table(normalize_phones, {
+        "(310) 555-1234": "+13105551234", "1-310-555-1234": "+13105551234", "+1 310.555.1234": "+13105551234",
+        "3105551234": "+13105551234", "555-1234": "", "+44 20 7946 0958": "+442079460958", "": "",
+        "not a phone": "", "(000) 000-0000": "", "416 555 0199": "+14165550199",
+    })
+
+
+# Shapes the fast path decides: 10 digits, with or without 1/+1, with separators.
+_digits = st.text(alphabet="0123456789", min_size=10, max_size=10)
+_prefix = st.sampled_from(["", "1", "+1", "1-", "+1 ", "+"])
+_sep = st.sampled_from(["", "-", " ", ".", "/"])
+
+
+@st.composite
+def phone_texts(draw):
+    digits = draw(_digits)
+    sep = draw(_sep)
+    body = draw(st.sampled_from([
+        digits, f"({digits[:3]}) {digits[3:6]}-{digits[6:]}", sep.join((digits[:3], digits[3:6], digits[6:])),
+    ]))
+    return draw(_prefix) + body
+
+
+@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(phone_texts(), min_size=1, max_size=30))
+def test_phone_fast_path_equals_library(values):
+    result, _ = normalize_phones(series(*values))
+    assert list(result) == [phone_by_library(v) for v in values]
+
+
+@settings(max_examples=300)
+@given(st.lists(st.text(alphabet="0123456789+-() x.#*", max_size=16), min_size=1, max_size=10))
+def test_phone_any_text_equals_library(values):
+    values = [v.strip() for v in values]
+    result, _ = normalize_phones(series(*values))
+    assert list(result) == [phone_by_library(v) if v else "" for v in values]
+
+
+def test_emails_table():
+    table(normalize_emails, {
+        "John.Doe@Example.COM": "john.doe@example.com", "bad@": "", "x@localhost": "", "a@b.test": "",
+        "o'brien@example.com": "o'brien@example.com", "two@@example.com": "", "": "",
+        "josé@exämple.com": "josé@exämple.com", "a b@example.com": "",
+    })
+
+
+_local = st.text(alphabet="abcxyz019_+-.'%", min_size=1, max_size=12)
+_label = st.text(alphabet="abz09-", min_size=1, max_size=8)
+_tld = st.sampled_from(["com", "net", "io", "c", "x1", "test", "local", "onion", "a" * 70, "arpa", "co"])
+
+
+@settings(max_examples=1000)
+@given(st.lists(st.builds(lambda lo, labels, tld: f"{lo}@{'.'.join([*labels, tld])}",
+                          _local, st.lists(_label, max_size=3), _tld), min_size=1, max_size=20))
+def test_email_fast_path_equals_library(values):
+    result, _ = normalize_emails(series(*values))
+    assert list(result) == [email_by_library(v) for v in values]
+
+
+def test_vins_table():
+    good = "1HGCM82633A004352"
+    table(normalize_vins, {
+        good.lower(): good, "1HGCM82633A004353": "", "WDB1234567890123X": "WDB1234567890123X",
+        "1HGCM82633A00435": "", "1HGCM82633A0O4352": "", "": "", "1HG-CM826-33A004352": good,
+    })
+
+
+@settings(max_examples=500)
+@given(st.lists(st.text(alphabet="0123456789ABCDEFGHJKLMNPRSTUVWXYZIOQ", min_size=16, max_size=18),
+                min_size=1, max_size=30))
+def test_vectorized_vin_check_equals_scalar(vins):
+    assert list(valid_vin_mask(series(*vins))) == [is_valid_vin(v) for v in vins]
+
+
+@given(st.text(alphabet="0123456789ABCDEFGHJKLMNPRSTUVWXYZ", min_size=17, max_size=17).filter(lambda v: v[0] in "12345"))
+def test_corrected_check_digit_makes_a_valid_vin(vin):
+    fixed = vin[:8] + check_digit(vin) + vin[9:]
+    assert is_valid_vin(fixed)
+    assert list(valid_vin_mask(series(fixed))) == [True]
+
+
+def test_zips_table():
+    table(normalize_zips, {
+        "2134": "02134", "02134": "02134", "021341234": "02134-1234", "02134-1234": "02134-1234",
+        "k1a0b1": "K1A 0B1", "K1A 0B1": "K1A 0B1", "123": "00123", "abc": "", "": "", "1234567": "",
+    })
+
+
+def test_states_table():
+    table(normalize_states, {"ca": "CA", "California": "CA", "new  york": "NY", "Ont.": "", "ON": "ON",
+                             "XX": "", "": ""})
+
+
+def test_flags():
+    result, bad = parse_flags(series("Y", "n", "TRUE", "0", "yes", "maybe", ""))
+    assert list(result.astype(object).where(result.notna(), None)) == [True, False, True, False, True, None, None]
+    assert list(bad) == [False] * 5 + [True, False]
+
+
+@pytest.mark.parametrize(("normalizer", "cases"), [
+    (normalize_years, {"2019": "2019", "19": "", "3000": "", "1899": "", "": ""}),
+    (normalize_mileage, {"12,345": "12345", "100.5": "100", "abc": "", "0": "0", "007": "7", "": ""}),
+])
+def test_numbers(normalizer, cases):
+    table(normalizer, cases)
