@@ -172,11 +172,21 @@ def builtin_names() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in files.iterdir() if p.name.endswith(".yaml"))
 
 
+def _builtin(name: str) -> str | None:
+    resource = importlib.resources.files("importer.mappings").joinpath(f"{name}.yaml")
+    return resource.read_text(encoding="utf-8") if "/" not in name and resource.is_file() else None
+
+
+def mapping_text(name_or_path: str) -> str:
+    """The YAML text of a built-in mapping or a mapping file."""
+    return _builtin(name_or_path) or Path(name_or_path).read_text(encoding="utf-8")
+
+
 def load_mapping(name_or_path: str) -> MappingSpec:
     """A built-in mapping by name, or a mapping file by path."""
-    builtin = importlib.resources.files("importer.mappings").joinpath(f"{name_or_path}.yaml")
-    if "/" not in name_or_path and builtin.is_file():
-        where, text = f"mapping {name_or_path}", builtin.read_text(encoding="utf-8")
+    builtin = _builtin(name_or_path)
+    if builtin is not None:
+        where, text = f"mapping {name_or_path}", builtin
     else:
         path = Path(name_or_path)
         if not path.is_file():

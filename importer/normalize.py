@@ -294,3 +294,91 @@ def normalize_mileage(values: pd.Series) -> Normalized:
 def squeeze_spaces(values: pd.Series) -> pd.Series:
     """Names and free text: inner runs of white space become one space."""
     return values.str.replace(r"\s+", " ", regex=True).str.strip()
+
+
+# -- a whole canonical chunk -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FieldProblem:
+    """Values of one canonical column that normalization had to drop."""
+
+    field: str
+    message: str
+    #: True on the rows whose value was dropped
+    mask: pd.Series
+    #: the values as they were read
+    values: pd.Series
+
+
+_FIELD_RULES: dict[str, tuple[Callable[[pd.Series], Normalized], str]] = {
+    "vin": (normalize_vins, "not a valid VIN; vehicle not sent"),
+    "address.zip": (normalize_zips, "not a US ZIP or Canadian postal code"),
+    "address.state": (normalize_states, "not a US state or Canadian province"),
+    "vehicleYear": (normalize_years, "not a model year"),
+    "estimatedMileage": (normalize_mileage, "not a mileage"),
+}
+_NAME_FIELDS = ("firstName", "middleName", "lastName", "company")
+_VEHICLE_COLUMNS = ("vin", "vehicleYear", "vehicleMake", "vehicleModel", "vehicleTrim", "estimatedMileage",
+                    "licensePlate", "color", "vehicleKey", "vehicleEngine")
+
+
+def _rule_for(column: str) -> tuple[Callable[[pd.Series], Normalized], str] | None:
+    if column.startswith("phone") and "." not in column:
+        return normalize_phones, "not a valid phone number"
+    if column.startswith("email") and "." not in column:
+        return normalize_emails, "not a valid email address"
+    if column.endswith((".block", ".consent")) or column == "isBusiness":
+        return parse_flags, "not a yes/no flag"
+    return _FIELD_RULES.get(column)
+
+
+def normalize_frame(canonical: pd.DataFrame, locale_default: str = "") -> tuple[pd.DataFrame, list[FieldProblem]]:
+    """Every canonical column normalized; consent columns become `<slot>.ok` booleans.
+
+    A business is who the `isBusiness` column says, or, where nothing maps it, a row with a company and
+    no last name.
+    """
+    out: dict[str, pd.Series] = {}
+    problems: list[FieldProblem] = []
+    for column, values in canonical.items():
+        name = str(column)
+        rule = _rule_for(name)
+        if rule is None:
+            out[name] = squeeze_spaces(values) if name in _NAME_FIELDS else values
+            continue
+        normalizer, message = rule
+        result, dropped = normalizer(values)
+        if dropped.any():
+            problems.append(FieldProblem(name, message, dropped, values))
+        if name.endswith(".block"):
+            out[name.removesuffix(".block") + ".ok"] = ~result
+        elif name.endswith(".consent"):
+            out[name.removesuffix(".consent") + ".ok"] = result
+        else:
+            out[name] = result
+    frame = pd.DataFrame(out, index=canonical.index)
+    empty = pd.Series("", index=canonical.index, dtype="str")
+    if "isBusiness" not in frame:
+        frame["isBusiness"] = (frame.get("company", empty) != "") & (frame.get("lastName", empty) == "")
+    frame["isBusiness"] = frame["isBusiness"].fillna(False).astype(bool)
+    if locale_default:
+        locale = frame.get("preferredLocale", empty)
+        frame["preferredLocale"] = locale.where(locale != "", locale_default)
+    frame["vehicle.send"] = _vehicle_to_send(canonical, frame, problems)
+    return frame, problems
+
+
+def _vehicle_to_send(canonical: pd.DataFrame, frame: pd.DataFrame, problems: list[FieldProblem]) -> pd.Series:
+    """Whether each row's vehicle is sent: it needs a valid VIN, or no VIN and a year, make and model."""
+    empty = pd.Series("", index=frame.index, dtype="str")
+    given_vin = canonical.get("vin", empty) != ""
+    complete = ((frame.get("vehicleYear", empty) != "") & (frame.get("vehicleMake", empty) != "")
+                & (frame.get("vehicleModel", empty) != ""))
+    mentioned = pd.Series(False, index=frame.index)
+    for column in _VEHICLE_COLUMNS:
+        if column in canonical:
+            mentioned |= canonical[column] != ""
+    incomplete = mentioned & ~given_vin & ~complete
+    if incomplete.any():
+        problems.append(FieldProblem("vin", "no VIN, nor a year, make and model; vehicle not sent", incomplete,
+                                     canonical.get("vin", empty)))
+    return (frame.get("vin", empty) != "") | (~given_vin & complete)

@@ -1,0 +1,112 @@
+"""The validate half of the pipeline: file → mapped, normalized, checked rows with their customer keys."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from importer.config import PrepareConfig
+from importer.errors import ConfigError
+from importer.mapping import MappingSpec, check_header, to_canonical
+from importer.normalize import FieldProblem, normalize_frame
+from importer.reader import InputFile, read_chunks
+from importer.records import CustomerRequest, build_requests, customer_keys
+from importer.schema import ROW_RULES, row_errors
+from importer.status import Status
+
+
+@dataclass
+class ProblemTally:
+    """How often each (column, problem) occurred, with the first row that showed it."""
+
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    first_row: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def add(self, column: str, problem: str, rows: np.ndarray) -> None:
+        if len(rows):
+            self.counts[(column, problem)] += len(rows)
+            self.first_row.setdefault((column, problem), int(rows[0]))
+
+    def most_common(self, n: int = 10) -> list[dict[str, object]]:
+        return [{"column": column, "problem": problem, "rows": count, "example_row": self.first_row[(column, problem)]}
+                for (column, problem), count in self.counts.most_common(n)]
+
+
+@dataclass
+class Prepared:
+    """Every input row accounted for, and what is needed to build the requests."""
+
+    #: one line per input row, indexed by source row: status, customer_key, error_code, error_message, warnings
+    rows: pd.DataFrame
+    #: normalized canonical columns of the valid rows (only when requests are wanted)
+    frame: pd.DataFrame | None
+    problems: ProblemTally
+
+    def requests(self, mapping: MappingSpec, validate_vin: bool) -> Iterator[CustomerRequest]:
+        if self.frame is None:
+            raise RuntimeError("prepared without keeping the rows")
+        valid = self.rows["status"] == Status.VALID
+        return build_requests(self.frame, self.rows.loc[valid, "customer_key"], mapping, validate_vin=validate_vin)
+
+
+def _warning_texts(problems: list[FieldProblem], mapping: MappingSpec, index: pd.Index,
+                   tally: ProblemTally) -> pd.Series:
+    texts: dict[int, list[str]] = {}
+    for problem in problems:
+        column = mapping.source_of(problem.field)
+        positions = np.flatnonzero(problem.mask.to_numpy())
+        tally.add(column, problem.message, index.to_numpy()[positions])
+        values = problem.values.to_numpy(dtype=object)
+        for position in positions.tolist():
+            texts.setdefault(position, []).append(f"{column}: {problem.message}: {values[position]!r}")
+    warnings = np.full(len(index), "", dtype=object)
+    for position, items in texts.items():
+        warnings[position] = "; ".join(items)
+    return pd.Series(warnings, index=index, dtype="str")
+
+
+def _row_table(frame: pd.DataFrame, warnings: pd.Series, mapping: MappingSpec, strict: bool,
+               tally: ProblemTally) -> pd.DataFrame:
+    codes = row_errors(frame)
+    messages = codes.map(ROW_RULES).fillna("").astype("str")
+    if mapping.fields.get("lastName"):
+        messages = messages.where(codes != "MISSING_LAST_NAME", messages + f" ({mapping.fields['lastName']} is empty)")
+    if strict:
+        bad_field = (codes == "") & (warnings != "")
+        codes = codes.mask(bad_field, "INVALID_FIELD")
+        messages = messages.mask(bad_field, warnings)
+    for code in codes[codes != ""].unique():
+        tally.add("(row)", ROW_RULES.get(code, code), frame.index[(codes == code).to_numpy()].to_numpy())
+    status = pd.Series(np.where(codes == "", Status.VALID.value, Status.INVALID.value), index=frame.index,
+                       dtype="str")
+    return pd.DataFrame({"status": status, "customer_key": customer_keys(frame).where(codes == "", ""),
+                         "error_code": codes, "error_message": messages, "warnings": warnings})
+
+
+def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, keep_rows: bool) -> Prepared:
+    """Read, map, normalize and check every row; keep the normalized valid rows if requests are wanted."""
+    header = check_header(mapping, source.header)
+    if header.missing:
+        missing = ", ".join(repr(c) for c in header.missing)
+        raise ConfigError(f"{source.name}: column(s) {missing} of mapping {mapping.name} not in the header")
+    tally = ProblemTally()
+    tables, frames = [], []
+    for chunk in read_chunks(source, config.chunk_rows):
+        canonical = to_canonical(mapping, chunk, header.resolved)
+        frame, problems = normalize_frame(canonical, mapping.customer_defaults.get("preferredLocale", ""))
+        warnings = _warning_texts(problems, mapping, chunk.index, tally)
+        table = _row_table(frame, warnings, mapping, config.strict, tally)
+        tables.append(table)
+        if keep_rows:
+            frames.append(frame[(table["status"] == Status.VALID).to_numpy()])
+    rows = pd.concat(tables) if tables else pd.DataFrame(
+        {c: pd.Series(dtype="str") for c in ("status", "customer_key", "error_code", "error_message", "warnings")},
+        index=pd.RangeIndex(0, name="source_row"))
+    frame = pd.concat(frames) if frames else None
+    if keep_rows and frame is None:
+        frame = pd.DataFrame(index=pd.RangeIndex(0, name="source_row"))
+    return Prepared(rows, frame, tally)
