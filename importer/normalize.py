@@ -36,7 +36,8 @@ def _arrow(values: pd.Series) -> pa.Array:
 
 
 def _matches(values: pa.Array, pattern: str) -> np.ndarray:
-    return pc.match_substring_regex(values, pattern).to_numpy(zero_copy_only=False)
+    result: np.ndarray = pc.match_substring_regex(values, pattern).to_numpy(zero_copy_only=False)
+    return result
 
 
 def on_uniques(values: pd.Series, normalize: Callable[[pd.Series], pd.Series]) -> Normalized:
@@ -78,7 +79,7 @@ def _nanp_regions() -> tuple[_Region, ...]:
     """libphonenumber's regions of country code 1, in the order the library tries them."""
     regions = []
     for code in phonenumberutil.COUNTRY_CODE_TO_REGION_CODE[1]:
-        meta = phonenumberutil.PhoneMetadata.metadata_for_region(code)
+        meta = phonenumbers.PhoneMetadata.metadata_for_region(code)
         if meta is None:
             continue
         type_descs = (meta.premium_rate, meta.toll_free, meta.shared_cost, meta.voip, meta.personal_number,
@@ -106,7 +107,8 @@ def _nanp_valid(numbers: pa.Array) -> np.ndarray:
         def typed(region: _Region = region, subset: pa.Array = subset) -> np.ndarray:
             if region.general is None or region.types is None:
                 return np.zeros(len(subset), dtype=bool)
-            return _matches(subset, f"^(?:{region.general})$") & _matches(subset, f"^(?:{region.types})$")
+            both: np.ndarray = _matches(subset, f"^(?:{region.general})$") & _matches(subset, f"^(?:{region.types})$")
+            return both
 
         if region.leading_digits:
             chosen = _matches(subset, f"^(?:{region.leading_digits})")
@@ -139,8 +141,9 @@ def _phones_unique(values: pd.Series) -> pd.Series:
     numbers = national.take(pa.array(fast_index))
     ok = _nanp_valid(numbers)
     out[fast_index[ok]] = np.char.add("+1", numbers.to_numpy(zero_copy_only=False)[ok].astype(str))
-    for i in np.flatnonzero(~fast & (values.to_numpy(dtype=object) != "")):
-        out[i] = phone_by_library(values.iat[i])
+    texts = values.to_numpy(dtype=object)
+    for i in np.flatnonzero(~fast & (texts != "")):
+        out[i] = phone_by_library(str(texts[i]))
     return pd.Series(out, dtype="str")
 
 
@@ -180,8 +183,9 @@ def _emails_unique(values: pd.Series) -> pd.Series:
             & (pc.utf8_length(arrow).to_numpy(zero_copy_only=False) <= _EMAIL_MAX)
             & ~_matches(domains, "--") & ~_special_use(domains))
     out = np.where(fast, values.to_numpy(dtype=object), "")
-    for i in np.flatnonzero(~fast & (values.to_numpy(dtype=object) != "")):
-        out[i] = email_by_library(values.iat[i])
+    texts = values.to_numpy(dtype=object)
+    for i in np.flatnonzero(~fast & (texts != "")):
+        out[i] = email_by_library(str(texts[i]))
     return pd.Series(out, dtype="str")
 
 

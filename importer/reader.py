@@ -152,7 +152,8 @@ def open_input(source: str) -> Iterator[InputFile]:
 def _unescape(chunk: pd.DataFrame) -> pd.DataFrame:
     """Undo the error report's formula defusing: a leading quote before a trigger character goes."""
     pattern = "^'([" + FORMULA_TRIGGERS.replace("-", r"\-") + "])"
-    return chunk.apply(lambda column: column.str.replace(pattern, r"\1", regex=True))
+    unescaped: pd.DataFrame = chunk.apply(lambda column: column.str.replace(pattern, r"\1", regex=True))
+    return unescaped
 
 
 def read_chunks(source: InputFile, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:

@@ -49,13 +49,13 @@ def encode_body(body: dict[str, Any]) -> str:
 def customer_keys(frame: pd.DataFrame) -> pd.Series:
     """The grouping key of every row: its customer key, or a hash of its identity where it has none."""
     empty = pd.Series("", index=frame.index, dtype="str")
-    keys = frame["customerKey"] if "customerKey" in frame else empty
+    keys = frame.get("customerKey", empty)
     missing = keys == ""
     if not missing.any():
         return keys
     parts = [frame[c].str.casefold() for c in _IDENTITY if c in frame]
     parts += [frame[c] for c in frame.columns if str(c).startswith(("phone", "email")) and "." not in str(c)]
-    identity = parts[0].str.cat(parts[1:], sep="\x1f") if parts else empty
+    identity = parts[0].str.cat(parts[1:], sep="\x1f") if parts else empty  # type: ignore[arg-type]
     codes, uniques = pd.factorize(identity[missing])
     hashed = np.array(["~" + hashlib.sha256(u.encode()).hexdigest()[:16] for u in uniques], dtype=object)
     return keys.mask(missing, pd.Series(hashed.take(codes), index=keys[missing].index, dtype="str"))

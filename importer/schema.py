@@ -67,7 +67,8 @@ def _failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFrame |
     try:
         schema.validate(frame, lazy=True)
     except SchemaErrors as exc:
-        return exc.failure_cases
+        cases: pd.DataFrame = exc.failure_cases
+        return cases
     return None
 
 

@@ -108,7 +108,8 @@ def test_vectorized_vin_check_equals_scalar(vins):
     assert list(valid_vin_mask(series(*vins))) == [is_valid_vin(v) for v in vins]
 
 
-@given(st.text(alphabet="0123456789ABCDEFGHJKLMNPRSTUVWXYZ", min_size=17, max_size=17).filter(lambda v: v[0] in "12345"))
+@given(st.text(alphabet="0123456789ABCDEFGHJKLMNPRSTUVWXYZ", min_size=17, max_size=17)
+       .filter(lambda v: v[0] in "12345"))
 def test_corrected_check_digit_makes_a_valid_vin(vin):
     fixed = vin[:8] + check_digit(vin) + vin[9:]
     assert is_valid_vin(fixed)
