@@ -106,7 +106,7 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
     rows = pd.concat(tables) if tables else pd.DataFrame(
         {c: pd.Series(dtype="str") for c in ("status", "customer_key", "error_code", "error_message", "warnings")},
         index=pd.RangeIndex(0, name="source_row"))
-    frame: pd.DataFrame | None = None
+    kept = None
     if keep_rows:
-        frame = pd.concat(frames) if frames else pd.DataFrame(index=pd.RangeIndex(0, name="source_row"))
-    return Prepared(rows, frame, tally)
+        kept = pd.concat(frames) if frames else pd.DataFrame(index=pd.RangeIndex(0, name="source_row"))
+    return Prepared(rows, kept, tally)
