@@ -80,7 +80,7 @@ def _add_validate(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 def _add_mappings(sub: argparse._SubParsersAction[_Parser]) -> None:
     p = sub.add_parser("mappings", help="list, show or check mappings", description="Built-in mappings.")
-    actions = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    actions = p.add_subparsers(dest="action", required=True, parser_class=_Parser, help="what to do")
     actions.add_parser("list", help="the built-in mappings", description="List the built-in mappings.")
     show = actions.add_parser("show", help="print a mapping file", description="Print a mapping's YAML.")
     show.add_argument("name", metavar="M", help="a built-in mapping name or a mapping file")
@@ -94,7 +94,7 @@ def _add_mappings(sub: argparse._SubParsersAction[_Parser]) -> None:
 def build_parser() -> _Parser:
     parser = _Parser(prog="mk-import", description=__doc__)
     parser.add_argument("--version", action="version", version=f"mk-import {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, help="the command")
     _add_validate(sub)
     _add_mappings(sub)
     _add_sandbox(sub)

@@ -1,0 +1,34 @@
+"""Reading the reports back in tests."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+DV_HEADER = ["Customer Number", "First Name ", "Last Name", "Email 1", "Cell Phone", "Home Phone", "Address Line 1",
+             "City", "State", "Zip", "Block Email", "Block Phone", "VIN", "Year", "Make", "Model", "Mileage"]
+VIN_A, VIN_B = "1HGCM82633A004352", "1M8GDM9AXKP042788"
+
+
+def dv_row(key: str = "", first: str = "Ann", last: str = "Lee", email: str = "", cell: str = "", home: str = "",
+           line1: str = "", city: str = "", state: str = "", zip_code: str = "", block_email: str = "",
+           block_phone: str = "", vin: str = "", year: str = "", make: str = "", model: str = "",
+           mileage: str = "") -> list[str]:
+    return [key, first, last, email, cell, home, line1, city, state, zip_code, block_email, block_phone, vin, year,
+            make, model, mileage]
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8-sig", newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def read_summary(out: Path) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads((out / "summary.json").read_text())
+    return result

@@ -1,0 +1,91 @@
+"""Mapping files: built-ins, validation of the YAML, header checks, canonical columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from importer.cli import main
+from importer.errors import ConfigError
+from importer.mapping import builtin_names, check_header, load_mapping, to_canonical
+
+SAMPLES = Path(__file__).parent.parent / "sample_data"
+LAYOUT_FILES = {"dealervault": "dealervault_sales.csv", "tekion-ro": "tekion_ro_history.csv",
+                "reynolds-customers": "reynolds_customers.txt", "cdk": "cdk_customers.csv"}
+
+
+def test_builtins_are_the_four_layouts():
+    assert builtin_names() == sorted(LAYOUT_FILES)
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUT_FILES))
+def test_each_builtin_fits_its_sample_file(name, capsys):
+    assert main(["mappings", "check", str(SAMPLES / LAYOUT_FILES[name]), "--mapping", name]) == 0
+    out = capsys.readouterr().out
+    assert "missing" not in out
+    assert "unmapped" not in out
+
+
+def test_header_matching_ignores_case_and_spaces():
+    mapping = load_mapping("dealervault")
+    header = [" customer number", "FIRST NAME ", "Last Name", "Extra"]
+    result = check_header(mapping, header)
+    assert result.resolved["First Name"] == "FIRST NAME "
+    assert "Email 1" in result.missing
+    assert result.unmapped == ["Extra"]
+
+
+def test_check_command_names_missing_and_unmapped(write_csv, capsys):
+    path = write_csv([["Customer Number", "First Name", "Last Name", "Shoe Size"], ["1", "a", "b", "9"]])
+    assert main(["mappings", "check", str(path), "--mapping", "dealervault"]) == 2
+    out = capsys.readouterr().out
+    assert "missing: 'Email 1'" in out
+    assert "unmapped: 'Shoe Size'" in out
+
+
+def test_list_and_show(capsys):
+    assert main(["mappings", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in LAYOUT_FILES)
+    assert main(["mappings", "show", "cdk"]) == 0
+    assert "customer_key: CustNo" in capsys.readouterr().out
+
+
+def test_placeholders_value_maps_and_trimming():
+    mapping = load_mapping("dealervault")
+    raw = pd.DataFrame({"Customer Number": [" 7 ", "8"], "First Name ": ["N/A", " Ann "], "Make": ["chevy", "Ford"],
+                        "Last Name": ["none", "Lee"]}, dtype="str")
+    resolved = {"Customer Number": "Customer Number", "First Name": "First Name ", "Make": "Make",
+                "Last Name": "Last Name"}
+    narrow = mapping.__class__(**{**mapping.__dict__, "phones": (), "emails": (),
+                                  "fields": {"firstName": "First Name", "lastName": "Last Name",
+                                             "vehicleMake": "Make"}})
+    canonical = to_canonical(narrow, raw, resolved)
+    assert list(canonical["customerKey"]) == ["7", "8"]
+    assert list(canonical["firstName"]) == ["", "Ann"]
+    assert list(canonical["lastName"]) == ["", "Lee"]
+    assert list(canonical["vehicleMake"]) == ["Chevrolet", "Ford"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("name: x\ncustomer: [1, 2\n", "invalid YAML at line"),
+    ("- a\n- b\n", "must be a YAML mapping"),
+    ("customer:\n  lastName: L\ncolour: red\n", "unknown key 'colour'"),
+    ("customer:\n  surname: L\n", "unknown field 'surname'"),
+    ("customer:\n  firstName: F\n", "must map customer.lastName or customer.company"),
+    ("customer:\n  lastName: L\nphones:\n  - label: cell\n", "needs a column"),
+    ("customer:\n  lastName: L\nphones:\n  - {column: P, block: B, consent: C}\n", "block or consent"),
+])
+def test_bad_mapping_files_are_refused(tmp_path: Path, text, message):
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_mapping(str(path))
+    assert str(path) in str(caught.value)
+
+
+def test_unknown_mapping_name_is_refused():
+    with pytest.raises(ConfigError, match="unknown mapping 'nope'.*dealervault"):
+        load_mapping("nope")
