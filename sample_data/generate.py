@@ -34,7 +34,8 @@ COMPANIES = ["Acme Fleet Services", "Bayside Plumbing LLC", "City of Springfield
 STREETS = ["Main St", "Oak Ave", "Maple Dr", "Cedar Ln", "Elm St", "Park Blvd", "Washington Ave", "Lake Rd"]
 # (city, state code, state name, zip prefix, area codes)
 PLACES = [("Boston", "MA", "Massachusetts", "021", ("617", "857")), ("Newark", "NJ", "New Jersey", "071", ("973",)),
-          ("Hartford", "CT", "Connecticut", "061", ("860",)), ("Los Angeles", "CA", "California", "900", ("310", "213")),
+          ("Hartford", "CT", "Connecticut", "061", ("860",)),
+          ("Los Angeles", "CA", "California", "900", ("310", "213")),
           ("Houston", "TX", "Texas", "770", ("713", "281")), ("Miami", "FL", "Florida", "331", ("305", "786")),
           ("Chicago", "IL", "Illinois", "606", ("312", "773")), ("Seattle", "WA", "Washington", "981", ("206",)),
           ("Denver", "CO", "Colorado", "802", ("303", "720")), ("Phoenix", "AZ", "Arizona", "850", ("602", "480"))]

@@ -87,5 +87,5 @@ def test_bad_mapping_files_are_refused(tmp_path: Path, text, message):
 
 
 def test_unknown_mapping_name_is_refused():
-    with pytest.raises(ConfigError, match="unknown mapping 'nope'.*dealervault"):
+    with pytest.raises(ConfigError, match=r"unknown mapping 'nope'.*dealervault"):
         load_mapping("nope")

@@ -224,7 +224,9 @@ def test_every_command_has_help():
 
     parser = build_parser()
     actions = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
-    for name, sub in actions[0].choices.items():  # type: ignore[attr-defined]
+    choices = actions[0].choices
+    assert isinstance(choices, dict)
+    for name, sub in choices.items():
         assert sub.description, name
         for action in sub._actions:
             assert action.help, f"{name} {action.dest}"
