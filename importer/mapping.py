@@ -57,7 +57,7 @@ class MappingSpec:
     emails: tuple[Contact, ...]
     address_defaults: dict[str, str]
     customer_defaults: dict[str, str]
-    #: canonical field → {source value (casefolded) → replacement}
+    #: canonical field → {source value (lower-cased) → replacement}
     values: dict[str, dict[str, str]]
     placeholders: frozenset[str]
     ignore: frozenset[str] = field(default_factory=frozenset)
@@ -158,8 +158,8 @@ def parse_mapping(raw: Any, where: str) -> MappingSpec:
         emails=_contacts(raw.get("emails"), f"{where}: emails"),
         address_defaults=_str_map(defaults.get("address"), f"{where}: defaults.address", ADDRESS_DEFAULTS),
         customer_defaults=_str_map(defaults.get("customer"), f"{where}: defaults.customer", ("preferredLocale",)),
-        values={f: {str(k).strip().casefold(): str(v) for k, v in m.items()} for f, m in values.items()},
-        placeholders=frozenset(str(p).strip().casefold() for p in placeholders or ()) | {""},
+        values={f: {str(k).strip().lower(): str(v) for k, v in m.items()} for f, m in values.items()},
+        placeholders=frozenset(str(p).strip().lower() for p in placeholders or ()) | {""},
         ignore=frozenset(header_key(str(c)) for c in raw.get("ignore") or ()),
     )
     if not (mapping.fields.get("lastName") or mapping.fields.get("company")):
@@ -244,11 +244,11 @@ def to_canonical(mapping: MappingSpec, raw: pd.DataFrame, resolved: dict[str, st
     out = {}
     for canonical, source in sources.items():
         column = raw[resolved[source]].fillna("").str.strip()
-        empty = column.str.casefold().isin(mapping.placeholders)
+        empty = column.str.lower().isin(mapping.placeholders)
         column = column.where(~empty, "")
         replacements = mapping.values.get(canonical)
         if replacements:
-            folded = column.str.casefold()
+            folded = column.str.lower()
             column = folded.map(replacements).fillna(column).astype(column.dtype)
         out[canonical] = column
     return pd.DataFrame(out, index=raw.index)

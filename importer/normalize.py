@@ -29,6 +29,9 @@ from phonenumbers import phonenumberutil
 from importer.vin import NORTH_AMERICAN_PREFIX, TRANSLITERATION, VIN_PATTERN, WEIGHTS
 
 Normalized = tuple[pd.Series, pd.Series]  # (normalized values, mask of dropped non-empty values)
+# Regexes here avoid \s and \d: pandas runs those through Python's re value by value (their Unicode
+# meaning differs from RE2's), while spelled-out classes stay in pyarrow's vectorized kernels.
+_WHITESPACE_RUN = "[ \t\r\n\f\v]+"
 
 
 def _arrow(values: pd.Series) -> pa.Array:
@@ -217,7 +220,7 @@ def valid_vin_mask(vins: pd.Series) -> np.ndarray:
 
 def normalize_vins(values: pd.Series) -> Normalized:
     """VINs upper-cased; one with a wrong length, a letter I/O/Q or a wrong check digit is dropped."""
-    upper = values.str.upper().str.replace(r"[\s-]", "", regex=True)
+    upper = values.str.upper().str.replace(r"[ \t-]", "", regex=True)
     result = upper.where(valid_vin_mask(upper), "")
     return result, (values != "") & (result == "")
 
@@ -227,9 +230,9 @@ def normalize_zips(values: pd.Series) -> Normalized:
     """US ZIPs keep (or get back) their leading zeros, ZIP+4 as 12345-6789; Canadian codes as 'A1A 1A1'."""
     upper = values.str.upper().str.strip()
     digits = upper.str.replace("-", "", regex=False).str.replace(" ", "", regex=False)
-    us_short = digits.str.fullmatch(r"\d{3,5}")
-    us_plus4 = digits.str.fullmatch(r"\d{8,9}")
-    canadian = upper.str.fullmatch(r"[A-Z]\d[A-Z] ?\d[A-Z]\d")
+    us_short = digits.str.fullmatch("[0-9]{3,5}")
+    us_plus4 = digits.str.fullmatch("[0-9]{8,9}")
+    canadian = upper.str.fullmatch("[A-Z][0-9][A-Z] ?[0-9][A-Z][0-9]")
     result = pd.Series("", index=values.index, dtype="str")
     result = result.mask(us_short, digits.str.zfill(5))
     plus4 = digits.str.zfill(9)
@@ -256,13 +259,13 @@ US_STATES = {
     "NL": "Newfoundland and Labrador", "NS": "Nova Scotia", "NT": "Northwest Territories", "NU": "Nunavut",
     "ON": "Ontario", "PE": "Prince Edward Island", "QC": "Quebec", "SK": "Saskatchewan", "YT": "Yukon",
 }
-_STATE_CODES = {**{code.casefold(): code for code in US_STATES},
-                **{name.casefold(): code for code, name in US_STATES.items()}}
+_STATE_CODES = {**{code.lower(): code for code in US_STATES},
+                **{name.lower(): code for code, name in US_STATES.items()}}
 
 
 def normalize_states(values: pd.Series) -> Normalized:
     """2-letter state or province codes; full names ('California') become their code."""
-    squeezed = values.str.replace(r"[\s.]+", " ", regex=True).str.strip().str.casefold()
+    squeezed = values.str.replace(r"[ \t.]+", " ", regex=True).str.strip().str.lower()
     result = squeezed.map(_STATE_CODES).fillna("").astype("str")
     return result, (values != "") & (result == "")
 
@@ -273,7 +276,7 @@ _TRUE, _FALSE = ("y", "yes", "true", "t", "1"), ("n", "no", "false", "f", "0")
 
 def parse_flags(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Y/N, yes/no, true/false, 1/0 → a boolean Series (NA where empty or unreadable), and bad values."""
-    folded = values.str.casefold()
+    folded = values.str.lower()
     result = pd.Series(pd.NA, index=values.index, dtype="boolean")
     result = result.mask(folded.isin(_TRUE), True).mask(folded.isin(_FALSE), False)
     return result, (values != "") & result.isna()
@@ -282,22 +285,22 @@ def parse_flags(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 def normalize_years(values: pd.Series) -> Normalized:
     """Model years 1900 to next year + 1 as 4 digits."""
     ceiling = datetime.date.today().year + 2
-    number = pd.to_numeric(values.where(values.str.fullmatch(r"\d{4}"), None), errors="coerce")
+    number = pd.to_numeric(values.where(values.str.fullmatch("[0-9]{4}"), None), errors="coerce")
     result = values.where((number >= 1900) & (number <= ceiling), "").astype("str")
     return result, (values != "") & (result == "")
 
 
 def normalize_mileage(values: pd.Series) -> Normalized:
     """Whole miles as digits; thousands separators and a decimal part go."""
-    cleaned = values.str.replace(",", "", regex=False).str.replace(r"\.\d*$", "", regex=True)
-    result = cleaned.where(cleaned.str.fullmatch(r"\d{1,7}"), "").str.lstrip("0").astype("str")
+    cleaned = values.str.replace(",", "", regex=False).str.replace(r"\.[0-9]*$", "", regex=True)
+    result = cleaned.where(cleaned.str.fullmatch("[0-9]{1,7}"), "").str.lstrip("0").astype("str")
     result = result.mask((result == "") & cleaned.str.fullmatch(r"0+"), "0")
     return result, (values != "") & (result == "")
 
 
 def squeeze_spaces(values: pd.Series) -> pd.Series:
     """Names and free text: inner runs of white space become one space."""
-    return values.str.replace(r"\s+", " ", regex=True).str.strip()
+    return values.str.replace(_WHITESPACE_RUN, " ", regex=True).str.strip()
 
 
 # -- a whole canonical chunk -------------------------------------------------------------------------

@@ -71,7 +71,7 @@ def validate(config: ValidateConfig) -> dict[str, Any]:
                                              prepared.requests(mapping, config.prepare.validate_vin)))
         table = prepared.rows.assign(customer_uuid="", customer_id="")
         write_results(out / "results.csv", table)
-        write_errors(out / "errors.csv", source, table)
+        write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
         summary = _summary("validate", source, mapping.name, table, prepared, started, out, api_url=None)
         write_summary(out / "summary.json", summary)
     return summary

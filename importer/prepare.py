@@ -45,6 +45,8 @@ class Prepared:
     #: normalized canonical columns of the valid rows (only when requests are wanted)
     frame: pd.DataFrame | None
     problems: ProblemTally
+    #: the invalid rows as read, for errors.csv without a second pass over the file
+    invalid_raw: pd.DataFrame
 
     def requests(self, mapping: MappingSpec, validate_vin: bool) -> Iterator[CustomerRequest]:
         if self.frame is None:
@@ -94,19 +96,22 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
         missing = ", ".join(repr(c) for c in header.missing)
         raise ConfigError(f"{source.name}: column(s) {missing} of mapping {mapping.name} not in the header")
     tally = ProblemTally()
-    tables, frames = [], []
+    tables, frames, invalid_raw = [], [], []
     for chunk in read_chunks(source, config.chunk_rows):
         canonical = to_canonical(mapping, chunk, header.resolved)
         frame, problems = normalize_frame(canonical, mapping.customer_defaults.get("preferredLocale", ""))
         warnings = _warning_texts(problems, mapping, chunk.index, tally)
         table = _row_table(frame, warnings, mapping, config.strict, tally)
         tables.append(table)
+        valid = (table["status"] == Status.VALID).to_numpy()
+        invalid_raw.append(chunk[~valid])
         if keep_rows:
-            frames.append(frame[(table["status"] == Status.VALID).to_numpy()])
+            frames.append(frame[valid])
     rows = pd.concat(tables) if tables else pd.DataFrame(
         {c: pd.Series(dtype="str") for c in ("status", "customer_key", "error_code", "error_message", "warnings")},
         index=pd.RangeIndex(0, name="source_row"))
     kept = None
     if keep_rows:
         kept = pd.concat(frames) if frames else pd.DataFrame(index=pd.RangeIndex(0, name="source_row"))
-    return Prepared(rows, kept, tally)
+    raw = pd.concat(invalid_raw) if invalid_raw else pd.DataFrame(columns=list(source.header))
+    return Prepared(rows, kept, tally, raw)

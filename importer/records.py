@@ -53,7 +53,7 @@ def customer_keys(frame: pd.DataFrame) -> pd.Series:
     missing = keys == ""
     if not missing.any():
         return keys
-    parts = [frame[c].str.casefold() for c in _IDENTITY if c in frame]
+    parts = [frame[c].str.lower() for c in _IDENTITY if c in frame]
     parts += [frame[c] for c in frame.columns if str(c).startswith(("phone", "email")) and "." not in str(c)]
     identity = parts[0].str.cat(parts[1:], sep="\x1f") if parts else empty  # type: ignore[arg-type]
     codes, uniques = pd.factorize(identity[missing])

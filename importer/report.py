@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from importer.reader import FORMULA_TRIGGERS, REPORT_COLUMNS, InputFile, read_chunks
 
@@ -30,17 +32,23 @@ def make_private_dir(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def private_file(path: Path, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
-    """A text file only its owner can read, renamed into place once completely written."""
+def _private_path(path: Path) -> Iterator[int]:
+    """A descriptor for a file only its owner can read, renamed into place once completely written."""
     temporary = path.with_name(f".{path.name}.partial")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        with open(descriptor, "w", encoding=encoding, newline="") as stream:
-            yield stream
+        yield descriptor
         os.replace(temporary, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+
+
+@contextlib.contextmanager
+def private_file(path: Path, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
+    """A private text file (see _private_path)."""
+    with _private_path(path) as descriptor, open(descriptor, "w", encoding=encoding, newline="") as stream:
+        yield stream
 
 
 def defuse_formulas(values: pd.Series) -> pd.Series:
@@ -54,25 +62,39 @@ def defuse_formulas(values: pd.Series) -> pd.Series:
 def write_results(path: Path, table: pd.DataFrame) -> None:
     """`table`: indexed by source row, with the other RESULT_COLUMNS."""
     frame = table.reset_index(names="source_row")[list(RESULT_COLUMNS)]
-    with private_file(path) as stream:
-        frame.to_csv(stream, index=False, lineterminator="\n")
+    arrow = pa.Table.from_pandas(frame, preserve_index=False)
+    # pyarrow's writer: several times faster than DataFrame.to_csv on a million rows.
+    with _private_path(path) as descriptor, open(descriptor, "wb") as stream:
+        pa_csv.write_csv(arrow, stream)
 
 
-def write_errors(path: Path, source: InputFile, table: pd.DataFrame) -> int:
-    """The input rows whose status is invalid or failed, original columns first, then why. Row count."""
+def _raw_chunks(source: InputFile, rows: pd.Index, known: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    """The original cells of `rows`: from `known` when it has them all, else from a pass over the file."""
+    if rows.isin(known.index).all():
+        yield known.loc[rows]
+        return
+    for chunk in read_chunks(source):
+        yield chunk.loc[chunk.index.intersection(rows)]
+
+
+def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: pd.DataFrame) -> int:
+    """The input rows whose status is invalid or failed, original columns first, then why. Row count.
+
+    `known_raw` holds original cells already at hand (the invalid rows); the file is read again only for
+    rows it lacks (those the API refused).
+    """
     wanted = table[table["status"].isin(ERROR_STATUSES)]
     written = 0
     with private_file(path, encoding="utf-8-sig") as stream:
         pd.DataFrame(columns=[*source.header, *REPORT_COLUMNS]).to_csv(stream, index=False, lineterminator="\r\n")
         if wanted.empty:
             return 0
-        for chunk in read_chunks(source):
-            rows = chunk.index.intersection(wanted.index)
-            if rows.empty:
+        for raw in _raw_chunks(source, wanted.index, known_raw):
+            if raw.empty:
                 continue
-            why = wanted.loc[rows, ["status", "error_code", "error_message", "warnings"]]
-            out = chunk.loc[rows].astype("str")
-            out["mk_source_row"] = rows.astype(str)
+            why = wanted.loc[raw.index, ["status", "error_code", "error_message", "warnings"]]
+            out = raw.astype("str")
+            out["mk_source_row"] = raw.index.astype(str)
             for column in ("status", "error_code", "error_message", "warnings"):
                 out[f"mk_{column}"] = why[column].astype("str")
             out = out.apply(defuse_formulas)

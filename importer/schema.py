@@ -12,19 +12,20 @@ from pandera.errors import SchemaErrors
 
 from importer.vin import VIN_PATTERN
 
+# Value patterns spell out [0-9] rather than \d so pandas keeps them in pyarrow (see normalize.py).
 #: (error code, message) for each row rule, by the name of its pandera check.
 ROW_RULES = {
     "MISSING_LAST_NAME": "a person needs a last name",
     "MISSING_COMPANY": "a business needs a company name",
 }
 _FORMATS = {
-    r"^phone\d+$": r"(\+[1-9]\d{6,14})?",
-    r"^email\d+$": r"([^@\s]+@[^@\s]+)?",
+    r"^phone\d+$": r"(\+[1-9][0-9]{6,14})?",
+    r"^email\d+$": r"([^@ \t\r\n]+@[^@ \t\r\n]+)?",
     "vin": f"({VIN_PATTERN})?",
-    "address.zip": r"(\d{5}(-\d{4})?|[A-Z]\d[A-Z] \d[A-Z]\d)?",
+    "address.zip": r"([0-9]{5}(-[0-9]{4})?|[A-Z][0-9][A-Z] [0-9][A-Z][0-9])?",
     "address.state": r"([A-Z]{2})?",
-    "vehicleYear": r"(\d{4})?",
-    "estimatedMileage": r"(\d+)?",
+    "vehicleYear": r"([0-9]{4})?",
+    "estimatedMileage": r"([0-9]+)?",
 }
 
 

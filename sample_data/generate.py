@@ -15,6 +15,7 @@ import argparse
 import csv
 import io
 import random
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,7 +130,9 @@ class Messy:
             last = r.choice(["", "N/A"])  # a person without a last name: invalid
         if self.chance(0.1):
             first, last = first.upper(), last.upper()
-        email = f"{first}.{last}{r.randint(1, 999)}@{r.choice(DOMAINS)}".lower().replace(" ", "").replace("'", "")
+        # People with accented names mostly have plain ASCII addresses.
+        ascii_name = unicodedata.normalize("NFKD", f"{first}.{last}").encode("ascii", "ignore").decode()
+        email = f"{ascii_name}{r.randint(1, 999)}@{r.choice(DOMAINS)}".lower().replace(" ", "").replace("'", "")
         if not last or last == "N/A":
             email = f"{first.lower()}{r.randint(1, 9999)}@{r.choice(DOMAINS)}"
         return Person(
