@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
+import os
 import secrets
 import sys
 from collections.abc import Sequence
@@ -12,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from importer import __version__
-from importer.config import PrepareConfig, ValidateConfig
+from importer.client import Credentials
+from importer.config import DEFAULT_API_URL, PrepareConfig, RunConfig, ValidateConfig
 from importer.errors import ConfigError, ImporterError, InputError
+from importer.pool import PoolSettings
+from importer.progress import BarProgress, LogProgress, NoProgress, Progress
 from importer.status import ExitCode
 
 
@@ -78,6 +83,37 @@ def _add_validate(sub: argparse._SubParsersAction[_Parser]) -> None:
                    help="also write the exact JSON requests a run would send, one per line")
 
 
+def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser("run", help="import a file into myKaarma",
+                       description="Validate a file, send every new or changed customer to the create-or-update "
+                                   "API with duplicate search, and report what became of every row. Credentials "
+                                   "come from MK_USERNAME and MK_PASSWORD or --credentials-file, never argv.")
+    _add_prepare_options(p)
+    p.add_argument("--department-uuid", metavar="D", default=os.environ.get("MK_DEPARTMENT_UUID"),
+                   help="the dealer department to import into (or MK_DEPARTMENT_UUID)")
+    p.add_argument("--api-url", metavar="URL", default=os.environ.get("MK_API_URL", DEFAULT_API_URL),
+                   help=f"API base URL (or MK_API_URL; default {DEFAULT_API_URL})")
+    p.add_argument("--credentials-file", type=Path, metavar="FILE",
+                   help="a file only you can read with MK_USERNAME=... and MK_PASSWORD=... lines")
+    p.add_argument("--sandbox", action="store_true",
+                   help="import into an embedded sandbox server on a free loopback port (no credentials needed)")
+    p.add_argument("--rate", type=_positive, default=20.0, metavar="N",
+                   help="requests per second at most, retries included (default 20)")
+    p.add_argument("--concurrency", type=int, default=8, metavar="N", help="requests in flight at most (default 8)")
+    p.add_argument("--max-attempts", type=int, default=6, metavar="N",
+                   help="attempts per customer before it is failed (default 6)")
+    p.add_argument("--state", type=Path, metavar="PATH",
+                   help="state file (default $XDG_STATE_HOME/mk-import/<department>.sqlite)")
+    p.add_argument("--full", action="store_true", help="send every customer, even those unchanged since last run")
+    p.add_argument("--max-duration", type=_positive, metavar="S",
+                   help="start no request after S seconds; the rest are not_attempted (exit 3) and a rerun resumes")
+    p.add_argument("--insecure-http", action="store_true", help="allow plain http to a host other than loopback")
+    p.add_argument("--progress", choices=("auto", "bar", "log", "none"), default="auto",
+                   help="a bar on a terminal, a log line every --log-every seconds otherwise (default auto)")
+    p.add_argument("--log-every", type=_positive, default=60.0, metavar="S",
+                   help="seconds between progress log lines (default 60)")
+
+
 def _add_mappings(sub: argparse._SubParsersAction[_Parser]) -> None:
     p = sub.add_parser("mappings", help="list, show or check mappings", description="Built-in mappings.")
     actions = p.add_subparsers(dest="action", required=True, parser_class=_Parser, help="what to do")
@@ -96,6 +132,7 @@ def build_parser() -> _Parser:
     parser.add_argument("--version", action="version", version=f"mk-import {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, help="the command")
     _add_validate(sub)
+    _add_run(sub)
     _add_mappings(sub)
     _add_sandbox(sub)
     return parser
@@ -120,6 +157,69 @@ def _validate(args: argparse.Namespace) -> int:
     from importer.pipeline import validate
 
     summary = validate(ValidateConfig(_prepare_config(args), out_dir=args.out, payloads=args.payloads))
+    _print_summary(summary)
+    return int(summary["exit_code"])
+
+
+def _read_credentials_file(path: Path) -> Credentials:
+    """MK_USERNAME=/MK_PASSWORD= lines (or user:password on one line) from a file only its owner can read."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the credentials file ({exc.strerror})") from None
+    if mode & 0o077:
+        raise ConfigError(f"{path}: the credentials file can be read by others; chmod 600 it")
+    values = {}
+    for line in text.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep:
+            values[name.strip()] = value.strip()
+    if "MK_USERNAME" not in values and text.count(":") >= 1 and len(text.strip().splitlines()) == 1:
+        user, _, password = text.strip().partition(":")
+        values = {"MK_USERNAME": user, "MK_PASSWORD": password}
+    if not values.get("MK_USERNAME") or not values.get("MK_PASSWORD"):
+        raise ConfigError(f"{path}: expected MK_USERNAME=... and MK_PASSWORD=... lines")
+    return Credentials(values["MK_USERNAME"], values["MK_PASSWORD"])
+
+
+def _credentials(args: argparse.Namespace) -> Credentials | None:
+    if args.sandbox:
+        return None
+    if args.credentials_file is not None:
+        return _read_credentials_file(args.credentials_file)
+    user, password = os.environ.get("MK_USERNAME"), os.environ.get("MK_PASSWORD")
+    if not user or not password:
+        raise ConfigError("no credentials: set MK_USERNAME and MK_PASSWORD, or give --credentials-file")
+    return Credentials(user, password)
+
+
+def _progress(args: argparse.Namespace) -> Progress:
+    choice = args.progress
+    if choice == "auto":
+        choice = "bar" if sys.stderr.isatty() else "log"
+    if choice == "bar":
+        return BarProgress()
+    if choice == "log":
+        return LogProgress(args.log_every)
+    return NoProgress()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from importer.pipeline import run_import
+
+    department = args.department_uuid or ("sandbox-department" if args.sandbox else None)
+    if not department:
+        raise ConfigError("no department: give --department-uuid or set MK_DEPARTMENT_UUID")
+    if args.concurrency < 1 or args.max_attempts < 1:
+        raise ConfigError("--concurrency and --max-attempts must be at least 1")
+    config = RunConfig(
+        prepare=_prepare_config(args), department=department, api_url=args.api_url,
+        credentials=_credentials(args), pool=PoolSettings(rate=args.rate, concurrency=args.concurrency,
+                                                          max_attempts=args.max_attempts),
+        out_dir=args.out, state_path=args.state, full=args.full, max_duration=args.max_duration,
+        insecure_http=args.insecure_http, sandbox=args.sandbox)
+    summary = run_import(config, _progress(args))
     _print_summary(summary)
     return int(summary["exit_code"])
 
@@ -178,7 +278,8 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"validate": _validate, "mappings": _mappings, "sandbox": _sandbox}
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    commands = {"validate": _validate, "run": _run, "mappings": _mappings, "sandbox": _sandbox}
     try:
         return int(commands[args.command](args))
     except (ConfigError, InputError) as exc:

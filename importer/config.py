@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from importer.client import Credentials
+from importer.pool import PoolSettings
+
+DEFAULT_API_URL = "https://api.mykaarma.com"
 
 
 @dataclass(frozen=True)
@@ -27,3 +32,25 @@ class ValidateConfig:
     out_dir: Path | None = None
     #: where to write the exact JSON bodies a run would send, one per line
     payloads: Path | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    prepare: PrepareConfig
+    department: str
+    api_url: str = DEFAULT_API_URL
+    #: None with `sandbox`: the embedded sandbox makes its own account
+    credentials: Credentials | None = field(default=None, repr=False)
+    pool: PoolSettings = PoolSettings()
+    out_dir: Path | None = None
+    #: None for the default per department (see state.py)
+    state_path: Path | None = None
+    #: send every customer, even those unchanged since their last successful save
+    full: bool = False
+    #: seconds after which no new request starts
+    max_duration: float | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    insecure_http: bool = False
+    #: start the embedded sandbox in-process and import into it
+    sandbox: bool = False

@@ -32,12 +32,15 @@ class ApiError(ImporterError):
 class RetryableError(ApiError):
     """The request may succeed if sent again later (429, 5xx, timeout, connection reset)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, maybe_saved: bool = True) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, maybe_saved: bool = True,
+                 throttled: bool = False) -> None:
         super().__init__(message)
         #: Seconds the server asked every client to wait (Retry-After), if it said.
         self.retry_after = retry_after
         #: False when the server surely did not act on the request (a 429, a refused connection).
         self.maybe_saved = maybe_saved
+        #: True for a 429: the client is going faster than the API allows.
+        self.throttled = throttled
 
 
 class FatalApiError(ApiError):

@@ -1,0 +1,186 @@
+"""One request to the Customer API: auth, POST, and the classification of every possible answer.
+
+The classification (`classify`) is the single place that decides what an HTTP answer means:
+
+    2xx with customerUuid                 → Reply(success), warnings kept
+    2xx with errors and no customerUuid   → Reply(failed), the API's code and message
+    2xx that is not the JSON envelope     → Reply(failed) (an HTML login page, say)
+    3xx                                   → Reply(failed): redirects are not followed
+    400, 404, 409, 422 and other 4xx      → Reply(failed), the API's code and message
+    401, 403                              → FatalApiError: no further request can succeed
+    429                                   → RetryableError(retry_after, surely not saved)
+    5xx                                   → RetryableError (the request may have been saved)
+
+Response bodies may carry customer PII: messages keep the API's error code and message only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.utils
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+
+from importer.errors import ConfigError, FatalApiError, RetryableError
+
+#: Answers larger than this are refused unread: the envelope is a few hundred bytes.
+MAX_RESPONSE_BYTES = 1 << 20
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+
+    def authorization(self) -> str:
+        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
+        return f"Basic {token}"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A definitive answer about one request."""
+
+    ok: bool
+    customer_uuid: str | None = None
+    customer_id: str | None = None
+    error_code: str | None = None
+    message: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+def check_api_url(url: str, *, insecure_http: bool) -> str:
+    """The base URL without a trailing slash; plain http only for loopback unless allowed."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"--api-url {url!r}: expected https://host[:port]")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK and not parts.hostname.startswith("127.") \
+            and not insecure_http:
+        raise ConfigError(f"--api-url {url!r}: plain http would send credentials in clear text; use https "
+                          "(or --insecure-http)")
+    return url.rstrip("/")
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After as seconds: either delay-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _first(items: Any, kind: str) -> tuple[str | None, str]:
+    if isinstance(items, list) and items and isinstance(items[0], dict):
+        item = items[0]
+        code = item.get(f"{kind}Code")
+        text = item.get(f"{kind}Message") or item.get(f"{kind}Title") or ""
+        return (str(code) if code is not None else None), str(text)
+    return None, ""
+
+
+def _warnings(envelope: Mapping[str, Any]) -> tuple[str, ...]:
+    found = envelope.get("warnings")
+    if not isinstance(found, list):
+        return ()
+    return tuple(f"{w.get('warningCode')} {w.get('warningTitle') or w.get('warningMessage') or ''}".strip()
+                 for w in found if isinstance(w, dict))
+
+
+def classify(status: int, content_type: str, body: bytes, headers: Mapping[str, str]) -> Reply:
+    """What an answer means for the request: a Reply, or RetryableError / FatalApiError raised."""
+    envelope: dict[str, Any] | None = None
+    if "json" in content_type.lower():
+        try:
+            parsed = json.loads(body)
+            envelope = parsed if isinstance(parsed, dict) else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            envelope = None
+    code, text = _first(envelope.get("errors"), "error") if envelope else (None, "")
+    if status in (401, 403):
+        raise FatalApiError(f"the API refused the credentials or the department (HTTP {status}"
+                            f"{', ' + code if code else ''}{': ' + text if text else ''})",
+                            code=code or f"HTTP_{status}")
+    if status == 429:
+        raise RetryableError("rate limited (HTTP 429)", retry_after=retry_after_seconds(headers.get("Retry-After")),
+                             maybe_saved=False, throttled=True)
+    if status >= 500:
+        raise RetryableError(f"server error (HTTP {status}{', ' + code if code else ''})",
+                             retry_after=retry_after_seconds(headers.get("Retry-After")))
+    if 300 <= status < 400:
+        return Reply(False, error_code=f"HTTP_{status}",
+                     message=f"redirected to {headers.get('Location', '?')}; redirects are not followed")
+    if envelope is None:
+        kind = content_type.split(";")[0].strip() or "no content type"
+        return Reply(False, error_code=f"HTTP_{status}" if status >= 400 else "NOT_JSON",
+                     message=f"HTTP {status} answer is not the API's JSON envelope ({kind}): a login page or a proxy?")
+    uuid = envelope.get("customerUuid")
+    if 200 <= status < 300 and isinstance(uuid, str) and uuid:
+        customer_id = envelope.get("customerId")
+        return Reply(True, customer_uuid=uuid, customer_id=str(customer_id) if customer_id is not None else None,
+                     warnings=_warnings(envelope))
+    return Reply(False, error_code=code or f"HTTP_{status}",
+                 message=text or (f"HTTP {status}" if status >= 300 else "answer without customerUuid"),
+                 warnings=_warnings(envelope))
+
+
+class ApiClient:
+    """The Customer API of one department, over one aiohttp session."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, department: str,
+                 credentials: Credentials) -> None:
+        self._session = session
+        self._customers = f"{base_url}/customer/v2/department/{quote(department, safe='')}/customer"
+        self._headers = {"Authorization": credentials.authorization(), "Accept": "application/json"}
+
+    @staticmethod
+    def timeouts(connect: float, read: float) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
+
+    async def _call(self, method: str, url: str, data: bytes | None = None,
+                    params: Mapping[str, str] | None = None) -> tuple[int, str, bytes, Mapping[str, str]]:
+        headers = dict(self._headers)
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            async with self._session.request(method, url, data=data, params=params, headers=headers,
+                                             allow_redirects=False) as response:
+                body = await response.content.read(MAX_RESPONSE_BYTES + 1)
+                if len(body) > MAX_RESPONSE_BYTES:
+                    return response.status, "", b"", response.headers  # refused unread: not the envelope
+                return response.status, response.headers.get("Content-Type", ""), body, response.headers
+        except aiohttp.ClientConnectorError as exc:
+            raise RetryableError(f"cannot connect ({exc.__class__.__name__})", maybe_saved=False) from None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise RetryableError(f"no answer ({exc.__class__.__name__})") from None
+
+    async def create_or_update(self, body: str) -> Reply:
+        """POST one create-or-update body (already encoded); see `classify` for what may happen."""
+        return classify(*await self._call("POST", self._customers, data=body.encode("utf-8")))
+
+    async def find_by_key(self, customer_key: str) -> list[str]:
+        """customerUuids of the department's customers whose customer key is exactly this one."""
+        status, content_type, body, headers = await self._call(
+            "GET", f"{self._customers}/listMinimal",
+            params={"searchTerm": customer_key, "fieldsToBeSearched": "customerKey", "maxResults": "100"})
+        if status in (401, 403) or status == 429 or status >= 500:
+            classify(status, content_type, body, headers)  # raises
+        try:
+            found = json.loads(body).get("matchingCustomers") or []
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            raise RetryableError(f"customer search answered HTTP {status} without JSON") from None
+        return [str(c["uuid"]) for c in found if isinstance(c, dict) and c.get("customerKey") == customer_key
+                and c.get("uuid")]

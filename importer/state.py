@@ -1,0 +1,93 @@
+"""What was saved, per department: SQLite (standard library, WAL), written as each answer arrives.
+
+For each customer key: the hash of the last body saved successfully, its customerUuid and customerId, and
+when. A rerun compares hashes to skip unchanged customers, and sends known customers with their
+customerUuid so an update never depends on the server's duplicate matching.
+
+Default location: `$XDG_STATE_HOME/mk-import/<department>.sqlite` (`~/.local/state/...` without it).
+A state file that is corrupt, was made for another department or by a newer mk-import is refused, never
+silently reset.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from importer.errors import ConfigError
+
+SCHEMA_VERSION = 1
+
+
+def default_state_path(department: str) -> Path:
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in department)
+    return base / "mk-import" / f"{safe}.sqlite"
+
+
+def payload_hash(body_text: str) -> str:
+    return hashlib.sha256(body_text.encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    payload_hash: str
+    customer_uuid: str
+    customer_id: str | None
+
+
+class StateStore:
+    """The state file of one department."""
+
+    def __init__(self, path: Path, department: str) -> None:
+        self.path = path
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        existed = path.exists()
+        if not existed:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._check_or_create(department, existed)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{path}: not a usable mk-import state file ({exc}); move it aside to start afresh") from None
+        self.department = department
+
+    def _check_or_create(self, department: str, existed: bool) -> None:
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "meta" not in tables:
+            if existed and tables:
+                raise ConfigError(f"{self.path}: not an mk-import state file")
+            self._db.executescript(
+                "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                "CREATE TABLE customers (customer_key TEXT PRIMARY KEY, payload_hash TEXT NOT NULL,"
+                " customer_uuid TEXT NOT NULL, customer_id TEXT, saved_at TEXT NOT NULL);")
+            self._db.executemany("INSERT INTO meta VALUES (?, ?)",
+                                 [("schema_version", str(SCHEMA_VERSION)), ("department", department)])
+            return
+        meta = dict(self._db.execute("SELECT name, value FROM meta").fetchall())
+        version = int(meta.get("schema_version", "0"))
+        if version > SCHEMA_VERSION:
+            raise ConfigError(f"{self.path}: made by a newer mk-import (state schema {version}); upgrade mk-import")
+        if meta.get("department") != department:
+            raise ConfigError(f"{self.path}: state of department {meta.get('department')!r}, not {department!r}")
+
+    def load(self) -> dict[str, Saved]:
+        """Everything saved for this department, by customer key."""
+        return {key: Saved(h, uuid, cid) for key, h, uuid, cid in
+                self._db.execute("SELECT customer_key, payload_hash, customer_uuid, customer_id FROM customers")}
+
+    def record(self, key: str, saved: Saved) -> None:
+        """Remember a successful save at once (autocommit), so a kill loses only requests in flight."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?, ?)",
+            (key, saved.payload_hash, saved.customer_uuid, saved.customer_id,
+             datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")))
+
+    def close(self) -> None:
+        self._db.close()
