@@ -16,7 +16,6 @@ Response bodies may carry customer PII: messages keep the API's error code and m
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import email.utils
 import json
@@ -164,7 +163,7 @@ class ApiClient:
                 return response.status, response.headers.get("Content-Type", ""), body, response.headers
         except aiohttp.ClientConnectorError as exc:
             raise RetryableError(f"cannot connect ({exc.__class__.__name__})", maybe_saved=False) from None
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise RetryableError(f"no answer ({exc.__class__.__name__})") from None
 
     async def create_or_update(self, body: str) -> Reply:

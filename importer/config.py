@@ -41,7 +41,7 @@ class RunConfig:
     api_url: str = DEFAULT_API_URL
     #: None with `sandbox`: the embedded sandbox makes its own account
     credentials: Credentials | None = field(default=None, repr=False)
-    pool: PoolSettings = PoolSettings()
+    pool: PoolSettings = field(default_factory=PoolSettings)
     out_dir: Path | None = None
     #: None for the default per department (see state.py)
     state_path: Path | None = None

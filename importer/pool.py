@@ -114,7 +114,7 @@ class AdaptiveRate:
         burst = max(1.0, self.rate / 4)
         self._limiter.max_rate = burst
         self._limiter.time_period = burst / self.rate
-        self._limiter._rate_per_sec = self.rate  # noqa: SLF001 - aiolimiter reads the rate from here
+        self._limiter._rate_per_sec = self.rate  # aiolimiter reads the rate from here
 
     async def acquire(self) -> None:
         await self._limiter.acquire()

@@ -55,7 +55,8 @@ class StateStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._check_or_create(department, existed)
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{path}: not a usable mk-import state file ({exc}); move it aside to start afresh") from None
+            raise ConfigError(f"{path}: not a usable mk-import state file ({exc}); "
+                              "move it aside to start afresh") from None
         self.department = department
 
     def _check_or_create(self, department: str, existed: bool) -> None:

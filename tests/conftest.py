@@ -8,10 +8,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import aioresponses.core as aioresponses_core
 import pytest
+from aioresponses import aioresponses
 
 from importer.sandbox import SandboxConfig, SandboxThread
 
@@ -103,3 +107,20 @@ def write_csv(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+class _CompatResponse(aiohttp.ClientResponse):
+    """aioresponses 0.7.x builds responses without the `stream_writer` that aiohttp 3.14 requires
+    (pnuckowski/aioresponses#289); a written-out request has nothing left to report, so a stub will do."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
+        super().__init__(*args, **kwargs)
+
+
+@pytest.fixture
+def aiomock(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
+    """aioresponses, made to work with the installed aiohttp."""
+    monkeypatch.setattr(aioresponses_core, "ClientResponse", _CompatResponse)
+    with aioresponses() as mocked:
+        yield mocked
