@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import aiohttp
@@ -20,7 +19,7 @@ REFUSED = {"errors": [{"errorCode": "400004", "errorTitle": "MISSING_NAME", "err
            "warnings": []}
 
 
-async def post(mocked: aioresponses, **answer) -> Reply:
+async def post(mocked, **answer) -> Reply:
     mocked.post(POST, **answer)
     async with aiohttp.ClientSession() as session:
         return await ApiClient(session, URL, "d-1", Credentials("u", "p")).create_or_update('{"customer":{}}')
@@ -76,7 +75,7 @@ async def test_5xx_is_retryable_and_maybe_saved(aiomock, status):
 
 @pytest.mark.parametrize(("exception", "maybe_saved"), [
     (aiohttp.ServerDisconnectedError(), True),
-    (asyncio.TimeoutError(), True),
+    (TimeoutError(), True),
     (aiohttp.ClientOSError(104, "reset"), True),
     (aiohttp.ClientConnectorError(None, OSError(111, "refused")), False),  # type: ignore[arg-type]
 ])
@@ -100,7 +99,8 @@ async def test_oversized_answer_is_refused_unread():
     host, port = runner.addresses[0][:2]
     try:
         async with aiohttp.ClientSession() as session:
-            reply = await ApiClient(session, f"http://{host}:{port}", "d-1", Credentials("u", "p")).create_or_update("{}")
+            client = ApiClient(session, f"http://{host}:{port}", "d-1", Credentials("u", "p"))
+            reply = await client.create_or_update("{}")
     finally:
         await runner.cleanup()
     assert not reply.ok
@@ -118,7 +118,8 @@ async def test_request_carries_basic_auth_and_the_exact_body(aiomock):
 
 
 async def test_find_by_key_keeps_exact_key_matches(aiomock):
-    found = {"errors": [], "matchingCustomers": [{"uuid": "a", "customerKey": "K1"}, {"uuid": "b", "customerKey": "K10"}]}
+    found = {"errors": [],
+             "matchingCustomers": [{"uuid": "a", "customerKey": "K1"}, {"uuid": "b", "customerKey": "K10"}]}
     aiomock.get(f"{POST}/listMinimal?fieldsToBeSearched=customerKey&maxResults=100&searchTerm=K1", payload=found)
     async with aiohttp.ClientSession() as session:
         uuids = await ApiClient(session, URL, "d-1", Credentials("u", "p")).find_by_key("K1")
