@@ -1,0 +1,208 @@
+"""The pool with a scripted API and an injected clock: retries, pauses, adaptive rate, identities, stops."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from importer.client import Reply
+from importer.errors import FatalApiError, RetryableError
+from importer.pool import AdaptiveRate, Job, Outcome, Pool, PoolSettings
+from importer.status import Status
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+class ScriptedApi:
+    """Answers each POST from a script of replies or exceptions, keyed by customer key."""
+
+    def __init__(self, script: dict[str, list[Any]] | None = None, found: list[str] | None = None) -> None:
+        self.script = script or {}
+        self.bodies: list[dict[str, Any]] = []
+        self.found = found or []
+        self.in_flight: set[str] = set()
+        self.overlaps = 0
+        self.order: list[str] = []
+
+    async def create_or_update(self, body: str) -> Reply:
+        import json
+
+        parsed = json.loads(body)
+        self.bodies.append(parsed)
+        key = parsed["customer"]["customerKey"]
+        self.order.append(key)
+        identities = {key, *(p["phoneNumber"] for p in parsed["customer"].get("phoneNumbers", []))}
+        if self.in_flight & identities:
+            self.overlaps += 1
+        self.in_flight |= identities
+        try:
+            await asyncio.sleep(0.001)
+        finally:
+            self.in_flight -= identities
+        answers = self.script.get(key, [])
+        answer = answers.pop(0) if answers else Reply(True, f"uuid-{key}", "1")
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def find_by_key(self, customer_key: str) -> list[str]:
+        return self.found
+
+
+def job(key: str, phone: str | None = None, search: bool = False) -> Job:
+    customer: dict[str, Any] = {"customerKey": key, "lastName": "X"}
+    if phone:
+        customer["phoneNumbers"] = [{"phoneNumber": phone}]
+    identities = frozenset({f"key:{key}", *([phone] if phone else [])})
+    return Job(key, {"customer": customer}, identities, search_key=key if search else None)
+
+
+def run_pool(api: ScriptedApi, jobs: list[Job], clock: FakeClock | None = None,
+             **settings: Any) -> tuple[dict[str, Outcome], Pool]:
+    outcomes: dict[str, Outcome] = {}
+    clock = clock or FakeClock()
+
+    async def go() -> Pool:
+        pool = Pool(api, PoolSettings(**{"rate": 1000, "concurrency": 4, **settings}),
+                    lambda j, o: outcomes.__setitem__(j.key, o), sleep=clock.sleep, clock=clock)
+        await pool.run(jobs)
+        return pool
+
+    return outcomes, asyncio.run(go())
+
+
+def unavailable() -> RetryableError:
+    return RetryableError("server error (HTTP 503)")
+
+
+def test_retries_until_success_with_capped_jittered_backoff():
+    api = ScriptedApi({"A": [unavailable(), unavailable()]})
+    clock = FakeClock()
+    outcomes, pool = run_pool(api, [job("A")], clock, backoff_base=1.0, backoff_cap=1.5)
+    assert outcomes["A"].status == Status.SUCCESS
+    assert outcomes["A"].attempts == 3
+    assert pool.stats.retries == 2
+    backoffs = [s for s in clock.sleeps if s > 0]
+    assert all(0 <= s <= 1.5 for s in backoffs)
+
+
+def test_retries_exhausted_is_failed():
+    api = ScriptedApi({"A": [unavailable()] * 3})
+    outcomes, _ = run_pool(api, [job("A")], max_attempts=3)
+    assert outcomes["A"].status == Status.FAILED
+    assert outcomes["A"].error_code == "RETRIES_EXHAUSTED"
+    assert "HTTP 503" in outcomes["A"].detail
+
+
+def test_refusal_is_failed_without_retry():
+    api = ScriptedApi({"A": [Reply(False, error_code="400004", message="needs a name")]})
+    outcomes, pool = run_pool(api, [job("A")])
+    assert (outcomes["A"].status, outcomes["A"].error_code, pool.stats.requests) == (Status.FAILED, "400004", 1)
+
+
+def test_retry_after_pauses_every_worker():
+    api = ScriptedApi({"A": [RetryableError("429", retry_after=5, maybe_saved=False, throttled=True)]})
+    clock = FakeClock()
+    outcomes, pool = run_pool(api, [job("A"), job("B"), job("C")], clock, concurrency=1)
+    assert all(o.status == Status.SUCCESS for o in outcomes.values())
+    assert pool.stats.rate_limited == 1
+    assert clock.now >= 1005.0
+
+
+def test_fatal_answer_stops_the_run_and_the_rest_is_not_attempted():
+    api = ScriptedApi({k: [FatalApiError("refused", code="100003")] for k in "ABCDEFGHIJ"})
+    outcomes, pool = run_pool(api, [job(k) for k in "ABCDEFGHIJ" * 3][:10], concurrency=2)
+    assert {o.status for o in outcomes.values()} == {Status.NOT_ATTEMPTED}
+    assert pool.stats.requests <= 2
+    assert pool.stats.stop_reason == "the API refused the credentials (100003)"
+
+
+def test_deadline_stops_taking_new_jobs():
+    clock = FakeClock()
+    outcomes, _ = run_pool(ScriptedApi(), [job(str(i)) for i in range(5)], clock, deadline=clock.now - 1)
+    assert {o.status for o in outcomes.values()} == {Status.NOT_ATTEMPTED}
+
+
+def test_jobs_sharing_an_identity_are_never_in_flight_together_and_keep_file_order():
+    jobs = [job("A", "+13105551234"), job("B", "+13105551234"), job("C"), job("D", "+13105551234"), job("E")]
+    api = ScriptedApi()
+    outcomes, _ = run_pool(api, jobs, concurrency=5)
+    assert len(outcomes) == 5
+    assert api.overlaps == 0
+    shared = [k for k in api.order if k in "ABD"]
+    assert shared == ["A", "B", "D"]
+
+
+def test_ambiguous_failure_of_a_key_only_customer_is_resolved_by_search():
+    api = ScriptedApi({"K": [RetryableError("no answer (ServerDisconnectedError)")]}, found=["uuid-existing"])
+    outcomes, pool = run_pool(api, [job("K", search=True)])
+    assert outcomes["K"].status == Status.SUCCESS
+    assert pool.stats.searches == 1
+    assert "customerUuid" not in api.bodies[0]["customer"]
+    assert api.bodies[1]["customer"]["customerUuid"] == "uuid-existing"
+
+
+def test_ambiguous_failure_not_found_is_sent_again_as_is():
+    api = ScriptedApi({"K": [RetryableError("server error (HTTP 503)")]}, found=[])
+    outcomes, pool = run_pool(api, [job("K", search=True)])
+    assert outcomes["K"].status == Status.SUCCESS
+    assert pool.stats.searches == 1
+    assert "customerUuid" not in api.bodies[1]["customer"]
+
+
+def test_429_is_not_ambiguous_so_no_search():
+    api = ScriptedApi({"K": [RetryableError("429", maybe_saved=False, throttled=True)]}, found=["x"])
+    _, pool = run_pool(api, [job("K", search=True)])
+    assert pool.stats.searches == 0
+
+
+def test_adaptive_rate_cuts_on_429_and_climbs_back_to_the_ceiling():
+    clock = FakeClock()
+    rate = AdaptiveRate(ceiling=100, floor=1, clock=clock)
+    assert rate.rate == 25  # slow start
+    for _ in range(3):
+        clock.now += 1.1
+        rate.succeeded()
+    assert rate.rate == 100  # doubled each clean second, capped at the ceiling
+    rate.throttled()
+    rate.throttled()  # a burst of 429s within a second counts once
+    assert rate.rate == pytest.approx(70)
+    clock.now += 1.1
+    rate.succeeded()
+    assert rate.rate == pytest.approx(72)  # additive from now on
+    for _ in range(100):
+        clock.now += 1.1
+        rate.succeeded()
+    assert rate.rate == 100
+    for _ in range(30):
+        clock.now += 1.1
+        rate.throttled()
+    assert rate.rate == 1
+
+
+def test_every_job_gets_exactly_one_outcome():
+    seen: list[str] = []
+    api = ScriptedApi({"B": [FatalApiError("refused", code="100003")]})
+
+    async def go(record: Callable[[Job, Outcome], None]) -> None:
+        clock = FakeClock()
+        await Pool(api, PoolSettings(rate=1000, concurrency=3), record, sleep=clock.sleep, clock=clock).run(
+            [job(str(i)) for i in range(20)][:1] + [job("B")] + [job(f"x{i}") for i in range(30)])
+
+    asyncio.run(go(lambda j, o: seen.append(j.key)))
+    assert sorted(seen) == sorted(["0", "B", *(f"x{i}" for i in range(30))])

@@ -1,0 +1,166 @@
+"""`mk-import run` end to end against the sandbox over loopback HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from importer.cli import main
+from sample_data.generate import write
+from tests.conftest import DEPARTMENT, PASSWORD, USER, Api
+from tests.helpers import DV_HEADER, dv_row, read_csv, read_summary
+from tests.test_mapping import LAYOUT_FILES, SAMPLES
+
+
+@pytest.fixture
+def creds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MK_USERNAME", USER)
+    monkeypatch.setenv("MK_PASSWORD", PASSWORD)
+
+
+def run(path: Path, url: str, out: Path, *extra: str, mapping: str = "dealervault") -> int:
+    return main(["run", str(path), "--mapping", mapping, "--department-uuid", DEPARTMENT, "--api-url", url,
+                 "--out", str(out), "--state", str(out.parent / "state.sqlite"), "--progress", "none", *extra])
+
+
+def assert_accounted(out: Path, rows: int) -> list[dict[str, str]]:
+    results = read_csv(out / "results.csv")
+    assert [int(r["source_row"]) for r in results] == list(range(1, rows + 1))
+    by_key = defaultdict(set)
+    for r in results:
+        if r["status"] in ("success", "unchanged"):
+            assert r["customer_uuid"]
+            by_key[r["customer_key"]].add(r["customer_uuid"])
+    assert all(len(uuids) == 1 for uuids in by_key.values()), "every row of a customer carries its uuid"
+    return results
+
+
+def test_sandbox_run_of_the_sample(tmp_path: Path):
+    out = tmp_path / "out"
+    code = main(["run", str(SAMPLES / LAYOUT_FILES["dealervault"]), "--mapping", "dealervault", "--sandbox",
+                 "--out", str(out), "--rate", "500", "--progress", "none"])
+    results = assert_accounted(out, 250)
+    assert code == 1  # the sample has invalid rows
+    assert {r["status"] for r in results} == {"success", "invalid"}
+    summary = read_summary(out)
+    assert summary["requests_sent"] == summary["customers"]
+    assert summary["api_url"].startswith("http://127.0.0.1:")
+
+
+def test_retries_after_503s_and_dropped_connections_end_in_success(start_sandbox, creds, tmp_path: Path):
+    sandbox = start_sandbox(fail_rate=0.25, drop_rate=0.15, seed=5)
+    source = write("cdk", tmp_path / "cdk.csv", 80, seed=3)
+    out = tmp_path / "out"
+    run(source, sandbox.url, out, "--rate", "1000", "--mapping", "cdk")
+    results = assert_accounted(out, 80)
+    assert {r["status"] for r in results} <= {"success", "invalid"}
+    summary = read_summary(out)
+    stats = Api(sandbox.url).stats()
+    assert stats["faults"]["fail"] > 0
+    assert stats["faults"]["drop"] > 0
+    assert summary["retries"] > 0
+    assert stats["customers"] == summary["customers"], "no customer created twice"
+
+
+def test_wrong_password_stops_the_run_with_every_row_accounted(start_sandbox, monkeypatch, tmp_path: Path):
+    sandbox = start_sandbox()
+    monkeypatch.setenv("MK_USERNAME", USER)
+    monkeypatch.setenv("MK_PASSWORD", "wrong")
+    source = write("dealervault", tmp_path / "dv.csv", 200, seed=4)
+    out = tmp_path / "out"
+    assert run(source, sandbox.url, out, "--rate", "1000", "--concurrency", "8") == 3
+    results = assert_accounted(out, 200)
+    assert {r["status"] for r in results} == {"not_attempted", "invalid"}
+    assert Api(sandbox.url).stats()["requests"] <= 20
+    summary = read_summary(out)
+    assert summary["exit_code"] == 3
+    assert "refused the credentials" in summary["stop_reason"]
+
+
+def test_run_ten_times_too_fast_converges_on_the_server_limit(start_sandbox, creds, tmp_path: Path):
+    sandbox = start_sandbox(rate_limit=20)
+    source = write("reynolds-customers", tmp_path / "r.txt", 110, seed=8)
+    out = tmp_path / "out"
+    run(source, sandbox.url, out, "--rate", "200", "--concurrency", "8", "--mapping", "reynolds-customers")
+    results = assert_accounted(out, 110)
+    assert {r["status"] for r in results} <= {"success", "invalid"}
+    summary = read_summary(out)
+    assert summary["rate_limited"] < 0.2 * summary["requests_sent"], summary
+
+
+def test_rows_sharing_an_identity_are_never_in_flight_together(start_sandbox, creds, write_csv, tmp_path: Path):
+    sandbox = start_sandbox(latency_ms=20, jitter_ms=10, seed=1)
+    phones = ["(310) 555-01%02d" % i for i in range(4)]
+    rows = [dv_row(str(i), first=f"P{i}", cell=phones[i % 4], email=f"shared{i % 3}@example.com")
+            for i in range(40)]
+    out = tmp_path / "out"
+    run(write_csv([DV_HEADER, *rows]), sandbox.url, out, "--rate", "1000", "--concurrency", "8")
+    assert_accounted(out, 40)
+    stats = Api(sandbox.url).stats()
+    assert stats["requests"] == 40
+    assert stats["identity_overlaps"] == 0
+
+
+def test_rerun_after_max_duration_resumes(start_sandbox, creds, write_csv, tmp_path: Path):
+    sandbox = start_sandbox(latency_ms=100)
+    source = write_csv([DV_HEADER, *(dv_row(str(i), first=f"P{i}") for i in range(30))])
+    first = tmp_path / "first"
+    assert run(source, sandbox.url, first, "--concurrency", "2", "--max-duration", "0.5") == 3
+    statuses = [r["status"] for r in assert_accounted(first, 30)]
+    assert "not_attempted" in statuses
+    assert "success" in statuses
+    second = tmp_path / "second"
+    assert run(source, sandbox.url, second, "--concurrency", "8", "--rate", "1000") == 0
+    again = [r["status"] for r in assert_accounted(second, 30)]
+    assert again.count("unchanged") == statuses.count("success")
+    assert Api(sandbox.url).stats()["customers"] == 30
+
+
+def test_ctrl_c_stops_cleanly_with_exit_130(start_sandbox, write_csv, tmp_path: Path):
+    sandbox = start_sandbox(latency_ms=200)
+    source = write_csv([DV_HEADER, *(dv_row(str(i), first=f"P{i}") for i in range(60))])
+    out = tmp_path / "out"
+    env = {**os.environ, "MK_USERNAME": USER, "MK_PASSWORD": PASSWORD}
+    process = subprocess.Popen([sys.executable, "-m", "importer", "run", str(source), "-m", "dealervault",
+                                "--department-uuid", DEPARTMENT, "--api-url", sandbox.url, "--out", str(out),
+                                "--state", str(tmp_path / "s.sqlite"), "--concurrency", "2", "--progress", "none"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while Api(sandbox.url).stats()["requests"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 130
+    statuses = [r["status"] for r in assert_accounted(out, 60)]
+    assert "not_attempted" in statuses
+    assert read_summary(out)["exit_code"] == 130
+
+
+def test_credentials_file_must_be_private(start_sandbox, write_csv, tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("MK_USERNAME", raising=False)
+    monkeypatch.delenv("MK_PASSWORD", raising=False)
+    sandbox = start_sandbox()
+    secret = tmp_path / "creds"
+    secret.write_text(f"MK_USERNAME={USER}\nMK_PASSWORD={PASSWORD}\n")
+    secret.chmod(0o644)
+    source = write_csv([DV_HEADER, dv_row("1")])
+    assert run(source, sandbox.url, tmp_path / "a", "--credentials-file", str(secret)) == 2
+    secret.chmod(0o600)
+    assert run(source, sandbox.url, tmp_path / "b", "--credentials-file", str(secret)) == 0
+
+
+def test_missing_credentials_and_plain_http_are_refused_before_sending(write_csv, tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.delenv("MK_USERNAME", raising=False)
+    source = write_csv([DV_HEADER, dv_row("1")])
+    assert run(source, "http://127.0.0.1:9", tmp_path / "a") == 2
+    assert "no credentials" in capsys.readouterr().err
+    monkeypatch.setenv("MK_USERNAME", USER)
+    monkeypatch.setenv("MK_PASSWORD", PASSWORD)
+    assert run(source, "http://api.example.test", tmp_path / "b") == 2
+    assert "plain http" in capsys.readouterr().err
