@@ -106,6 +106,8 @@ class _Ledger:
 
     state: StateStore
     saved: dict[str, Saved]
+    #: keys an earlier run sent without learning the outcome
+    unsettled: set[str]
     progress: Progress
     rows_of: dict[str, tuple[int, ...]] = field(default_factory=dict)
     outcomes: list[tuple[tuple[int, ...], Outcome]] = field(default_factory=list)
@@ -119,15 +121,25 @@ class _Ledger:
                                                           known.customer_id))
                 continue
             self.rows_of[request.key] = request.source_rows
+            if known is not None:
+                yield Job(request.key, request.body, _identities(request), fingerprint=fingerprint).with_uuid(
+                    known.customer_uuid)
+                continue
             identities = _identities(request)
             findable = len(identities) > 1  # more than the key: the server's matching can find it again
-            job = Job(request.key, request.body, identities, fingerprint=fingerprint,
-                      search_key=None if findable or request.key.startswith("~") else request.key)
-            yield job.with_uuid(known.customer_uuid) if known is not None else job
+            search_key = None if findable or request.key.startswith("~") else request.key
+            if search_key is not None:
+                # Journal it first: if this run dies with the request in flight, the next one searches
+                # for the customer before sending, instead of creating it a second time.
+                self.state.sending(request.key)
+            yield Job(request.key, request.body, identities, fingerprint=fingerprint, search_key=search_key,
+                      maybe_saved=request.key in self.unsettled)
 
     def answer(self, job: Job, outcome: Outcome) -> None:
         if outcome.status == Status.SUCCESS and outcome.customer_uuid:
             self.state.record(job.key, Saved(job.fingerprint, outcome.customer_uuid, outcome.customer_id))
+        elif job.search_key is not None and outcome.status == Status.NOT_ATTEMPTED and not job.maybe_saved:
+            self.state.settled(job.key)  # never sent. Anything else keeps the mark: a rerun searches first.
         self._settle(self.rows_of.pop(job.key), outcome)
 
     def _settle(self, rows: tuple[int, ...], outcome: Outcome) -> None:
@@ -201,12 +213,14 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
     mapping = load_mapping(config.prepare.mapping)
     with open_input(config.prepare.input) as source:
         prepared = prepare(source, mapping, config.prepare, keep_rows=True)
-        out = make_private_dir(config.out_dir or default_out_dir())
-        state_path = config.state_path or (out / "state.sqlite" if config.sandbox
+        out = config.out_dir or default_out_dir()
+        # The sandbox forgets its customers when the run ends, so its state lives with the run's reports.
+        state_path = config.state_path or (make_private_dir(out) / "state.sqlite" if config.sandbox
                                            else default_state_path(config.department))
-        state = StateStore(state_path, config.department)
+        state = StateStore(state_path, config.department)  # refuses a bad state file before any report
+        make_private_dir(out)
         try:
-            ledger = _Ledger(state, state.load(), progress)
+            ledger = _Ledger(state, state.load(), state.unsettled(), progress)
             requests = prepared.requests(mapping, config.prepare.validate_vin)
             progress.start(int(prepared.rows.loc[prepared.rows["status"] == Status.VALID, "customer_key"].nunique()))
             try:

@@ -53,6 +53,8 @@ class Job:
     search_key: str | None = None
     #: what the caller needs to recognise the job's body later (the state's payload hash)
     fingerprint: str = ""
+    #: an earlier run sent it and ended without knowing the outcome: resolve before the first attempt
+    maybe_saved: bool = False
 
     def with_uuid(self, customer_uuid: str) -> Job:
         customer = {**self.body["customer"], "customerUuid": customer_uuid}
@@ -224,7 +226,7 @@ class Pool:
     async def _send(self, job: Job) -> Outcome:
         """Every attempt for one job, until an answer that settles it."""
         last_error = ""
-        maybe_saved = False
+        maybe_saved = job.maybe_saved
         for attempt in range(1, self.settings.max_attempts + 1):
             if maybe_saved and job.search_key is not None:
                 try:

@@ -67,7 +67,8 @@ class StateStore:
             self._db.executescript(
                 "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
                 "CREATE TABLE customers (customer_key TEXT PRIMARY KEY, payload_hash TEXT NOT NULL,"
-                " customer_uuid TEXT NOT NULL, customer_id TEXT, saved_at TEXT NOT NULL);")
+                " customer_uuid TEXT NOT NULL, customer_id TEXT, saved_at TEXT NOT NULL);"
+                "CREATE TABLE sending (customer_key TEXT PRIMARY KEY);")
             self._db.executemany("INSERT INTO meta VALUES (?, ?)",
                                  [("schema_version", str(SCHEMA_VERSION)), ("department", department)])
             return
@@ -85,10 +86,25 @@ class StateStore:
 
     def record(self, key: str, saved: Saved) -> None:
         """Remember a successful save at once (autocommit), so a kill loses only requests in flight."""
-        self._db.execute(
-            "INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?, ?)",
-            (key, saved.payload_hash, saved.customer_uuid, saved.customer_id,
-             datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")))
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?, ?)",
+                (key, saved.payload_hash, saved.customer_uuid, saved.customer_id,
+                 datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")))
+            self._db.execute("DELETE FROM sending WHERE customer_key = ?", (key,))
+
+    def sending(self, key: str) -> None:
+        """Note, before it is sent, a request whose fate a crash would leave unknown."""
+        self._db.execute("INSERT OR IGNORE INTO sending VALUES (?)", (key,))
+
+    def settled(self, key: str) -> None:
+        """The request noted by `sending` surely did not save anything (or was recorded)."""
+        self._db.execute("DELETE FROM sending WHERE customer_key = ?", (key,))
+
+    def unsettled(self) -> set[str]:
+        """Keys sent by an earlier run that ended before their outcome was known."""
+        return {key for (key,) in self._db.execute("SELECT customer_key FROM sending")}
 
     def close(self) -> None:
         self._db.close()

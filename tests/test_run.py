@@ -97,7 +97,7 @@ def test_run_ten_times_too_fast_converges_on_the_server_limit(start_sandbox, cre
 
 def test_rows_sharing_an_identity_are_never_in_flight_together(start_sandbox, creds, write_csv, tmp_path: Path):
     sandbox = start_sandbox(latency_ms=20, jitter_ms=10, seed=1)
-    phones = ["(310) 555-01%02d" % i for i in range(4)]
+    phones = [f"(310) 555-01{i:02d}" for i in range(4)]
     rows = [dv_row(str(i), first=f"P{i}", cell=phones[i % 4], email=f"shared{i % 3}@example.com")
             for i in range(40)]
     out = tmp_path / "out"
