@@ -42,3 +42,41 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> Timing:
     hours, minutes, seconds = wall.groups()
     total = int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
     return Timing(total, int(rss.group(1)) / 1024, done.returncode, done.stderr)
+
+
+class Sandbox:
+    """`mk-import sandbox` in its own process on a free loopback port, with one account."""
+
+    USER, PASSWORD = "bench", "bench-password"
+
+    def __init__(self, *args: str) -> None:
+        self.args = args
+        self.url = ""
+
+    def __enter__(self) -> Sandbox:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "importer", "sandbox", "--port", "0", "--user", f"{self.USER}:{self.PASSWORD}",
+             *self.args], stderr=subprocess.PIPE, text=True)
+        assert self.process.stderr is not None
+        line = self.process.stderr.readline()
+        self.url = line.split(" on ", 1)[1].split(" ", 1)[0]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+    def env(self) -> dict[str, str]:
+        import os
+
+        return {**os.environ, "MK_USERNAME": self.USER, "MK_PASSWORD": self.PASSWORD}
+
+    def stats(self) -> dict[str, object]:
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.url}/_sandbox/stats", timeout=10) as response:
+            result: dict[str, object] = json.loads(response.read())
+            return result

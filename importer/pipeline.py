@@ -114,7 +114,8 @@ class _Ledger:
 
     def jobs(self, requests: Iterator[CustomerRequest], full: bool) -> Iterator[Job]:
         for request in requests:
-            fingerprint = payload_hash(encode_body(request.body))
+            text = encode_body(request.body)
+            fingerprint = payload_hash(text)
             known = self.saved.get(request.key)
             if known is not None and known.payload_hash == fingerprint and not full:
                 self._settle(request.source_rows, Outcome(request.key, Status.UNCHANGED, known.customer_uuid,
@@ -122,8 +123,8 @@ class _Ledger:
                 continue
             self.rows_of[request.key] = request.source_rows
             if known is not None:
-                yield Job(request.key, request.body, _identities(request), fingerprint=fingerprint).with_uuid(
-                    known.customer_uuid)
+                yield Job(request.key, request.body, _identities(request), fingerprint=fingerprint,
+                          text=text).with_uuid(known.customer_uuid)
                 continue
             identities = _identities(request)
             findable = len(identities) > 1  # more than the key: the server's matching can find it again
@@ -133,11 +134,12 @@ class _Ledger:
                 # for the customer before sending, instead of creating it a second time.
                 self.state.sending(request.key)
             yield Job(request.key, request.body, identities, fingerprint=fingerprint, search_key=search_key,
-                      maybe_saved=request.key in self.unsettled)
+                      maybe_saved=request.key in self.unsettled, text=text)
 
     def answer(self, job: Job, outcome: Outcome) -> None:
         if outcome.status == Status.SUCCESS and outcome.customer_uuid:
-            self.state.record(job.key, Saved(job.fingerprint, outcome.customer_uuid, outcome.customer_id))
+            self.state.record(job.key, Saved(job.fingerprint, outcome.customer_uuid, outcome.customer_id),
+                              journaled=job.search_key is not None or job.maybe_saved)
         elif job.search_key is not None and outcome.status == Status.NOT_ATTEMPTED and not job.maybe_saved:
             self.state.settled(job.key)  # never sent. Anything else keeps the mark: a rerun searches first.
         self._settle(self.rows_of.pop(job.key), outcome)
@@ -237,7 +239,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
             "run", source, mapping.name, table, prepared, started, out, api_url=api_url,
             department=config.department, state=str(state_path), requests_sent=stats.requests,
             retries=stats.retries, rate_limited=stats.rate_limited, searches=stats.searches,
-            final_rate=round(stats.final_rate, 2), stopped=stats.stop_reason is not None and not interrupted,
+            final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3), stopped=stats.stop_reason is not None and not interrupted,
             interrupted=interrupted, stop_reason=stats.stop_reason)
         write_summary(out / "summary.json", summary)
     return summary

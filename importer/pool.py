@@ -55,10 +55,16 @@ class Job:
     fingerprint: str = ""
     #: an earlier run sent it and ended without knowing the outcome: resolve before the first attempt
     maybe_saved: bool = False
+    #: the body as POSTed (encoded once; given by a caller that already has it)
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.text:
+            object.__setattr__(self, "text", encode_body(self.body))
 
     def with_uuid(self, customer_uuid: str) -> Job:
         customer = {**self.body["customer"], "customerUuid": customer_uuid}
-        return replace(self, body={**self.body, "customer": customer}, search_key=None)
+        return replace(self, body={**self.body, "customer": customer}, search_key=None, text="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,8 @@ class PoolStats:
     searches: int = 0
     #: the adaptive rate when the run ended
     final_rate: float = 0.0
+    #: seconds from the first job queued to the last outcome
+    send_s: float = 0.0
     stop_reason: str | None = None
     fatal: str | None = None
 
@@ -243,7 +251,7 @@ class Pool:
             if attempt > 1:
                 self.stats.retries += 1
             try:
-                reply = await self.api.create_or_update(encode_body(job.body))
+                reply = await self.api.create_or_update(job.text)
             except RetryableError as exc:
                 last_error = str(exc)
                 maybe_saved = maybe_saved or exc.maybe_saved
@@ -288,6 +296,7 @@ class Pool:
 
     async def run(self, jobs: Iterable[Job]) -> PoolStats:
         """Send every job; each ends in exactly one on_outcome call, whatever stops the run."""
+        started = self.clock()
         queue: asyncio.Queue[tuple[int, Job] | None] = asyncio.Queue(maxsize=self.settings.concurrency * 2)
         workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.settings.concurrency)]
         try:
@@ -300,4 +309,5 @@ class Pool:
             for worker in workers:
                 worker.cancel()
         self.stats.final_rate = self.rate.rate
+        self.stats.send_s = self.clock() - started
         return self.stats

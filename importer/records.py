@@ -61,76 +61,95 @@ def customer_keys(frame: pd.DataFrame) -> pd.Series:
     return keys.mask(missing, pd.Series(hashed.take(codes), index=keys[missing].index, dtype="str"))
 
 
-class _Columns:
-    """The frame's columns as Python lists: positional access without pandas overhead per value."""
+class _BodyBuilder:
+    """Builds request bodies from a frame's columns held as Python lists.
 
-    def __init__(self, frame: pd.DataFrame) -> None:
-        self.rows = frame.index.to_numpy()
-        self.data = {str(c): frame[c].astype(object).where(frame[c].notna(), None).tolist() for c in frame.columns}
+    Bodies are built one customer at a time in a Python loop (a million of them on a large file), so
+    columns are fetched once up front and each body touches only list items.
+    """
 
-    def get(self, column: str, position: int) -> Any:
-        values = self.data.get(column)
-        return values[position] if values is not None else None
+    def __init__(self, frame: pd.DataFrame, mapping: MappingSpec, validate_vin: bool) -> None:
+        def column(name: str) -> list[Any] | None:
+            if name not in frame:
+                return None
+            values = frame[name]
+            return values.astype(object).where(values.notna(), None).tolist()
 
+        self.validate_vin = validate_vin
+        self.address_defaults = mapping.address_defaults
+        self.scalars = [(f, c) for f in _SCALARS if (c := column(f)) is not None]
+        self.business = column("isBusiness")
+        self.address = [(f, c) for f in ADDRESS_FIELDS if (c := column(f"address.{f}")) is not None]
+        self.emails = [(c, column(f"email{i}.ok"), contact.label) for i, contact in enumerate(mapping.emails, 1)
+                       if (c := column(f"email{i}")) is not None]
+        self.phones = [(c, column(f"phone{i}.ok"), contact.label) for i, contact in enumerate(mapping.phones, 1)
+                       if (c := column(f"phone{i}")) is not None]
+        self.vehicle = [(f, c) for f in VEHICLE_FIELDS if (c := column(f)) is not None]
+        self.send_vehicle = column("vehicle.send")
 
-def _contacts(cols: _Columns, positions: list[int], slots: list[tuple[str, str]], value_key: str,
-              flag_keys: tuple[str, ...]) -> list[dict[str, Any]]:
-    merged: dict[str, dict[str, Any]] = {}
-    for position in positions:
-        for column, label in slots:
-            value = cols.get(column, position)
-            if not value:
+    @staticmethod
+    def _contacts(positions: list[int], slots: list[tuple[list[Any], list[Any] | None, str]], value_key: str,
+                  flag_keys: tuple[str, ...]) -> list[dict[str, Any]]:
+        merged: dict[str, dict[str, Any]] = {}
+        for position in positions:
+            for values, oks, label in slots:
+                value = values[position]
+                if not value:
+                    continue
+                entry = merged.get(value)
+                if entry is None:
+                    entry = merged[value] = {value_key: value, "label": label} if label else {value_key: value}
+                ok = oks[position] if oks is not None else None
+                if ok is not None:
+                    for flag in flag_keys:
+                        entry[flag] = bool(ok)
+        return list(merged.values())
+
+    def _vehicles(self, positions: list[int]) -> list[dict[str, Any]]:
+        merged: dict[tuple[str, ...], dict[str, Any]] = {}
+        send = self.send_vehicle
+        for position in positions:
+            if send is None or not send[position]:
                 continue
-            entry = merged.setdefault(value, {value_key: value, **({"label": label} if label else {})})
-            ok = cols.get(column + ".ok", position)
-            if ok is not None:
-                entry.update(dict.fromkeys(flag_keys, bool(ok)))
-    return list(merged.values())
+            vehicle = {f: v for f, values in self.vehicle if (v := values[position])}
+            vin = vehicle.get("vin")
+            identity = ("vin", vin) if vin else ("ymm", *(vehicle[f].casefold() for f in
+                                                          ("vehicleYear", "vehicleMake", "vehicleModel")))
+            merged.setdefault(identity, {}).update(vehicle)
+        return list(merged.values())
 
-
-def _vehicles(cols: _Columns, positions: list[int]) -> list[dict[str, Any]]:
-    merged: dict[tuple[str, ...], dict[str, Any]] = {}
-    for position in positions:
-        if not cols.get("vehicle.send", position):
-            continue
-        vehicle = {f: v for f in VEHICLE_FIELDS if (v := cols.get(f, position))}
-        vin = vehicle.get("vin")
-        identity = ("vin", vin) if vin else ("ymm", *(vehicle[f].casefold() for f in
-                                                      ("vehicleYear", "vehicleMake", "vehicleModel")))
-        merged.setdefault(identity, {}).update(vehicle)
-    return list(merged.values())
-
-
-def _body(mapping: MappingSpec, cols: _Columns, key: str, positions: list[int], validate_vin: bool) -> dict[str, Any]:
-    customer: dict[str, Any] = {}
-    if not key.startswith("~"):
-        customer["customerKey"] = key
-    for field in _SCALARS:
-        values = [v for p in positions if (v := cols.get(field, p))]
-        if values:
-            customer[field] = values[-1]
-    if cols.get("isBusiness", positions[-1]):
-        customer["isBusiness"] = True
-    address_rows = [p for p in positions if any(cols.get(f"address.{f}", p) for f in ADDRESS_FIELDS)]
-    if address_rows:
-        last = address_rows[-1]
-        address = {f: v for f in ADDRESS_FIELDS if (v := cols.get(f"address.{f}", last))}
-        customer["addresses"] = [{**address, **{k: v for k, v in mapping.address_defaults.items() if k not in address}}]
-    emails = _contacts(cols, positions, [(f"email{i}", c.label) for i, c in enumerate(mapping.emails, 1)],
-                       "emailAddress", ("okToEmail",))
-    if emails:
-        customer["emails"] = emails
-    phones = _contacts(cols, positions, [(f"phone{i}", c.label) for i, c in enumerate(mapping.phones, 1)],
-                       "phoneNumber", ("okToCall", "okToText"))
-    if phones:
-        customer["phoneNumbers"] = phones
-    body: dict[str, Any] = {"customer": customer}
-    vehicles = _vehicles(cols, positions)
-    if vehicles:
-        body["vehicles"] = vehicles
-    body["validateVin"] = validate_vin
-    body["searchForDuplicate"] = True
-    return body
+    def body(self, key: str, positions: list[int]) -> dict[str, Any]:
+        customer: dict[str, Any] = {}
+        if not key.startswith("~"):
+            customer["customerKey"] = key
+        backwards = positions[::-1]
+        for field, values in self.scalars:
+            for position in backwards:
+                if values[position]:
+                    customer[field] = values[position]
+                    break
+        if self.business is not None and self.business[positions[-1]]:
+            customer["isBusiness"] = True
+        for position in backwards:
+            address = {f: v for f, values in self.address if (v := values[position])}
+            if address:
+                for name, value in self.address_defaults.items():
+                    address.setdefault(name, value)
+                customer["addresses"] = [address]
+                break
+        emails = self._contacts(positions, self.emails, "emailAddress", ("okToEmail",))
+        if emails:
+            customer["emails"] = emails
+        phones = self._contacts(positions, self.phones, "phoneNumber", ("okToCall", "okToText"))
+        if phones:
+            customer["phoneNumbers"] = phones
+        body: dict[str, Any] = {"customer": customer}
+        vehicles = self._vehicles(positions)
+        if vehicles:
+            body["vehicles"] = vehicles
+        body["validateVin"] = self.validate_vin
+        body["searchForDuplicate"] = True
+        return body
 
 
 def build_requests(frame: pd.DataFrame, keys: pd.Series, mapping: MappingSpec, *,
@@ -145,9 +164,8 @@ def build_requests(frame: pd.DataFrame, keys: pd.Series, mapping: MappingSpec, *
     codes, uniques = pd.factorize(keys)
     order = np.argsort(codes, kind="stable")
     bounds = np.flatnonzero(np.diff(codes[order])) + 1
-    cols = _Columns(frame)
-    for group_number, group in enumerate(np.split(order, bounds)):
+    builder = _BodyBuilder(frame, mapping, validate_vin)
+    source_rows = frame.index.tolist()
+    for key, group in zip(uniques.tolist(), np.split(order, bounds), strict=True):
         positions = group.tolist()
-        key = str(uniques[group_number])
-        yield CustomerRequest(key, tuple(int(cols.rows[p]) for p in positions),
-                              _body(mapping, cols, key, positions, validate_vin))
+        yield CustomerRequest(str(key), tuple(source_rows[p] for p in positions), builder.body(str(key), positions))

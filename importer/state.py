@@ -84,14 +84,16 @@ class StateStore:
         return {key: Saved(h, uuid, cid) for key, h, uuid, cid in
                 self._db.execute("SELECT customer_key, payload_hash, customer_uuid, customer_id FROM customers")}
 
-    def record(self, key: str, saved: Saved) -> None:
+    def record(self, key: str, saved: Saved, *, journaled: bool = False) -> None:
         """Remember a successful save at once (autocommit), so a kill loses only requests in flight."""
-        with self._db:
+        row = (key, saved.payload_hash, saved.customer_uuid, saved.customer_id,
+               datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+        if not journaled:
+            self._db.execute("INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?, ?)", row)
+            return
+        with self._db:  # the save and the end of its journal entry in one transaction
             self._db.execute("BEGIN")
-            self._db.execute(
-                "INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?, ?)",
-                (key, saved.payload_hash, saved.customer_uuid, saved.customer_id,
-                 datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")))
+            self._db.execute("INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?, ?)", row)
             self._db.execute("DELETE FROM sending WHERE customer_key = ?", (key,))
 
     def sending(self, key: str) -> None:

@@ -1,0 +1,49 @@
+"""A nightly rerun of an unchanged export: `mk-import run` sending nothing, next to `validate` of the same
+file (100k DealerVault rows). A first run fills the state; only the rerun and validate are compared.
+
+    python -m bench.bench_rerun [--rows 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.common import OUT, Sandbox, dealervault_file, timed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    args = parser.parse_args()
+    source = dealervault_file(args.rows)
+    validate = timed([sys.executable, "-m", "importer", "validate", str(source), "-m", "dealervault", "--out",
+                      str(OUT / "rerun-validate")])
+    with tempfile.TemporaryDirectory() as scratch, Sandbox() as sandbox:
+        state = Path(scratch) / "state.sqlite"
+        runs = []
+        for name in ("first", "rerun"):
+            out = OUT / f"rerun-{name}"
+            shutil.rmtree(out, ignore_errors=True)
+            timing = timed([sys.executable, "-m", "importer", "run", str(source), "-m", "dealervault",
+                            "--department-uuid", "bench", "--api-url", sandbox.url, "--rate", "1000000",
+                            "--concurrency", "16", "--state", str(state), "--out", str(out), "--progress", "none"],
+                           env=sandbox.env())
+            runs.append((name, timing, json.loads((out / "summary.json").read_text())))
+    print(f"{args.rows:,} rows\n")
+    print("| command | wall s | peak RSS MB | requests sent | statuses |")
+    print("|---|---:|---:|---:|---|")
+    print(f"| validate | {validate.wall_s:.2f} | {validate.max_rss_mb:.0f} | 0 | |")
+    for name, timing, summary in runs:
+        print(f"| run ({name}) | {timing.wall_s:.2f} | {timing.max_rss_mb:.0f} | {summary['requests_sent']:,} | "
+              f"{summary['counts']} |")
+    rerun = runs[1][1]
+    print(f"\nunchanged rerun / validate = {rerun.wall_s / validate.wall_s:.2f}")
+
+
+if __name__ == "__main__":
+    main()
