@@ -13,9 +13,7 @@ import sys
 import aiohttp
 
 
-async def main(payloads: str, url: str, department: str, concurrency: int) -> None:
-    with open(payloads, encoding="utf-8") as stream:
-        bodies = [line.rstrip("\n").encode() for line in stream]
+async def main(bodies: list[bytes], url: str, department: str, concurrency: int) -> None:
     token = base64.b64encode(f"{os.environ['MK_USERNAME']}:{os.environ['MK_PASSWORD']}".encode()).decode()
     headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
     endpoint = f"{url}/customer/v2/department/{department}/customer"
@@ -38,4 +36,6 @@ async def main(payloads: str, url: str, department: str, concurrency: int) -> No
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    with open(sys.argv[1], encoding="utf-8") as stream:
+        payloads = [line.rstrip("\n").encode() for line in stream]
+    asyncio.run(main(payloads, sys.argv[2], sys.argv[3], int(sys.argv[4])))

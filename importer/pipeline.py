@@ -239,7 +239,8 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
             "run", source, mapping.name, table, prepared, started, out, api_url=api_url,
             department=config.department, state=str(state_path), requests_sent=stats.requests,
             retries=stats.retries, rate_limited=stats.rate_limited, searches=stats.searches,
-            final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3), stopped=stats.stop_reason is not None and not interrupted,
-            interrupted=interrupted, stop_reason=stats.stop_reason)
+            final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3),
+            stopped=stats.stop_reason is not None and not interrupted, interrupted=interrupted,
+            stop_reason=stats.stop_reason)
         write_summary(out / "summary.json", summary)
     return summary
