@@ -17,6 +17,7 @@ from importer import __version__
 from importer.client import Credentials
 from importer.config import DEFAULT_API_URL, PrepareConfig, RunConfig, ValidateConfig
 from importer.errors import ConfigError, ImporterError, InputError
+from importer.logs import REDACT, setup_logging
 from importer.pool import PoolSettings
 from importer.progress import BarProgress, LogProgress, NoProgress, Progress
 from importer.status import ExitCode
@@ -130,6 +131,12 @@ def _add_mappings(sub: argparse._SubParsersAction[_Parser]) -> None:
 def build_parser() -> _Parser:
     parser = _Parser(prog="mk-import", description=__doc__)
     parser.add_argument("--version", action="version", version=f"mk-import {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_const", const=1, default=0, dest="verbosity",
+                        help="debug detail (one line per request; never a secret)")
+    parser.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity",
+                        help="warnings and errors only")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="log lines as text or as JSON objects for log shippers (default text)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, help="the command")
     _add_validate(sub)
     _add_run(sub)
@@ -142,7 +149,13 @@ def _prepare_config(args: argparse.Namespace) -> PrepareConfig:
     return PrepareConfig(input=args.file, mapping=args.mapping, strict=args.strict, validate_vin=args.validate_vin)
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+def _print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
+    """The closing summary: for a person on stderr, or one JSON log line with --log-format json."""
+    if args.log_format == "json":
+        logging.getLogger("mk_import").info("finished", extra={"summary": summary})
+        return
+    if args.verbosity < 0:
+        return
     counts = ", ".join(f"{n:,} {status}" for status, n in sorted(summary["counts"].items(), key=lambda i: -i[1]))
     print(f"{summary['command']}: {summary['rows']:,} rows ({counts or 'none'}); "
           f"{summary['customers']:,} customers; {summary['duration_s']:.1f} s", file=sys.stderr)
@@ -157,7 +170,7 @@ def _validate(args: argparse.Namespace) -> int:
     from importer.pipeline import validate
 
     summary = validate(ValidateConfig(_prepare_config(args), out_dir=args.out, payloads=args.payloads))
-    _print_summary(summary)
+    _print_summary(summary, args)
     return int(summary["exit_code"])
 
 
@@ -180,7 +193,13 @@ def _read_credentials_file(path: Path) -> Credentials:
         values = {"MK_USERNAME": user, "MK_PASSWORD": password}
     if not values.get("MK_USERNAME") or not values.get("MK_PASSWORD"):
         raise ConfigError(f"{path}: expected MK_USERNAME=... and MK_PASSWORD=... lines")
-    return Credentials(values["MK_USERNAME"], values["MK_PASSWORD"])
+    return _remembered(Credentials(values["MK_USERNAME"], values["MK_PASSWORD"]))
+
+
+def _remembered(credentials: Credentials) -> Credentials:
+    """Credentials, after teaching the log filter to mask the password and its Basic token."""
+    REDACT.add([credentials.password, credentials.authorization().split(" ", 1)[1]])
+    return credentials
 
 
 def _credentials(args: argparse.Namespace) -> Credentials | None:
@@ -191,7 +210,7 @@ def _credentials(args: argparse.Namespace) -> Credentials | None:
     user, password = os.environ.get("MK_USERNAME"), os.environ.get("MK_PASSWORD")
     if not user or not password:
         raise ConfigError("no credentials: set MK_USERNAME and MK_PASSWORD, or give --credentials-file")
-    return Credentials(user, password)
+    return _remembered(Credentials(user, password))
 
 
 def _progress(args: argparse.Namespace) -> Progress:
@@ -220,7 +239,7 @@ def _run(args: argparse.Namespace) -> int:
         out_dir=args.out, state_path=args.state, full=args.full, max_duration=args.max_duration,
         insecure_http=args.insecure_http, sandbox=args.sandbox)
     summary = run_import(config, _progress(args))
-    _print_summary(summary)
+    _print_summary(summary, args)
     return int(summary["exit_code"])
 
 
@@ -278,7 +297,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    setup_logging(args.verbosity, args.log_format)
     commands = {"validate": _validate, "run": _run, "mappings": _mappings, "sandbox": _sandbox}
     try:
         return int(commands[args.command](args))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import json
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from importer.errors import ConfigError, FatalApiError, RetryableError
 #: Answers larger than this are refused unread: the envelope is a few hundred bytes.
 MAX_RESPONSE_BYTES = 1 << 20
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+log = logging.getLogger("mk_import.client")
 
 
 @dataclass(frozen=True)
@@ -154,10 +156,14 @@ class ApiClient:
         headers = dict(self._headers)
         if data is not None:
             headers["Content-Type"] = "application/json"
+        started = time.monotonic()
         try:
             async with self._session.request(method, url, data=data, params=params, headers=headers,
                                              allow_redirects=False) as response:
                 body = await response.content.read(MAX_RESPONSE_BYTES + 1)
+                # Method, path and status only: headers carry the credentials, bodies customer data.
+                log.debug("%s %s -> %d in %.0f ms", method, urlsplit(url).path, response.status,
+                          (time.monotonic() - started) * 1000)
                 if len(body) > MAX_RESPONSE_BYTES:
                     return response.status, "", b"", response.headers  # refused unread: not the envelope
                 return response.status, response.headers.get("Content-Type", ""), body, response.headers

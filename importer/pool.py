@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -32,6 +33,8 @@ from importer.client import Reply
 from importer.errors import FatalApiError, RetryableError
 from importer.records import encode_body
 from importer.status import Status
+
+log = logging.getLogger("mk_import.pool")
 
 
 class Api(Protocol):
@@ -200,6 +203,7 @@ class Pool:
         """Take no new job; jobs in flight finish; the rest are reported not attempted."""
         if self.stats.stop_reason is None:
             self.stats.stop_reason = reason
+            log.warning("stopping: %s; requests in flight finish, the rest is not attempted", reason)
         self._stopping.set()
 
     @property
@@ -254,6 +258,7 @@ class Pool:
                 reply = await self.api.create_or_update(job.text)
             except RetryableError as exc:
                 last_error = str(exc)
+                log.debug("customer %s attempt %d: %s", job.key, attempt, last_error)
                 maybe_saved = maybe_saved or exc.maybe_saved
                 if exc.retry_after is not None:
                     self._pause_everyone(exc.retry_after)
