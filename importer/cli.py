@@ -150,11 +150,18 @@ def _prepare_config(args: argparse.Namespace) -> PrepareConfig:
 
 
 def _print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
-    """The closing summary: for a person on stderr, or one JSON log line with --log-format json."""
+    """The closing summary: for a person on stderr, or one JSON log line with --log-format json.
+
+    A `run` without a terminal (cron) stays silent when every row went well, so that only a night with
+    something to look at produces output (and cron mail).
+    """
     if args.log_format == "json":
         logging.getLogger("mk_import").info("finished", extra={"summary": summary})
         return
     if args.verbosity < 0:
+        return
+    all_well = summary["exit_code"] == ExitCode.OK and args.verbosity == 0
+    if summary["command"] == "run" and all_well and not sys.stderr.isatty():
         return
     counts = ", ".join(f"{n:,} {status}" for status, n in sorted(summary["counts"].items(), key=lambda i: -i[1]))
     print(f"{summary['command']}: {summary['rows']:,} rows ({counts or 'none'}); "

@@ -94,3 +94,15 @@ def test_summary_is_good_enough_for_monitoring(start_sandbox, write_csv, tmp_pat
     assert len(summary["input"]["sha256"]) == 64
     assert summary["counts"] == {"success": 1, "invalid": 1}
     assert summary["exit_code"] == 1
+
+
+def test_cron_run_is_silent_when_all_is_well_and_speaks_when_not(start_sandbox, write_csv, tmp_path: Path):
+    sandbox = start_sandbox(users={USER: PASSWORD})
+    common = ["-m", "dealervault", "--department-uuid", DEPARTMENT, "--api-url", sandbox.url, "--state",
+              str(tmp_path / "s.sqlite")]
+    good = run_cli(["run", str(write_csv([DV_HEADER, dv_row("1")])), *common, "--out", str(tmp_path / "a")], tmp_path)
+    assert (good.returncode, good.stderr) == (0, "")
+    bad = run_cli(["run", str(write_csv([DV_HEADER, dv_row("2", last="")], name="b.csv")), *common,
+                   "--out", str(tmp_path / "b")], tmp_path)
+    assert bad.returncode == 1
+    assert "1 invalid" in bad.stderr
