@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from importer.vin import is_valid_vin
@@ -89,43 +91,49 @@ def parse_body(body: Any) -> tuple[dict[str, Any], list[dict[str, Any]], bool, b
     return customer, vehicles, flags[0], flags[1]
 
 
-def _merge_phones(stored: list[Any], given: Any, warnings: list[dict[str, str]]) -> list[Any]:
-    if not given:
-        warnings.append(message("10005", "DELETED_ALL_PHONE_NUMBERS",
-                                "Phone list is null or empty hence all phone numbers have been deleted"))
-        return []
-    kept = []
-    for phone in given:
-        number = (phone.get("phoneNumber") or "").strip()
-        if not number:
-            warnings.append(message("10011", "EMPTY_PHONE_NUMBER", "Phone number is empty"))
-        elif not E164.fullmatch(number):
-            warnings.append(message("10015", "INCORRECT_PHONE_FORMAT",
-                                    "Phone Number should be of the form +1310xxxxxxx"))
-        else:
-            kept.append({**phone, "phoneNumber": number})
-    if not kept:
-        warnings.append(message("10013", "NO_VALID_PHONE_FOUND", "No valid phone number found"))
-        return stored
-    return kept
+@dataclass(frozen=True)
+class _ContactRules:
+    """How one contact list (phones or emails) is checked, and the warnings the API gives about it."""
+
+    field: str
+    clean: Callable[[str], str]
+    valid: Callable[[str], bool]
+    deleted: tuple[str, str, str]
+    empty: tuple[str, str, str]
+    invalid: tuple[str, str, str]
+    none_valid: tuple[str, str, str]
 
 
-def _merge_emails(stored: list[Any], given: Any, warnings: list[dict[str, str]]) -> list[Any]:
+_PHONE_RULES = _ContactRules(
+    "phoneNumber", str.strip, lambda n: bool(E164.fullmatch(n)),
+    ("10005", "DELETED_ALL_PHONE_NUMBERS", "Phone list is null or empty hence all phone numbers have been deleted"),
+    ("10011", "EMPTY_PHONE_NUMBER", "Phone number is empty"),
+    ("10015", "INCORRECT_PHONE_FORMAT", "Phone Number should be of the form +1310xxxxxxx"),
+    ("10013", "NO_VALID_PHONE_FOUND", "No valid phone number found"))
+_EMAIL_RULES = _ContactRules(
+    "emailAddress", lambda e: e.strip().lower(), lambda e: "@" in e,
+    ("10006", "DELETED_ALL_EMAILS", "Email list is null or empty hence all emails have been deleted"),
+    ("10012", "EMPTY_EMAIL", "Email address is empty"),
+    ("10014", "NO_VALID_EMAIL_FOUND", "Invalid email address"),
+    ("10014", "NO_VALID_EMAIL_FOUND", "No valid email found"))
+
+
+def _merge_contacts(stored: list[Any], given: Any, rules: _ContactRules,
+                    warnings: list[dict[str, str]]) -> list[Any]:
     if not given:
-        warnings.append(message("10006", "DELETED_ALL_EMAILS",
-                                "Email list is null or empty hence all emails have been deleted"))
+        warnings.append(message(*rules.deleted))
         return []
     kept = []
-    for email in given:
-        address = (email.get("emailAddress") or "").strip().lower()
-        if not address:
-            warnings.append(message("10012", "EMPTY_EMAIL", "Email address is empty"))
-        elif "@" not in address:
-            warnings.append(message("10014", "NO_VALID_EMAIL_FOUND", f"Invalid email {address}"))
+    for contact in given:
+        value = rules.clean(contact.get(rules.field) or "")
+        if not value:
+            warnings.append(message(*rules.empty))
+        elif not rules.valid(value):
+            warnings.append(message(*rules.invalid))
         else:
-            kept.append({**email, "emailAddress": address})
+            kept.append({**contact, rules.field: value})
     if not kept:
-        warnings.append(message("10014", "NO_VALID_EMAIL_FOUND", "No valid email found"))
+        warnings.append(message(*rules.none_valid))
         return stored
     return kept
 
@@ -168,9 +176,10 @@ def apply_request(existing: dict[str, Any] | None, customer: dict[str, Any],
         if name != "customerUuid" and customer.get(name) is not None:
             record[name] = customer[name]
     if "phoneNumbers" in customer:
-        record["phoneNumbers"] = _merge_phones(record["phoneNumbers"], customer["phoneNumbers"], warnings)
+        record["phoneNumbers"] = _merge_contacts(record["phoneNumbers"], customer["phoneNumbers"], _PHONE_RULES,
+                                                 warnings)
     if "emails" in customer:
-        record["emails"] = _merge_emails(record["emails"], customer["emails"], warnings)
+        record["emails"] = _merge_contacts(record["emails"], customer["emails"], _EMAIL_RULES, warnings)
     if "addresses" in customer:
         record["addresses"] = list(customer["addresses"] or [])
     record["vehicles"] = _merge_vehicles(record["vehicles"], vehicles, validate_vin, warnings)

@@ -103,23 +103,19 @@ class CustomerStore:
                 (record["customerUuid"], json.dumps(record)),
             )
 
+    def _postings(self, record: Customer) -> list[set[str]]:
+        """The index entries (sets of uuids) that list this customer."""
+        index = self._indexes[record["department"]]
+        entries = [index.by_key[record["customerKey"]]] if record.get("customerKey") else []
+        entries += [index.by_comm[value] for value in comm_values(record)]
+        entries += [index.by_vin[vin] for vin in vins_of(record["vehicles"])]
+        return entries
+
     def _put(self, record: Customer) -> None:
         self._customers[record["customerUuid"]] = record
-        index = self._indexes[record["department"]]
-        uid = record["customerUuid"]
-        if record.get("customerKey"):
-            index.by_key[record["customerKey"]].add(uid)
-        for value in comm_values(record):
-            index.by_comm[value].add(uid)
-        for vin in vins_of(record["vehicles"]):
-            index.by_vin[vin].add(uid)
+        for entry in self._postings(record):
+            entry.add(record["customerUuid"])
 
     def _unindex(self, record: Customer) -> None:
-        index = self._indexes[record["department"]]
-        uid = record["customerUuid"]
-        if record.get("customerKey"):
-            index.by_key[record["customerKey"]].discard(uid)
-        for value in comm_values(record):
-            index.by_comm[value].discard(uid)
-        for vin in vins_of(record["vehicles"]):
-            index.by_vin[vin].discard(uid)
+        for entry in self._postings(record):
+            entry.discard(record["customerUuid"])
