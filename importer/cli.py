@@ -317,3 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"mk-import: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return ExitCode.USAGE
+    except KeyboardInterrupt:
+        # Ctrl-C before any request was sent (while reading the file): nothing to report.
+        print("mk-import: interrupted; nothing was sent", file=sys.stderr)
+        return ExitCode.INTERRUPTED

@@ -10,7 +10,7 @@ import secrets
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +21,16 @@ from importer import __version__
 from importer.client import ApiClient, Credentials, check_api_url
 from importer.config import RunConfig, ValidateConfig
 from importer.errors import ConfigError
+from importer.ledger import Ledger
 from importer.mapping import load_mapping
-from importer.pool import Job, Outcome, Pool, PoolStats
+from importer.pool import Job, Pool, PoolStats
 from importer.prepare import Prepared, prepare
 from importer.progress import NoProgress, Progress
 from importer.reader import InputFile, open_input
-from importer.records import CustomerRequest, encode_body
+from importer.records import encode_body
 from importer.report import make_private_dir, write_errors, write_payloads, write_results, write_summary
 from importer.sandbox.server import SandboxConfig, running_sandbox
-from importer.state import Saved, StateStore, default_state_path, payload_hash
+from importer.state import StateStore, default_state_path
 from importer.status import Status, exit_code_for
 
 
@@ -91,85 +92,7 @@ def validate(config: ValidateConfig) -> dict[str, Any]:
 
 
 # -- run ---------------------------------------------------------------------------------------------
-def _identities(request: CustomerRequest) -> frozenset[str]:
-    customer = request.body["customer"]
-    found = {f"key:{request.key}"}
-    found.update(p["phoneNumber"] for p in customer.get("phoneNumbers", ()))
-    found.update(e["emailAddress"] for e in customer.get("emails", ()))
-    found.update(v["vin"] for v in request.body.get("vehicles", ()) if v.get("vin"))
-    return frozenset(found)
-
-
-@dataclass
-class _Ledger:
-    """Every request's rows and, once known, its outcome; written to the state as answers arrive."""
-
-    state: StateStore
-    saved: dict[str, Saved]
-    #: keys an earlier run sent without learning the outcome
-    unsettled: set[str]
-    progress: Progress
-    rows_of: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    outcomes: list[tuple[tuple[int, ...], Outcome]] = field(default_factory=list)
-
-    def jobs(self, requests: Iterator[CustomerRequest], full: bool) -> Iterator[Job]:
-        for request in requests:
-            text = encode_body(request.body)
-            fingerprint = payload_hash(text)
-            known = self.saved.get(request.key)
-            if known is not None and known.payload_hash == fingerprint and not full:
-                self._settle(request.source_rows, Outcome(request.key, Status.UNCHANGED, known.customer_uuid,
-                                                          known.customer_id))
-                continue
-            self.rows_of[request.key] = request.source_rows
-            if known is not None:
-                yield Job(request.key, request.body, _identities(request), fingerprint=fingerprint,
-                          text=text).with_uuid(known.customer_uuid)
-                continue
-            identities = _identities(request)
-            findable = len(identities) > 1  # more than the key: the server's matching can find it again
-            search_key = None if findable or request.key.startswith("~") else request.key
-            if search_key is not None:
-                # Journal it first: if this run dies with the request in flight, the next one searches
-                # for the customer before sending, instead of creating it a second time.
-                self.state.sending(request.key)
-            yield Job(request.key, request.body, identities, fingerprint=fingerprint, search_key=search_key,
-                      maybe_saved=request.key in self.unsettled, text=text)
-
-    def answer(self, job: Job, outcome: Outcome) -> None:
-        if outcome.status == Status.SUCCESS and outcome.customer_uuid:
-            self.state.record(job.key, Saved(job.fingerprint, outcome.customer_uuid, outcome.customer_id),
-                              journaled=job.search_key is not None or job.maybe_saved)
-        elif job.search_key is not None and outcome.status == Status.NOT_ATTEMPTED and not job.maybe_saved:
-            self.state.settled(job.key)  # never sent. Anything else keeps the mark: a rerun searches first.
-        self._settle(self.rows_of.pop(job.key), outcome)
-
-    def _settle(self, rows: tuple[int, ...], outcome: Outcome) -> None:
-        self.outcomes.append((rows, outcome))
-        self.progress.advance(outcome.status, len(rows))
-
-    def apply(self, table: pd.DataFrame) -> pd.DataFrame:
-        """The row table with every request's outcome on each of its rows."""
-        rows = [r for rows, _ in self.outcomes for r in rows]
-        per_row = [o for rows, o in self.outcomes for _ in rows]
-        positions = table.index.get_indexer(pd.Index(rows))
-        columns = {name: table[name].to_numpy(dtype=object).copy() for name in
-                   ("status", "customer_uuid", "customer_id", "error_code", "error_message", "warnings")}
-        for position, outcome in zip(positions, per_row, strict=True):
-            columns["status"][position] = outcome.status.value
-            columns["customer_uuid"][position] = outcome.customer_uuid or ""
-            columns["customer_id"][position] = outcome.customer_id or ""
-            columns["error_code"][position] = outcome.error_code or ""
-            columns["error_message"][position] = outcome.detail
-            if outcome.warnings:
-                api = "API: " + ", ".join(outcome.warnings)
-                row_warnings = columns["warnings"][position]
-                columns["warnings"][position] = f"{row_warnings}; {api}" if row_warnings else api
-        return table.assign(**{name: pd.Series(values, index=table.index, dtype="str")
-                               for name, values in columns.items()})
-
-
-async def _send(config: RunConfig, ledger: _Ledger, jobs: Iterator[Job]) -> tuple[PoolStats, bool, str]:
+async def _send(config: RunConfig, ledger: Ledger, jobs: Iterator[Job]) -> tuple[PoolStats, bool, str]:
     """Send the jobs with a pool; (stats, interrupted by Ctrl-C, the API URL used)."""
     credentials = config.credentials
     async with contextlib.AsyncExitStack() as stack:
@@ -222,7 +145,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
         state = StateStore(state_path, config.department)  # refuses a bad state file before any report
         make_private_dir(out)
         try:
-            ledger = _Ledger(state, state.load(), state.unsettled(), progress)
+            ledger = Ledger(state, state.load(), state.unsettled(), progress)
             requests = prepared.requests(mapping, config.prepare.validate_vin)
             progress.start(int(prepared.rows.loc[prepared.rows["status"] == Status.VALID, "customer_key"].nunique()))
             try:

@@ -1,0 +1,93 @@
+"""The run's bookkeeping: requests → jobs (skipping what the state says is unchanged), outcomes → the state
+as each answer arrives, and at the end every row's status for the reports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from importer.pool import Job, Outcome
+from importer.progress import Progress
+from importer.records import CustomerRequest, encode_body
+from importer.state import Saved, StateStore, payload_hash
+from importer.status import Status
+
+
+def _identities(request: CustomerRequest) -> frozenset[str]:
+    customer = request.body["customer"]
+    found = {f"key:{request.key}"}
+    found.update(p["phoneNumber"] for p in customer.get("phoneNumbers", ()))
+    found.update(e["emailAddress"] for e in customer.get("emails", ()))
+    found.update(v["vin"] for v in request.body.get("vehicles", ()) if v.get("vin"))
+    return frozenset(found)
+
+
+@dataclass
+class Ledger:
+    """Every request's rows and, once known, its outcome; written to the state as answers arrive."""
+
+    state: StateStore
+    saved: dict[str, Saved]
+    #: keys an earlier run sent without learning the outcome
+    unsettled: set[str]
+    progress: Progress
+    rows_of: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    outcomes: list[tuple[tuple[int, ...], Outcome]] = field(default_factory=list)
+
+    def jobs(self, requests: Iterator[CustomerRequest], full: bool) -> Iterator[Job]:
+        for request in requests:
+            text = encode_body(request.body)
+            fingerprint = payload_hash(text)
+            known = self.saved.get(request.key)
+            if known is not None and known.payload_hash == fingerprint and not full:
+                self._settle(request.source_rows, Outcome(request.key, Status.UNCHANGED, known.customer_uuid,
+                                                          known.customer_id))
+                continue
+            self.rows_of[request.key] = request.source_rows
+            if known is not None:
+                yield Job(request.key, request.body, _identities(request), fingerprint=fingerprint,
+                          text=text).with_uuid(known.customer_uuid)
+                continue
+            identities = _identities(request)
+            findable = len(identities) > 1  # more than the key: the server's matching can find it again
+            search_key = None if findable or request.key.startswith("~") else request.key
+            if search_key is not None:
+                # Journal it first: if this run dies with the request in flight, the next one searches
+                # for the customer before sending, instead of creating it a second time.
+                self.state.sending(request.key)
+            yield Job(request.key, request.body, identities, fingerprint=fingerprint, search_key=search_key,
+                      maybe_saved=request.key in self.unsettled, text=text)
+
+    def answer(self, job: Job, outcome: Outcome) -> None:
+        if outcome.status == Status.SUCCESS and outcome.customer_uuid:
+            self.state.record(job.key, Saved(job.fingerprint, outcome.customer_uuid, outcome.customer_id),
+                              journaled=job.search_key is not None or job.maybe_saved)
+        elif job.search_key is not None and outcome.status == Status.NOT_ATTEMPTED and not job.maybe_saved:
+            self.state.settled(job.key)  # never sent. Anything else keeps the mark: a rerun searches first.
+        self._settle(self.rows_of.pop(job.key), outcome)
+
+    def _settle(self, rows: tuple[int, ...], outcome: Outcome) -> None:
+        self.outcomes.append((rows, outcome))
+        self.progress.advance(outcome.status, len(rows))
+
+    def apply(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The row table with every request's outcome on each of its rows."""
+        rows = [r for rows, _ in self.outcomes for r in rows]
+        per_row = [o for rows, o in self.outcomes for _ in rows]
+        positions = table.index.get_indexer(pd.Index(rows))
+        columns = {name: table[name].to_numpy(dtype=object).copy() for name in
+                   ("status", "customer_uuid", "customer_id", "error_code", "error_message", "warnings")}
+        for position, outcome in zip(positions, per_row, strict=True):
+            columns["status"][position] = outcome.status.value
+            columns["customer_uuid"][position] = outcome.customer_uuid or ""
+            columns["customer_id"][position] = outcome.customer_id or ""
+            columns["error_code"][position] = outcome.error_code or ""
+            columns["error_message"][position] = outcome.detail
+            if outcome.warnings:
+                api = "API: " + ", ".join(outcome.warnings)
+                row_warnings = columns["warnings"][position]
+                columns["warnings"][position] = f"{row_warnings}; {api}" if row_warnings else api
+        return table.assign(**{name: pd.Series(values, index=table.index, dtype="str")
+                               for name, values in columns.items()})
