@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from importer.pool import Job, Outcome
 from importer.progress import Progress
-from importer.records import CustomerRequest, encode_body
+from importer.records import CustomerRequest, Requests, encode_body
 from importer.state import Saved, StateStore, payload_hash
 from importer.status import Status
 
@@ -29,23 +30,39 @@ class Ledger:
     """Every request's rows and, once known, its outcome; written to the state as answers arrive."""
 
     state: StateStore
-    saved: dict[str, Saved]
     #: keys an earlier run sent without learning the outcome
     unsettled: set[str]
     progress: Progress
     rows_of: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    #: the input fingerprint of each request in flight, recorded with its save
+    inputs: dict[str, str] = field(default_factory=dict)
     outcomes: list[tuple[tuple[int, ...], Outcome]] = field(default_factory=list)
+    #: customers skipped because their rows are the ones last saved: key → customer_uuid, customer_id
+    unchanged: pd.DataFrame = field(default_factory=pd.DataFrame)
 
-    def jobs(self, requests: Iterator[CustomerRequest], full: bool) -> Iterator[Job]:
-        for request in requests:
+    def jobs(self, requests: Requests, full: bool) -> Iterator[Job]:
+        """A job for every customer to send; the unchanged ones are settled here, in bulk."""
+        customers = requests.table().join(self.state.load(), on="key")
+        same_rows = (customers["input_hash"] == customers["fingerprint"]).fillna(False).to_numpy(dtype=bool)
+        skip = same_rows & (not full)  # same rows, same mapping, same program: same body, not even built
+        self.unchanged = customers.loc[skip, ["key", "customer_uuid", "customer_id"]]
+        if skip.any():
+            self.progress.advance(Status.UNCHANGED, int(customers.loc[skip, "rows"].sum()), int(skip.sum()))
+        saved = customers.loc[~skip & customers["customer_uuid"].notna().to_numpy()]
+        known_of = {key: Saved(h, uuid, cid if isinstance(cid, str) else None) for key, h, uuid, cid in
+                    saved[["key", "payload_hash", "customer_uuid", "customer_id"]].itertuples(index=False)}
+        for group in requests.groups(~skip):
+            known = known_of.get(group.key)
+            request = requests.request(group)
             text = encode_body(request.body)
             fingerprint = payload_hash(text)
-            known = self.saved.get(request.key)
-            if known is not None and known.payload_hash == fingerprint and not full:
-                self._settle(request.source_rows, Outcome(request.key, Status.UNCHANGED, known.customer_uuid,
-                                                          known.customer_id))
+            if known is not None and not full and known.payload_hash == fingerprint:
+                self.state.note_input(group.key, group.fingerprint)
+                self._settle(group.source_rows, Outcome(group.key, Status.UNCHANGED, known.customer_uuid,
+                                                        known.customer_id))
                 continue
             self.rows_of[request.key] = request.source_rows
+            self.inputs[request.key] = group.fingerprint
             if known is not None:
                 yield Job(request.key, request.body, _identities(request), fingerprint=fingerprint,
                           text=text).with_uuid(known.customer_uuid)
@@ -61,8 +78,9 @@ class Ledger:
                       maybe_saved=request.key in self.unsettled, text=text)
 
     def answer(self, job: Job, outcome: Outcome) -> None:
+        input_hash = self.inputs.pop(job.key)
         if outcome.status == Status.SUCCESS and outcome.customer_uuid:
-            self.state.record(job.key, Saved(job.fingerprint, outcome.customer_uuid, outcome.customer_id),
+            self.state.record(job.key, Saved(job.fingerprint, outcome.customer_uuid, outcome.customer_id, input_hash),
                               journaled=job.search_key is not None or job.maybe_saved)
         elif job.search_key is not None and outcome.status == Status.NOT_ATTEMPTED and not job.maybe_saved:
             self.state.settled(job.key)  # never sent. Anything else keeps the mark: a rerun searches first.
@@ -70,10 +88,22 @@ class Ledger:
 
     def _settle(self, rows: tuple[int, ...], outcome: Outcome) -> None:
         self.outcomes.append((rows, outcome))
-        self.progress.advance(outcome.status, len(rows))
+        self.progress.advance(outcome.status, len(rows), 1)
 
     def apply(self, table: pd.DataFrame) -> pd.DataFrame:
         """The row table with every request's outcome on each of its rows."""
+        if not self.unchanged.empty:
+            same = self.unchanged.set_index("key")
+            where = same.index.get_indexer(pd.Index(table["customer_key"]))
+            hit = (where >= 0) & (table["status"] == Status.VALID.value).to_numpy()
+            picked = np.where(hit, where, 0)
+            table = table.assign(**{
+                "status": table["status"].mask(hit, Status.UNCHANGED.value),
+                **{name: pd.Series(np.where(hit, same[name].to_numpy(dtype=object)[picked],
+                                            table[name].to_numpy(dtype=object)), index=table.index, dtype="str")
+                   for name in ("customer_uuid", "customer_id")}})
+        if not self.outcomes:
+            return table
         rows = [r for rows, _ in self.outcomes for r in rows]
         per_row = [o for rows, o in self.outcomes for _ in rows]
         positions = table.index.get_indexer(pd.Index(rows))

@@ -145,7 +145,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
         state = StateStore(state_path, config.department)  # refuses a bad state file before any report
         make_private_dir(out)
         try:
-            ledger = Ledger(state, state.load(), state.unsettled(), progress)
+            ledger = Ledger(state, state.unsettled(), progress)
             requests = prepared.requests(mapping, config.prepare.validate_vin)
             progress.start(int(prepared.rows.loc[prepared.rows["status"] == Status.VALID, "customer_key"].nunique()))
             try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,7 +13,7 @@ from importer.errors import ConfigError
 from importer.mapping import MappingSpec, check_header, to_canonical
 from importer.normalize import FieldProblem, normalize_frame
 from importer.reader import InputFile, read_chunks
-from importer.records import CustomerRequest, build_requests, customer_keys
+from importer.records import Requests, customer_keys
 from importer.schema import ROW_RULES, row_errors
 from importer.status import Status
 
@@ -48,11 +47,11 @@ class Prepared:
     #: the invalid rows as read, for errors.csv without a second pass over the file
     invalid_raw: pd.DataFrame
 
-    def requests(self, mapping: MappingSpec, validate_vin: bool) -> Iterator[CustomerRequest]:
+    def requests(self, mapping: MappingSpec, validate_vin: bool) -> Requests:
         if self.frame is None:
             raise RuntimeError("prepared without keeping the rows")
         valid = self.rows["status"] == Status.VALID
-        return build_requests(self.frame, self.rows.loc[valid, "customer_key"], mapping, validate_vin=validate_vin)
+        return Requests(self.frame, self.rows.loc[valid, "customer_key"], mapping, validate_vin=validate_vin)
 
 
 def _warning_texts(problems: list[FieldProblem], mapping: MappingSpec, index: pd.Index,

@@ -17,7 +17,7 @@ log = logging.getLogger("mk_import")
 class Progress(Protocol):
     def start(self, customers: int) -> None: ...
 
-    def advance(self, status: Status, rows: int) -> None: ...
+    def advance(self, status: Status, rows: int, customers: int) -> None: ...
 
     def close(self) -> None: ...
 
@@ -26,7 +26,7 @@ class NoProgress:
     def start(self, customers: int) -> None:
         pass
 
-    def advance(self, status: Status, rows: int) -> None:
+    def advance(self, status: Status, rows: int, customers: int) -> None:
         pass
 
     def close(self) -> None:
@@ -46,11 +46,11 @@ class BarProgress:
         self._started = time.monotonic()
         self._bar = tqdm(total=customers, unit="cust", dynamic_ncols=True, leave=True)
 
-    def advance(self, status: Status, rows: int) -> None:
-        self._counts[status] += 1
+    def advance(self, status: Status, rows: int, customers: int) -> None:
+        self._counts[status] += customers
         self._rows += rows
         if self._bar is not None:
-            self._bar.update(1)
+            self._bar.update(customers)
             elapsed = max(time.monotonic() - self._started, 1e-6)
             self._bar.set_postfix_str(f"{self._rows / elapsed:,.0f} rows/s ok={self._counts[Status.SUCCESS]} "
                                       f"same={self._counts[Status.UNCHANGED]} failed={self._counts[Status.FAILED]}",
@@ -76,9 +76,9 @@ class LogProgress:
         self._total = customers
         self._started = self._last = time.monotonic()
 
-    def advance(self, status: Status, rows: int) -> None:
-        self._counts[status] += 1
-        self._done += 1
+    def advance(self, status: Status, rows: int, customers: int) -> None:
+        self._counts[status] += customers
+        self._done += customers
         self._rows += rows
         now = time.monotonic()
         if now - self._last >= self.every:

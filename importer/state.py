@@ -18,6 +18,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from importer.errors import ConfigError
 
 SCHEMA_VERSION = 1
@@ -38,6 +40,8 @@ class Saved:
     payload_hash: str
     customer_uuid: str
     customer_id: str | None
+    #: the fingerprint of the rows that built that body (records.CustomerGroup), to skip rebuilding it
+    input_hash: str = ""
 
 
 class StateStore:
@@ -67,7 +71,7 @@ class StateStore:
             self._db.executescript(
                 "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
                 "CREATE TABLE customers (customer_key TEXT PRIMARY KEY, payload_hash TEXT NOT NULL,"
-                " customer_uuid TEXT NOT NULL, customer_id TEXT, saved_at TEXT NOT NULL);"
+                " customer_uuid TEXT NOT NULL, customer_id TEXT, saved_at TEXT NOT NULL, input_hash TEXT);"
                 "CREATE TABLE sending (customer_key TEXT PRIMARY KEY);")
             self._db.executemany("INSERT INTO meta VALUES (?, ?)",
                                  [("schema_version", str(SCHEMA_VERSION)), ("department", department)])
@@ -79,22 +83,29 @@ class StateStore:
         if meta.get("department") != department:
             raise ConfigError(f"{self.path}: state of department {meta.get('department')!r}, not {department!r}")
 
-    def load(self) -> dict[str, Saved]:
-        """Everything saved for this department, by customer key."""
-        return {key: Saved(h, uuid, cid) for key, h, uuid, cid in
-                self._db.execute("SELECT customer_key, payload_hash, customer_uuid, customer_id FROM customers")}
+    def load(self) -> pd.DataFrame:
+        """Everything saved for this department, indexed by customer key (one frame: a million customers
+        load in a fraction of a second, where a million objects would not)."""
+        columns = ["customer_key", "payload_hash", "customer_uuid", "customer_id", "input_hash"]
+        rows = self._db.execute(f"SELECT {', '.join(columns)} FROM customers").fetchall()
+        frame = pd.DataFrame.from_records(rows, columns=columns).astype("str")
+        return frame.set_index("customer_key")
 
     def record(self, key: str, saved: Saved, *, journaled: bool = False) -> None:
         """Remember a successful save at once (autocommit), so a kill loses only requests in flight."""
         row = (key, saved.payload_hash, saved.customer_uuid, saved.customer_id,
-               datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+               datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), saved.input_hash)
         if not journaled:
-            self._db.execute("INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?, ?)", row)
+            self._db.execute("INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?, ?, ?)", row)
             return
         with self._db:  # the save and the end of its journal entry in one transaction
             self._db.execute("BEGIN")
-            self._db.execute("INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?, ?)", row)
+            self._db.execute("INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?, ?, ?)", row)
             self._db.execute("DELETE FROM sending WHERE customer_key = ?", (key,))
+
+    def note_input(self, key: str, input_hash: str) -> None:
+        """The rows of a saved customer changed but build the same body: remember the new fingerprint."""
+        self._db.execute("UPDATE customers SET input_hash = ? WHERE customer_key = ?", (input_hash, key))
 
     def sending(self, key: str) -> None:
         """Note, before it is sent, a request whose fate a crash would leave unknown."""

@@ -16,8 +16,13 @@ import aiohttp
 import aioresponses.core as aioresponses_core
 import pytest
 from aioresponses import aioresponses
+from hypothesis import settings
 
 from importer.sandbox import SandboxConfig, SandboxThread
+
+# Examples are checked for what they prove, not for speed: a loaded machine must not fail them.
+settings.register_profile("mk-import", deadline=None)
+settings.load_profile("mk-import")
 
 USER, PASSWORD = "tester", "s3cret-pass"
 DEPARTMENT = "dept-0001"

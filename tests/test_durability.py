@@ -143,3 +143,22 @@ def test_damaged_state_is_refused_not_reset(start_sandbox, creds, write_csv, tmp
     assert str(state) in err
     assert state.read_bytes() == content
     assert not (tmp_path / "b").exists()
+
+
+def test_rows_that_change_without_changing_the_body_are_not_sent(start_sandbox, creds, write_csv, tmp_path: Path):
+    sandbox = start_sandbox()
+    rows = [dv_row("1", cell="(310) 555-0101"), dv_row("2", email="a@example.com")]
+    assert run(write_csv([DV_HEADER, *rows]), sandbox.url, tmp_path / "a") == 0
+    rows[0][10] = "Y"  # Block Email on a customer with no email: the rows differ, the body does not
+    rows[1][4] = "N/A"  # a placeholder where the cell was empty
+    edited = write_csv([DV_HEADER, *rows], name="edited.csv")
+    assert run(edited, sandbox.url, tmp_path / "b") == 0
+    assert read_summary(tmp_path / "b")["requests_sent"] == 0
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        before = dict(db.execute("SELECT customer_key, input_hash FROM customers"))
+    assert run(edited, sandbox.url, tmp_path / "c") == 0  # now skipped on the fingerprint alone
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        assert dict(db.execute("SELECT customer_key, input_hash FROM customers")) == before
+    rows[1][3] = "b@example.com"
+    assert run(write_csv([DV_HEADER, *rows], name="again.csv"), sandbox.url, tmp_path / "d") == 0
+    assert read_summary(tmp_path / "d")["requests_sent"] == 1
