@@ -87,3 +87,17 @@ def test_unreadable_files_are_refused(tmp_path: Path, content: bytes, message: s
 def test_missing_file_is_refused(tmp_path: Path):
     with pytest.raises(InputError, match="no such file"):
         read_all(str(tmp_path / "nope.csv"))
+
+
+def test_a_short_row_midway_hands_over_to_pandas_without_losing_or_repeating_rows(tmp_path: Path, monkeypatch):
+    import importer.reader
+
+    monkeypatch.setattr(importer.reader, "ARROW_BLOCK_BYTES", 256)  # many small chunks on the fast path
+    lines = ["a,b,c"] + [f"{i},x{i},y{i}" for i in range(1, 301)]
+    lines[250] = "250,short"  # too few fields: pyarrow refuses, pandas pads
+    path = tmp_path / "x.csv"
+    path.write_text("\n".join(lines) + "\n")
+    frame = read_all(str(path), chunk_rows=40)
+    assert list(frame.index) == list(range(1, 301))
+    assert list(frame["a"]) == [str(i) for i in range(1, 301)]
+    assert list(frame.loc[250]) == ["250", "short", ""]
