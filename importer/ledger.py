@@ -39,6 +39,8 @@ class Ledger:
     outcomes: list[tuple[tuple[int, ...], Outcome]] = field(default_factory=list)
     #: customers skipped because their rows are the ones last saved: key → customer_uuid, customer_id
     unchanged: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: why the run stopped early, for the rows it never reached
+    stop_reason: str | None = None
 
     def jobs(self, requests: Requests, full: bool) -> Iterator[Job]:
         """A job for every customer to send; the unchanged ones are settled here, in bulk."""
@@ -102,8 +104,16 @@ class Ledger:
                 **{name: pd.Series(np.where(hit, same[name].to_numpy(dtype=object)[picked],
                                             table[name].to_numpy(dtype=object)), index=table.index, dtype="str")
                    for name in ("customer_uuid", "customer_id")}})
-        if not self.outcomes:
-            return table
+        if self.outcomes:
+            table = self._apply_outcomes(table)
+        # Rows of customers never reached (the run stopped before building their request).
+        left = (table["status"] == Status.VALID.value).to_numpy()
+        if left.any():
+            table = table.assign(status=table["status"].mask(left, Status.NOT_ATTEMPTED.value),
+                                 error_message=table["error_message"].mask(left, self.stop_reason or ""))
+        return table
+
+    def _apply_outcomes(self, table: pd.DataFrame) -> pd.DataFrame:
         rows = [r for rows, _ in self.outcomes for r in rows]
         per_row = [o for rows, o in self.outcomes for _ in rows]
         positions = table.index.get_indexer(pd.Index(rows))

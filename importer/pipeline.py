@@ -155,6 +155,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
                 progress.close()
         finally:
             state.close()
+        ledger.stop_reason = stats.stop_reason
         table = ledger.apply(prepared.rows.assign(customer_uuid="", customer_id=""))
         write_results(out / "results.csv", table)
         write_errors(out / "errors.csv", source, table, prepared.invalid_raw)

@@ -300,12 +300,15 @@ class Pool:
         return self.settings.deadline is not None and self.clock() >= self.settings.deadline
 
     async def run(self, jobs: Iterable[Job]) -> PoolStats:
-        """Send every job; each ends in exactly one on_outcome call, whatever stops the run."""
+        """Send the jobs. Each job queued ends in exactly one on_outcome call; once the run is stopping,
+        no further job is taken from `jobs`."""
         started = self.clock()
         queue: asyncio.Queue[tuple[int, Job] | None] = asyncio.Queue(maxsize=self.settings.concurrency * 2)
         workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.settings.concurrency)]
         try:
             for ticket, job in enumerate(jobs):
+                if self.stopping:
+                    break  # the caller reports what was never queued as not attempted
                 await queue.put((ticket, job))
             for _ in workers:
                 await queue.put(None)

@@ -195,14 +195,23 @@ def test_adaptive_rate_cuts_on_429_and_climbs_back_to_the_ceiling():
     assert rate.rate == 1
 
 
-def test_every_job_gets_exactly_one_outcome():
+def test_every_job_taken_gets_exactly_one_outcome_and_none_is_taken_after_a_stop():
     seen: list[str] = []
+    pulled: list[str] = []
     api = ScriptedApi({"B": [FatalApiError("refused", code="100003")]})
 
-    async def go(record: Callable[[Job, Outcome], None]) -> None:
-        clock = FakeClock()
-        await Pool(api, PoolSettings(rate=1000, concurrency=3), record, sleep=clock.sleep, clock=clock).run(
-            [job(str(i)) for i in range(20)][:1] + [job("B")] + [job(f"x{i}") for i in range(30)])
+    def jobs():
+        for j in [job("A"), job("B"), *(job(f"x{i}") for i in range(300))]:
+            pulled.append(j.key)
+            yield j
 
-    asyncio.run(go(lambda j, o: seen.append(j.key)))
-    assert sorted(seen) == sorted(["0", "B", *(f"x{i}" for i in range(30))])
+    async def go() -> None:
+        clock = FakeClock()
+        await Pool(api, PoolSettings(rate=1000, concurrency=3), lambda j, o: seen.append(j.key),
+                   sleep=clock.sleep, clock=clock).run(jobs())
+
+    asyncio.run(go())
+    assert len(seen) == len(set(seen))
+    assert {"A", "B"} <= set(seen)
+    assert set(pulled) - set(seen) <= {pulled[-1]}  # at most the one job pulled as the stop was noticed
+    assert len(pulled) < 302
