@@ -6,7 +6,7 @@ The classification (`classify`) is the single place that decides what an HTTP an
     2xx with errors and no customerUuid   → Reply(failed), the API's code and message
     2xx that is not the JSON envelope     → Reply(failed) (an HTML login page, say)
     3xx                                   → Reply(failed): redirects are not followed
-    400, 404, 409, 422 and other 4xx      → Reply(failed), the API's code and message
+    400, 404, 409, 422 and other 4xx      → Reply(failed), the API's code and message (404: unknown_customer)
     401, 403                              → FatalApiError: no further request can succeed
     429                                   → RetryableError(retry_after, surely not saved)
     5xx                                   → RetryableError (the request may have been saved)
@@ -56,6 +56,8 @@ class Reply:
     error_code: str | None = None
     message: str = ""
     warnings: tuple[str, ...] = ()
+    #: HTTP 404: the API knows no customer by the customerUuid sent (deleted or merged since)
+    unknown_customer: bool = False
 
 
 def check_api_url(url: str, *, insecure_http: bool) -> str:
@@ -135,7 +137,7 @@ def classify(status: int, content_type: str, body: bytes, headers: Mapping[str, 
                      warnings=_warnings(envelope))
     return Reply(False, error_code=code or f"HTTP_{status}",
                  message=text or (f"HTTP {status}" if status >= 300 else "answer without customerUuid"),
-                 warnings=_warnings(envelope))
+                 warnings=_warnings(envelope), unknown_customer=status == 404)
 
 
 class ApiClient:

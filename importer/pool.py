@@ -11,6 +11,8 @@
 - Retries use exponential backoff with full jitter, capped.
 - Two jobs sharing an identity (customer key, phone, email, VIN) are never in flight together, and the
   earlier job in file order goes first, so the server's duplicate search always sees the earlier one.
+- A customer sent by the customerUuid the state remembers, which the API no longer knows (404), is sent
+  again without it.
 - A request that may have been saved (5xx, timeout, dropped connection) for a customer the server's
   matching cannot find again (no phone, email or VIN) is resolved by a search on its customer key before
   it is retried: if that finds the customer, the retry updates it by customerUuid instead of creating a
@@ -68,6 +70,10 @@ class Job:
     def with_uuid(self, customer_uuid: str) -> Job:
         customer = {**self.body["customer"], "customerUuid": customer_uuid}
         return replace(self, body={**self.body, "customer": customer}, search_key=None, text="")
+
+    def without_uuid(self) -> Job:
+        customer = {k: v for k, v in self.body["customer"].items() if k != "customerUuid"}
+        return replace(self, body={**self.body, "customer": customer}, text="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +275,12 @@ class Pool:
                     await self.sleep(self._backoff(attempt))
                 continue
             self.rate.succeeded()
+            if reply.unknown_customer and "customerUuid" in job.body["customer"]:
+                # The customer saved under that uuid is gone (deleted or merged): send it again the way a
+                # new one is sent, and let the server's duplicate search find where it lives now.
+                log.info("customer %s: customerUuid unknown to the API; sending without it", job.key)
+                job = job.without_uuid()
+                continue
             if reply.ok:
                 return Outcome(job.key, Status.SUCCESS, reply.customer_uuid, reply.customer_id, attempt,
                                warnings=reply.warnings)

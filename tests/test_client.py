@@ -31,7 +31,7 @@ async def post(mocked, **answer) -> Reply:
     ({"status": 200, "payload": REFUSED}, Reply(False, error_code="400004", message="needs a name")),
     ({"status": 400, "payload": REFUSED}, Reply(False, error_code="400004", message="needs a name")),
     ({"status": 404, "payload": {"errors": [{"errorCode": "404001", "errorMessage": "no customer"}]}},
-     Reply(False, error_code="404001", message="no customer")),
+     Reply(False, error_code="404001", message="no customer", unknown_customer=True)),
     ({"status": 409, "body": "conflict", "content_type": "text/plain"}, None),
     ({"status": 422, "payload": {"errors": []}}, Reply(False, error_code="HTTP_422", message="HTTP 422")),
     ({"status": 200, "body": "<html>login</html>", "content_type": "text/html"}, None),

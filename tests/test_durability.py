@@ -162,3 +162,15 @@ def test_rows_that_change_without_changing_the_body_are_not_sent(start_sandbox, 
     rows[1][3] = "b@example.com"
     assert run(write_csv([DV_HEADER, *rows], name="again.csv"), sandbox.url, tmp_path / "d") == 0
     assert read_summary(tmp_path / "d")["requests_sent"] == 1
+
+
+def test_customers_deleted_from_the_api_are_saved_again(start_sandbox, creds, write_csv, tmp_path: Path):
+    first = start_sandbox()
+    source = write_csv([DV_HEADER, *customers(14)])
+    assert run(source, first.url, tmp_path / "a") == 0
+    first.__exit__(None, None, None)
+    fresh = start_sandbox()  # the state remembers uuids this API never saw
+    assert run(source, fresh.url, tmp_path / "b", "--full") == 0
+    assert Api(fresh.url).stats()["customers"] == 14
+    assert run(source, fresh.url, tmp_path / "c") == 0
+    assert read_summary(tmp_path / "c")["requests_sent"] == 0

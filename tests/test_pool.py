@@ -214,3 +214,11 @@ def test_every_job_taken_gets_exactly_one_outcome_and_none_is_taken_after_a_stop
     assert {"A", "B"} <= set(seen)
     assert set(pulled) - set(seen) <= {pulled[-1]}  # at most the one job pulled as the stop was noticed
     assert len(pulled) < 302
+
+
+def test_unknown_customer_uuid_is_sent_again_without_it():
+    api = ScriptedApi({"K": [Reply(False, error_code="404001", message="no customer", unknown_customer=True)]})
+    outcomes, _ = run_pool(api, [job("K", phone="+13105550000").with_uuid("gone")])
+    assert outcomes["K"].status == Status.SUCCESS
+    assert api.bodies[0]["customer"]["customerUuid"] == "gone"
+    assert "customerUuid" not in api.bodies[1]["customer"]
