@@ -168,19 +168,25 @@ class CustomerGroup:
     #: with equal fingerprints build equal bodies, so a rerun can skip building an unchanged one (a
     #: false match would need a 64-bit collision with the customer's own previous rows)
     fingerprint: str
+    #: the rows' places in `builder`'s batch
     positions: tuple[int, ...]
+    builder: _BodyBuilder
 
 
 class Requests:
     """The customers of a prepared file, in the order each first appears; bodies built on demand.
 
     `frame` holds the rows to send (normalized canonical columns, indexed by source row), `keys` their
-    grouping keys.
+    grouping keys. Bodies are built from Python copies of the columns, made for one batch of customers
+    at a time so that memory stays flat however many customers the file has.
     """
+
+    #: customers whose rows are copied out of the frame together
+    BATCH = 20_000
 
     def __init__(self, frame: pd.DataFrame, keys: pd.Series, mapping: MappingSpec, *, validate_vin: bool) -> None:
         self._frame, self._keys = frame, keys
-        self._builder = _BodyBuilder(frame, mapping, validate_vin) if not frame.empty else None
+        self._mapping, self._validate_vin = mapping, validate_vin
         context = [__version__, validate_vin, mapping.address_defaults, [c.label for c in mapping.phones],
                    [c.label for c in mapping.emails], [str(c) for c in frame.columns]]
         self._context = np.uint64(int.from_bytes(hashlib.sha256(orjson.dumps(context)).digest()[:8], "big"))
@@ -208,13 +214,22 @@ class Requests:
         if self._frame.empty:
             return
         keys, order, starts, ends, fingerprints = self._layout
-        numbers = np.flatnonzero(selected) if selected is not None else range(len(keys))
-        positions_in_order = order.tolist()
-        source_rows = self._frame.index.tolist()
-        for number in numbers:
-            positions = tuple(positions_in_order[starts[number]:ends[number]])
-            yield CustomerGroup(keys[number], tuple(source_rows[p] for p in positions), fingerprints[number],
-                                positions)
+        numbers = np.flatnonzero(selected) if selected is not None else np.arange(len(keys))
+        source_rows = self._frame.index.to_numpy()
+        for batch in np.array_split(numbers, max(1, -(-len(numbers) // self.BATCH))):
+            if not len(batch):
+                continue
+            lengths = ends[batch] - starts[batch]
+            before = np.cumsum(lengths) - lengths  # where each group begins within the batch
+            rows = order[np.repeat(starts[batch] - before, lengths) + np.arange(lengths.sum())]
+            builder = _BodyBuilder(self._frame.take(rows), self._mapping, self._validate_vin)
+            batch_rows = source_rows[rows].tolist()
+            place = 0
+            for number in batch.tolist():
+                size = int(ends[number] - starts[number])
+                yield CustomerGroup(keys[number], tuple(batch_rows[place:place + size]), fingerprints[number],
+                                    tuple(range(place, place + size)), builder)
+                place += size
 
     def _fingerprints(self, order: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> list[str]:
         """One 64-bit hash per group of its rows' hashes, in file order, and of the context; vectorized.
@@ -229,9 +244,9 @@ class Requests:
         final = pd.util.hash_array(combined ^ self._context)
         return [format(value, "016x") for value in final.tolist()]
 
-    def request(self, group: CustomerGroup) -> CustomerRequest:
-        assert self._builder is not None
-        return CustomerRequest(group.key, group.source_rows, self._builder.body(group.key, list(group.positions)))
+    @staticmethod
+    def request(group: CustomerGroup) -> CustomerRequest:
+        return CustomerRequest(group.key, group.source_rows, group.builder.body(group.key, list(group.positions)))
 
     def __iter__(self) -> Iterator[CustomerRequest]:
         return (self.request(group) for group in self.groups())
