@@ -17,6 +17,8 @@ from importer.vin import VIN_PATTERN
 ROW_RULES = {
     "MISSING_LAST_NAME": "a person needs a last name",
     "MISSING_COMPANY": "a business needs a company name",
+    # A normalized value that breaks its own format is a defect in mk-import: refuse the row, never send it.
+    "INTERNAL_FORMAT": "a normalized value broke its format (a defect in mk-import: please report it)",
 }
 _FORMATS = {
     r"^phone\d+$": r"(\+[1-9][0-9]{6,14})?",

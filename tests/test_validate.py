@@ -230,3 +230,14 @@ def test_every_command_has_help():
         assert sub.description, name
         for action in sub._actions:
             assert action.help, f"{name} {action.dest}"
+
+
+def test_a_value_that_breaks_its_normalized_format_refuses_the_row():
+    import pandas as pd
+
+    from importer.schema import ROW_RULES, row_errors
+
+    frame = pd.DataFrame({"lastName": ["Lee", "Day"], "company": ["", ""], "phone1": ["+13105551234", "3105551234"],
+                          "isBusiness": [False, False]}).astype({"lastName": "str", "company": "str", "phone1": "str"})
+    assert list(row_errors(frame)) == ["", "INTERNAL_FORMAT"]
+    assert "defect" in ROW_RULES["INTERNAL_FORMAT"]
