@@ -131,8 +131,8 @@ def _add_mappings(sub: argparse._SubParsersAction[_Parser]) -> None:
 def build_parser() -> _Parser:
     parser = _Parser(
         prog="mk-import", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Load a dealer's customer and vehicle CSV export into myKaarma's create-or-update Customer "
-                    "API, and report what became of every row.",
+        description="Load a dealer's customer and vehicle CSV export into myKaarma's create-or-update\n"
+                    "Customer API, and report what became of every row.",
         epilog="exit codes: 0 all rows fine · 1 some rows invalid or failed · 2 bad usage, mapping, state or "
                "input: nothing sent\n            3 stopped early (rerun resumes) · 130 Ctrl-C after a clean stop")
     parser.add_argument("--version", action="version", version=f"mk-import {__version__}")
