@@ -40,18 +40,17 @@ class BarProgress:
         self._bar: tqdm[Any] | None = None
         self._counts: Counter[str] = Counter()
         self._rows = 0
-        self._started = time.monotonic()
 
     def start(self, customers: int) -> None:
-        self._started = time.monotonic()
-        self._bar = tqdm(total=customers, unit="cust", dynamic_ncols=True, leave=True)
+        # smoothing=0: rates are averages over the run, so customers/s and rows/s read alike.
+        self._bar = tqdm(total=customers, unit="cust", dynamic_ncols=True, leave=True, smoothing=0)
 
     def advance(self, status: Status, rows: int, customers: int) -> None:
         self._counts[status] += customers
         self._rows += rows
         if self._bar is not None:
             self._bar.update(customers)
-            elapsed = max(time.monotonic() - self._started, 1e-6)
+            elapsed = max(float(self._bar.format_dict["elapsed"]), 1e-6)
             self._bar.set_postfix_str(f"{self._rows / elapsed:,.0f} rows/s ok={self._counts[Status.SUCCESS]} "
                                       f"same={self._counts[Status.UNCHANGED]} failed={self._counts[Status.FAILED]}",
                                       refresh=False)
