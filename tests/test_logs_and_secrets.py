@@ -106,3 +106,16 @@ def test_cron_run_is_silent_when_all_is_well_and_speaks_when_not(start_sandbox, 
                    "--out", str(tmp_path / "b")], tmp_path)
     assert bad.returncode == 1
     assert "1 invalid" in bad.stderr
+
+
+def test_without_a_terminal_progress_is_a_log_line_every_few_seconds(start_sandbox, write_csv, tmp_path: Path):
+    sandbox = start_sandbox(users={USER: PASSWORD}, latency_ms=50)
+    source = write_csv([DV_HEADER, *(dv_row(str(i), first=f"P{i}") for i in range(20))])
+    done = run_cli(["run", str(source), "-m", "dealervault", "--department-uuid", DEPARTMENT, "--api-url", sandbox.url,
+                    "--out", str(tmp_path / "out"), "--state", str(tmp_path / "s.sqlite"), "--concurrency", "2",
+                    "--log-every", "0.2"], tmp_path)
+    assert done.returncode == 0
+    lines = [line for line in done.stderr.splitlines() if "progress" in line]
+    assert len(lines) >= 2
+    assert "/20 customers" in lines[-1]
+    assert "eta" in lines[-1]
