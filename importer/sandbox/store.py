@@ -26,13 +26,12 @@ def vins_of(vehicles: list[dict[str, Any]]) -> set[str]:
 
 @dataclass
 class _DepartmentIndex:
-    by_key: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     by_comm: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     by_vin: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
 
 class CustomerStore:
-    """Customers per department, indexed by customer key, communication value and VIN.
+    """Customers per department, indexed by communication value and VIN (what the matching looks up).
 
     With a database path every save is written through to SQLite, and the store is loaded from it at
     start, so customers outlive a restart of the sandbox.
@@ -85,9 +84,6 @@ class CustomerStore:
         index = self._indexes[department].by_vin
         return set().union(*(index.get(v, set()) for v in vins))
 
-    def with_key(self, department: str, key: str) -> set[str]:
-        return set(self._indexes[department].by_key.get(key, set()))
-
     def all_in(self, department: str) -> list[Customer]:
         return [c for c in self._customers.values() if c["department"] == department]
 
@@ -106,8 +102,7 @@ class CustomerStore:
     def _postings(self, record: Customer) -> list[set[str]]:
         """The index entries (sets of uuids) that list this customer."""
         index = self._indexes[record["department"]]
-        entries = [index.by_key[record["customerKey"]]] if record.get("customerKey") else []
-        entries += [index.by_comm[value] for value in comm_values(record)]
+        entries = [index.by_comm[value] for value in comm_values(record)]
         entries += [index.by_vin[vin] for vin in vins_of(record["vehicles"])]
         return entries
 
