@@ -298,6 +298,13 @@ def normalize_mileage(values: pd.Series) -> Normalized:
     return result, (values != "") & (result == "")
 
 
+def text_column(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A canonical text column, or empty text on every row where the mapping maps nothing to it."""
+    if column in frame:
+        return frame[column]
+    return pd.Series("", index=frame.index, dtype="str")
+
+
 def squeeze_spaces(values: pd.Series) -> pd.Series:
     """Names and free text: inner runs of white space become one space."""
     return values.str.replace(_WHITESPACE_RUN, " ", regex=True).str.strip()
@@ -363,12 +370,11 @@ def normalize_frame(canonical: pd.DataFrame, locale_default: str = "") -> tuple[
         else:
             out[name] = result
     frame = pd.DataFrame(out, index=canonical.index)
-    empty = pd.Series("", index=canonical.index, dtype="str")
     if "isBusiness" not in frame:
-        frame["isBusiness"] = (frame.get("company", empty) != "") & (frame.get("lastName", empty) == "")
+        frame["isBusiness"] = (text_column(frame, "company") != "") & (text_column(frame, "lastName") == "")
     frame["isBusiness"] = frame["isBusiness"].fillna(False).astype(bool)
     if locale_default:
-        locale = frame.get("preferredLocale", empty)
+        locale = text_column(frame, "preferredLocale")
         frame["preferredLocale"] = locale.where(locale != "", locale_default)
     frame["vehicle.send"] = _vehicle_to_send(canonical, frame, problems)
     return frame, problems
@@ -376,10 +382,9 @@ def normalize_frame(canonical: pd.DataFrame, locale_default: str = "") -> tuple[
 
 def _vehicle_to_send(canonical: pd.DataFrame, frame: pd.DataFrame, problems: list[FieldProblem]) -> pd.Series:
     """Whether each row's vehicle is sent: it needs a valid VIN, or no VIN and a year, make and model."""
-    empty = pd.Series("", index=frame.index, dtype="str")
-    given_vin = canonical.get("vin", empty) != ""
-    complete = ((frame.get("vehicleYear", empty) != "") & (frame.get("vehicleMake", empty) != "")
-                & (frame.get("vehicleModel", empty) != ""))
+    given_vin = text_column(canonical, "vin") != ""
+    complete = ((text_column(frame, "vehicleYear") != "") & (text_column(frame, "vehicleMake") != "")
+                & (text_column(frame, "vehicleModel") != ""))
     mentioned = pd.Series(False, index=frame.index)
     for column in _VEHICLE_COLUMNS:
         if column in canonical:
@@ -387,5 +392,5 @@ def _vehicle_to_send(canonical: pd.DataFrame, frame: pd.DataFrame, problems: lis
     incomplete = mentioned & ~given_vin & ~complete
     if incomplete.any():
         problems.append(FieldProblem("vin", "no VIN, nor a year, make and model; vehicle not sent", incomplete,
-                                     canonical.get("vin", empty)))
-    return (frame.get("vin", empty) != "") | (~given_vin & complete)
+                                     text_column(canonical, "vin")))
+    return (text_column(frame, "vin") != "") | (~given_vin & complete)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from importer import __version__
 from importer.mapping import ADDRESS_FIELDS, VEHICLE_FIELDS, MappingSpec
+from importer.normalize import text_column
 
 _SCALARS = ("firstName", "middleName", "lastName", "company", "preferredLocale")
 _IDENTITY = ("lastName", "firstName", "company", "address.zip", "address.line1")
@@ -54,14 +55,14 @@ def encode_body(body: dict[str, Any]) -> str:
 
 def customer_keys(frame: pd.DataFrame) -> pd.Series:
     """The grouping key of every row: its customer key, or a hash of its identity where it has none."""
-    empty = pd.Series("", index=frame.index, dtype="str")
-    keys = frame.get("customerKey", empty)
+    keys = text_column(frame, "customerKey")
     missing = keys == ""
     if not missing.any():
         return keys
     parts = [frame[c].str.lower() for c in _IDENTITY if c in frame]
     parts += [frame[c] for c in frame.columns if str(c).startswith(("phone", "email")) and "." not in str(c)]
-    identity = parts[0].str.cat(parts[1:], sep="\x1f") if parts else empty  # type: ignore[arg-type]
+    # Every mapping maps a last name or a company, so there is always a first part to join onto.
+    identity = parts[0].str.cat(parts[1:], sep="\x1f")  # type: ignore[arg-type]
     codes, uniques = pd.factorize(identity[missing])
     hashed = np.array(["~" + hashlib.sha256(u.encode()).hexdigest()[:16] for u in uniques], dtype=object)
     return keys.mask(missing, pd.Series(hashed.take(codes), index=keys[missing].index, dtype="str"))

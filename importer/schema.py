@@ -10,6 +10,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from importer.normalize import text_column
 from importer.vin import VIN_PATTERN
 
 # Value patterns spell out [0-9] rather than \d so pandas keeps them in pyarrow (see normalize.py).
@@ -31,18 +32,12 @@ _FORMATS = {
 }
 
 
-def _text(frame: pd.DataFrame, column: str) -> pd.Series:
-    if column in frame:
-        return frame[column]
-    return pd.Series("", index=frame.index, dtype="str")
-
-
 def _person_has_last_name(frame: pd.DataFrame) -> pd.Series:
-    return frame["isBusiness"] | (_text(frame, "lastName") != "")
+    return frame["isBusiness"] | (text_column(frame, "lastName") != "")
 
 
 def _business_has_company(frame: pd.DataFrame) -> pd.Series:
-    return ~frame["isBusiness"] | (_text(frame, "company") != "")
+    return ~frame["isBusiness"] | (text_column(frame, "company") != "")
 
 
 def _format_schema() -> pa.DataFrameSchema:
@@ -78,7 +73,8 @@ def _failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFrame |
 def row_errors(frame: pd.DataFrame) -> pd.Series:
     """The error code of each row ("" for a valid row), from validating the frame with the schemas."""
     codes = pd.Series("", index=frame.index, dtype="str")
-    narrow = pd.DataFrame({c: _text(frame, c) for c in ("lastName", "company")}).assign(isBusiness=frame["isBusiness"])
+    narrow = pd.DataFrame({"lastName": text_column(frame, "lastName"), "company": text_column(frame, "company"),
+                           "isBusiness": frame["isBusiness"]})
     for schema, subject in ((ROW_SCHEMA, narrow), (FORMAT_SCHEMA, frame)):
         cases = _failures(schema, subject)
         if cases is None:
