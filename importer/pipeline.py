@@ -153,6 +153,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
                                                                 ledger.jobs(requests, config.full)))
             finally:
                 progress.close()
+                ledger.write_pending()
         finally:
             state.close()
         ledger.stop_reason = stats.stop_reason

@@ -193,7 +193,8 @@ class IdentityGate:
 class Pool:
     api: Api
     settings: PoolSettings
-    on_outcome: Callable[[Job, Outcome], None]
+    #: awaited before the worker takes another job
+    on_outcome: Callable[[Job, Outcome], Awaitable[None]]
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.monotonic
     jitter: random.Random = field(default_factory=random.Random)
@@ -295,7 +296,7 @@ class Pool:
             if self._past_deadline():
                 self.stop("time budget (--max-duration) reached")
             if self.stopping:
-                self.on_outcome(job, Outcome(job.key, Status.NOT_ATTEMPTED, detail=self.stats.stop_reason or ""))
+                await self.on_outcome(job, Outcome(job.key, Status.NOT_ATTEMPTED, detail=self.stats.stop_reason or ""))
                 continue
             await self.gate.enter(ticket, job.identities)
             try:
@@ -306,7 +307,7 @@ class Pool:
                 outcome = Outcome(job.key, Status.NOT_ATTEMPTED, error_code=exc.code, detail=str(exc))
             finally:
                 await self.gate.leave(job.identities)
-            self.on_outcome(job, outcome)
+            await self.on_outcome(job, outcome)
 
     def _past_deadline(self) -> bool:
         return self.settings.deadline is not None and self.clock() >= self.settings.deadline

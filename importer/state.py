@@ -15,6 +15,7 @@ import datetime
 import hashlib
 import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,17 +92,18 @@ class StateStore:
         frame = pd.DataFrame.from_records(rows, columns=columns).astype("str")
         return frame.set_index("customer_key")
 
-    def record(self, key: str, saved: Saved, *, journaled: bool = False) -> None:
-        """Remember a successful save at once (autocommit), so a kill loses only requests in flight."""
-        row = (key, saved.payload_hash, saved.customer_uuid, saved.customer_id,
-               datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), saved.input_hash)
-        if not journaled:
-            self._db.execute("INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?, ?, ?)", row)
-            return
-        with self._db:  # the save and the end of its journal entry in one transaction
+    def record(self, saves: Sequence[tuple[str, Saved, bool]]) -> None:
+        """Remember successful saves (key, what was saved, whether it was journaled) in one transaction: each
+        save together with the end of its journal entry."""
+        now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        rows = [(key, saved.payload_hash, saved.customer_uuid, saved.customer_id, now, saved.input_hash)
+                for key, saved, _ in saves]
+        settled = [(key,) for key, _, journaled in saves if journaled]
+        with self._db:
             self._db.execute("BEGIN")
-            self._db.execute("INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?, ?, ?)", row)
-            self._db.execute("DELETE FROM sending WHERE customer_key = ?", (key,))
+            self._db.executemany("INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?, ?, ?)", rows)
+            if settled:
+                self._db.executemany("DELETE FROM sending WHERE customer_key = ?", settled)
 
     def note_input(self, key: str, input_hash: str) -> None:
         """The rows of a saved customer changed but build the same body: remember the new fingerprint."""

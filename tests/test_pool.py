@@ -76,9 +76,12 @@ def run_pool(api: ScriptedApi, jobs: list[Job], clock: FakeClock | None = None,
     outcomes: dict[str, Outcome] = {}
     clock = clock or FakeClock()
 
+    async def record(j: Job, o: Outcome) -> None:
+        outcomes[j.key] = o
+
     async def go() -> Pool:
-        pool = Pool(api, PoolSettings(**{"rate": 1000, "concurrency": 4, **settings}),
-                    lambda j, o: outcomes.__setitem__(j.key, o), sleep=clock.sleep, clock=clock)
+        pool = Pool(api, PoolSettings(**{"rate": 1000, "concurrency": 4, **settings}), record,
+                    sleep=clock.sleep, clock=clock)
         await pool.run(jobs)
         return pool
 
@@ -204,10 +207,12 @@ def test_every_job_taken_gets_exactly_one_outcome_and_none_is_taken_after_a_stop
             pulled.append(j.key)
             yield j
 
+    async def note(j: Job, o: Outcome) -> None:
+        seen.append(j.key)
+
     async def go() -> None:
         clock = FakeClock()
-        await Pool(api, PoolSettings(rate=1000, concurrency=3), lambda j, o: seen.append(j.key),
-                   sleep=clock.sleep, clock=clock).run(jobs())
+        await Pool(api, PoolSettings(rate=1000, concurrency=3), note, sleep=clock.sleep, clock=clock).run(jobs())
 
     asyncio.run(go())
     assert len(seen) == len(set(seen))
