@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from importer.client import encode_body
 from importer.pool import Job, Outcome
 from importer.progress import Progress
-from importer.records import CustomerRequest, Requests, encode_body
+from importer.records import CustomerRequest, Requests
 from importer.state import Saved, StateStore, payload_hash
 from importer.status import Status
 

@@ -18,7 +18,7 @@ import aiohttp
 import pandas as pd
 
 from importer import __version__
-from importer.client import ApiClient, Credentials, check_api_url
+from importer.client import ApiClient, Credentials, check_api_url, encode_body
 from importer.config import RunConfig, ValidateConfig
 from importer.errors import ConfigError
 from importer.ledger import Ledger
@@ -27,7 +27,6 @@ from importer.pool import Job, Pool, PoolStats
 from importer.prepare import Prepared, prepare
 from importer.progress import NoProgress, Progress
 from importer.reader import InputFile, open_input
-from importer.records import encode_body
 from importer.report import make_private_dir, write_errors, write_payloads, write_results, write_summary
 from importer.sandbox.server import SandboxConfig, running_sandbox
 from importer.state import StateStore, default_state_path

@@ -31,9 +31,8 @@ from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
 
-from importer.client import Reply
+from importer.client import Reply, encode_body
 from importer.errors import FatalApiError, RetryableError
-from importer.records import encode_body
 from importer.status import Status
 
 log = logging.getLogger("mk_import.pool")

@@ -44,15 +44,6 @@ class CustomerRequest:
     body: dict[str, Any]
 
 
-def encode_body(body: dict[str, Any]) -> str:
-    """The one JSON text of a body: what is POSTed, written to --payloads and hashed for the state.
-
-    Compact, UTF-8, keys in insertion order. orjson rather than json: a nightly run encodes every
-    customer of the file to compare it with the state, and orjson does that several times faster.
-    """
-    return orjson.dumps(body).decode("utf-8")
-
-
 def customer_keys(frame: pd.DataFrame) -> pd.Series:
     """The grouping key of every row: its customer key, or a hash of its identity where it has none."""
     keys = text_column(frame, "customerKey")
