@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import email.utils
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -118,9 +117,9 @@ def classify(status: int, content_type: str, body: bytes, headers: Mapping[str, 
     envelope: dict[str, Any] | None = None
     if "json" in content_type.lower():
         try:
-            parsed = json.loads(body)
+            parsed = orjson.loads(body)
             envelope = parsed if isinstance(parsed, dict) else None
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except orjson.JSONDecodeError:  # also what invalid UTF-8 raises
             envelope = None
     code, text = _first(envelope.get("errors"), "error") if envelope else (None, "")
     if status in (401, 403):
@@ -158,6 +157,7 @@ class ApiClient:
         self._session = session
         self._customers = f"{base_url}/customer/v2/department/{quote(department, safe='')}/customer"
         self._headers = {"Authorization": credentials.authorization(), "Accept": "application/json"}
+        self._post_headers = {**self._headers, "Content-Type": "application/json"}
 
     @staticmethod
     def timeouts(connect: float, read: float) -> aiohttp.ClientTimeout:
@@ -165,17 +165,16 @@ class ApiClient:
 
     async def _call(self, method: str, url: str, data: bytes | None = None,
                     params: Mapping[str, str] | None = None) -> tuple[int, str, bytes, Mapping[str, str]]:
-        headers = dict(self._headers)
-        if data is not None:
-            headers["Content-Type"] = "application/json"
+        headers = self._headers if data is None else self._post_headers
         started = time.monotonic()
         try:
             async with self._session.request(method, url, data=data, params=params, headers=headers,
                                              allow_redirects=False) as response:
                 body = await response.content.read(MAX_RESPONSE_BYTES + 1)
-                # Method, path and status only: headers carry the credentials, bodies customer data.
-                log.debug("%s %s -> %d in %.0f ms", method, urlsplit(url).path, response.status,
-                          (time.monotonic() - started) * 1000)
+                if log.isEnabledFor(logging.DEBUG):
+                    # Method, path and status only: headers carry the credentials, bodies customer data.
+                    log.debug("%s %s -> %d in %.0f ms", method, urlsplit(url).path, response.status,
+                              (time.monotonic() - started) * 1000)
                 if len(body) > MAX_RESPONSE_BYTES:
                     return response.status, "", b"", response.headers  # refused unread: not the envelope
                 return response.status, response.headers.get("Content-Type", ""), body, response.headers
@@ -196,8 +195,8 @@ class ApiClient:
         if status in (401, 403) or status == 429 or status >= 500:
             classify(status, content_type, body, headers)  # raises
         try:
-            found = json.loads(body).get("matchingCustomers") or []
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            found = orjson.loads(body).get("matchingCustomers") or []
+        except (orjson.JSONDecodeError, AttributeError):
             raise RetryableError(f"customer search answered HTTP {status} without JSON") from None
         return [str(c["uuid"]) for c in found if isinstance(c, dict) and c.get("customerKey") == customer_key
                 and c.get("uuid")]
