@@ -109,15 +109,13 @@ class Ledger:
         await asyncio.shield(self._commit)
 
     def _write_saves(self) -> None:
-        commit = self._commit
-        self._commit = None
+        commit, self._commit = self._commit, None
+        assert commit is not None  # scheduled by _committed, together with the future
         try:
             self.write_pending()
         except Exception as exc:  # every worker waiting on this commit sees the failure
-            if commit is not None:
-                commit.set_exception(exc)
-            return
-        if commit is not None:
+            commit.set_exception(exc)
+        else:
             commit.set_result(None)
 
     def write_pending(self) -> None:
