@@ -23,6 +23,8 @@ from importer.records import CustomerRequest, Requests
 from importer.state import Saved, StateStore, payload_hash
 from importer.status import Status
 
+NOTED_BATCH = 10_000
+
 
 def _identities(request: CustomerRequest) -> frozenset[str]:
     customer = request.body["customer"]
@@ -51,6 +53,9 @@ class Ledger:
     stop_reason: str | None = None
     #: saves answered in this turn of the event loop, and the commit that will write them
     _saves: list[tuple[str, Saved, bool]] = field(default_factory=list)
+    #: saved customers whose rows changed but not their body: (key, new fingerprint). Written with the next
+    #: commit or every NOTED_BATCH: losing them costs only rebuilding those bodies on the next run.
+    _noted: list[tuple[str, str]] = field(default_factory=list)
     _commit: asyncio.Future[None] | None = None
 
     def jobs(self, requests: Requests, full: bool) -> Iterator[Job]:
@@ -70,7 +75,9 @@ class Ledger:
             text = encode_body(request.body)
             fingerprint = payload_hash(text)
             if known is not None and not full and known.payload_hash == fingerprint:
-                self.state.note_input(group.key, group.fingerprint)
+                self._noted.append((group.key, group.fingerprint))
+                if len(self._noted) >= NOTED_BATCH:
+                    self.write_pending()
                 self._settle(group.source_rows, Outcome(group.key, Status.UNCHANGED, known.customer_uuid,
                                                         known.customer_id))
                 continue
@@ -119,10 +126,10 @@ class Ledger:
             commit.set_result(None)
 
     def write_pending(self) -> None:
-        """Write the saves not yet committed (also at the end, should the event loop stop first)."""
-        if self._saves:
-            saves, self._saves = self._saves, []
-            self.state.record(saves)
+        """Write what the state does not have yet (also at the end, should the event loop stop first)."""
+        if self._saves or self._noted:
+            saves, noted, self._saves, self._noted = self._saves, self._noted, [], []
+            self.state.record(saves, noted)
 
     def _settle(self, rows: tuple[int, ...], outcome: Outcome) -> None:
         self.outcomes.append((rows, outcome))

@@ -92,9 +92,10 @@ class StateStore:
         frame = pd.DataFrame.from_records(rows, columns=columns).astype("str")
         return frame.set_index("customer_key")
 
-    def record(self, saves: Sequence[tuple[str, Saved, bool]]) -> None:
-        """Remember successful saves (key, what was saved, whether it was journaled) in one transaction: each
-        save together with the end of its journal entry."""
+    def record(self, saves: Sequence[tuple[str, Saved, bool]], noted: Sequence[tuple[str, str]] = ()) -> None:
+        """In one transaction: successful saves (key, what was saved, whether it was journaled), each with
+        the end of its journal entry; and `noted` (key, fingerprint): saved customers whose rows changed but
+        build the same body, so the next run need not build it again."""
         now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         rows = [(key, saved.payload_hash, saved.customer_uuid, saved.customer_id, now, saved.input_hash)
                 for key, saved, _ in saves]
@@ -104,10 +105,9 @@ class StateStore:
             self._db.executemany("INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?, ?, ?)", rows)
             if settled:
                 self._db.executemany("DELETE FROM sending WHERE customer_key = ?", settled)
-
-    def note_input(self, key: str, input_hash: str) -> None:
-        """The rows of a saved customer changed but build the same body: remember the new fingerprint."""
-        self._db.execute("UPDATE customers SET input_hash = ? WHERE customer_key = ?", (input_hash, key))
+            if noted:
+                self._db.executemany("UPDATE customers SET input_hash = ? WHERE customer_key = ?",
+                                     [(fingerprint, key) for key, fingerprint in noted])
 
     def sending(self, key: str) -> None:
         """Note, before it is sent, a request whose fate a crash would leave unknown."""

@@ -26,9 +26,9 @@ def test_answers_of_one_turn_are_one_transaction_and_on_disk_before_answer_retur
     transactions: list[list[str]] = []
     record = state.record
 
-    def counted(saves: list[tuple[str, object, bool]]) -> None:
+    def counted(saves: list[tuple[str, object, bool]], noted: list[tuple[str, str]]) -> None:
         transactions.append([key for key, _, _ in saves])
-        record(saves)  # type: ignore[arg-type]
+        record(saves, noted)  # type: ignore[arg-type]
 
     monkeypatch.setattr(state, "record", counted)
     jobs = [Job(f"k{i}", {"customer": {}}, frozenset({f"key:k{i}"}), fingerprint=f"h{i}") for i in range(5)]
@@ -56,7 +56,7 @@ def test_a_failed_commit_reaches_every_answer_waiting_on_it(tmp_path: Path, monk
     state = StateStore(tmp_path / "state.sqlite", "dept")
     ledger = Ledger(state, set(), NoProgress())
 
-    def full_disk(saves: object) -> None:
+    def full_disk(saves: object, noted: object) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
     monkeypatch.setattr(state, "record", full_disk)
