@@ -35,6 +35,46 @@ def _identities(request: CustomerRequest) -> frozenset[str]:
     return frozenset(found)
 
 
+class RowOutcomes:
+    """The outcome of each input row, written as its customer's answer arrives: one slot per row and column,
+    the strings shared by a customer's rows. A million rows cost ~50 MB of slots, where a tuple and an
+    object per customer, flattened into per-row lists at the end, cost several hundred MB."""
+
+    COLUMNS = ("status", "customer_uuid", "customer_id", "error_code", "error_message")
+
+    def __init__(self, index: pd.Index) -> None:
+        self._first = int(index[0]) if len(index) else 0
+        if not index.equals(pd.RangeIndex(self._first, self._first + len(index))):
+            raise ValueError("row outcomes need the consecutive row numbers the reader gives")
+        self._slots = {name: np.full(len(index), None, dtype=object) for name in self.COLUMNS}
+        self._api_warnings = np.full(len(index), None, dtype=object)
+
+    def set(self, rows: tuple[int, ...], outcome: Outcome) -> None:
+        values = (outcome.status.value, outcome.customer_uuid or "", outcome.customer_id or "",
+                  outcome.error_code or "", outcome.detail)
+        api_warnings = "API: " + ", ".join(outcome.warnings) if outcome.warnings else None
+        for row in rows:
+            at = row - self._first
+            for slots, value in zip(self._slots.values(), values, strict=True):
+                slots[at] = value
+            self._api_warnings[at] = api_warnings
+
+    def apply(self, table: pd.DataFrame) -> pd.DataFrame:
+        """`table` (indexed like the rows given) with the outcome of every row that has one."""
+        settled = pd.notna(self._slots["status"])
+        if not settled.any():
+            return table
+        columns = {name: pd.Series(np.where(settled, slots, table[name].to_numpy(dtype=object)), index=table.index,
+                                   dtype="str") for name, slots in self._slots.items()}
+        warned = np.flatnonzero(pd.notna(self._api_warnings))
+        if len(warned):
+            warnings = table["warnings"].to_numpy(dtype=object).copy()
+            warnings[warned] = [f"{mine}; {api}" if mine else api
+                                for mine, api in zip(warnings[warned], self._api_warnings[warned], strict=True)]
+            columns["warnings"] = pd.Series(warnings, index=table.index, dtype="str")
+        return table.assign(**columns)
+
+
 @dataclass
 class Ledger:
     """Every request's rows and, once known, its outcome; written to the state as answers arrive."""
@@ -43,10 +83,11 @@ class Ledger:
     #: keys an earlier run sent without learning the outcome
     unsettled: set[str]
     progress: Progress
+    #: the outcome of every row settled so far
+    settled: RowOutcomes
     rows_of: dict[str, tuple[int, ...]] = field(default_factory=dict)
     #: the input fingerprint of each request in flight, recorded with its save
     inputs: dict[str, str] = field(default_factory=dict)
-    outcomes: list[tuple[tuple[int, ...], Outcome]] = field(default_factory=list)
     #: customers skipped because their rows are the ones last saved: key → customer_uuid, customer_id
     unchanged: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: why the run stopped early, for the rows it never reached
@@ -132,7 +173,7 @@ class Ledger:
             self.state.record(saves, noted)
 
     def _settle(self, rows: tuple[int, ...], outcome: Outcome) -> None:
-        self.outcomes.append((rows, outcome))
+        self.settled.set(rows, outcome)
         self.progress.advance(outcome.status, len(rows), 1)
 
     def apply(self, table: pd.DataFrame) -> pd.DataFrame:
@@ -147,30 +188,10 @@ class Ledger:
                 **{name: pd.Series(np.where(hit, same[name].to_numpy(dtype=object)[picked],
                                             table[name].to_numpy(dtype=object)), index=table.index, dtype="str")
                    for name in ("customer_uuid", "customer_id")}})
-        if self.outcomes:
-            table = self._apply_outcomes(table)
+        table = self.settled.apply(table)
         # Rows of customers never reached (the run stopped before building their request).
         left = (table["status"] == Status.VALID.value).to_numpy()
         if left.any():
             table = table.assign(status=table["status"].mask(left, Status.NOT_ATTEMPTED.value),
                                  error_message=table["error_message"].mask(left, self.stop_reason or ""))
         return table
-
-    def _apply_outcomes(self, table: pd.DataFrame) -> pd.DataFrame:
-        rows = [r for rows, _ in self.outcomes for r in rows]
-        per_row = [o for rows, o in self.outcomes for _ in rows]
-        positions = table.index.get_indexer(pd.Index(rows))
-        columns = {name: table[name].to_numpy(dtype=object).copy() for name in
-                   ("status", "customer_uuid", "customer_id", "error_code", "error_message", "warnings")}
-        for position, outcome in zip(positions, per_row, strict=True):
-            columns["status"][position] = outcome.status.value
-            columns["customer_uuid"][position] = outcome.customer_uuid or ""
-            columns["customer_id"][position] = outcome.customer_id or ""
-            columns["error_code"][position] = outcome.error_code or ""
-            columns["error_message"][position] = outcome.detail
-            if outcome.warnings:
-                api = "API: " + ", ".join(outcome.warnings)
-                row_warnings = columns["warnings"][position]
-                columns["warnings"][position] = f"{row_warnings}; {api}" if row_warnings else api
-        return table.assign(**{name: pd.Series(values, index=table.index, dtype="str")
-                               for name, values in columns.items()})

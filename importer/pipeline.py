@@ -21,7 +21,7 @@ from importer import __version__
 from importer.client import ApiClient, Credentials, check_api_url, encode_body
 from importer.config import RunConfig, ValidateConfig
 from importer.errors import ConfigError
-from importer.ledger import Ledger
+from importer.ledger import Ledger, RowOutcomes
 from importer.mapping import load_mapping
 from importer.pool import Job, Pool, PoolStats
 from importer.prepare import Prepared, prepare
@@ -144,7 +144,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
         state = StateStore(state_path, config.department)  # refuses a bad state file before any report
         make_private_dir(out)
         try:
-            ledger = Ledger(state, state.unsettled(), progress)
+            ledger = Ledger(state, state.unsettled(), progress, RowOutcomes(prepared.rows.index))
             requests = prepared.requests(mapping, config.prepare.validate_vin)
             progress.start(int(prepared.rows.loc[prepared.rows["status"] == Status.VALID, "customer_key"].nunique()))
             try:

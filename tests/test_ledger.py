@@ -1,5 +1,5 @@
-"""The ledger's group commit: answers of one event-loop turn share a transaction, and each answer returns only
-once its save is in the state file (so a kill -9 loses at most the requests in flight)."""
+"""The ledger: answers of one event-loop turn share a transaction, each answer returns only once its save is
+in the state file (so a kill -9 loses at most the requests in flight), and every row gets its outcome."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from importer.ledger import Ledger
+import pandas as pd
+import pytest
+
+from importer.ledger import Ledger, RowOutcomes
 from importer.pool import Job, Outcome
 from importer.progress import NoProgress
 from importer.state import StateStore
@@ -22,7 +25,7 @@ def saved_keys(path: Path) -> set[str]:
 def test_answers_of_one_turn_are_one_transaction_and_on_disk_before_answer_returns(tmp_path: Path, monkeypatch):
     path = tmp_path / "state.sqlite"
     state = StateStore(path, "dept")
-    ledger = Ledger(state, set(), NoProgress())
+    ledger = Ledger(state, set(), NoProgress(), RowOutcomes(pd.RangeIndex(1, 6)))
     transactions: list[list[str]] = []
     record = state.record
 
@@ -33,7 +36,7 @@ def test_answers_of_one_turn_are_one_transaction_and_on_disk_before_answer_retur
     monkeypatch.setattr(state, "record", counted)
     jobs = [Job(f"k{i}", {"customer": {}}, frozenset({f"key:k{i}"}), fingerprint=f"h{i}") for i in range(5)]
     for i, job in enumerate(jobs):
-        ledger.rows_of[job.key] = (i,)
+        ledger.rows_of[job.key] = (i + 1,)
         ledger.inputs[job.key] = f"in{i}"
 
     async def answer(job: Job) -> set[str]:
@@ -48,13 +51,16 @@ def test_answers_of_one_turn_are_one_transaction_and_on_disk_before_answer_retur
     assert transactions == [["k0", "k1", "k2"], ["k3"], ["k4"]]
     assert on_disk[:3] == [{"k0", "k1", "k2"}] * 3
     assert on_disk[4] == {f"k{i}" for i in range(5)}
-    assert [rows for rows, _ in ledger.outcomes] == [(0,), (1,), (2,), (3,), (4,)]
+    table = ledger.apply(pd.DataFrame({"status": "valid", "customer_key": [j.key for j in jobs], "customer_uuid": "",
+                                       "customer_id": "", "error_code": "", "error_message": "", "warnings": ""},
+                                      index=pd.RangeIndex(1, 6)))
+    assert table["customer_uuid"].tolist() == [f"uuid-k{i}" for i in range(5)]
     state.close()
 
 
 def test_a_failed_commit_reaches_every_answer_waiting_on_it(tmp_path: Path, monkeypatch):
     state = StateStore(tmp_path / "state.sqlite", "dept")
-    ledger = Ledger(state, set(), NoProgress())
+    ledger = Ledger(state, set(), NoProgress(), RowOutcomes(pd.RangeIndex(1, 3)))
 
     def full_disk(saves: object, noted: object) -> None:
         raise sqlite3.OperationalError("database or disk is full")
@@ -62,7 +68,7 @@ def test_a_failed_commit_reaches_every_answer_waiting_on_it(tmp_path: Path, monk
     monkeypatch.setattr(state, "record", full_disk)
     jobs = [Job(f"k{i}", {"customer": {}}, frozenset({f"key:k{i}"})) for i in range(2)]
     for i, job in enumerate(jobs):
-        ledger.rows_of[job.key] = (i,)
+        ledger.rows_of[job.key] = (i + 1,)
         ledger.inputs[job.key] = ""
 
     async def go() -> list[object]:
@@ -72,3 +78,28 @@ def test_a_failed_commit_reaches_every_answer_waiting_on_it(tmp_path: Path, monk
     results = asyncio.run(go())
     assert [type(r) for r in results] == [sqlite3.OperationalError] * 2
     state.close()
+
+
+def test_every_row_of_a_customer_gets_its_outcome_and_rows_without_one_keep_theirs():
+    table = pd.DataFrame({"status": ["valid", "invalid", "valid", "valid"], "customer_key": ["A", "", "A", "B"],
+                          "customer_uuid": "", "customer_id": "", "error_code": ["", "MISSING_LAST_NAME", "", ""],
+                          "error_message": ["", "a person needs a last name", "", ""],
+                          "warnings": ["Cell: not a valid phone number: 'x'", "", "", ""]},
+                         index=pd.RangeIndex(1, 5, name="source_row"))
+    outcomes = RowOutcomes(table.index)
+    outcomes.set((1, 3), Outcome("A", Status.SUCCESS, "uuid-A", "7", warnings=("10017 VIN not decoded",)))
+    result = outcomes.apply(table)
+    assert result["status"].tolist() == ["success", "invalid", "success", "valid"]
+    assert result["customer_uuid"].tolist() == ["uuid-A", "", "uuid-A", ""]
+    assert result["customer_id"].tolist() == ["7", "", "7", ""]
+    assert result["error_message"].tolist() == ["", "a person needs a last name", "", ""]
+    assert result["warnings"].tolist() == ["Cell: not a valid phone number: 'x'; API: 10017 VIN not decoded", "",
+                                           "API: 10017 VIN not decoded", ""]
+    outcomes.set((4,), Outcome("B", Status.FAILED, error_code="10015", detail="bad request", attempts=1))
+    failed = outcomes.apply(table).loc[4]
+    assert (failed["status"], failed["error_code"], failed["error_message"]) == ("failed", "10015", "bad request")
+
+
+def test_row_numbers_must_be_the_readers_consecutive_ones():
+    with pytest.raises(ValueError, match="consecutive"):
+        RowOutcomes(pd.Index([1, 2, 5]))
