@@ -110,6 +110,7 @@ class Ledger:
         saved = customers.loc[~skip & customers["customer_uuid"].notna().to_numpy()]
         known_of = {key: Saved(h, uuid, cid if isinstance(cid, str) else None) for key, h, uuid, cid in
                     saved[["key", "payload_hash", "customer_uuid", "customer_id"]].itertuples(index=False)}
+        del customers, saved  # a line per customer, not to be held while the sending takes its hours
         for group in requests.groups(~skip):
             known = known_of.get(group.key)
             request = requests.request(group)
