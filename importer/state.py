@@ -12,6 +12,7 @@ silently reset.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import hashlib
 import os
 import sqlite3
@@ -52,17 +53,30 @@ class StateStore:
         self.path = path
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         existed = path.exists()
-        if not existed:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        self._lock = os.open(path, os.O_RDONLY | os.O_CREAT, 0o600)
         try:
-            self._db = sqlite3.connect(path, isolation_level=None)
+            # Two runs on one state would both send a new customer, and the server's duplicate search cannot
+            # see a save still in flight: one run per state file, the second refused before it sends anything.
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock)
+            raise ConfigError(f"{path}: in use by another mk-import run (one run per state file at a time)") from None
+        try:
+            self._open(department, existed)
+        except BaseException:
+            os.close(self._lock)
+            raise
+        self.department = department
+
+    def _open(self, department: str, existed: bool) -> None:
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._check_or_create(department, existed)
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{path}: not a usable mk-import state file ({exc}); "
+            raise ConfigError(f"{self.path}: not a usable mk-import state file ({exc}); "
                               "move it aside to start afresh") from None
-        self.department = department
 
     def _check_or_create(self, department: str, existed: bool) -> None:
         tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -123,3 +137,4 @@ class StateStore:
 
     def close(self) -> None:
         self._db.close()
+        os.close(self._lock)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from importer.cli import main
+from importer.state import StateStore
 from tests.conftest import DEPARTMENT, PASSWORD, USER, Api
 from tests.helpers import DV_HEADER, VIN_A, dv_row, read_csv, read_summary
 from tests.test_run import assert_accounted, run
@@ -110,6 +111,20 @@ def test_kill_9_then_rerun_resumes_without_duplicates(start_sandbox, write_csv, 
     summary = read_summary(tmp_path / "rerun")
     assert summary["requests_sent"] - summary["retries"] == 120 - unchanged
     assert api.stats()["customers"] == 120, "no customer created twice"
+
+
+def test_a_second_run_on_the_same_state_is_refused_before_sending(start_sandbox, creds, write_csv, tmp_path: Path,
+                                                                  capsys):
+    sandbox = start_sandbox()
+    source = write_csv([DV_HEADER, dv_row("1", vin=VIN_A)])
+    holder = StateStore(tmp_path / "state.sqlite", DEPARTMENT)  # a run in progress
+    try:
+        assert run(source, sandbox.url, tmp_path / "second") == 2
+    finally:
+        holder.close()
+    assert "in use by another mk-import run" in capsys.readouterr().err
+    assert Api(sandbox.url).stats()["requests"] == 0
+    assert run(source, sandbox.url, tmp_path / "after") == 0  # the lock goes with the run that held it
 
 
 def test_state_of_another_department_is_refused(start_sandbox, creds, write_csv, tmp_path: Path, capsys):
