@@ -10,7 +10,9 @@ turn instead of one per answer (a SQLite commit is the largest per-request cost 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +26,7 @@ from importer.state import Saved, StateStore, payload_hash
 from importer.status import Status
 
 NOTED_BATCH = 10_000
+log = logging.getLogger("mk_import.ledger")
 
 
 def _identities(request: CustomerRequest) -> frozenset[str]:
@@ -98,6 +101,10 @@ class Ledger:
     #: commit or every NOTED_BATCH: losing them costs only rebuilding those bodies on the next run.
     _noted: list[tuple[str, str]] = field(default_factory=list)
     _commit: asyncio.Future[None] | None = None
+    #: stops the run (takes no new job; the rest is not attempted): set by whoever runs the jobs
+    stop_run: Callable[[str], None] = lambda reason: None
+    #: why the state could not be written, once it could not
+    state_error: str | None = None
 
     def jobs(self, requests: Requests, full: bool) -> Iterator[Job]:
         """A job for every customer to send; the unchanged ones are settled here, in bulk."""
@@ -132,10 +139,10 @@ class Ledger:
             identities = _identities(request)
             findable = len(identities) > 1  # more than the key: the server's matching can find it again
             search_key = None if findable or request.key.startswith("~") else request.key
-            if search_key is not None:
-                # Journal it first: if this run dies with the request in flight, the next one searches
-                # for the customer before sending, instead of creating it a second time.
-                self.state.sending(request.key)
+            # Journal it first: if this run dies with the request in flight, the next one searches for the
+            # customer before sending, instead of creating it a second time. No journal, no request.
+            if search_key is not None and not self._write(self.state.sending, request.key):
+                return
             yield Job(request.key, request.body, identities, fingerprint=fingerprint, search_key=search_key,
                       maybe_saved=request.key in self.unsettled, text=text)
 
@@ -143,7 +150,7 @@ class Ledger:
         """Settle a job's rows; returns once a success is written to the state."""
         input_hash = self.inputs.pop(job.key)
         if job.search_key is not None and outcome.status == Status.NOT_ATTEMPTED and not job.maybe_saved:
-            self.state.settled(job.key)  # never sent. Anything else keeps the mark: a rerun searches first.
+            self._write(self.state.settled, job.key)  # never sent. Anything else keeps the mark.
         self._settle(self.rows_of.pop(job.key), outcome)
         if outcome.status == Status.SUCCESS and outcome.customer_uuid:
             saved = Saved(job.fingerprint, outcome.customer_uuid, outcome.customer_id, input_hash)
@@ -162,7 +169,7 @@ class Ledger:
         assert commit is not None  # scheduled by _committed, together with the future
         try:
             self.write_pending()
-        except Exception as exc:  # every worker waiting on this commit sees the failure
+        except Exception as exc:  # a defect, not the state file: every worker waiting on this commit sees it
             commit.set_exception(exc)
         else:
             commit.set_result(None)
@@ -171,7 +178,20 @@ class Ledger:
         """Write what the state does not have yet (also at the end, should the event loop stop first)."""
         if self._saves or self._noted:
             saves, noted, self._saves, self._noted = self._saves, self._noted, [], []
-            self.state.record(saves, noted)
+            self._write(self.state.record, saves, noted)
+
+    def _write(self, write: Callable[..., None], *args: object) -> bool:
+        """A state write. A state file that cannot be written (disk full, removed, read-only) stops the run
+        instead of crashing it: what the state then misses, the next run sends again, and the server's
+        matching, or the journal of key-only customers, finds the customers already saved."""
+        try:
+            write(*args)
+        except sqlite3.Error as exc:
+            if self.state_error is None:
+                self.state_error = f"the state file cannot be written ({exc})"
+                self.stop_run(self.state_error)
+            return False
+        return True
 
     def _settle(self, rows: tuple[int, ...], outcome: Outcome) -> None:
         self.settled.set(rows, outcome)

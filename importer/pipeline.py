@@ -109,6 +109,7 @@ async def _send(config: RunConfig, ledger: Ledger, jobs: Iterator[Job]) -> tuple
         if config.max_duration is not None:
             settings = replace(settings, deadline=time.monotonic() + config.max_duration)
         pool = Pool(ApiClient(session, api_url, config.department, credentials), settings, ledger.answer)
+        ledger.stop_run = pool.stop
         interrupted = False
 
         def on_sigint() -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,6 +126,33 @@ def test_a_second_run_on_the_same_state_is_refused_before_sending(start_sandbox,
     assert "in use by another mk-import run" in capsys.readouterr().err
     assert Api(sandbox.url).stats()["requests"] == 0
     assert run(source, sandbox.url, tmp_path / "after") == 0  # the lock goes with the run that held it
+
+
+def test_a_state_file_that_stops_taking_writes_stops_the_run_cleanly(start_sandbox, creds, write_csv, tmp_path: Path,
+                                                                     capsys, monkeypatch):
+    sandbox = start_sandbox(latency_ms=5)
+    source = write_csv([DV_HEADER, *customers(30)])
+    record, calls = StateStore.record, []
+
+    def disk_fills_up(self: StateStore, saves: list[Any], noted: list[Any]) -> None:
+        calls.append(len(saves))
+        if len(calls) > 3:
+            raise sqlite3.OperationalError("database or disk is full")
+        record(self, saves, noted)
+
+    monkeypatch.setattr(StateStore, "record", disk_fills_up)
+    assert run(source, sandbox.url, tmp_path / "out", "--concurrency", "2", "--rate", "1000") == 3
+    err = capsys.readouterr().err
+    assert "the state file cannot be written (database or disk is full)" in err
+    assert "Traceback" not in err
+    results = assert_accounted(tmp_path / "out", 30)
+    statuses = {r["status"] for r in results}
+    assert statuses <= {"success", "not_attempted"}
+    assert "not_attempted" in statuses
+    assert all("state file cannot be written" in r["error_message"] for r in results if r["status"] == "not_attempted")
+    monkeypatch.setattr(StateStore, "record", record)  # the disk has room again
+    assert run(source, sandbox.url, tmp_path / "rerun", "--rate", "1000") == 0  # the rerun finishes the job
+    assert Api(sandbox.url).stats()["customers"] == 30, "no customer created twice"
 
 
 def test_state_of_another_department_is_refused(start_sandbox, creds, write_csv, tmp_path: Path, capsys):

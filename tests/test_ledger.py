@@ -58,14 +58,16 @@ def test_answers_of_one_turn_are_one_transaction_and_on_disk_before_answer_retur
     state.close()
 
 
-def test_a_failed_commit_reaches_every_answer_waiting_on_it(tmp_path: Path, monkeypatch):
+def _two_answers(tmp_path: Path, monkeypatch, failure: Exception) -> tuple[Ledger, list[str], list[object]]:
     state = StateStore(tmp_path / "state.sqlite", "dept")
     ledger = Ledger(state, set(), NoProgress(), RowOutcomes(pd.RangeIndex(1, 3)))
+    stops: list[str] = []
+    ledger.stop_run = stops.append
 
-    def full_disk(saves: object, noted: object) -> None:
-        raise sqlite3.OperationalError("database or disk is full")
+    def failing(saves: object, noted: object) -> None:
+        raise failure
 
-    monkeypatch.setattr(state, "record", full_disk)
+    monkeypatch.setattr(state, "record", failing)
     jobs = [Job(f"k{i}", {"customer": {}}, frozenset({f"key:k{i}"})) for i in range(2)]
     for i, job in enumerate(jobs):
         ledger.rows_of[job.key] = (i + 1,)
@@ -76,8 +78,21 @@ def test_a_failed_commit_reaches_every_answer_waiting_on_it(tmp_path: Path, monk
                                     return_exceptions=True)
 
     results = asyncio.run(go())
-    assert [type(r) for r in results] == [sqlite3.OperationalError] * 2
     state.close()
+    return ledger, stops, results
+
+
+def test_a_state_file_that_cannot_be_written_stops_the_run_once(tmp_path: Path, monkeypatch):
+    ledger, stops, results = _two_answers(tmp_path, monkeypatch, sqlite3.OperationalError("database or disk is full"))
+    assert results == [None, None]  # the answers are settled; the run stops instead of crashing
+    assert stops == ["the state file cannot be written (database or disk is full)"]
+    assert ledger.state_error == stops[0]
+
+
+def test_a_defect_in_the_commit_reaches_every_answer_waiting_on_it(tmp_path: Path, monkeypatch):
+    _, stops, results = _two_answers(tmp_path, monkeypatch, RuntimeError("defect"))
+    assert [type(r) for r in results] == [RuntimeError] * 2
+    assert stops == []
 
 
 def test_every_row_of_a_customer_gets_its_outcome_and_rows_without_one_keep_theirs():
