@@ -316,18 +316,17 @@ class Pool:
         no further job is taken from `jobs`."""
         started = self.clock()
         queue: asyncio.Queue[tuple[int, Job] | None] = asyncio.Queue(maxsize=self.settings.concurrency * 2)
-        workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.settings.concurrency)]
-        try:
+        # One task group: a worker that fails (a defect) cancels the rest and this feeding, which would
+        # otherwise wait forever for room in a queue that no worker drains.
+        async with asyncio.TaskGroup() as workers:
+            for _ in range(self.settings.concurrency):
+                workers.create_task(self._worker(queue))
             for ticket, job in enumerate(jobs):
                 if self.stopping:
                     break  # the caller reports what was never queued as not attempted
                 await queue.put((ticket, job))
-            for _ in workers:
+            for _ in range(self.settings.concurrency):
                 await queue.put(None)
-            await asyncio.gather(*workers)
-        finally:
-            for worker in workers:
-                worker.cancel()
         self.stats.final_rate = self.rate.rate
         self.stats.send_s = self.clock() - started
         return self.stats

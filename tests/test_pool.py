@@ -227,3 +227,19 @@ def test_unknown_customer_uuid_is_sent_again_without_it():
     assert outcomes["K"].status == Status.SUCCESS
     assert api.bodies[0]["customer"]["customerUuid"] == "gone"
     assert "customerUuid" not in api.bodies[1]["customer"]
+
+
+def test_a_failing_worker_ends_the_run_instead_of_hanging_it():
+    api = ScriptedApi({})
+
+    async def broken(j: Job, o: Outcome) -> None:
+        raise RuntimeError("defect")
+
+    async def go() -> None:
+        clock = FakeClock()
+        pool = Pool(api, PoolSettings(rate=1000, concurrency=2), broken, sleep=clock.sleep, clock=clock)
+        await asyncio.wait_for(pool.run(job(f"k{i}") for i in range(50)), timeout=10)
+
+    with pytest.raises(ExceptionGroup) as failed:
+        asyncio.run(go())
+    assert failed.group_contains(RuntimeError, match="defect")
