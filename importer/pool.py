@@ -113,7 +113,6 @@ class PoolStats:
     #: seconds from the first job queued to the last outcome
     send_s: float = 0.0
     stop_reason: str | None = None
-    fatal: str | None = None
 
 
 class AdaptiveRate:
@@ -301,7 +300,6 @@ class Pool:
             try:
                 outcome = await self._send(job)
             except FatalApiError as exc:
-                self.stats.fatal = str(exc)
                 self.stop(f"the API refused the credentials ({exc.code})")
                 outcome = Outcome(job.key, Status.NOT_ATTEMPTED, error_code=exc.code, detail=str(exc))
             finally:
