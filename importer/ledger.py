@@ -93,8 +93,6 @@ class Ledger:
     inputs: dict[str, str] = field(default_factory=dict)
     #: customers skipped because their rows are the ones last saved: key → customer_uuid, customer_id
     unchanged: pd.DataFrame = field(default_factory=pd.DataFrame)
-    #: why the run stopped early, for the rows it never reached
-    stop_reason: str | None = None
     #: saves answered in this turn of the event loop, and the commit that will write them
     _saves: list[tuple[str, Saved, bool]] = field(default_factory=list)
     #: saved customers whose rows changed but not their body: (key, new fingerprint). Written with the next
@@ -197,8 +195,9 @@ class Ledger:
         self.settled.set(rows, outcome)
         self.progress.advance(outcome.status, len(rows), 1)
 
-    def apply(self, table: pd.DataFrame) -> pd.DataFrame:
-        """The row table with every request's outcome on each of its rows."""
+    def apply(self, table: pd.DataFrame, stop_reason: str | None) -> pd.DataFrame:
+        """The row table with every request's outcome on each of its rows; the rows the run never reached
+        are not attempted, for `stop_reason`."""
         if not self.unchanged.empty:
             same = self.unchanged.set_index("key")
             where = same.index.get_indexer(pd.Index(table["customer_key"]))
@@ -214,5 +213,5 @@ class Ledger:
         left = (table["status"] == Status.VALID.value).to_numpy()
         if left.any():
             table = table.assign(status=table["status"].mask(left, Status.NOT_ATTEMPTED.value),
-                                 error_message=table["error_message"].mask(left, self.stop_reason or ""))
+                                 error_message=table["error_message"].mask(left, stop_reason or ""))
         return table

@@ -140,7 +140,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
         prepared = prepare(source, mapping, config.prepare, keep_rows=True)
         out = config.out_dir or default_out_dir()
         # The sandbox forgets its customers when the run ends, so its state lives with the run's reports.
-        state_path = config.state_path or (make_private_dir(out) / "state.sqlite" if config.sandbox
+        state_path = config.state_path or (out / "state.sqlite" if config.sandbox
                                            else default_state_path(config.department))
         state = StateStore(state_path, config.department)  # refuses a bad state file before any report
         make_private_dir(out)
@@ -156,8 +156,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
                 ledger.write_pending()
         finally:
             state.close()
-        ledger.stop_reason = stats.stop_reason
-        table = ledger.apply(prepared.rows.assign(customer_uuid="", customer_id=""))
+        table = ledger.apply(prepared.rows.assign(customer_uuid="", customer_id=""), stats.stop_reason)
         write_results(out / "results.csv", table)
         write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
         summary = _summary(

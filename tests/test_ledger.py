@@ -53,7 +53,7 @@ def test_answers_of_one_turn_are_one_transaction_and_on_disk_before_answer_retur
     assert on_disk[4] == {f"k{i}" for i in range(5)}
     table = ledger.apply(pd.DataFrame({"status": "valid", "customer_key": [j.key for j in jobs], "customer_uuid": "",
                                        "customer_id": "", "error_code": "", "error_message": "", "warnings": ""},
-                                      index=pd.RangeIndex(1, 6)))
+                                      index=pd.RangeIndex(1, 6)), None)
     assert table["customer_uuid"].tolist() == [f"uuid-k{i}" for i in range(5)]
     state.close()
 
