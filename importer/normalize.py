@@ -185,8 +185,8 @@ def _emails_unique(values: pd.Series) -> pd.Series:
     fast = (_matches(arrow, _SIMPLE_EMAIL) & (local_len <= _LOCAL_MAX)
             & (pc.utf8_length(arrow).to_numpy(zero_copy_only=False) <= _EMAIL_MAX)
             & ~_matches(domains, "--") & ~_special_use(domains))
-    out = np.where(fast, values.to_numpy(dtype=object), "")
     texts = values.to_numpy(dtype=object)
+    out = np.where(fast, texts, "")
     for i in np.flatnonzero(~fast & (texts != "")):
         out[i] = email_by_library(str(texts[i]))
     return pd.Series(out, dtype="str")
@@ -237,8 +237,7 @@ def normalize_zips(values: pd.Series) -> Normalized:
     result = result.mask(us_short, digits.str.zfill(5))
     plus4 = digits.str.zfill(9)
     result = result.mask(us_plus4, plus4.str.slice(0, 5) + "-" + plus4.str.slice(5))
-    result = result.mask(canadian, upper.str.replace(" ", "", regex=False).str.slice(0, 3) + " "
-                         + upper.str.replace(" ", "", regex=False).str.slice(3))
+    result = result.mask(canadian, digits.str.slice(0, 3) + " " + digits.str.slice(3))  # no '-' in these
     return result, (values != "") & (result == "")
 
 
