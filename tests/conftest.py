@@ -87,6 +87,13 @@ def start_sandbox() -> Iterator[Callable[..., SandboxThread]]:
 
 
 @pytest.fixture
+def creds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox account's credentials in MK_USERNAME and MK_PASSWORD, as a run reads them."""
+    monkeypatch.setenv("MK_USERNAME", USER)
+    monkeypatch.setenv("MK_PASSWORD", PASSWORD)
+
+
+@pytest.fixture
 def sandbox(start_sandbox: Callable[..., SandboxThread]) -> SandboxThread:
     return start_sandbox()
 

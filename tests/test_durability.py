@@ -20,12 +20,6 @@ from tests.helpers import DV_HEADER, VIN_A, dv_row, read_csv, read_summary
 from tests.test_run import assert_accounted, run
 
 
-@pytest.fixture
-def creds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MK_USERNAME", USER)
-    monkeypatch.setenv("MK_PASSWORD", PASSWORD)
-
-
 def customers(n: int, key_only_every: int = 7) -> list[list[str]]:
     """n customers, one in `key_only_every` with neither phone, email nor VIN (about 15%)."""
     rows = []

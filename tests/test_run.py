@@ -10,19 +10,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
-
 from importer.cli import main
 from sample_data.generate import write
 from tests.conftest import DEPARTMENT, PASSWORD, USER, Api
 from tests.helpers import DV_HEADER, dv_row, read_csv, read_summary
 from tests.test_mapping import LAYOUT_FILES, SAMPLES
-
-
-@pytest.fixture
-def creds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MK_USERNAME", USER)
-    monkeypatch.setenv("MK_PASSWORD", PASSWORD)
 
 
 def run(path: Path, url: str, out: Path, *extra: str, mapping: str = "dealervault") -> int:
