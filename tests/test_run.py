@@ -67,12 +67,12 @@ def test_wrong_password_stops_the_run_with_every_row_accounted(start_sandbox, mo
     monkeypatch.setenv("MK_PASSWORD", "wrong")
     source = write("dealervault", tmp_path / "dv.csv", 200, seed=4)
     out = tmp_path / "out"
-    assert run(source, sandbox.url, out, "--rate", "1000", "--concurrency", "8") == 3
+    assert run(source, sandbox.url, out, "--rate", "1000", "--concurrency", "8") == 4  # a rerun cannot help
     results = assert_accounted(out, 200)
     assert {r["status"] for r in results} == {"not_attempted", "invalid"}
     assert Api(sandbox.url).stats()["requests"] <= 20
     summary = read_summary(out)
-    assert summary["exit_code"] == 3
+    assert (summary["exit_code"], summary["stop_code"]) == (4, "credentials_refused")
     assert "refused the credentials" in summary["stop_reason"]
 
 
