@@ -71,10 +71,10 @@ class RowOutcomes:
 
     def apply(self, table: pd.DataFrame) -> pd.DataFrame:
         """`table` (indexed like the rows given) with the outcome of every row that has one."""
-        settled = pd.notna(self._slots["status"])
-        if not settled.any():
+        answered = pd.notna(self._slots["status"])
+        if not answered.any():
             return table
-        columns = {name: pd.Series(np.where(settled, slots, table[name].to_numpy(dtype=object)), index=table.index,
+        columns = {name: pd.Series(np.where(answered, slots, table[name].to_numpy(dtype=object)), index=table.index,
                                    dtype="str") for name, slots in self._slots.items()}
         warned = np.flatnonzero(pd.notna(self._api_warnings))
         if len(warned):
