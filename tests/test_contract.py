@@ -78,6 +78,7 @@ def test_every_error_code_the_code_writes_is_a_member():
 
 
 def _floors() -> dict[str, str]:
+    """The floor of every runtime dependency."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     floors = {}
     for requirement in project["dependencies"]:
