@@ -16,11 +16,11 @@ from typing import Any
 from importer import __version__
 from importer.client import Credentials
 from importer.config import DEFAULT_API_URL, PrepareConfig, RunConfig, ValidateConfig
-from importer.errors import ConfigError, ImporterError, InputError
+from importer.errors import AfterSendingError, ConfigError, ImporterError, InputError
 from importer.logs import REDACT, setup_logging
 from importer.pool import PoolSettings
 from importer.progress import BarProgress, LogProgress, NoProgress, Progress
-from importer.status import ExitCode
+from importer.status import ExitCode, exit_code_for
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,6 +65,13 @@ def _add_sandbox(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("--seed", type=int, help="seed for latency jitter and faults")
 
 
+def _percentage(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 100.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a percentage between 0 and 100")
+    return value
+
+
 def _add_prepare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="the CSV export; - reads standard input")
     p.add_argument("--mapping", "-m", required=True, metavar="M", help="a built-in mapping name or a mapping file")
@@ -73,6 +80,8 @@ def _add_prepare_options(p: argparse.ArgumentParser) -> None:
                    help="a bad phone, email, VIN or other field makes the row invalid instead of being dropped")
     p.add_argument("--no-validate-vin", dest="validate_vin", action="store_false",
                    help="send validateVin: false (the API then keeps vehicles it deems invalid)")
+    p.add_argument("--max-invalid", type=_percentage, metavar="PCT",
+                   help="invalid rows up to PCT%% of the file do not make exit code 1 (failed rows always do)")
 
 
 def _add_validate(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -133,8 +142,9 @@ def build_parser() -> _Parser:
         prog="mk-import", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Load a dealer's customer and vehicle CSV export into myKaarma's create-or-update\n"
                     "Customer API, and report what became of every row.",
-        epilog="exit codes: 0 all rows fine · 1 some rows invalid or failed · 2 bad usage, mapping, state or "
-               "input: nothing sent\n            3 stopped early (rerun resumes) · 130 Ctrl-C after a clean stop")
+        epilog="exit codes: 0 all rows fine · 1 some rows failed, or invalid beyond --max-invalid · 2 bad usage, "
+               "mapping, state or input: nothing sent\n            3 stopped early (rerun resumes) · 4 credentials "
+               "or department refused · 130 Ctrl-C after a clean stop")
     parser.add_argument("--version", action="version", version=f"mk-import {__version__}")
     parser.add_argument("-v", "--verbose", action="store_const", const=1, default=0, dest="verbosity",
                         help="debug detail (one line per request; never a secret)")
@@ -181,9 +191,10 @@ def _print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
 def _validate(args: argparse.Namespace) -> int:
     from importer.pipeline import validate
 
-    summary = validate(ValidateConfig(_prepare_config(args), out_dir=args.out, payloads=args.payloads))
-    _print_summary(summary, args)
-    return int(summary["exit_code"])
+    finished = validate(ValidateConfig(_prepare_config(args), out_dir=args.out, payloads=args.payloads,
+                                       max_invalid=args.max_invalid))
+    _print_summary(finished.summary, args)
+    return exit_code_for(finished.result)
 
 
 def _read_credentials_file(path: Path) -> Credentials:
@@ -249,10 +260,10 @@ def _run(args: argparse.Namespace) -> int:
         credentials=_credentials(args), pool=PoolSettings(rate=args.rate, concurrency=args.concurrency,
                                                           max_attempts=args.max_attempts),
         out_dir=args.out, state_path=args.state, full=args.full, max_duration=args.max_duration,
-        insecure_http=args.insecure_http, sandbox=args.sandbox)
-    summary = run_import(config, _progress(args))
-    _print_summary(summary, args)
-    return int(summary["exit_code"])
+        insecure_http=args.insecure_http, sandbox=args.sandbox, max_invalid=args.max_invalid)
+    finished = run_import(config, _progress(args))
+    _print_summary(finished.summary, args)
+    return exit_code_for(finished.result)
 
 
 def _mappings(args: argparse.Namespace) -> int:
@@ -313,6 +324,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"validate": _validate, "run": _run, "mappings": _mappings, "sandbox": _sandbox}
     try:
         return int(commands[args.command](args))
+    except AfterSendingError as exc:
+        print(f"mk-import: error: {exc}", file=sys.stderr)
+        return exit_code_for(exc.result)
     except (ConfigError, InputError) as exc:
         print(f"mk-import: error: {exc}", file=sys.stderr)
         return ExitCode.USAGE

@@ -1,15 +1,21 @@
-"""One request to the Customer API: auth, POST, and the classification of every possible answer.
+"""Requests to the Customer API: auth, the HTTP call, and the classification of every answer of every endpoint.
 
-The classification (`classify`) is the single place that decides what an HTTP answer means:
+`classify` is the single place that decides what an HTTP answer means, for the create-or-update POST and
+for the listMinimal search alike:
 
-    2xx with customerUuid                 → Reply(success), warnings kept
-    2xx with errors and no customerUuid   → Reply(failed), the API's code and message
-    2xx that is not the JSON envelope     → Reply(failed) (an HTML login page, say)
-    3xx                                   → Reply(failed): redirects are not followed
-    400, 404, 409, 422 and other 4xx      → Reply(failed), the API's code and message (404: unknown_customer)
+    2xx with the endpoint's result        → Reply(ok): customerUuid (POST) or matchingCustomers (search)
+    2xx/4xx with the API's errors         → Reply(failed), the API's code and message (404: unknown_customer)
+    2xx/4xx envelope without a result     → Reply(failed, NO_RESULT / API_REFUSED)
+    2xx/4xx that is not the JSON envelope → Reply(failed, NOT_JSON): an HTML login page, a proxy
+    3xx                                   → Reply(failed, REDIRECTED): redirects are not followed
     401, 403                              → FatalApiError: no further request can succeed
     429                                   → RetryableError(retry_after, surely not saved)
     5xx                                   → RetryableError (the request may have been saved)
+
+A failed Reply to a search means "outcome unknown", never "not found": only a well-formed
+matchingCustomers list says who exists. `AnswerWatch` counts answers that did not come from the API (not
+the envelope, or no answer at all); a handful in a row and the client refuses further requests with
+`ApiUnavailableError`, so a login page or a dead URL stops the run instead of failing every row.
 
 Response bodies may carry customer PII: messages keep the API's error code and message only.
 """
@@ -21,14 +27,16 @@ import email.utils
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import aiohttp
 import orjson
 
-from importer.errors import ConfigError, FatalApiError, RetryableError
+from importer.codes import ErrorCode
+from importer.errors import ApiUnavailableError, ConfigError, FatalApiError, RetryableError
+from importer.status import StopCode
 
 #: Answers larger than this are refused unread: the envelope is a few hundred bytes.
 MAX_RESPONSE_BYTES = 1 << 20
@@ -58,6 +66,14 @@ class Reply:
     warnings: tuple[str, ...] = ()
     #: HTTP 404: the API knows no customer by the customerUuid sent (deleted or merged since)
     unknown_customer: bool = False
+    #: a search's answer: (customerUuid, customerKey) of every customer it matched
+    matches: tuple[tuple[str, str], ...] = ()
+    #: the answer was the API's JSON envelope (False: a login page, a proxy, a redirect)
+    from_api: bool = True
+
+
+#: What a request expects in a 2xx envelope: the POST a customerUuid, the search matchingCustomers.
+SAVE, SEARCH = "customerUuid", "matchingCustomers"
 
 
 def encode_body(body: dict[str, Any]) -> str:
@@ -112,8 +128,19 @@ def _warnings(envelope: Mapping[str, Any]) -> tuple[str, ...]:
                  for w in found if isinstance(w, dict))
 
 
-def classify(status: int, content_type: str, body: bytes, headers: Mapping[str, str]) -> Reply:
-    """What an answer means for the request: a Reply, or RetryableError / FatalApiError raised."""
+def _matches(found: Any) -> tuple[tuple[str, str], ...] | None:
+    """The (uuid, customerKey) pairs of a search result; None when it is not a list of customers."""
+    if not isinstance(found, list) or not all(isinstance(c, dict) for c in found):
+        return None
+    return tuple((str(c["uuid"]), str(c.get("customerKey") or "")) for c in found if c.get("uuid"))
+
+
+def classify(status: int, content_type: str, body: bytes, headers: Mapping[str, str],
+             expect: str = SAVE) -> Reply:
+    """What an answer means for the request: a Reply, or RetryableError / FatalApiError raised.
+
+    `expect` names the result a 2xx envelope must carry: SAVE (customerUuid) or SEARCH (matchingCustomers).
+    """
     envelope: dict[str, Any] | None = None
     if "json" in content_type.lower():
         try:
@@ -125,28 +152,96 @@ def classify(status: int, content_type: str, body: bytes, headers: Mapping[str, 
     if status in (401, 403):
         raise FatalApiError(f"the API refused the credentials or the department (HTTP {status}"
                             f"{', ' + code if code else ''}{': ' + text if text else ''})",
-                            code=code or f"HTTP_{status}")
+                            code=code or ErrorCode.CREDENTIALS_REFUSED)
     if status == 429:
         raise RetryableError("rate limited (HTTP 429)", retry_after=retry_after_seconds(headers.get("Retry-After")),
-                             maybe_saved=False, throttled=True)
+                             maybe_saved=False, throttled=True, from_api=True)
     if status >= 500:
         raise RetryableError(f"server error (HTTP {status}{', ' + code if code else ''})",
-                             retry_after=retry_after_seconds(headers.get("Retry-After")))
+                             retry_after=retry_after_seconds(headers.get("Retry-After")), from_api=envelope is not None)
     if 300 <= status < 400:
-        return Reply(False, error_code=f"HTTP_{status}",
-                     message=f"redirected to {headers.get('Location', '?')}; redirects are not followed")
+        return Reply(False, error_code=ErrorCode.REDIRECTED, from_api=False,
+                     message=f"HTTP {status} redirected to {headers.get('Location', '?')}; redirects are not followed")
     if envelope is None:
         kind = content_type.split(";")[0].strip() or "no content type"
-        return Reply(False, error_code=f"HTTP_{status}" if status >= 400 else "NOT_JSON",
+        return Reply(False, error_code=ErrorCode.NOT_JSON, from_api=False,
                      message=f"HTTP {status} answer is not the API's JSON envelope ({kind}): a login page or a proxy?")
-    uuid = envelope.get("customerUuid")
-    if 200 <= status < 300 and isinstance(uuid, str) and uuid:
-        customer_id = envelope.get("customerId")
-        return Reply(True, customer_uuid=uuid, customer_id=str(customer_id) if customer_id is not None else None,
-                     warnings=_warnings(envelope))
-    return Reply(False, error_code=code or f"HTTP_{status}",
-                 message=text or (f"HTTP {status}" if status >= 300 else "answer without customerUuid"),
-                 warnings=_warnings(envelope), unknown_customer=status == 404)
+    warnings = _warnings(envelope)
+    if 200 <= status < 300 and not code:
+        if expect == SEARCH:
+            matches = _matches(envelope.get(SEARCH))
+            if matches is not None:
+                return Reply(True, matches=matches, warnings=warnings)
+        else:
+            uuid = envelope.get(SAVE)
+            if isinstance(uuid, str) and uuid:
+                customer_id = envelope.get("customerId")
+                return Reply(True, customer_uuid=uuid,
+                             customer_id=str(customer_id) if customer_id is not None else None, warnings=warnings)
+    if code:
+        return Reply(False, error_code=code, message=text or f"HTTP {status}", warnings=warnings,
+                     unknown_customer=status == 404)
+    if status >= 300:
+        return Reply(False, error_code=ErrorCode.API_REFUSED, message=text or f"HTTP {status} without an error code",
+                     warnings=warnings, unknown_customer=status == 404)
+    return Reply(False, error_code=ErrorCode.NO_RESULT, message=f"HTTP {status} answer without {expect}",
+                 warnings=warnings)
+
+
+class AnswerWatch:
+    """Counts answers in a row that did not come from the API, and says when to give up on it.
+
+    A login page, a captive portal or a wrong --api-url answers every request the same way, and so does a
+    host that refuses connections: sending the rest of a 100,000-row file there only fails every row. A
+    handful in a row, with no answer from the API in this run, is enough to know; once the API has answered,
+    a longer streak is needed (an outage mid-run that retries may outlast).
+    """
+
+    #: non-API answers in a row that stop the run while the API has not answered once
+    BEFORE_ANY = 5
+    #: the same, once the API has answered in this run
+    AFTER_SOME = 50
+
+    def __init__(self) -> None:
+        self.streak = 0
+        self.api_answered = False
+        #: what answered last, in words, for the stop message
+        self.last = ""
+        self.code = StopCode.NOT_THE_API
+
+    def from_api(self) -> None:
+        self.streak = 0
+        self.api_answered = True
+
+    def not_from_api(self, what: str, code: StopCode) -> None:
+        self.streak += 1
+        self.last, self.code = what, code
+
+    @property
+    def given_up(self) -> bool:
+        return self.streak >= (self.AFTER_SOME if self.api_answered else self.BEFORE_ANY)
+
+    def error(self) -> ApiUnavailableError:
+        if self.code == StopCode.API_UNAVAILABLE:
+            reason = f"the API is unavailable: {self.streak} requests in a row got no answer (last: {self.last})"
+            return ApiUnavailableError(reason, code=ErrorCode.API_UNAVAILABLE, stop_code=self.code)
+        reason = (f"the API URL does not answer as the API: {self.streak} answers in a row were not the API's "
+                  f"(last: {self.last}); check --api-url and any proxy or login page in front of the API")
+        return ApiUnavailableError(reason, code=ErrorCode.NOT_THE_API, stop_code=self.code)
+
+
+async def _read_bounded(response: aiohttp.ClientResponse) -> bytes | None:
+    """The whole body, however many pieces it arrives in; None past MAX_RESPONSE_BYTES."""
+    length = response.content_length
+    if length is not None and length > MAX_RESPONSE_BYTES:
+        return None
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class ApiClient:
@@ -158,45 +253,61 @@ class ApiClient:
         self._customers = f"{base_url}/customer/v2/department/{quote(department, safe='')}/customer"
         self._headers = {"Authorization": credentials.authorization(), "Accept": "application/json"}
         self._post_headers = {**self._headers, "Content-Type": "application/json"}
+        self.watch = AnswerWatch()
 
     @staticmethod
     def timeouts(connect: float, read: float) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
 
-    async def _call(self, method: str, url: str, data: bytes | None = None,
-                    params: Mapping[str, str] | None = None) -> tuple[int, str, bytes, Mapping[str, str]]:
+    async def _call(self, method: str, url: str, expect: str, data: bytes | None = None,
+                    params: Mapping[str, str] | None = None) -> Reply:
+        if self.watch.given_up:
+            raise self.watch.error()  # refused before sending: nothing of this request reached anyone
         headers = self._headers if data is None else self._post_headers
         started = time.monotonic()
         try:
             async with self._session.request(method, url, data=data, params=params, headers=headers,
                                              allow_redirects=False) as response:
-                body = await response.content.read(MAX_RESPONSE_BYTES + 1)
+                body = await _read_bounded(response)
                 if log.isEnabledFor(logging.DEBUG):
                     # Method, path and status only: headers carry the credentials, bodies customer data.
                     log.debug("%s %s -> %d in %.0f ms", method, urlsplit(url).path, response.status,
                               (time.monotonic() - started) * 1000)
-                if len(body) > MAX_RESPONSE_BYTES:
-                    return response.status, "", b"", response.headers  # refused unread: not the envelope
-                return response.status, response.headers.get("Content-Type", ""), body, response.headers
+                status, headers_in = response.status, response.headers
+                content_type = headers_in.get("Content-Type", "") if body is not None else ""
         except aiohttp.ClientConnectorError as exc:
+            self.watch.not_from_api(f"cannot connect ({exc.__class__.__name__})", StopCode.API_UNAVAILABLE)
             raise RetryableError(f"cannot connect ({exc.__class__.__name__})", maybe_saved=False) from None
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self.watch.not_from_api(f"no answer ({exc.__class__.__name__})", StopCode.API_UNAVAILABLE)
             raise RetryableError(f"no answer ({exc.__class__.__name__})") from None
+        try:
+            reply = classify(status, content_type, body or b"", headers_in, expect)
+        except RetryableError as exc:
+            if exc.from_api:
+                self.watch.from_api()
+            else:
+                self.watch.not_from_api(f"HTTP {status} without the API's envelope", StopCode.API_UNAVAILABLE)
+            raise
+        except FatalApiError:
+            self.watch.from_api()
+            raise
+        if reply.from_api:
+            self.watch.from_api()
+        else:
+            self.watch.not_from_api(reply.message, StopCode.NOT_THE_API)
+        return reply
 
     async def create_or_update(self, body: str) -> Reply:
         """POST one create-or-update body (already encoded); see `classify` for what may happen."""
-        return classify(*await self._call("POST", self._customers, data=body.encode("utf-8")))
+        return await self._call("POST", self._customers, SAVE, data=body.encode("utf-8"))
 
-    async def find_by_key(self, customer_key: str) -> list[str]:
-        """customerUuids of the department's customers whose customer key is exactly this one."""
-        status, content_type, body, headers = await self._call(
-            "GET", f"{self._customers}/listMinimal",
+    async def find_by_key(self, customer_key: str) -> Reply:
+        """Search the department's customers by customer key. An ok Reply's `matches` are the customers whose
+        key is exactly this one; a failed Reply means the search said nothing (outcome unknown)."""
+        reply = await self._call(
+            "GET", f"{self._customers}/listMinimal", SEARCH,
             params={"searchTerm": customer_key, "fieldsToBeSearched": "customerKey", "maxResults": "100"})
-        if status in (401, 403) or status == 429 or status >= 500:
-            classify(status, content_type, body, headers)  # raises
-        try:
-            found = orjson.loads(body).get("matchingCustomers") or []
-        except (orjson.JSONDecodeError, AttributeError):
-            raise RetryableError(f"customer search answered HTTP {status} without JSON") from None
-        return [str(c["uuid"]) for c in found if isinstance(c, dict) and c.get("customerKey") == customer_key
-                and c.get("uuid")]
+        if not reply.ok:
+            return reply
+        return replace(reply, matches=tuple(m for m in reply.matches if m[1] == customer_key))

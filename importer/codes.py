@@ -1,8 +1,10 @@
 """Every error code a report can carry, in plain words: the one table the README and report.html read.
 
-A code names why a row is `invalid`, `failed` or `not_attempted`. Codes mk-import decides are members
-of `ErrorCode`; the API's own codes (numeric, such as 10015) and `HTTP_<status>` pass through as the
-server sent them and are explained by `explain`, which never fails: an unknown code still gets words.
+A code names why a row is `invalid`, `failed` or `not_attempted`. Every code mk-import writes is a member
+of `ErrorCode`, those that classify the API's answers included; the API's own codes (numeric, such as
+10015) pass through as the server sent them. `explain` gives words for any of them and never fails
+(`HTTP_<status>`, written by earlier versions, included). The README's error-code table is
+`readme_table()`, checked by a test.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ class ErrorCode(StrEnum):
     DUPLICATE_KEY = "DUPLICATE_KEY"
     RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"
     NOT_JSON = "NOT_JSON"
+    OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
+    REDIRECTED = "REDIRECTED"
+    API_REFUSED = "API_REFUSED"
+    NO_RESULT = "NO_RESULT"
+    CREDENTIALS_REFUSED = "CREDENTIALS_REFUSED"
+    API_UNAVAILABLE = "API_UNAVAILABLE"
+    NOT_THE_API = "NOT_THE_API"
 
 
 EXPLANATIONS: dict[ErrorCode, Explanation] = {
@@ -54,7 +63,38 @@ EXPLANATIONS: dict[ErrorCode, Explanation] = {
     ErrorCode.NOT_JSON: Explanation(
         "the API answered with something that is not its JSON reply (a login page or a proxy?)",
         "check --api-url and the network path to the API; the next run retries it"),
+    ErrorCode.OUTCOME_UNKNOWN: Explanation(
+        "a request for this customer may have been saved, and the search that would tell did not answer with a "
+        "result, so it was not sent again (that could create the customer twice)",
+        "nothing to fix in the file: the next run searches again and sends it only if it is not there"),
+    ErrorCode.REDIRECTED: Explanation(
+        "the API answered with a redirect, which is not followed (a login page or a wrong address?)",
+        "check --api-url; the next run retries it"),
+    ErrorCode.API_REFUSED: Explanation(
+        "the API refused the request without saying why (an HTTP 4xx without an error code)",
+        "read the message next to it; correct the row if it names a field"),
+    ErrorCode.NO_RESULT: Explanation(
+        "the API answered success without the customer it saved (no customerUuid)",
+        "nothing to fix in the file: the next run sends it again"),
+    ErrorCode.CREDENTIALS_REFUSED: Explanation(
+        "the API refused the credentials or the department (HTTP 401/403), so the run stopped",
+        "check MK_USERNAME, MK_PASSWORD and --department-uuid, then run again"),
+    ErrorCode.API_UNAVAILABLE: Explanation(
+        "the API did not answer (connection refused, unknown host, timeouts) request after request, so the "
+        "run stopped",
+        "nothing to fix in the file: check the network path and --api-url, then run again to resume"),
+    ErrorCode.NOT_THE_API: Explanation(
+        "something other than the API answered request after request (a login page, a proxy, a redirect), so "
+        "the run stopped",
+        "check --api-url and any proxy or single sign-on in front of the API, then run again to resume"),
 }
+
+
+def readme_table() -> str:
+    """The README's table of error codes, generated from EXPLANATIONS (a test keeps the README equal to it)."""
+    lines = ["| code | meaning | what to do |", "|---|---|---|"]
+    lines += [f"| `{code.value}` | {words.meaning} | {words.fix} |" for code, words in EXPLANATIONS.items()]
+    return "\n".join(lines)
 
 _HTTP = re.compile(r"^HTTP_(\d{3})$")
 #: The API's own error codes, where API.md names them.

@@ -32,6 +32,8 @@ class ValidateConfig:
     out_dir: Path | None = None
     #: where to write the exact JSON bodies a run would send, one per line
     payloads: Path | None = None
+    #: invalid rows up to this percentage of the file do not make exit code 1
+    max_invalid: float | None = None
 
 
 @dataclass(frozen=True)
@@ -54,3 +56,5 @@ class RunConfig:
     insecure_http: bool = False
     #: start the embedded sandbox in-process and import into it
     sandbox: bool = False
+    #: invalid rows up to this percentage of the file do not make exit code 1
+    max_invalid: float | None = None

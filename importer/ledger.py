@@ -1,5 +1,10 @@
-"""The run's bookkeeping: requests → jobs (skipping what the state says is unchanged), outcomes → the state
-as each answer arrives, and at the end every row's status for the reports.
+"""The run's bookkeeping: a `Planner` turns requests into jobs, a `Recorder` writes outcomes as they arrive.
+
+The planner skips what the state says is unchanged, journals key-only customers before they are sent, and
+decides which customers need a search; the recorder writes each save to the state and every row's outcome,
+and at the end gives every row its status for the reports. Words kept to one meaning: `rows_hash` is the
+hash of a customer's input rows (records.CustomerGroup.fingerprint), `body_hash` the hash of the body
+sent; the `journal` is the state's list of requests whose fate a crash would leave unknown.
 
 Saves reach the state in group commits: the answers that arrive in one turn of the event loop are written
 in one transaction at the start of the next, and each worker waits for its answer's commit before it takes
@@ -13,7 +18,6 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -23,7 +27,10 @@ from importer.pool import Job, Outcome
 from importer.progress import Progress
 from importer.records import CustomerRequest, Requests
 from importer.state import Saved, StateStore, payload_hash
-from importer.status import Status
+from importer.status import Status, StopCode
+
+#: How the bookkeeping stops the run (a reason in words, and its code); given at construction.
+StopRun = Callable[[str, StopCode], None]
 
 NOTED_BATCH = 10_000
 log = logging.getLogger("mk_import.ledger")
@@ -64,10 +71,10 @@ class RowOutcomes:
 
     def apply(self, table: pd.DataFrame) -> pd.DataFrame:
         """`table` (indexed like the rows given) with the outcome of every row that has one."""
-        settled = pd.notna(self._slots["status"])
-        if not settled.any():
+        answered = pd.notna(self._slots["status"])
+        if not answered.any():
             return table
-        columns = {name: pd.Series(np.where(settled, slots, table[name].to_numpy(dtype=object)), index=table.index,
+        columns = {name: pd.Series(np.where(answered, slots, table[name].to_numpy(dtype=object)), index=table.index,
                                    dtype="str") for name, slots in self._slots.items()}
         warned = np.flatnonzero(pd.notna(self._api_warnings))
         if len(warned):
@@ -78,80 +85,56 @@ class RowOutcomes:
         return table.assign(**columns)
 
 
-@dataclass
-class Ledger:
-    """Every request's rows and, once known, its outcome; written to the state as answers arrive."""
+class Recorder:
+    """Every job's rows and, once known, its outcome; saves written to the state as answers arrive."""
 
-    state: StateStore
-    #: keys an earlier run sent without learning the outcome
-    unsettled: set[str]
-    progress: Progress
-    #: the outcome of every row settled so far
-    settled: RowOutcomes
-    rows_of: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    #: the input fingerprint of each request in flight, recorded with its save
-    inputs: dict[str, str] = field(default_factory=dict)
-    #: customers skipped because their rows are the ones last saved: key → customer_uuid, customer_id
-    unchanged: pd.DataFrame = field(default_factory=pd.DataFrame)
-    #: saves answered in this turn of the event loop, and the commit that will write them
-    _saves: list[tuple[str, Saved, bool]] = field(default_factory=list)
-    #: saved customers whose rows changed but not their body: (key, new fingerprint). Written with the next
-    #: commit or every NOTED_BATCH: losing them costs only rebuilding those bodies on the next run.
-    _noted: list[tuple[str, str]] = field(default_factory=list)
-    _commit: asyncio.Future[None] | None = None
-    #: stops the run (takes no new job; the rest is not attempted): set by whoever runs the jobs
-    stop_run: Callable[[str], None] = lambda reason: None
-    #: why the state could not be written, once it could not
-    state_error: str | None = None
+    def __init__(self, state: StateStore, progress: Progress, outcomes: RowOutcomes, stop_run: StopRun) -> None:
+        self.state = state
+        self.progress = progress
+        #: the outcome of every row known so far
+        self.outcomes = outcomes
+        #: takes no new job; the rest is not attempted
+        self.stop_run = stop_run
+        #: why the state could not be written, once it could not
+        self.state_error: str | None = None
+        #: customers the API saved in this run
+        self.saved = 0
+        #: requests sent (or to be sent): key → its rows, and the hash of those rows, stored with its save
+        self.rows_of: dict[str, tuple[int, ...]] = {}
+        self.rows_hash_of: dict[str, str] = {}
+        #: customers skipped because their rows are the ones last saved: key → customer_uuid, customer_id
+        self.unchanged = pd.DataFrame()
+        #: saves answered in this turn of the event loop, and the commit that will write them
+        self._saves: list[tuple[str, Saved, bool]] = []
+        #: saved customers whose rows changed but not their body: (key, new rows hash). Written with the next
+        #: commit or every NOTED_BATCH: losing them costs only rebuilding those bodies on the next run.
+        self._noted: list[tuple[str, str]] = []
+        self._commit: asyncio.Future[None] | None = None
 
-    def jobs(self, requests: Requests, full: bool) -> Iterator[Job]:
-        """A job for every customer to send; the unchanged ones are settled here, in bulk."""
-        customers = requests.table().join(self.state.load(), on="key")
-        same_rows = (customers["input_hash"] == customers["fingerprint"]).fillna(False).to_numpy(dtype=bool)
-        skip = same_rows & (not full)  # same rows, same mapping, same program: same body, not even built
-        self.unchanged = customers.loc[skip, ["key", "customer_uuid", "customer_id"]]
-        if skip.any():
-            self.progress.advance(Status.UNCHANGED, int(customers.loc[skip, "rows"].sum()), int(skip.sum()))
-        saved = customers.loc[~skip & customers["customer_uuid"].notna().to_numpy()]
-        known_of = {key: Saved(h, uuid, cid if isinstance(cid, str) else None) for key, h, uuid, cid in
-                    saved[["key", "payload_hash", "customer_uuid", "customer_id"]].itertuples(index=False)}
-        del customers, saved  # a line per customer, not to be held while the sending takes its hours
-        for group in requests.groups(~skip):
-            known = known_of.get(group.key)
-            request = requests.request(group)
-            text = encode_body(request.body)
-            fingerprint = payload_hash(text)
-            if known is not None and not full and known.payload_hash == fingerprint:
-                self._noted.append((group.key, group.fingerprint))
-                if len(self._noted) >= NOTED_BATCH:
-                    self.write_pending()
-                self._settle(group.source_rows, Outcome(group.key, Status.UNCHANGED, known.customer_uuid,
-                                                        known.customer_id))
-                continue
-            self.rows_of[request.key] = request.source_rows
-            self.inputs[request.key] = group.fingerprint
-            if known is not None:
-                yield Job(request.key, request.body, _identities(request), fingerprint=fingerprint,
-                          text=text).with_uuid(known.customer_uuid)
-                continue
-            identities = _identities(request)
-            findable = len(identities) > 1  # more than the key: the server's matching can find it again
-            search_key = None if findable or request.key.startswith("~") else request.key
-            # Journal it first: if this run dies with the request in flight, the next one searches for the
-            # customer before sending, instead of creating it a second time. No journal, no request.
-            if search_key is not None and not self._write(self.state.sending, request.key):
-                return
-            yield Job(request.key, request.body, identities, fingerprint=fingerprint, search_key=search_key,
-                      maybe_saved=request.key in self.unsettled, text=text)
+    def expect(self, key: str, rows: tuple[int, ...], rows_hash: str) -> None:
+        """A job is about to be sent for these rows."""
+        self.rows_of[key] = rows
+        self.rows_hash_of[key] = rows_hash
+
+    def same_body(self, key: str, rows_hash: str, rows: tuple[int, ...], outcome: Outcome) -> None:
+        """A customer whose rows changed but build the body last saved: not sent, its new rows hash noted."""
+        self._noted.append((key, rows_hash))
+        if len(self._noted) >= NOTED_BATCH:
+            self.write_pending()
+        self.record_rows(rows, outcome)
 
     async def answer(self, job: Job, outcome: Outcome) -> None:
-        """Settle a job's rows; returns once a success is written to the state."""
-        input_hash = self.inputs.pop(job.key)
-        if job.search_key is not None and outcome.status == Status.NOT_ATTEMPTED and not job.maybe_saved:
-            self._write(self.state.settled, job.key)  # never sent. Anything else keeps the mark.
-        self._settle(self.rows_of.pop(job.key), outcome)
+        """Record a job's outcome; returns once a success is written to the state."""
+        rows_hash = self.rows_hash_of.pop(job.key)
+        if (job.search_key is not None and outcome.status == Status.NOT_ATTEMPTED and not job.maybe_saved
+                and not outcome.error_code):
+            # Never sent (the run stopped before it): its journal entry can go. Anything else keeps it, so the
+            # next run searches before sending: a stop with an error code may come after an attempt.
+            self.write_state(self.state.forget_sending, job.key)
+        self.record_rows(self.rows_of.pop(job.key), outcome)
         if outcome.status == Status.SUCCESS and outcome.customer_uuid:
-            saved = Saved(job.fingerprint, outcome.customer_uuid, outcome.customer_id, input_hash)
+            self.saved += 1
+            saved = Saved(job.body_hash, outcome.customer_uuid, outcome.customer_id, rows_hash)
             self._saves.append((job.key, saved, job.search_key is not None or job.maybe_saved))
             await self._committed()
 
@@ -176,9 +159,9 @@ class Ledger:
         """Write what the state does not have yet (also at the end, should the event loop stop first)."""
         if self._saves or self._noted:
             saves, noted, self._saves, self._noted = self._saves, self._noted, [], []
-            self._write(self.state.record, saves, noted)
+            self.write_state(self.state.record, saves, noted)
 
-    def _write(self, write: Callable[..., None], *args: object) -> bool:
+    def write_state(self, write: Callable[..., None], *args: object) -> bool:
         """A state write. A state file that cannot be written (disk full, removed, read-only) stops the run
         instead of crashing it: what the state then misses, the next run sends again, and the server's
         matching, or the journal of key-only customers, finds the customers already saved."""
@@ -187,12 +170,12 @@ class Ledger:
         except sqlite3.Error as exc:
             if self.state_error is None:
                 self.state_error = f"the state file cannot be written ({exc})"
-                self.stop_run(self.state_error)
+                self.stop_run(self.state_error, StopCode.STATE_UNWRITABLE)
             return False
         return True
 
-    def _settle(self, rows: tuple[int, ...], outcome: Outcome) -> None:
-        self.settled.set(rows, outcome)
+    def record_rows(self, rows: tuple[int, ...], outcome: Outcome) -> None:
+        self.outcomes.set(rows, outcome)
         self.progress.advance(outcome.status, len(rows), 1)
 
     def apply(self, table: pd.DataFrame, stop_reason: str | None) -> pd.DataFrame:
@@ -208,10 +191,58 @@ class Ledger:
                 **{name: pd.Series(np.where(hit, same[name].to_numpy(dtype=object)[picked],
                                             table[name].to_numpy(dtype=object)), index=table.index, dtype="str")
                    for name in ("customer_uuid", "customer_id")}})
-        table = self.settled.apply(table)
+        table = self.outcomes.apply(table)
         # Rows of customers never reached (the run stopped before building their request).
         left = (table["status"] == Status.VALID.value).to_numpy()
         if left.any():
             table = table.assign(status=table["status"].mask(left, Status.NOT_ATTEMPTED.value),
                                  error_message=table["error_message"].mask(left, stop_reason or ""))
         return table
+
+
+class Planner:
+    """Requests → jobs: what the state says is unchanged is skipped, key-only customers are journaled before
+    they are sent and searched for when an earlier send may have saved them."""
+
+    def __init__(self, state: StateStore, recorder: Recorder) -> None:
+        self.state = state
+        self.recorder = recorder
+        #: keys an earlier run sent without learning the outcome (the state's journal, as the run started)
+        self.journaled = state.journaled()
+
+    def jobs(self, requests: Requests, full: bool) -> Iterator[Job]:
+        """A job for every customer to send; the unchanged ones are recorded here, in bulk."""
+        recorder = self.recorder
+        customers = requests.table().join(self.state.load(), on="key")
+        same_rows = (customers["rows_hash"] == customers["fingerprint"]).fillna(False).to_numpy(dtype=bool)
+        skip = same_rows & (not full)  # same rows, same mapping, same program: same body, not even built
+        recorder.unchanged = customers.loc[skip, ["key", "customer_uuid", "customer_id"]]
+        if skip.any():
+            recorder.progress.advance(Status.UNCHANGED, int(customers.loc[skip, "rows"].sum()), int(skip.sum()))
+        saved = customers.loc[~skip & customers["customer_uuid"].notna().to_numpy()]
+        known_of = {key: Saved(h, uuid, cid if isinstance(cid, str) else None) for key, h, uuid, cid in
+                    saved[["key", "body_hash", "customer_uuid", "customer_id"]].itertuples(index=False)}
+        del customers, saved  # a line per customer, not to be held while the sending takes its hours
+        for group in requests.groups(~skip):
+            known = known_of.get(group.key)
+            request = requests.request(group)
+            text = encode_body(request.body)
+            body_hash = payload_hash(text)
+            if known is not None and not full and known.body_hash == body_hash:
+                recorder.same_body(group.key, group.fingerprint, group.source_rows,
+                                   Outcome(group.key, Status.UNCHANGED, known.customer_uuid, known.customer_id))
+                continue
+            recorder.expect(request.key, request.source_rows, group.fingerprint)
+            if known is not None:
+                yield Job(request.key, request.body, _identities(request), body_hash=body_hash,
+                          text=text).with_uuid(known.customer_uuid)
+                continue
+            identities = _identities(request)
+            findable = len(identities) > 1  # more than the key: the server's matching can find it again
+            search_key = None if findable or request.key.startswith("~") else request.key
+            # Journal it first: if this run dies with the request in flight, the next one searches for the
+            # customer before sending, instead of creating it a second time. No journal, no request.
+            if search_key is not None and not recorder.write_state(self.state.journal_sending, request.key):
+                return
+            yield Job(request.key, request.body, identities, body_hash=body_hash, search_key=search_key,
+                      maybe_saved=request.key in self.journaled, text=text)

@@ -164,12 +164,19 @@ _LOCAL_MAX, _EMAIL_MAX = 64, 254
 
 
 def email_by_library(value: str) -> str:
-    """The address as email-validator normalizes it (no DNS), lower-cased; "" if it is refused."""
+    """The address as email-validator normalizes it (no DNS), lower-cased, in the ASCII form a strict API
+    validator accepts; "" if it is refused.
+
+    An internationalized domain goes out in its IDNA form (`bücher.de` → `xn--bcher-kva.de`), which reaches
+    the same mailbox. A local part that is not ASCII (`zoë.wilson@…`, typed from the customer's name) has
+    no ASCII form: most API stacks (an OpenAPI `format: email`) refuse the whole request over it, so it is
+    dropped, with a warning, and the rest of the customer is saved.
+    """
     try:
-        result = email_validator.validate_email(value, check_deliverability=False)
+        result = email_validator.validate_email(value, check_deliverability=False, allow_smtputf8=False)
     except email_validator.EmailNotValidError:
         return ""
-    return str(result.normalized).lower()
+    return str(result.ascii_email or "").lower()
 
 
 def _special_use(domains: pa.Array) -> np.ndarray:

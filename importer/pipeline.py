@@ -10,7 +10,7 @@ import secrets
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +20,16 @@ import pandas as pd
 from importer import __version__
 from importer.client import ApiClient, Credentials, check_api_url, encode_body
 from importer.config import RunConfig, ValidateConfig
-from importer.errors import ConfigError
-from importer.ledger import Ledger, RowOutcomes
+from importer.errors import AfterSendingError, ConfigError
+from importer.ledger import Planner, Recorder, RowOutcomes
 from importer.mapping import load_mapping
 from importer.pool import Job, Pool, PoolStats
 from importer.prepare import Prepared, prepare
 from importer.progress import NoProgress, Progress
 from importer.reader import InputFile, open_input
 from importer.report import make_private_dir, write_errors, write_payloads, write_results, write_summary
-from importer.sandbox.server import SandboxConfig, running_sandbox
 from importer.state import StateStore, default_state_path
-from importer.status import Status, exit_code_for
+from importer.status import RunResult, Status, StopCode, StopSwitch, exit_code_for
 
 
 def default_out_dir(root: Path = Path("mk-import-out")) -> Path:
@@ -43,12 +42,20 @@ def default_out_dir(root: Path = Path("mk-import-out")) -> Path:
     return candidate
 
 
+@dataclass(frozen=True)
+class Finished:
+    """What a command did: the summary (also written as summary.json) and the typed result the exit code
+    is decided from."""
+
+    summary: dict[str, Any]
+    result: RunResult
+
+
 def _summary(command: str, source: InputFile, mapping: str, table: pd.DataFrame, prepared: Prepared,
-             started: float, out: Path, **extra: Any) -> dict[str, Any]:
-    counts = {str(k): int(v) for k, v in table["status"].value_counts().items()}
+             started: float, out: Path, result: RunResult, **extra: Any) -> dict[str, Any]:
     duration = time.monotonic() - started
     valid = table["status"] != Status.INVALID.value
-    summary: dict[str, Any] = {
+    return {
         "command": command,
         "program": f"mk-import {__version__}",
         "python": platform.python_version(),
@@ -57,7 +64,7 @@ def _summary(command: str, source: InputFile, mapping: str, table: pd.DataFrame,
         "mapping": mapping,
         "rows": len(table),
         "customers": int(table.loc[valid, "customer_key"].nunique()),
-        "counts": counts,
+        "counts": {str(status): n for status, n in result.counts.items()},
         "requests_sent": 0,
         "retries": 0,
         "rate_limited": 0,
@@ -65,14 +72,18 @@ def _summary(command: str, source: InputFile, mapping: str, table: pd.DataFrame,
         "rows_per_s": round(len(table) / duration, 1) if duration > 0 else None,
         "problems": prepared.problems.most_common(),
         "reports": str(out),
+        "max_invalid": result.max_invalid,
         **extra,
+        "stop_code": str(result.stop) if result.stop else None,
+        "exit_code": int(exit_code_for(result)),
     }
-    summary["exit_code"] = int(exit_code_for(counts, stopped=summary.get("stopped", False),
-                                             interrupted=summary.get("interrupted", False)))
-    return summary
 
 
-def validate(config: ValidateConfig) -> dict[str, Any]:
+def _counts(table: pd.DataFrame) -> dict[Status, int]:
+    return {Status(str(k)): int(v) for k, v in table["status"].value_counts().items()}
+
+
+def validate(config: ValidateConfig) -> Finished:
     """Read, map, validate and group; send nothing; write the reports a run would, with valid/invalid."""
     started = time.monotonic()
     mapping = load_mapping(config.prepare.mapping)
@@ -85,18 +96,23 @@ def validate(config: ValidateConfig) -> dict[str, Any]:
         table = prepared.rows.assign(customer_uuid="", customer_id="")
         write_results(out / "results.csv", table)
         write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
-        summary = _summary("validate", source, mapping.name, table, prepared, started, out, api_url=None)
+        result = RunResult(_counts(table), max_invalid=config.max_invalid, rows=len(table))
+        summary = _summary("validate", source, mapping.name, table, prepared, started, out, result, api_url=None)
         write_summary(out / "summary.json", summary)
-    return summary
+    return Finished(summary, result)
 
 
 # -- run ---------------------------------------------------------------------------------------------
-async def _send(config: RunConfig, ledger: Ledger, jobs: Iterator[Job]) -> tuple[PoolStats, bool, str]:
+async def _send(config: RunConfig, recorder: Recorder, jobs: Iterator[Job], stops: StopSwitch
+                ) -> tuple[PoolStats, bool, str]:
     """Send the jobs with a pool; (stats, interrupted by Ctrl-C, the API URL used)."""
     credentials = config.credentials
     async with contextlib.AsyncExitStack() as stack:
         api_url = config.api_url
         if config.sandbox:
+            # Imported here, by the one command that starts it: a production run never loads the sandbox.
+            from importer.sandbox.server import SandboxConfig, running_sandbox
+
             credentials = Credentials("sandbox", secrets.token_urlsafe(16))
             api_url = await stack.enter_async_context(
                 running_sandbox(SandboxConfig(users={credentials.username: credentials.password})))
@@ -108,19 +124,19 @@ async def _send(config: RunConfig, ledger: Ledger, jobs: Iterator[Job]) -> tuple
         settings = config.pool
         if config.max_duration is not None:
             settings = replace(settings, deadline=time.monotonic() + config.max_duration)
-        pool = Pool(ApiClient(session, api_url, config.department, credentials), settings, ledger.answer)
-        ledger.stop_run = pool.stop
+        pool = Pool(ApiClient(session, api_url, config.department, credentials), settings, recorder.answer)
+        stops.listen(pool.stop)
         interrupted = False
 
         def on_sigint() -> None:
             nonlocal interrupted
             interrupted = True
-            pool.stop("interrupted (Ctrl-C)")
+            stops("interrupted (Ctrl-C)", StopCode.INTERRUPTED)
 
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, on_sigint)
-            loop.add_signal_handler(signal.SIGTERM, pool.stop, "terminated (SIGTERM)")
+            loop.add_signal_handler(signal.SIGTERM, stops, "terminated (SIGTERM)", StopCode.TERMINATED)
         try:
             stats = await pool.run(jobs)
         finally:
@@ -130,7 +146,13 @@ async def _send(config: RunConfig, ledger: Ledger, jobs: Iterator[Job]) -> tuple
     return stats, interrupted, api_url
 
 
-def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str, Any]:
+def _after_sending(what: str, recorder: Recorder, state_path: Path, result: RunResult) -> AfterSendingError:
+    return AfterSendingError(
+        f"{what} after requests were sent: {recorder.saved:,} customers were saved and the state file "
+        f"{state_path} has them; rerunning the same command resumes", result)
+
+
+def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
     """Validate, send what changed, reconcile: every input row ends with one status in results.csv."""
     started = time.monotonic()
     progress = progress or NoProgress()
@@ -144,27 +166,43 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
                                            else default_state_path(config.department))
         state = StateStore(state_path, config.department)  # refuses a bad state file before any report
         make_private_dir(out)
+        stops = StopSwitch()
         try:
-            ledger = Ledger(state, state.unsettled(), progress, RowOutcomes(prepared.rows.index))
+            recorder = Recorder(state, progress, RowOutcomes(prepared.rows.index), stops)
+            planner = Planner(state, recorder)
             requests = prepared.requests(mapping, config.prepare.validate_vin)
             progress.start(int(prepared.rows.loc[prepared.rows["status"] == Status.VALID, "customer_key"].nunique()))
             try:
-                stats, interrupted, api_url = asyncio.run(_send(replace(config, api_url=api_url), ledger,
-                                                                ledger.jobs(requests, config.full)))
+                stats, interrupted, api_url = asyncio.run(_send(replace(config, api_url=api_url), recorder,
+                                                                planner.jobs(requests, config.full), stops))
             finally:
                 progress.close()
-                ledger.write_pending()
+                recorder.write_pending()
         finally:
             state.close()
-        table = ledger.apply(prepared.rows.assign(customer_uuid="", customer_id=""), stats.stop_reason)
-        write_results(out / "results.csv", table)
-        write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
-        summary = _summary(
-            "run", source, mapping.name, table, prepared, started, out, api_url=api_url,
-            department=config.department, state=str(state_path), requests_sent=stats.requests,
-            retries=stats.retries, rate_limited=stats.rate_limited, searches=stats.searches,
-            final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3),
-            stopped=stats.stop_reason is not None and not interrupted, interrupted=interrupted,
-            stop_reason=stats.stop_reason)
-        write_summary(out / "summary.json", summary)
-    return summary
+        stop = StopCode.INTERRUPTED if interrupted else stats.stop_code
+        sent = stats.requests + stats.searches > 0
+        result = RunResult({}, sent=sent, stop=stop, max_invalid=config.max_invalid, rows=len(prepared.rows))
+        try:
+            table = recorder.apply(prepared.rows.assign(customer_uuid="", customer_id=""), stats.stop_reason)
+            result = replace(result, counts=_counts(table))
+            write_results(out / "results.csv", table)
+            write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
+            summary = _summary(
+                "run", source, mapping.name, table, prepared, started, out, result, api_url=api_url,
+                department=config.department, state=str(state_path), requests_sent=stats.requests,
+                retries=stats.retries, rate_limited=stats.rate_limited, searches=stats.searches,
+                final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3), stop_reason=stats.stop_reason)
+            write_summary(out / "summary.json", summary)
+        except OSError as exc:
+            if not sent:
+                raise
+            failed = f"the reports in {out} could not be written ({exc.strerror or exc})"
+            raise _after_sending(failed, recorder, state_path,
+                                 replace(result, stop=StopCode.REPORT_WRITE_FAILED)) from None
+        except KeyboardInterrupt:
+            if not sent:
+                raise
+            raise _after_sending("interrupted while the reports were written", recorder, state_path,
+                                 replace(result, stop=StopCode.INTERRUPTED)) from None
+    return Finished(summary, result)

@@ -32,8 +32,9 @@ from typing import Any, Protocol
 from aiolimiter import AsyncLimiter
 
 from importer.client import Reply, encode_body
+from importer.codes import ErrorCode
 from importer.errors import FatalApiError, RetryableError
-from importer.status import Status
+from importer.status import Status, StopCode
 
 log = logging.getLogger("mk_import.pool")
 
@@ -41,7 +42,7 @@ log = logging.getLogger("mk_import.pool")
 class Api(Protocol):
     async def create_or_update(self, body: str) -> Reply: ...
 
-    async def find_by_key(self, customer_key: str) -> list[str]: ...
+    async def find_by_key(self, customer_key: str) -> Reply: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ class Job:
     #: matching (the customer has no phone, email or VIN); None when matching suffices
     search_key: str | None = None
     #: what the caller needs to recognise the job's body later (the state's payload hash)
-    fingerprint: str = ""
+    body_hash: str = ""
     #: an earlier run sent it and ended without knowing the outcome: resolve before the first attempt
     maybe_saved: bool = False
     #: the body as POSTed (encoded once; given by a caller that already has it)
@@ -113,6 +114,7 @@ class PoolStats:
     #: seconds from the first job queued to the last outcome
     send_s: float = 0.0
     stop_reason: str | None = None
+    stop_code: StopCode | None = None
 
 
 class AdaptiveRate:
@@ -204,10 +206,10 @@ class Pool:
         self._resume_at = 0.0
         self._stopping = asyncio.Event()
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: str, code: StopCode) -> None:
         """Take no new job; jobs in flight finish; the rest are reported not attempted."""
         if self.stats.stop_reason is None:
-            self.stats.stop_reason = reason
+            self.stats.stop_reason, self.stats.stop_code = reason, code
             log.warning("stopping: %s; requests in flight finish, the rest is not attempted", reason)
         self._stopping.set()
 
@@ -232,7 +234,12 @@ class Pool:
         assert job.search_key is not None
         await self._throttle()
         self.stats.searches += 1
-        found = await self.api.find_by_key(job.search_key)
+        reply = await self.api.find_by_key(job.search_key)
+        if not reply.ok:
+            # Not "not found": the search said nothing, and sending the job as new could create it twice.
+            return Outcome(job.key, Status.FAILED, error_code=ErrorCode.OUTCOME_UNKNOWN,
+                           detail=f"customer search: {reply.message}")
+        found = [uuid for uuid, _ in reply.matches]
         if len(found) == 1:
             return job.with_uuid(found[0])
         if len(found) > 1:
@@ -292,7 +299,7 @@ class Pool:
         while (item := await queue.get()) is not None:
             ticket, job = item
             if self._past_deadline():
-                self.stop("time budget (--max-duration) reached")
+                self.stop("time budget (--max-duration) reached", StopCode.TIME_BUDGET)
             if self.stopping:
                 await self.on_outcome(job, Outcome(job.key, Status.NOT_ATTEMPTED, detail=self.stats.stop_reason or ""))
                 continue
@@ -300,7 +307,7 @@ class Pool:
             try:
                 outcome = await self._send(job)
             except FatalApiError as exc:
-                self.stop(f"the API refused the credentials ({exc.code})")
+                self.stop(str(exc), exc.stop_code)
                 outcome = Outcome(job.key, Status.NOT_ATTEMPTED, error_code=exc.code, detail=str(exc))
             finally:
                 await self.gate.leave(job.identities)

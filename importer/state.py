@@ -39,11 +39,12 @@ def payload_hash(body_text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Saved:
-    payload_hash: str
+    #: payload_hash of the body saved
+    body_hash: str
     customer_uuid: str
     customer_id: str | None
-    #: the fingerprint of the rows that built that body (records.CustomerGroup), to skip rebuilding it
-    input_hash: str = ""
+    #: the hash of the rows that built that body (records.CustomerGroup.fingerprint), to skip rebuilding it
+    rows_hash: str = ""
 
 
 class StateStore:
@@ -101,37 +102,38 @@ class StateStore:
     def load(self) -> pd.DataFrame:
         """Everything saved for this department, indexed by customer key (one frame: a million customers
         load in a fraction of a second, where a million objects would not)."""
-        columns = ["customer_key", "payload_hash", "customer_uuid", "customer_id", "input_hash"]
-        rows = self._db.execute(f"SELECT {', '.join(columns)} FROM customers").fetchall()
+        rows = self._db.execute("SELECT customer_key, payload_hash, customer_uuid, customer_id, input_hash"
+                                " FROM customers").fetchall()
+        columns = ["customer_key", "body_hash", "customer_uuid", "customer_id", "rows_hash"]
         frame = pd.DataFrame.from_records(rows, columns=columns).astype("str")
         return frame.set_index("customer_key")
 
     def record(self, saves: Sequence[tuple[str, Saved, bool]], noted: Sequence[tuple[str, str]] = ()) -> None:
         """In one transaction: successful saves (key, what was saved, whether it was journaled), each with
-        the end of its journal entry; and `noted` (key, fingerprint): saved customers whose rows changed but
+        the end of its journal entry; and `noted` (key, rows hash): saved customers whose rows changed but
         build the same body, so the next run need not build it again."""
         now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        rows = [(key, saved.payload_hash, saved.customer_uuid, saved.customer_id, now, saved.input_hash)
+        rows = [(key, saved.body_hash, saved.customer_uuid, saved.customer_id, now, saved.rows_hash)
                 for key, saved, _ in saves]
-        settled = [(key,) for key, _, journaled in saves if journaled]
+        journal_ends = [(key,) for key, _, journaled in saves if journaled]
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?, ?, ?)", rows)
-            if settled:
-                self._db.executemany("DELETE FROM sending WHERE customer_key = ?", settled)
+            if journal_ends:
+                self._db.executemany("DELETE FROM sending WHERE customer_key = ?", journal_ends)
             if noted:
                 self._db.executemany("UPDATE customers SET input_hash = ? WHERE customer_key = ?",
-                                     [(fingerprint, key) for key, fingerprint in noted])
+                                     [(rows_hash, key) for key, rows_hash in noted])
 
-    def sending(self, key: str) -> None:
+    def journal_sending(self, key: str) -> None:
         """Note, before it is sent, a request whose fate a crash would leave unknown."""
         self._db.execute("INSERT OR IGNORE INTO sending VALUES (?)", (key,))
 
-    def settled(self, key: str) -> None:
-        """The request noted by `sending` surely did not save anything (or was recorded)."""
+    def forget_sending(self, key: str) -> None:
+        """The request noted by `journal_sending` surely did not save anything (or was recorded)."""
         self._db.execute("DELETE FROM sending WHERE customer_key = ?", (key,))
 
-    def unsettled(self) -> set[str]:
+    def journaled(self) -> set[str]:
         """Keys sent by an earlier run that ended before their outcome was known."""
         return {key for (key,) in self._db.execute("SELECT customer_key FROM sending")}
 

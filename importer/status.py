@@ -1,7 +1,9 @@
-"""Row statuses and process exit codes, as PRODUCT.md defines them."""
+"""Row statuses, why a run stopped, and the process exit code: decided here, from a typed run result."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
 
@@ -15,18 +17,78 @@ class Status(StrEnum):
 
 
 class ExitCode(IntEnum):
-    OK = 0  #: every row success, unchanged or valid
-    ROWS_FAILED = 1  #: finished; some rows invalid or failed
+    OK = 0  #: every row success, unchanged or valid (invalid rows within --max-invalid, if given)
+    ROWS_FAILED = 1  #: finished; some rows failed, or invalid beyond --max-invalid
     USAGE = 2  #: bad usage, config, mapping or input file: nothing sent
-    STOPPED = 3  #: stopped early (auth refused, time budget, interrupt); rerunning resumes
+    STOPPED = 3  #: stopped early (time budget, interrupt, API unavailable, failure after sending); rerun resumes
+    REFUSED = 4  #: the API refused the credentials or the department: fix them before rerunning
     INTERRUPTED = 130  #: Ctrl-C, after a clean stop
 
 
-def exit_code_for(counts: dict[str, int], *, stopped: bool = False, interrupted: bool = False) -> ExitCode:
-    if interrupted:
+class StopCode(StrEnum):
+    """Why a run stopped early: a stable token for schedulers, beside the free-text reason."""
+
+    TIME_BUDGET = "time_budget"  #: --max-duration reached
+    INTERRUPTED = "interrupted"  #: Ctrl-C
+    TERMINATED = "terminated"  #: SIGTERM
+    CREDENTIALS_REFUSED = "credentials_refused"  #: HTTP 401/403: credentials or department refused
+    API_UNAVAILABLE = "api_unavailable"  #: requests got no answer (connection refused, DNS, timeouts, 502s)
+    NOT_THE_API = "not_the_api"  #: answers were not the API's (a login page, a redirect, a wrong URL)
+    STATE_UNWRITABLE = "state_unwritable"  #: the state file stopped taking writes
+    REPORT_WRITE_FAILED = "report_write_failed"  #: the reports could not be written after requests were sent
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What a finished (or stopped) command did, as far as its exit code is concerned."""
+
+    #: rows per status
+    counts: Mapping[Status, int]
+    #: whether any request left for the API (a failure after that is never "nothing sent")
+    sent: bool = False
+    #: why the run stopped early; None when it went through every row
+    stop: StopCode | None = None
+    #: --max-invalid: invalid rows up to this percentage of the file do not make exit 1
+    max_invalid: float | None = None
+    rows: int = field(default=0)
+
+    def count(self, status: Status) -> int:
+        return int(self.counts.get(status, 0))
+
+
+def exit_code_for(result: RunResult) -> ExitCode:
+    """The one place that turns what happened into the process exit code (PRODUCT.md's contract)."""
+    if result.stop == StopCode.INTERRUPTED:
         return ExitCode.INTERRUPTED
-    if stopped:
+    if result.stop == StopCode.CREDENTIALS_REFUSED:
+        return ExitCode.REFUSED
+    if result.stop is not None:
         return ExitCode.STOPPED
-    if counts.get(Status.INVALID, 0) or counts.get(Status.FAILED, 0):
+    if result.count(Status.FAILED):
+        return ExitCode.ROWS_FAILED
+    invalid = result.count(Status.INVALID)
+    if invalid and (result.max_invalid is None or invalid * 100 > result.max_invalid * max(result.rows, 1)):
         return ExitCode.ROWS_FAILED
     return ExitCode.OK
+
+
+class StopSwitch:
+    """The run's one stop, given to every part that may stop it before the pool that obeys exists.
+
+    The first stop's reason and code are kept; each listener (the pool) hears every stop.
+    """
+
+    def __init__(self) -> None:
+        self.first: tuple[str, StopCode] | None = None
+        self._listeners: list[Callable[[str, StopCode], None]] = []
+
+    def listen(self, listener: Callable[[str, StopCode], None]) -> None:
+        self._listeners.append(listener)
+        if self.first is not None:
+            listener(*self.first)
+
+    def __call__(self, reason: str, code: StopCode) -> None:
+        if self.first is None:
+            self.first = (reason, code)
+        for listener in self._listeners:
+            listener(reason, code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 import urllib.error
 import urllib.request
@@ -121,12 +122,17 @@ def write_csv(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
+_NEEDS_STREAM_WRITER = "stream_writer" in inspect.signature(aiohttp.ClientResponse.__init__).parameters
+
+
 class _CompatResponse(aiohttp.ClientResponse):
     """aioresponses 0.7.x builds responses without the `stream_writer` that aiohttp 3.14 requires
-    (pnuckowski/aioresponses#289); a written-out request has nothing left to report, so a stub will do."""
+    (pnuckowski/aioresponses#289); a written-out request has nothing left to report, so a stub will do.
+    Older aiohttp (the floor CI also tests) takes no such argument."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
+        if _NEEDS_STREAM_WRITER:
+            kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
         super().__init__(*args, **kwargs)
 
 

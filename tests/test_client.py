@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from importer.client import ApiClient, Credentials, Reply, check_api_url, classify, retry_after_seconds
-from importer.errors import ConfigError, FatalApiError, RetryableError
+from importer.client import (
+    AnswerWatch,
+    ApiClient,
+    Credentials,
+    Reply,
+    check_api_url,
+    classify,
+    retry_after_seconds,
+)
+from importer.errors import ApiUnavailableError, ConfigError, FatalApiError, RetryableError
+from importer.status import StopCode
 
 URL = "https://api.example.test"
 POST = f"{URL}/customer/v2/department/d-1/customer"
@@ -33,7 +43,10 @@ async def post(mocked, **answer) -> Reply:
     ({"status": 404, "payload": {"errors": [{"errorCode": "404001", "errorMessage": "no customer"}]}},
      Reply(False, error_code="404001", message="no customer", unknown_customer=True)),
     ({"status": 409, "body": "conflict", "content_type": "text/plain"}, None),
-    ({"status": 422, "payload": {"errors": []}}, Reply(False, error_code="HTTP_422", message="HTTP 422")),
+    ({"status": 422, "payload": {"errors": []}},
+     Reply(False, error_code="API_REFUSED", message="HTTP 422 without an error code")),
+    ({"status": 200, "payload": {"errors": []}},
+     Reply(False, error_code="NO_RESULT", message="HTTP 200 answer without customerUuid")),
     ({"status": 200, "body": "<html>login</html>", "content_type": "text/html"}, None),
     ({"status": 302, "headers": {"Location": "https://sso.example.test/login"}}, None),
 ])
@@ -45,6 +58,7 @@ async def test_answers_that_settle_a_request(aiomock, answer, expected):
         assert not reply.ok
     if answer["status"] == 302:
         assert "redirected to https://sso.example.test/login" in reply.message
+        assert (reply.error_code, reply.from_api) == ("REDIRECTED", False)
     if answer.get("content_type") == "text/html":
         assert reply.error_code == "NOT_JSON"
         assert "text/html" in reply.message
@@ -122,8 +136,40 @@ async def test_find_by_key_keeps_exact_key_matches(aiomock):
              "matchingCustomers": [{"uuid": "a", "customerKey": "K1"}, {"uuid": "b", "customerKey": "K10"}]}
     aiomock.get(f"{POST}/listMinimal?fieldsToBeSearched=customerKey&maxResults=100&searchTerm=K1", payload=found)
     async with aiohttp.ClientSession() as session:
-        uuids = await ApiClient(session, URL, "d-1", Credentials("u", "p")).find_by_key("K1")
-    assert uuids == ["a"]
+        reply = await ApiClient(session, URL, "d-1", Credentials("u", "p")).find_by_key("K1")
+    assert reply.ok
+    assert reply.matches == (("a", "K1"),)
+
+
+SEARCH = f"{POST}/listMinimal?fieldsToBeSearched=customerKey&maxResults=100&searchTerm=K1"
+
+
+@pytest.mark.parametrize(("answer", "code"), [
+    ({"status": 400, "payload": REFUSED}, "400004"),
+    ({"status": 404, "payload": {"errors": [{"errorCode": "404001", "errorMessage": "no such path"}]}}, "404001"),
+    ({"status": 404, "payload": {"errors": []}}, "API_REFUSED"),
+    ({"status": 200, "payload": {"errors": []}}, "NO_RESULT"),
+    ({"status": 200, "payload": {"errors": [], "matchingCustomers": "none"}}, "NO_RESULT"),
+    ({"status": 302, "headers": {"Location": "https://sso.example.test/login"}}, "REDIRECTED"),
+    ({"status": 200, "body": "<html>login</html>", "content_type": "text/html"}, "NOT_JSON"),
+    ({"status": 200, "body": "[]", "content_type": "application/json"}, "NOT_JSON"),
+])
+async def test_a_search_answer_that_is_not_a_result_is_never_not_found(aiomock, answer, code):
+    aiomock.get(SEARCH, **answer)
+    async with aiohttp.ClientSession() as session:
+        reply = await ApiClient(session, URL, "d-1", Credentials("u", "p")).find_by_key("K1")
+    assert not reply.ok
+    assert reply.error_code == code
+    assert reply.matches == ()
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_refused_search_is_fatal_like_a_refused_save(aiomock, status):
+    aiomock.get(SEARCH, status=status, payload={"errors": []})
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(FatalApiError) as caught:
+            await ApiClient(session, URL, "d-1", Credentials("u", "p")).find_by_key("K1")
+    assert caught.value.code == "CREDENTIALS_REFUSED"
 
 
 def test_classify_table_without_http():
@@ -154,3 +200,74 @@ def test_plain_http_only_for_loopback(url, insecure, ok):
 
 def test_credentials_repr_hides_the_password():
     assert "hunter2" not in repr(Credentials("u", "hunter2"))
+
+
+async def _serve(handler, path: str = "/customer/v2/department/d-1/customer") -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_route("*", path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
+async def test_an_answer_written_in_pieces_is_read_whole():
+    # A real loopback server writing the envelope in two chunks 50 ms apart (chunked encoding), as a proxy
+    # that flushes early does: the save must not be taken for a non-JSON answer.
+    async def in_pieces(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        text = json.dumps(OK).encode()
+        await response.write(text[:20])
+        await asyncio.sleep(0.05)
+        await response.write(text[20:])
+        await response.write_eof()
+        return response
+
+    runner, url = await _serve(in_pieces)
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = ApiClient(session, url, "d-1", Credentials("u", "p"))
+            replies = [await client.create_or_update("{}") for _ in range(5)]
+    finally:
+        await runner.cleanup()
+    assert all(reply.ok and reply.customer_uuid == "u-1" for reply in replies)
+
+
+async def test_login_pages_make_the_client_give_up_before_sending_more():
+    seen = []
+
+    async def login(request: web.Request) -> web.Response:
+        seen.append(request.method)
+        return web.Response(text="<html><form>Sign in</form></html>", content_type="text/html")
+
+    runner, url = await _serve(login)
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = ApiClient(session, url, "d-1", Credentials("u", "p"))
+            replies = [await client.create_or_update("{}") for _ in range(AnswerWatch.BEFORE_ANY)]
+            with pytest.raises(ApiUnavailableError) as caught:
+                await client.create_or_update("{}")
+    finally:
+        await runner.cleanup()
+    assert [r.error_code for r in replies] == ["NOT_JSON"] * AnswerWatch.BEFORE_ANY
+    assert len(seen) == AnswerWatch.BEFORE_ANY  # the refused request never left
+    assert caught.value.stop_code == StopCode.NOT_THE_API
+    assert "text/html" in str(caught.value)
+
+
+def test_one_answer_from_the_api_resets_the_count_and_raises_the_bar():
+    watch = AnswerWatch()
+    for _ in range(AnswerWatch.BEFORE_ANY - 1):
+        watch.not_from_api("HTTP 200 text/html", StopCode.NOT_THE_API)
+    watch.from_api()
+    for _ in range(AnswerWatch.BEFORE_ANY):
+        watch.not_from_api("cannot connect", StopCode.API_UNAVAILABLE)
+    assert not watch.given_up  # the API answered in this run: an outage needs a longer streak
+    for _ in range(AnswerWatch.AFTER_SOME - AnswerWatch.BEFORE_ANY):
+        watch.not_from_api("cannot connect", StopCode.API_UNAVAILABLE)
+    assert watch.given_up
+    assert watch.error().stop_code == StopCode.API_UNAVAILABLE

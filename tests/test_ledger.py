@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from importer.ledger import Ledger, RowOutcomes
+from importer.ledger import Recorder, RowOutcomes
 from importer.pool import Job, Outcome
 from importer.progress import NoProgress
 from importer.state import StateStore
@@ -25,7 +25,7 @@ def saved_keys(path: Path) -> set[str]:
 def test_answers_of_one_turn_are_one_transaction_and_on_disk_before_answer_returns(tmp_path: Path, monkeypatch):
     path = tmp_path / "state.sqlite"
     state = StateStore(path, "dept")
-    ledger = Ledger(state, set(), NoProgress(), RowOutcomes(pd.RangeIndex(1, 6)))
+    ledger = Recorder(state, NoProgress(), RowOutcomes(pd.RangeIndex(1, 6)), lambda reason, code: None)
     transactions: list[list[str]] = []
     record = state.record
 
@@ -34,10 +34,9 @@ def test_answers_of_one_turn_are_one_transaction_and_on_disk_before_answer_retur
         record(saves, noted)  # type: ignore[arg-type]
 
     monkeypatch.setattr(state, "record", counted)
-    jobs = [Job(f"k{i}", {"customer": {}}, frozenset({f"key:k{i}"}), fingerprint=f"h{i}") for i in range(5)]
+    jobs = [Job(f"k{i}", {"customer": {}}, frozenset({f"key:k{i}"}), body_hash=f"h{i}") for i in range(5)]
     for i, job in enumerate(jobs):
-        ledger.rows_of[job.key] = (i + 1,)
-        ledger.inputs[job.key] = f"in{i}"
+        ledger.expect(job.key, (i + 1,), f"in{i}")
 
     async def answer(job: Job) -> set[str]:
         await ledger.answer(job, Outcome(job.key, Status.SUCCESS, f"uuid-{job.key}", "1"))
@@ -58,11 +57,11 @@ def test_answers_of_one_turn_are_one_transaction_and_on_disk_before_answer_retur
     state.close()
 
 
-def _two_answers(tmp_path: Path, monkeypatch, failure: Exception) -> tuple[Ledger, list[str], list[object]]:
+def _two_answers(tmp_path: Path, monkeypatch, failure: Exception) -> tuple[Recorder, list[str], list[object]]:
     state = StateStore(tmp_path / "state.sqlite", "dept")
-    ledger = Ledger(state, set(), NoProgress(), RowOutcomes(pd.RangeIndex(1, 3)))
     stops: list[str] = []
-    ledger.stop_run = stops.append
+    ledger = Recorder(state, NoProgress(), RowOutcomes(pd.RangeIndex(1, 3)),
+                      lambda reason, code: stops.append(f"{code}: {reason}"))
 
     def failing(saves: object, noted: object) -> None:
         raise failure
@@ -70,8 +69,7 @@ def _two_answers(tmp_path: Path, monkeypatch, failure: Exception) -> tuple[Ledge
     monkeypatch.setattr(state, "record", failing)
     jobs = [Job(f"k{i}", {"customer": {}}, frozenset({f"key:k{i}"})) for i in range(2)]
     for i, job in enumerate(jobs):
-        ledger.rows_of[job.key] = (i + 1,)
-        ledger.inputs[job.key] = ""
+        ledger.expect(job.key, (i + 1,), "")
 
     async def go() -> list[object]:
         return await asyncio.gather(*(ledger.answer(j, Outcome(j.key, Status.SUCCESS, "u", "1")) for j in jobs),
@@ -85,8 +83,8 @@ def _two_answers(tmp_path: Path, monkeypatch, failure: Exception) -> tuple[Ledge
 def test_a_state_file_that_cannot_be_written_stops_the_run_once(tmp_path: Path, monkeypatch):
     ledger, stops, results = _two_answers(tmp_path, monkeypatch, sqlite3.OperationalError("database or disk is full"))
     assert results == [None, None]  # the answers are settled; the run stops instead of crashing
-    assert stops == ["the state file cannot be written (database or disk is full)"]
-    assert ledger.state_error == stops[0]
+    assert stops == ["state_unwritable: the state file cannot be written (database or disk is full)"]
+    assert ledger.state_error == "the state file cannot be written (database or disk is full)"
 
 
 def test_a_defect_in_the_commit_reaches_every_answer_waiting_on_it(tmp_path: Path, monkeypatch):

@@ -42,7 +42,7 @@ def test_failing_run_with_debug_logging_leaks_no_secret(start_sandbox, write_csv
     done = run_cli(["-v", "--log-format", log_format, "run", str(source), "-m", "dealervault", "--department-uuid",
                     DEPARTMENT, "--api-url", sandbox.url, "--out", str(tmp_path / "out"), "--state",
                     str(tmp_path / "state.sqlite")], tmp_path)
-    assert done.returncode == 3
+    assert done.returncode == 4
     assert "-> 401" in done.stderr  # debug detail is there
     left = everything_left_behind(tmp_path, done)
     assert PASSWORD not in left
@@ -50,7 +50,7 @@ def test_failing_run_with_debug_logging_leaks_no_secret(start_sandbox, write_csv
     if log_format == "json":
         lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
         assert lines
-        assert any(line["message"] == "finished" and line["summary"]["exit_code"] == 3 for line in lines)
+        assert any(line["message"] == "finished" and line["summary"]["exit_code"] == 4 for line in lines)
 
 
 def test_server_errors_with_debug_logging_leak_no_secret(start_sandbox, write_csv, tmp_path: Path):

@@ -10,7 +10,7 @@ import pytest
 from importer.client import Reply
 from importer.errors import FatalApiError, RetryableError
 from importer.pool import AdaptiveRate, Job, Outcome, Pool, PoolSettings
-from importer.status import Status
+from importer.status import Status, StopCode
 
 
 class FakeClock:
@@ -30,7 +30,7 @@ class FakeClock:
 class ScriptedApi:
     """Answers each POST from a script of replies or exceptions, keyed by customer key."""
 
-    def __init__(self, script: dict[str, list[Any]] | None = None, found: list[str] | None = None) -> None:
+    def __init__(self, script: dict[str, list[Any]] | None = None, found: list[str] | Reply | None = None) -> None:
         self.script = script or {}
         self.bodies: list[dict[str, Any]] = []
         self.found = found or []
@@ -59,8 +59,10 @@ class ScriptedApi:
             raise answer
         return answer
 
-    async def find_by_key(self, customer_key: str) -> list[str]:
-        return self.found
+    async def find_by_key(self, customer_key: str) -> Reply:
+        if isinstance(self.found, Reply):
+            return self.found
+        return Reply(True, matches=tuple((uuid, customer_key) for uuid in self.found))
 
 
 def job(key: str, phone: str | None = None, search: bool = False) -> Job:
@@ -131,7 +133,8 @@ def test_fatal_answer_stops_the_run_and_the_rest_is_not_attempted():
     outcomes, pool = run_pool(api, [job(k) for k in "ABCDEFGHIJ" * 3][:10], concurrency=2)
     assert {o.status for o in outcomes.values()} == {Status.NOT_ATTEMPTED}
     assert pool.stats.requests <= 2
-    assert pool.stats.stop_reason == "the API refused the credentials (100003)"
+    assert pool.stats.stop_reason == "refused"
+    assert pool.stats.stop_code == StopCode.CREDENTIALS_REFUSED
 
 
 def test_deadline_stops_taking_new_jobs():
@@ -165,6 +168,16 @@ def test_ambiguous_failure_not_found_is_sent_again_as_is():
     assert outcomes["K"].status == Status.SUCCESS
     assert pool.stats.searches == 1
     assert "customerUuid" not in api.bodies[1]["customer"]
+
+
+def test_a_search_without_a_result_is_outcome_unknown_never_sent_as_new():
+    unknown = Reply(False, error_code="NOT_JSON", message="HTTP 200 answer is not the API's JSON envelope")
+    api = ScriptedApi({"K": [RetryableError("server error (HTTP 503)")]}, found=unknown)
+    outcomes, pool = run_pool(api, [job("K", search=True)])
+    assert (outcomes["K"].status, outcomes["K"].error_code) == (Status.FAILED, "OUTCOME_UNKNOWN")
+    assert "customer search: HTTP 200" in outcomes["K"].detail
+    assert len(api.bodies) == 1  # the first attempt only: never sent again without knowing
+    assert pool.stats.searches == 1
 
 
 def test_429_is_not_ambiguous_so_no_search():

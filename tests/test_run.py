@@ -67,12 +67,12 @@ def test_wrong_password_stops_the_run_with_every_row_accounted(start_sandbox, mo
     monkeypatch.setenv("MK_PASSWORD", "wrong")
     source = write("dealervault", tmp_path / "dv.csv", 200, seed=4)
     out = tmp_path / "out"
-    assert run(source, sandbox.url, out, "--rate", "1000", "--concurrency", "8") == 3
+    assert run(source, sandbox.url, out, "--rate", "1000", "--concurrency", "8") == 4  # a rerun cannot help
     results = assert_accounted(out, 200)
     assert {r["status"] for r in results} == {"not_attempted", "invalid"}
     assert Api(sandbox.url).stats()["requests"] <= 20
     summary = read_summary(out)
-    assert summary["exit_code"] == 3
+    assert (summary["exit_code"], summary["stop_code"]) == (4, "credentials_refused")
     assert "refused the credentials" in summary["stop_reason"]
 
 
@@ -107,6 +107,7 @@ def test_rerun_after_max_duration_resumes(start_sandbox, creds, write_csv, tmp_p
     assert run(source, sandbox.url, first, "--concurrency", "2", "--max-duration", "0.5") == 3
     statuses = [r["status"] for r in assert_accounted(first, 30)]
     assert "not_attempted" in statuses
+    assert read_summary(first)["stop_code"] == "time_budget"
     assert "success" in statuses
     second = tmp_path / "second"
     assert run(source, sandbox.url, second, "--concurrency", "8", "--rate", "1000") == 0
@@ -131,7 +132,7 @@ def test_ctrl_c_stops_cleanly_with_exit_130(start_sandbox, write_csv, tmp_path: 
     assert process.wait(timeout=30) == 130
     statuses = [r["status"] for r in assert_accounted(out, 60)]
     assert "not_attempted" in statuses
-    assert read_summary(out)["exit_code"] == 130
+    assert (read_summary(out)["exit_code"], read_summary(out)["stop_code"]) == (130, "interrupted")
 
 
 def test_credentials_file_must_be_private(start_sandbox, write_csv, tmp_path: Path, monkeypatch):
