@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import logging
 import platform
 import secrets
 import signal
@@ -27,10 +28,20 @@ from importer.pool import Job, Pool, PoolStats
 from importer.prepare import Prepared, prepare
 from importer.progress import NoProgress, Progress
 from importer.reader import InputFile, open_input
-from importer.report import make_private_dir, write_errors, write_payloads, write_results, write_summary
+from importer.report import (
+    make_private_dir,
+    refuse_overwriting_input,
+    write_errors,
+    write_payloads,
+    write_results,
+    write_summary,
+)
 from importer.sandbox.server import SandboxConfig, running_sandbox
 from importer.state import StateStore, default_state_path
 from importer.status import Status, exit_code_for
+
+
+log = logging.getLogger("mk_import")
 
 
 def default_out_dir(root: Path = Path("mk-import-out")) -> Path:
@@ -75,6 +86,7 @@ def _summary(command: str, source: InputFile, mapping: str, table: pd.DataFrame,
 def validate(config: ValidateConfig) -> dict[str, Any]:
     """Read, map, validate and group; send nothing; write the reports a run would, with valid/invalid."""
     started = time.monotonic()
+    refuse_overwriting_input(config.prepare.input, config.out_dir, config.payloads)
     mapping = load_mapping(config.prepare.mapping)
     with open_input(config.prepare.input) as source:
         prepared = prepare(source, mapping, config.prepare, keep_rows=config.payloads is not None)
@@ -135,8 +147,9 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
     started = time.monotonic()
     progress = progress or NoProgress()
     api_url = check_api_url(config.api_url, insecure_http=config.insecure_http)
+    refuse_overwriting_input(config.prepare.input, config.out_dir)
     mapping = load_mapping(config.prepare.mapping)
-    with open_input(config.prepare.input) as source:
+    with open_input(config.prepare.input, keep_rows=True) as source:
         prepared = prepare(source, mapping, config.prepare, keep_rows=True)
         out = config.out_dir or default_out_dir()
         # The sandbox forgets its customers when the run ends, so its state lives with the run's reports.
@@ -157,6 +170,10 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
         finally:
             state.close()
         table = ledger.apply(prepared.rows.assign(customer_uuid="", customer_id=""), stats.stop_reason)
+        input_changed = source.changed_since_read()
+        if input_changed:
+            log.warning("%s changed during the run; the reports hold the rows as they were read at the start",
+                        source.name)
         write_results(out / "results.csv", table)
         write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
         summary = _summary(
@@ -165,6 +182,6 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
             retries=stats.retries, rate_limited=stats.rate_limited, searches=stats.searches,
             final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3),
             stopped=stats.stop_reason is not None and not interrupted, interrupted=interrupted,
-            stop_reason=stats.stop_reason)
+            stop_reason=stats.stop_reason, input_changed=input_changed)
         write_summary(out / "summary.json", summary)
     return summary
