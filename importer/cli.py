@@ -133,6 +133,8 @@ def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("--concurrency", type=int, default=8, metavar="N", help="requests in flight at most (default 8)")
     p.add_argument("--max-attempts", type=int, default=6, metavar="N",
                    help="attempts per customer before it is failed (default 6)")
+    p.add_argument("--request-timeout", type=_positive, default=120.0, metavar="S",
+                   help="seconds one request may take in all, however slowly its answer comes (default 120)")
     p.add_argument("--state", type=Path, metavar="PATH",
                    help="state file (default $XDG_STATE_HOME/mk-import/<department>.sqlite)")
     p.add_argument("--full", action="store_true", help="send every customer, even those unchanged since last run")
@@ -281,7 +283,8 @@ def _run(args: argparse.Namespace) -> int:
     config = RunConfig(
         prepare=_prepare_config(args), department=department, api_url=args.api_url,
         credentials=_credentials(args), pool=PoolSettings(rate=args.rate, concurrency=args.concurrency,
-                                                          max_attempts=args.max_attempts),
+                                                          max_attempts=args.max_attempts,
+                                                          request_timeout=args.request_timeout),
         out_dir=args.out, state_path=args.state, full=args.full, max_duration=args.max_duration,
         insecure_http=args.insecure_http, sandbox=args.sandbox)
     summary = run_import(config, _progress(args))

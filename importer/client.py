@@ -191,7 +191,11 @@ class ApiClient:
         try:
             async with self._session.request(method, url, data=data, params=params, headers=headers,
                                              allow_redirects=False) as response:
-                body = await response.content.read(MAX_RESPONSE_BYTES + 1)
+                # read(n) hands back what has arrived so far: an answer in several packets needs several.
+                body = b""
+                while len(body) <= MAX_RESPONSE_BYTES and (
+                        piece := await response.content.read(MAX_RESPONSE_BYTES + 1 - len(body))):
+                    body += piece
                 if log.isEnabledFor(logging.DEBUG):
                     # Method, path and status only: headers carry the credentials, bodies customer data.
                     log.debug("%s %s -> %d in %.0f ms", method, urlsplit(url).path, response.status,

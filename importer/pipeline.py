@@ -40,7 +40,6 @@ from importer.sandbox.server import SandboxConfig, running_sandbox
 from importer.state import StateStore, default_state_path
 from importer.status import Status, exit_code_for
 
-
 log = logging.getLogger("mk_import")
 
 
@@ -126,10 +125,15 @@ async def _send(config: RunConfig, ledger: Ledger, jobs: Iterator[Job]) -> tuple
 
         def on_sigint() -> None:
             nonlocal interrupted
+            # A second Ctrl-C abandons the requests in flight too, instead of waiting out their grace.
+            pool.stop("interrupted (Ctrl-C)", at_once=interrupted)
             interrupted = True
-            pool.stop("interrupted (Ctrl-C)")
 
         loop = asyncio.get_running_loop()
+        if config.max_duration is not None:
+            # A timer, not only a check between jobs: a stop cuts short every wait of the run.
+            stack.callback(loop.call_later(config.max_duration, pool.stop,
+                                           "time budget (--max-duration) reached").cancel)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, on_sigint)
             loop.add_signal_handler(signal.SIGTERM, pool.stop, "terminated (SIGTERM)")
