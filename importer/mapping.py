@@ -25,6 +25,10 @@ VEHICLE_FIELDS = ("vin", "vehicleYear", "vehicleMake", "vehicleModel", "vehicleT
 #: Constants a mapping may set for every address; they are not columns.
 ADDRESS_DEFAULTS = ("country", "type", "addressType")
 DEFAULT_PLACEHOLDERS = ("N/A", "NA", "NONE", "NULL", "-", "UNKNOWN")
+#: A mapping file is a few KiB; these bound what a hostile one can cost (a YAML "billion laughs" of nested
+#: aliases is a few hundred bytes and expands to gigabytes).
+MAX_MAPPING_BYTES = 1 << 20
+MAX_ALIASES = 50
 _TOP_LEVEL = {"name", "description", "customer_key", "customer", "address", "phones", "emails", "vehicle",
               "defaults", "values", "placeholders", "ignore"}
 
@@ -182,6 +186,39 @@ def mapping_text(name_or_path: str) -> str:
     return _builtin(name_or_path) or Path(name_or_path).read_text(encoding="utf-8")
 
 
+class _AliasLimit(yaml.YAMLError):
+    pass
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a document with more than MAX_ALIASES aliases."""
+
+    aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise _AliasLimit
+        return super().compose_node(parent, index)
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    if len(text) > MAX_MAPPING_BYTES:
+        raise ConfigError(f"{where}: a mapping file of more than {MAX_MAPPING_BYTES:,} characters")
+    loader = _BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    except _AliasLimit:
+        raise ConfigError(f"{where}: more than {MAX_ALIASES} YAML aliases (*name); write the values out") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{where}: invalid YAML{line}") from None
+    finally:
+        loader.dispose()
+
+
 def load_mapping(name_or_path: str) -> MappingSpec:
     """A built-in mapping by name, or a mapping file by path."""
     builtin = _builtin(name_or_path)
@@ -194,16 +231,12 @@ def load_mapping(name_or_path: str) -> MappingSpec:
                               "nor a file")
         where = str(path)
         try:
+            if path.stat().st_size > MAX_MAPPING_BYTES:
+                raise ConfigError(f"{where}: a mapping file of more than {MAX_MAPPING_BYTES:,} bytes")
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{where}: cannot read the mapping file ({exc.__class__.__name__})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{where}: invalid YAML{line}") from None
-    return parse_mapping(raw, where)
+    return parse_mapping(_parse_yaml(text, where), where)
 
 
 @dataclass(frozen=True)
