@@ -322,12 +322,40 @@ def _unescape(chunk: pd.DataFrame) -> pd.DataFrame:
     return unescaped
 
 
+def _split_raw_lines(source: InputFile, chunk: pd.DataFrame, raw: pd.Series, bad: list[BadLine]) -> pd.DataFrame:
+    """An error report imported again: a row whose cells are empty and whose mk_raw_line is not takes its
+    cells from that line, fixed or not. It splits with whichever delimiter gives the header's columns;
+    if none does, the row is still broken."""
+    empty = (chunk == "").all(axis=1) & (raw.str.strip() != "")
+    if not empty.any():
+        return chunk
+    chunk = chunk.copy()
+    width = len(source.header)
+    for row in chunk.index[empty.to_numpy()].tolist():
+        line = str(raw[row])
+        for delimiter in DELIMITERS:
+            fields = next(csv.reader([line], delimiter=delimiter), [])
+            if len(fields) == width:
+                chunk.loc[row] = fields
+                break
+        else:
+            bad.append(BadLine(int(row), "MALFORMED_LINE", f"data row {row}: its mk_raw_line still does not split "
+                               f"into the header's {width} columns", line[:MAX_RAW_CHARS]))
+    return chunk
+
+
 def _finish(source: InputFile, chunk: pd.DataFrame, first_row: int, bad: list[BadLine]) -> pd.DataFrame:
     """Keep the data columns, name them as the header does, number the rows, empty oversized cells."""
+    raw_at = [i for i, c in enumerate(source.file_header)
+              if source.is_error_report and header_key(c) == RAW_LINE_COLUMN]
+    raw = chunk.iloc[:, raw_at[0]].fillna("") if raw_at else None
     chunk = chunk.iloc[:, list(source.positions)]
     chunk.columns = pd.Index(list(source.header))
     chunk.index = pd.RangeIndex(first_row, first_row + len(chunk), name="source_row")
     chunk = chunk.fillna("")
+    if raw is not None:
+        raw.index = chunk.index
+        chunk = _split_raw_lines(source, chunk, _unescape(raw.to_frame()).iloc[:, 0], bad)
     for column in chunk.columns:
         lengths = chunk[column].str.len()
         if lengths.max() > MAX_FIELD_CHARS:

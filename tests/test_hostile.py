@@ -233,3 +233,29 @@ def test_min_rows_refuses_a_truncated_export_before_sending(sandbox, creds, writ
     assert "10 data rows, fewer than --min-rows 11" in capsys.readouterr().err
     assert Api(sandbox.url).stats()["requests"] == 0
     assert run(source, sandbox.url, tmp_path / "b", "--min-rows", "10") == 0
+
+
+def test_a_broken_line_fixed_in_errors_csv_imports_again(tmp_path: Path):
+    lines = [",".join(DV_HEADER)] + [",".join(dv_row(str(i), last=f"L{i}")) for i in range(1, 201)]
+    lines[50] = ",".join(dv_row("50", last="Smith, Jr"))
+    lines[60] = ",".join(dv_row("60", last="Doe, Sr"))
+    source = tmp_path / "export.csv"
+    source.write_text("\n".join(lines) + "\n")
+    first = tmp_path / "first"
+    assert main(["validate", str(source), "-m", "dealervault", "--out", str(first)]) == 1
+    errors = read_csv(first / "errors.csv")
+    assert [e["mk_error_code"] for e in errors] == ["MALFORMED_LINE", "MALFORMED_LINE"]
+    errors[0]["mk_raw_line"] = errors[0]["mk_raw_line"].replace("Smith, Jr", '"Smith, Jr"')  # fixed; the other not
+    fixed = tmp_path / "fixed.csv"
+    with fixed.open("w", encoding="utf-8", newline="") as stream:
+        import csv
+
+        writer = csv.DictWriter(stream, fieldnames=list(errors[0]))
+        writer.writeheader()
+        writer.writerows(errors)
+    payloads = tmp_path / "p.jsonl"
+    assert main(["validate", str(fixed), "-m", "dealervault", "--out", str(tmp_path / "second"),
+                 "--payloads", str(payloads)]) == 1
+    assert [p["customer"]["lastName"] for p in read_jsonl(payloads)] == ["Smith, Jr"]
+    again = read_csv(tmp_path / "second" / "results.csv")
+    assert [(r["status"], r["error_code"]) for r in again] == [("valid", ""), ("invalid", "MALFORMED_LINE")]
