@@ -137,7 +137,7 @@ class RowSpool:
             self._writer = pa_ipc.new_file(str(self._path), self._schema)
             self._written = True
         arrays = [pa.array(chunk.index.to_numpy(), pa.int64()),
-                  *(pa.array(chunk.iloc[:, i].astype(object).to_numpy(), pa.string()) for i in range(self._width))]
+                  *(pa.array(chunk.iloc[:, i], pa.string(), from_pandas=True) for i in range(self._width))]
         self._writer.write_batch(pa.record_batch(arrays, schema=self._schema))
 
     def rows(self, wanted: pd.Index, header: tuple[str, ...]) -> Iterator[pd.DataFrame]:
