@@ -97,6 +97,13 @@ def _mark_bad_lines(table: pd.DataFrame, raw: pd.DataFrame, bad: list[BadLine],
         return table, raw
     table = table.copy()
     for line in bad:
+        earlier = str(table.at[line.row, "error_code"])
+        if earlier:  # the empty cells' own problem (no last name) is not this row's: untally it
+            key = ("(row)", ROW_RULES.get(earlier, earlier))
+            tally.counts[key] -= 1
+            if tally.counts[key] <= 0:
+                del tally.counts[key]
+                tally.first_row.pop(key, None)
         table.loc[line.row, ["status", "customer_key", "error_code", "error_message"]] = [
             Status.INVALID.value, "", line.code, line.message]
         raw.loc[line.row, RAW_LINE_COLUMN] = line.raw

@@ -193,6 +193,8 @@ def test_one_broken_line_in_a_real_sized_export_imports_every_other_row(sandbox,
     assert Api(sandbox.url).stats()["customers"] == 298
     errors = read_csv(out / "errors.csv")
     assert [(e["mk_source_row"], e["mk_raw_line"]) for e in errors] == [("150", broken), ("200", "200,F200")]
+    problems = read_summary(out)["problems"]
+    assert [(p["column"], p["rows"], p["example_row"]) for p in problems] == [("(line)", 2, 150)]
 
 
 def test_a_short_row_is_not_counted_valid(write_csv, tmp_path: Path):
