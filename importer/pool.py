@@ -225,70 +225,74 @@ class Pool:
         self.gate = IdentityGate()
         self._resume_at = 0.0
         self._stopping = asyncio.Event()
-        self._hurry = asyncio.Event()
+        #: tasks in a wait that a stop cuts short, and tasks awaiting an answer (cut after the grace)
+        self._waiting: set[asyncio.Task[Any]] = set()
+        self._answering: set[asyncio.Task[Any]] = set()
+        self._abandoned = False
 
     def stop(self, reason: str, *, at_once: bool = False) -> None:
         """Take no new job and cut every wait short; requests in flight get `stop_grace` seconds to finish
         (none `at_once`); the rest are reported not attempted."""
+        first = not self._stopping.is_set()
         if self.stats.stop_reason is None:
             self.stats.stop_reason = reason
             log.warning("stopping: %s; requests in flight finish, the rest is not attempted", reason)
-        elif at_once and not self._hurry.is_set():
+        elif at_once and not self._abandoned:
             log.warning("stopping at once: requests in flight are abandoned")
         self._stopping.set()
+        self._interrupt("_waiting")
         if at_once:
-            self._hurry.set()
+            self._abandon()
+        elif first:
+            with contextlib.suppress(RuntimeError):  # no event loop: nothing is in flight
+                asyncio.get_running_loop().call_later(self.settings.stop_grace, self._abandon)
 
-    async def _unless_stopped(self, waiting: Awaitable[T], event: asyncio.Event | None = None,
-                              within: float | None = None) -> T:
-        """`waiting`'s result, unless `event` (the stop) is set first: then _Stopped. TimeoutError after
-        `within` seconds. The waiting is cancelled either way."""
-        event = event or self._stopping
-        if event.is_set():
+    def _abandon(self) -> None:
+        self._abandoned = True
+        self._interrupt("_answering")
+
+    def _interrupt(self, which: str) -> None:
+        # Swapped out first, so that a task is cancelled once however often the run is stopped.
+        tasks: set[asyncio.Task[Any]] = getattr(self, which)
+        setattr(self, which, set())
+        for task in tasks:
+            task.cancel()
+
+    async def _interruptible(self, waiting: Awaitable[T], which: str = "_waiting") -> T:
+        """`waiting`'s result, unless the stop (or, for "_answering", the end of the grace) cancels it:
+        then _Stopped. Cancelling the task that waits costs nothing until a stop, where racing every
+        wait against the stop event would cost two tasks per request."""
+        task = asyncio.current_task()
+        assert task is not None
+        if self.stopping if which == "_waiting" else self._abandoned:
             if asyncio.iscoroutine(waiting):
                 waiting.close()
             raise _Stopped
-        task = asyncio.ensure_future(waiting)
-        stopped = asyncio.ensure_future(event.wait())
+        getattr(self, which).add(task)
         try:
-            await asyncio.wait((task, stopped), timeout=within, return_when=asyncio.FIRST_COMPLETED)
+            return await waiting
+        except asyncio.CancelledError:
+            if self._stopping.is_set() and task.uncancel() == 0:  # cancelled by the stop, not by the run
+                raise _Stopped from None
+            raise
         finally:
-            for pending in (task, stopped):
-                if not pending.done():
-                    pending.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await pending
-        if not task.cancelled() and task.done():
-            return task.result()
-        if event.is_set():
-            raise _Stopped
-        raise TimeoutError
+            getattr(self, which).discard(task)
 
     async def _wait(self, seconds: float) -> None:
         """Sleep, cut short by a stop (_Stopped)."""
-        await self._unless_stopped(self.sleep(seconds))
+        await self._interruptible(self.sleep(seconds))
+
+    async def _within_deadline(self, call: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(self.settings.request_timeout):
+                return await call
+        except TimeoutError:
+            raise RetryableError(f"no complete answer within {self.settings.request_timeout:g} s") from None
 
     async def _attempt(self, call: Awaitable[T]) -> T:
         """An API call: at most `request_timeout` seconds in all; once the run is stopping, `stop_grace`
         seconds more at most (none after a second stop), then abandoned (_Stopped)."""
-        task = asyncio.ensure_future(call)
-        started = self.clock()
-        try:
-            try:
-                return await self._unless_stopped(asyncio.shield(task), within=self.settings.request_timeout)
-            except _Stopped:
-                left = self.settings.request_timeout - (self.clock() - started)
-                return await self._unless_stopped(asyncio.shield(task), self._hurry,
-                                                  within=max(0.0, min(self.settings.stop_grace, left)))
-        except TimeoutError:
-            if self.stopping:
-                raise _Stopped from None
-            raise RetryableError(f"no complete answer within {self.settings.request_timeout:g} s") from None
-        finally:
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        return await self._interruptible(self._within_deadline(call), "_answering")
 
     @property
     def stopping(self) -> bool:
@@ -298,7 +302,7 @@ class Pool:
         """Wait out a Retry-After pause, then take a token from the shared rate limit."""
         while (wait := self._resume_at - self.clock()) > 0:
             await self._wait(wait)
-        await self._unless_stopped(self.rate.acquire())
+        await self._interruptible(self.rate.acquire())
 
     def _pause_everyone(self, seconds: float) -> None:
         self._resume_at = max(self._resume_at, self.clock() + min(seconds, self.settings.retry_after_cap))

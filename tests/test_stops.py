@@ -72,7 +72,7 @@ def test_a_stop_cuts_a_retry_after_pause_short_and_nothing_is_retried():
     api = Api(lambda: RetryableError("429", retry_after=86400, maybe_saved=False, throttled=True))
     outcomes, pool = stopped_run(api, [job("A"), job("B")], retry_after_cap=86400)
     assert {o.status for o in outcomes.values()} == {Status.NOT_ATTEMPTED}
-    assert api.requests == 2  # one each, no retry after the stop
+    assert 1 <= api.requests <= 2  # at most one each: no retry after the stop
     assert pool.stats.stop_reason == "terminated (SIGTERM)"
 
 
