@@ -229,6 +229,7 @@ class Pool:
         self._waiting: set[asyncio.Task[Any]] = set()
         self._answering: set[asyncio.Task[Any]] = set()
         self._abandoned = False
+        self._cancelled: set[asyncio.Task[Any]] = set()
 
     def stop(self, reason: str, *, at_once: bool = False) -> None:
         """Take no new job and cut every wait short; requests in flight get `stop_grace` seconds to finish
@@ -256,6 +257,7 @@ class Pool:
         tasks: set[asyncio.Task[Any]] = getattr(self, which)
         setattr(self, which, set())
         for task in tasks:
+            self._cancelled.add(task)
             task.cancel()
 
     async def _interruptible(self, waiting: Awaitable[T], which: str = "_waiting") -> T:
@@ -272,8 +274,11 @@ class Pool:
         try:
             return await waiting
         except asyncio.CancelledError:
-            if self._stopping.is_set() and task.uncancel() == 0:  # cancelled by the stop, not by the run
-                raise _Stopped from None
+            # Cancelled by the stop, and by nothing else (a worker group that is failing cancels too).
+            if task in self._cancelled:
+                self._cancelled.discard(task)
+                if task.uncancel() == 0:
+                    raise _Stopped from None
             raise
         finally:
             getattr(self, which).discard(task)
