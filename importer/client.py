@@ -85,8 +85,12 @@ def check_api_url(url: str, *, insecure_http: bool) -> str:
     A URL that carries a user or password is refused without being echoed: it is a secret on the
     command line, and aiohttp would send it besides the Authorization header.
     """
-    parts = urlsplit(url)
-    if "@" in parts.netloc:
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket, say
+        parts = urlsplit("")
+    if "@" in parts.netloc or "@" in url.partition("://")[2].partition("/")[0]:
         raise ConfigError("--api-url: the URL carries a user name or password (not repeated here); give the "
                           "bare URL and the credentials in MK_USERNAME and MK_PASSWORD or --credentials-file")
     try:

@@ -57,6 +57,15 @@ def test_plain_http_to_a_name_that_merely_looks_like_loopback_is_refused(url):
         check_api_url(url, insecure_http=False)
 
 
+@pytest.mark.parametrize("url", ["http://[::1", "http://host:99999", "https://", "ftp://127.0.0.1"])
+def test_a_malformed_api_url_is_a_config_error(url):
+    with pytest.raises(ConfigError, match="expected https://host"):
+        check_api_url(url, insecure_http=True)
+    with pytest.raises(ConfigError, match="user name or password") as caught:
+        check_api_url(url.replace("//", "//me:pa55word@", 1), insecure_http=True)
+    assert "pa55word" not in str(caught.value)
+
+
 @pytest.mark.parametrize("url", ["http://127.0.0.2:8080", "http://[::1]:8080", "http://localhost:1"])
 def test_plain_http_to_loopback_addresses_is_allowed(url):
     assert check_api_url(url, insecure_http=False) == url
