@@ -29,6 +29,7 @@ DEFAULT_PLACEHOLDERS = ("N/A", "NA", "NONE", "NULL", "-", "UNKNOWN")
 #: aliases is a few hundred bytes and expands to gigabytes).
 MAX_MAPPING_BYTES = 1 << 20
 MAX_ALIASES = 50
+MAX_DEPTH = 20
 _TOP_LEVEL = {"name", "description", "customer_key", "customer", "address", "phones", "emails", "vehicle",
               "defaults", "values", "placeholders", "ignore"}
 
@@ -186,21 +187,29 @@ def mapping_text(name_or_path: str) -> str:
     return _builtin(name_or_path) or Path(name_or_path).read_text(encoding="utf-8")
 
 
-class _AliasLimit(yaml.YAMLError):
-    pass
+class _Limit(yaml.YAMLError):
+    """A bound of _BoundedLoader was passed; the message says which."""
 
 
 class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a document with more than MAX_ALIASES aliases."""
+    """PyYAML's safe loader, refusing more than MAX_ALIASES aliases or nesting deeper than MAX_DEPTH
+    (the composer recurses once per level: thousands of `[` would end in a RecursionError)."""
 
     aliases = 0
+    depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             self.aliases += 1
             if self.aliases > MAX_ALIASES:
-                raise _AliasLimit
-        return super().compose_node(parent, index)
+                raise _Limit(f"more than {MAX_ALIASES} YAML aliases (*name); write the values out")
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _Limit(f"values nested more than {MAX_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def _parse_yaml(text: str, where: str) -> Any:
@@ -209,8 +218,8 @@ def _parse_yaml(text: str, where: str) -> Any:
     loader = _BoundedLoader(text)
     try:
         return loader.get_single_data()
-    except _AliasLimit:
-        raise ConfigError(f"{where}: more than {MAX_ALIASES} YAML aliases (*name); write the values out") from None
+    except _Limit as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""

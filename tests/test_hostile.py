@@ -106,6 +106,14 @@ def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path: Path):
     assert str(bomb) in done.stderr
 
 
+def test_deeply_nested_yaml_is_refused(tmp_path: Path):
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("name: x\nplaceholders: " + "[" * 20000 + "]" * 20000 + "\n")
+    done = cli("mappings", "show", str(deep))
+    assert done.returncode == 2
+    assert "nested more than 20 levels deep" in done.stderr
+
+
 # -- 7: damaged state files --------------------------------------------------------------------------------
 @pytest.mark.parametrize("damage", ["pages", "schema_version"])
 def test_a_damaged_state_is_refused_with_exit_2_naming_the_file(damage, sandbox, creds, write_csv, tmp_path: Path,
