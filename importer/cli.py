@@ -226,6 +226,8 @@ def _read_credentials_file(path: Path) -> Credentials:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the credentials file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the credentials file is not UTF-8 text") from None
     if mode & 0o077:
         raise ConfigError(f"{path}: the credentials file can be read by others; chmod 600 it")
     values = {}

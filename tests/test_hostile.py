@@ -278,3 +278,12 @@ def test_a_broken_line_fixed_in_errors_csv_imports_again(tmp_path: Path):
     assert [p["customer"]["lastName"] for p in read_jsonl(payloads)] == ["Smith, Jr"]
     again = read_csv(tmp_path / "second" / "results.csv")
     assert [(r["status"], r["error_code"]) for r in again] == [("valid", ""), ("invalid", "MALFORMED_LINE")]
+
+
+def test_a_binary_credentials_file_is_a_config_error(write_csv, tmp_path: Path, monkeypatch, capsys):
+    secret = tmp_path / "creds"
+    secret.write_bytes(b"\xff\xfe\x00binary")
+    secret.chmod(0o600)
+    source = write_csv([DV_HEADER, dv_row("1")])
+    assert run(source, "http://127.0.0.1:9", tmp_path / "o", "--credentials-file", str(secret)) == 2
+    assert "not UTF-8 text" in capsys.readouterr().err
