@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
+import re
 import secrets
 import sys
 from collections.abc import Sequence
@@ -39,9 +41,33 @@ def _fraction(text: str) -> float:
 
 def _positive(text: str) -> float:
     value = float(text)
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"{text} is not a positive number")
     return value
+
+
+#: Requests per second a run may be asked for: below the floor a stop or a deadline would wait on a single
+#: token for minutes; above the ceiling it is a typo.
+RATE_RANGE = (0.1, 10_000.0)
+
+
+def _rate(text: str) -> float:
+    value = _positive(text)
+    if not RATE_RANGE[0] <= value <= RATE_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"{text} is not between {RATE_RANGE[0]:g} and {RATE_RANGE[1]:g} requests/s")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a count")
+    return value
+
+
+#: A department is one path segment of every API URL: letters, digits, dashes, underscores (a UUID, or the
+#: sandbox's names), so `..` or `a/b` can never change the endpoint a request goes to.
+_DEPARTMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 
 
 def _add_sandbox(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -82,6 +108,10 @@ def _add_prepare_options(p: argparse.ArgumentParser) -> None:
                    help="send validateVin: false (the API then keeps vehicles it deems invalid)")
     p.add_argument("--max-invalid", type=_percentage, metavar="PCT",
                    help="invalid rows up to PCT%% of the file do not make exit code 1 (failed rows always do)")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="accept a file with a header and no data rows (refused by default: exit 2)")
+    p.add_argument("--min-rows", type=_count, default=0, metavar="N",
+                   help="refuse a file with fewer than N data rows (a truncated export), exit 2, nothing sent")
 
 
 def _add_validate(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -107,11 +137,13 @@ def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
                    help="a file only you can read with MK_USERNAME=... and MK_PASSWORD=... lines")
     p.add_argument("--sandbox", action="store_true",
                    help="import into an embedded sandbox server on a free loopback port (no credentials needed)")
-    p.add_argument("--rate", type=_positive, default=20.0, metavar="N",
+    p.add_argument("--rate", type=_rate, default=20.0, metavar="N",
                    help="requests per second at most, retries included (default 20)")
     p.add_argument("--concurrency", type=int, default=8, metavar="N", help="requests in flight at most (default 8)")
     p.add_argument("--max-attempts", type=int, default=6, metavar="N",
                    help="attempts per customer before it is failed (default 6)")
+    p.add_argument("--request-timeout", type=_positive, default=120.0, metavar="S",
+                   help="seconds one request may take in all, however slowly its answer comes (default 120)")
     p.add_argument("--state", type=Path, metavar="PATH",
                    help="state file (default $XDG_STATE_HOME/mk-import/<department>.sqlite)")
     p.add_argument("--full", action="store_true", help="send every customer, even those unchanged since last run")
@@ -161,7 +193,8 @@ def build_parser() -> _Parser:
 
 
 def _prepare_config(args: argparse.Namespace) -> PrepareConfig:
-    return PrepareConfig(input=args.file, mapping=args.mapping, strict=args.strict, validate_vin=args.validate_vin)
+    return PrepareConfig(input=args.file, mapping=args.mapping, strict=args.strict, validate_vin=args.validate_vin,
+                         allow_empty=args.allow_empty, min_rows=args.min_rows)
 
 
 def _print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
@@ -204,6 +237,8 @@ def _read_credentials_file(path: Path) -> Credentials:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the credentials file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the credentials file is not UTF-8 text") from None
     if mode & 0o077:
         raise ConfigError(f"{path}: the credentials file can be read by others; chmod 600 it")
     values = {}
@@ -253,12 +288,16 @@ def _run(args: argparse.Namespace) -> int:
     department = args.department_uuid or ("sandbox-department" if args.sandbox else None)
     if not department:
         raise ConfigError("no department: give --department-uuid or set MK_DEPARTMENT_UUID")
+    if not _DEPARTMENT.fullmatch(department):
+        raise ConfigError(f"--department-uuid {department[:40]!r}: expected a department UUID (letters, digits "
+                          "and dashes)")
     if args.concurrency < 1 or args.max_attempts < 1:
         raise ConfigError("--concurrency and --max-attempts must be at least 1")
     config = RunConfig(
         prepare=_prepare_config(args), department=department, api_url=args.api_url,
         credentials=_credentials(args), pool=PoolSettings(rate=args.rate, concurrency=args.concurrency,
-                                                          max_attempts=args.max_attempts),
+                                                          max_attempts=args.max_attempts,
+                                                          request_timeout=args.request_timeout),
         out_dir=args.out, state_path=args.state, full=args.full, max_duration=args.max_duration,
         insecure_http=args.insecure_http, sandbox=args.sandbox, max_invalid=args.max_invalid)
     finished = run_import(config, _progress(args))

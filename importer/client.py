@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import ipaddress
 import logging
 import time
 from collections.abc import Mapping
@@ -40,7 +41,6 @@ from importer.status import StopCode
 
 #: Answers larger than this are refused unread: the envelope is a few hundred bytes.
 MAX_RESPONSE_BYTES = 1 << 20
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 log = logging.getLogger("mk_import.client")
 
 
@@ -85,13 +85,38 @@ def encode_body(body: dict[str, Any]) -> str:
     return orjson.dumps(body).decode("utf-8")
 
 
+def _is_loopback(host: str) -> bool:
+    """The parsed address, not the text: `127.attacker.example` is a name anywhere DNS points it."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def check_api_url(url: str, *, insecure_http: bool) -> str:
-    """The base URL without a trailing slash; plain http only for loopback unless allowed."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """The base URL without a trailing slash; plain http only for loopback unless allowed.
+
+    A URL that carries a user or password is refused without being echoed: it is a secret on the
+    command line, and aiohttp would send it besides the Authorization header.
+    """
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket, say
+        parts = urlsplit("")
+    if "@" in parts.netloc or "@" in url.partition("://")[2].partition("/")[0]:
+        raise ConfigError("--api-url: the URL carries a user name or password (not repeated here); give the "
+                          "bare URL and the credentials in MK_USERNAME and MK_PASSWORD or --credentials-file")
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok \
+            or parts.query or parts.fragment:
         raise ConfigError(f"--api-url {url!r}: expected https://host[:port]")
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK and not parts.hostname.startswith("127.") \
-            and not insecure_http:
+    if parts.scheme == "http" and not _is_loopback(parts.hostname) and not insecure_http:
         raise ConfigError(f"--api-url {url!r}: plain http would send credentials in clear text; use https "
                           "(or --insecure-http)")
     return url.rstrip("/")

@@ -39,6 +39,9 @@ class ErrorCode(StrEnum):
     CREDENTIALS_REFUSED = "CREDENTIALS_REFUSED"
     API_UNAVAILABLE = "API_UNAVAILABLE"
     NOT_THE_API = "NOT_THE_API"
+    MALFORMED_LINE = "MALFORMED_LINE"
+    FIELD_TOO_LONG = "FIELD_TOO_LONG"
+    STOPPED_UNANSWERED = "STOPPED_UNANSWERED"
 
 
 EXPLANATIONS: dict[ErrorCode, Explanation] = {
@@ -87,6 +90,18 @@ EXPLANATIONS: dict[ErrorCode, Explanation] = {
         "something other than the API answered request after request (a login page, a proxy, a redirect), so "
         "the run stopped",
         "check --api-url and any proxy or single sign-on in front of the API, then run again to resume"),
+    ErrorCode.MALFORMED_LINE: Explanation(
+        "the line has more or fewer fields than the header (an unquoted comma, a line cut short), so its "
+        "values cannot be put in their columns; the line as written is in errors.csv's mk_raw_line",
+        "correct the line (quote the value holding the delimiter, join a line cut in two) and import it again"),
+    ErrorCode.FIELD_TOO_LONG: Explanation(
+        "a cell holds more text than any customer field can (an unclosed quote that swallowed other lines?); "
+        "it was not sent nor kept",
+        "correct the quoting around the named column in the export and import the row again"),
+    ErrorCode.STOPPED_UNANSWERED: Explanation(
+        "the run stopped (interrupt, time budget) while this customer's request was unanswered or waiting "
+        "to be retried, so it may or may not have been saved",
+        "nothing to fix in the file: the next run sends it again and finds the customer if it was saved"),
 }
 
 

@@ -23,6 +23,10 @@ class PrepareConfig:
     strict: bool = False
     validate_vin: bool = True
     chunk_rows: int = 100_000
+    #: a file with a header and no data rows is refused unless this is set
+    allow_empty: bool = False
+    #: refuse a file with fewer data rows than this (a truncated export)
+    min_rows: int = 0
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,11 @@ VEHICLE_FIELDS = ("vin", "vehicleYear", "vehicleMake", "vehicleModel", "vehicleT
 #: Constants a mapping may set for every address; they are not columns.
 ADDRESS_DEFAULTS = ("country", "type", "addressType")
 DEFAULT_PLACEHOLDERS = ("N/A", "NA", "NONE", "NULL", "-", "UNKNOWN")
+#: A mapping file is a few KiB; these bound what a hostile one can cost (a YAML "billion laughs" of nested
+#: aliases is a few hundred bytes and expands to gigabytes).
+MAX_MAPPING_BYTES = 1 << 20
+MAX_ALIASES = 50
+MAX_DEPTH = 20
 _TOP_LEVEL = {"name", "description", "customer_key", "customer", "address", "phones", "emails", "vehicle",
               "defaults", "values", "placeholders", "ignore"}
 
@@ -182,6 +187,47 @@ def mapping_text(name_or_path: str) -> str:
     return _builtin(name_or_path) or Path(name_or_path).read_text(encoding="utf-8")
 
 
+class _Limit(yaml.YAMLError):
+    """A bound of _BoundedLoader was passed; the message says which."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing more than MAX_ALIASES aliases or nesting deeper than MAX_DEPTH
+    (the composer recurses once per level: thousands of `[` would end in a RecursionError)."""
+
+    aliases = 0
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise _Limit(f"more than {MAX_ALIASES} YAML aliases (*name); write the values out")
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _Limit(f"values nested more than {MAX_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    if len(text) > MAX_MAPPING_BYTES:
+        raise ConfigError(f"{where}: a mapping file of more than {MAX_MAPPING_BYTES:,} characters")
+    loader = _BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    except _Limit as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{where}: invalid YAML{line}") from None
+    finally:
+        loader.dispose()
+
+
 def load_mapping(name_or_path: str) -> MappingSpec:
     """A built-in mapping by name, or a mapping file by path."""
     builtin = _builtin(name_or_path)
@@ -194,16 +240,12 @@ def load_mapping(name_or_path: str) -> MappingSpec:
                               "nor a file")
         where = str(path)
         try:
+            if path.stat().st_size > MAX_MAPPING_BYTES:
+                raise ConfigError(f"{where}: a mapping file of more than {MAX_MAPPING_BYTES:,} bytes")
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{where}: cannot read the mapping file ({exc.__class__.__name__})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{where}: invalid YAML{line}") from None
-    return parse_mapping(raw, where)
+    return parse_mapping(_parse_yaml(text, where), where)
 
 
 @dataclass(frozen=True)

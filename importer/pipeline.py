@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import logging
 import platform
 import secrets
 import signal
@@ -27,9 +28,18 @@ from importer.pool import Job, Pool, PoolStats
 from importer.prepare import Prepared, prepare
 from importer.progress import NoProgress, Progress
 from importer.reader import InputFile, open_input
-from importer.report import make_private_dir, write_errors, write_payloads, write_results, write_summary
+from importer.report import (
+    make_private_dir,
+    refuse_overwriting_input,
+    write_errors,
+    write_payloads,
+    write_results,
+    write_summary,
+)
 from importer.state import StateStore, default_state_path
 from importer.status import RunResult, Status, StopCode, StopSwitch, exit_code_for
+
+log = logging.getLogger("mk_import")
 
 
 def default_out_dir(root: Path = Path("mk-import-out")) -> Path:
@@ -86,6 +96,7 @@ def _counts(table: pd.DataFrame) -> dict[Status, int]:
 def validate(config: ValidateConfig) -> Finished:
     """Read, map, validate and group; send nothing; write the reports a run would, with valid/invalid."""
     started = time.monotonic()
+    refuse_overwriting_input(config.prepare.input, config.out_dir, config.payloads)
     mapping = load_mapping(config.prepare.mapping)
     with open_input(config.prepare.input) as source:
         prepared = prepare(source, mapping, config.prepare, keep_rows=config.payloads is not None)
@@ -130,10 +141,17 @@ async def _send(config: RunConfig, recorder: Recorder, jobs: Iterator[Job], stop
 
         def on_sigint() -> None:
             nonlocal interrupted
+            if interrupted:
+                # A second Ctrl-C abandons the requests in flight too, instead of waiting out their grace.
+                pool.stop("interrupted (Ctrl-C)", StopCode.INTERRUPTED, at_once=True)
             interrupted = True
             stops("interrupted (Ctrl-C)", StopCode.INTERRUPTED)
 
         loop = asyncio.get_running_loop()
+        if config.max_duration is not None:
+            # A timer, not only a check between jobs: a stop cuts short every wait of the run.
+            stack.callback(loop.call_later(config.max_duration, stops, "time budget (--max-duration) reached",
+                                           StopCode.TIME_BUDGET).cancel)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, on_sigint)
             loop.add_signal_handler(signal.SIGTERM, stops, "terminated (SIGTERM)", StopCode.TERMINATED)
@@ -157,8 +175,9 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
     started = time.monotonic()
     progress = progress or NoProgress()
     api_url = check_api_url(config.api_url, insecure_http=config.insecure_http)
+    refuse_overwriting_input(config.prepare.input, config.out_dir)
     mapping = load_mapping(config.prepare.mapping)
-    with open_input(config.prepare.input) as source:
+    with open_input(config.prepare.input, keep_rows=True) as source:
         prepared = prepare(source, mapping, config.prepare, keep_rows=True)
         out = config.out_dir or default_out_dir()
         # The sandbox forgets its customers when the run ends, so its state lives with the run's reports.
@@ -185,6 +204,10 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
         result = RunResult({}, sent=sent, stop=stop, max_invalid=config.max_invalid, rows=len(prepared.rows))
         try:
             table = recorder.apply(prepared.rows.assign(customer_uuid="", customer_id=""), stats.stop_reason)
+            input_changed = source.changed_since_read()
+            if input_changed:
+                log.warning("%s changed during the run; the reports hold the rows as they were read at the start",
+                            source.name)
             result = replace(result, counts=_counts(table))
             write_results(out / "results.csv", table)
             write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
@@ -192,7 +215,8 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 "run", source, mapping.name, table, prepared, started, out, result, api_url=api_url,
                 department=config.department, state=str(state_path), requests_sent=stats.requests,
                 retries=stats.retries, rate_limited=stats.rate_limited, searches=stats.searches,
-                final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3), stop_reason=stats.stop_reason)
+                final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3), stop_reason=stats.stop_reason,
+                input_changed=input_changed)
             write_summary(out / "summary.json", summary)
         except OSError as exc:
             if not sent:

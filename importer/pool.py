@@ -9,6 +9,10 @@
   times too fast finds the server's limit without a storm of 429s.
 - `Retry-After` pauses every worker, not only the one that got it.
 - Retries use exponential backoff with full jitter, capped.
+- A stop (Ctrl-C, SIGTERM, time budget, refused credentials) cuts every wait short (a Retry-After pause,
+  a backoff, the rate limit's), starts no further attempt, and abandons a request still unanswered
+  `stop_grace` seconds later (at once on a second stop). Every attempt has a total deadline, so an answer
+  trickling in byte by byte cannot hold a worker forever.
 - Two jobs sharing an identity (customer key, phone, email, VIN) are never in flight together, and the
   earlier job in file order goes first, so the server's duplicate search always sees the earlier one.
 - A customer sent by the customerUuid the state remembers, which the API no longer knows (404), is sent
@@ -22,12 +26,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aiolimiter import AsyncLimiter
 
@@ -101,6 +106,10 @@ class PoolSettings:
     min_rate: float = 0.5
     #: stop taking new jobs at this time.monotonic() value
     deadline: float | None = None
+    #: seconds an attempt may take in all, however slowly its answer trickles in
+    request_timeout: float = 120.0
+    #: seconds a request in flight is given to finish once the run is stopping
+    stop_grace: float = 5.0
 
 
 @dataclass
@@ -189,6 +198,19 @@ class IdentityGate:
             self._changed.notify_all()
 
 
+T = TypeVar("T")
+
+
+class _Stopped(Exception):
+    """The run is stopping: this job's wait or unanswered attempt was cut short."""
+
+    def __init__(self, sent: bool = False, detail: str = "") -> None:
+        super().__init__(detail)
+        #: this run sent the job, and the API may have saved it (an abandoned or ambiguous attempt)
+        self.sent = sent
+        self.detail = detail
+
+
 @dataclass
 class Pool:
     api: Api
@@ -205,13 +227,79 @@ class Pool:
         self.gate = IdentityGate()
         self._resume_at = 0.0
         self._stopping = asyncio.Event()
+        #: tasks in a wait that a stop cuts short, and tasks awaiting an answer (cut after the grace)
+        self._waiting: set[asyncio.Task[Any]] = set()
+        self._answering: set[asyncio.Task[Any]] = set()
+        self._abandoned = False
+        self._cancelled: set[asyncio.Task[Any]] = set()
 
-    def stop(self, reason: str, code: StopCode) -> None:
-        """Take no new job; jobs in flight finish; the rest are reported not attempted."""
+    def stop(self, reason: str, code: StopCode, *, at_once: bool = False) -> None:
+        """Take no new job and cut every wait short; requests in flight get `stop_grace` seconds to finish
+        (none `at_once`); the rest are reported not attempted."""
+        first = not self._stopping.is_set()
         if self.stats.stop_reason is None:
             self.stats.stop_reason, self.stats.stop_code = reason, code
             log.warning("stopping: %s; requests in flight finish, the rest is not attempted", reason)
+        elif at_once and not self._abandoned:
+            log.warning("stopping at once: requests in flight are abandoned")
         self._stopping.set()
+        self._interrupt("_waiting")
+        if at_once:
+            self._abandon()
+        elif first:
+            with contextlib.suppress(RuntimeError):  # no event loop: nothing is in flight
+                asyncio.get_running_loop().call_later(self.settings.stop_grace, self._abandon)
+
+    def _abandon(self) -> None:
+        self._abandoned = True
+        self._interrupt("_answering")
+
+    def _interrupt(self, which: str) -> None:
+        # Swapped out first, so that a task is cancelled once however often the run is stopped.
+        tasks: set[asyncio.Task[Any]] = getattr(self, which)
+        setattr(self, which, set())
+        for task in tasks:
+            self._cancelled.add(task)
+            task.cancel()
+
+    async def _interruptible(self, waiting: Awaitable[T], which: str = "_waiting") -> T:
+        """`waiting`'s result, unless the stop (or, for "_answering", the end of the grace) cancels it:
+        then _Stopped. Cancelling the task that waits costs nothing until a stop, where racing every
+        wait against the stop event would cost two tasks per request."""
+        task = asyncio.current_task()
+        assert task is not None
+        if self.stopping if which == "_waiting" else self._abandoned:
+            if asyncio.iscoroutine(waiting):
+                waiting.close()
+            raise _Stopped
+        getattr(self, which).add(task)
+        try:
+            return await waiting
+        except asyncio.CancelledError:
+            # Cancelled by the stop, and by nothing else (a worker group that is failing cancels too).
+            if task in self._cancelled:
+                self._cancelled.discard(task)
+                if task.uncancel() == 0:
+                    raise _Stopped from None
+            raise
+        finally:
+            getattr(self, which).discard(task)
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleep, cut short by a stop (_Stopped)."""
+        await self._interruptible(self.sleep(seconds))
+
+    async def _within_deadline(self, call: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(self.settings.request_timeout):
+                return await call
+        except TimeoutError:
+            raise RetryableError(f"no complete answer within {self.settings.request_timeout:g} s") from None
+
+    async def _attempt(self, call: Awaitable[T]) -> T:
+        """An API call: at most `request_timeout` seconds in all; once the run is stopping, `stop_grace`
+        seconds more at most (none after a second stop), then abandoned (_Stopped)."""
+        return await self._interruptible(self._within_deadline(call), "_answering")
 
     @property
     def stopping(self) -> bool:
@@ -220,8 +308,8 @@ class Pool:
     async def _throttle(self) -> None:
         """Wait out a Retry-After pause, then take a token from the shared rate limit."""
         while (wait := self._resume_at - self.clock()) > 0:
-            await self.sleep(wait)
-        await self.rate.acquire()
+            await self._wait(wait)
+        await self._interruptible(self.rate.acquire())
 
     def _pause_everyone(self, seconds: float) -> None:
         self._resume_at = max(self._resume_at, self.clock() + min(seconds, self.settings.retry_after_cap))
@@ -234,7 +322,7 @@ class Pool:
         assert job.search_key is not None
         await self._throttle()
         self.stats.searches += 1
-        reply = await self.api.find_by_key(job.search_key)
+        reply = await self._attempt(self.api.find_by_key(job.search_key))
         if not reply.ok:
             # Not "not found": the search said nothing, and sending the job as new could create it twice.
             return Outcome(job.key, Status.FAILED, error_code=ErrorCode.OUTCOME_UNKNOWN,
@@ -248,37 +336,60 @@ class Pool:
         return job
 
     async def _send(self, job: Job) -> Outcome:
-        """Every attempt for one job, until an answer that settles it."""
+        """Every attempt for one job, until an answer that settles it, or a stop."""
+        try:
+            return await self._attempts(job)
+        except _Stopped as stopped:
+            if stopped.sent:
+                # Failed, not "not attempted": the customer may be saved, and the journal must keep saying so.
+                return Outcome(job.key, Status.FAILED, error_code="STOPPED_UNANSWERED",
+                               detail=f"{self.stats.stop_reason}: {stopped.detail}")
+            return Outcome(job.key, Status.NOT_ATTEMPTED, detail=self.stats.stop_reason or "")
+
+    async def _attempts(self, job: Job) -> Outcome:
         last_error = ""
         maybe_saved = job.maybe_saved
+        #: an attempt of this run may have saved the customer
+        sent = False
         for attempt in range(1, self.settings.max_attempts + 1):
-            if maybe_saved and job.search_key is not None:
-                try:
-                    resolved = await self._resolve_ambiguous(job)
-                except RetryableError as exc:
-                    last_error = f"customer search: {exc}"
-                    await self.sleep(self._backoff(attempt))
-                    continue
-                if isinstance(resolved, Outcome):
-                    return replace(resolved, attempts=attempt - 1)
-                job = resolved
-            await self._throttle()
+            if self.stopping:  # no new attempt, nor a retry, once the run is stopping
+                raise _Stopped(sent, f"stopped before retrying after: {last_error}")
+            try:
+                if maybe_saved and job.search_key is not None:
+                    try:
+                        resolved = await self._resolve_ambiguous(job)
+                    except RetryableError as exc:
+                        last_error = f"customer search: {exc}"
+                        await self._wait(self._backoff(attempt))
+                        continue
+                    if isinstance(resolved, Outcome):
+                        return replace(resolved, attempts=attempt - 1)
+                    job = resolved
+                await self._throttle()
+            except _Stopped:
+                raise _Stopped(sent, f"stopped before retrying after: {last_error}") from None
             self.stats.requests += 1
             if attempt > 1:
                 self.stats.retries += 1
             try:
-                reply = await self.api.create_or_update(job.text)
+                reply = await self._attempt(self.api.create_or_update(job.text))
+            except _Stopped:
+                raise _Stopped(True, "stopped while the request was unanswered; it may have been saved") from None
             except RetryableError as exc:
                 last_error = str(exc)
                 log.debug("customer %s attempt %d: %s", job.key, attempt, last_error)
                 maybe_saved = maybe_saved or exc.maybe_saved
+                sent = sent or exc.maybe_saved
                 if exc.retry_after is not None:
                     self._pause_everyone(exc.retry_after)
                 if exc.throttled:
                     self.stats.rate_limited += 1
                     self.rate.throttled()
                 if attempt < self.settings.max_attempts:
-                    await self.sleep(self._backoff(attempt))
+                    try:
+                        await self._wait(self._backoff(attempt))
+                    except _Stopped:
+                        raise _Stopped(sent, f"stopped before retrying after: {last_error}") from None
                 continue
             self.rate.succeeded()
             if reply.unknown_customer and "customerUuid" in job.body["customer"]:

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 
 from importer.config import PrepareConfig
-from importer.errors import ConfigError
+from importer.errors import ConfigError, InputError
 from importer.mapping import MappingSpec, check_header, to_canonical
 from importer.normalize import FieldProblem, normalize_frame
-from importer.reader import InputFile, read_chunks
+from importer.reader import RAW_LINE_COLUMN, BadLine, InputFile, read_chunks
 from importer.records import Requests, customer_keys
 from importer.schema import ROW_RULES, row_errors
 from importer.status import Status
@@ -44,7 +44,8 @@ class Prepared:
     #: normalized canonical columns of the valid rows (only when requests are wanted)
     frame: pd.DataFrame | None
     problems: ProblemTally
-    #: the invalid rows as read, for errors.csv without a second pass over the file
+    #: the invalid rows as read, for errors.csv without a second pass over the file (with RAW_LINE_COLUMN,
+    #: the line as written, for rows that could not be split into columns)
     invalid_raw: pd.DataFrame
 
     def requests(self, mapping: MappingSpec, validate_vin: bool) -> Requests:
@@ -88,29 +89,65 @@ def _row_table(frame: pd.DataFrame, warnings: pd.Series, mapping: MappingSpec, s
                          "error_code": codes, "error_message": messages, "warnings": warnings})
 
 
+def _mark_bad_lines(table: pd.DataFrame, raw: pd.DataFrame, bad: list[BadLine],
+                    tally: ProblemTally) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows the reader could not read as the header's columns are invalid, with the line as written."""
+    raw = raw.assign(**{RAW_LINE_COLUMN: ""})
+    if not bad:
+        return table, raw
+    table = table.copy()
+    for line in bad:
+        earlier = str(table.at[line.row, "error_code"])
+        if earlier:  # the empty cells' own problem (no last name) is not this row's: untally it
+            key = ("(row)", ROW_RULES.get(earlier, earlier))
+            tally.counts[key] -= 1
+            if tally.counts[key] <= 0:
+                del tally.counts[key]
+                tally.first_row.pop(key, None)
+        table.loc[line.row, ["status", "customer_key", "error_code", "error_message"]] = [
+            Status.INVALID.value, "", line.code, line.message]
+        raw.loc[line.row, RAW_LINE_COLUMN] = line.raw
+        tally.add("(line)", "cannot be read as the header's columns" if line.code == "MALFORMED_LINE"
+                  else "a field too long to be data", np.array([line.row]))
+    return table, raw
+
+
 def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, keep_rows: bool) -> Prepared:
-    """Read, map, normalize and check every row; keep the normalized valid rows if requests are wanted."""
+    """Read, map, normalize and check every row; keep the normalized valid rows if requests are wanted.
+
+    With `keep_rows`, the valid rows as read also go to `source.kept`, for errors.csv after the run.
+    """
     header = check_header(mapping, source.header)
     if header.missing:
         missing = ", ".join(repr(c) for c in header.missing)
         raise ConfigError(f"{source.name}: column(s) {missing} of mapping {mapping.name} not in the header")
     tally = ProblemTally()
     tables, frames, invalid_raw = [], [], []
-    for chunk in read_chunks(source, config.chunk_rows):
+    bad: list[BadLine] = []
+    for chunk in read_chunks(source, config.chunk_rows, bad):
         canonical = to_canonical(mapping, chunk, header.resolved)
         frame, problems = normalize_frame(canonical, mapping.customer_defaults.get("preferredLocale", ""))
         warnings = _warning_texts(problems, mapping, chunk.index, tally)
         table = _row_table(frame, warnings, mapping, config.strict, tally)
+        table, raw = _mark_bad_lines(table, chunk, bad, tally)
+        bad.clear()
         tables.append(table)
         valid = (table["status"] == Status.VALID).to_numpy()
-        invalid_raw.append(chunk[~valid])
+        invalid_raw.append(raw[~valid])
         if keep_rows:
             frames.append(frame[valid])
+            if source.kept is not None:
+                source.kept.add(chunk[valid])
     rows = pd.concat(tables) if tables else pd.DataFrame(
         {c: pd.Series(dtype="str") for c in ("status", "customer_key", "error_code", "error_message", "warnings")},
         index=pd.RangeIndex(0, name="source_row"))
+    if rows.empty and not config.allow_empty:
+        raise InputError(f"{source.name}: empty export: a header and no data rows (--allow-empty accepts it)")
+    if len(rows) < config.min_rows:
+        raise InputError(f"{source.name}: {len(rows):,} data rows, fewer than --min-rows {config.min_rows:,}: "
+                         "a truncated export? Nothing was sent")
     kept = None
     if keep_rows:
         kept = pd.concat(frames) if frames else pd.DataFrame(index=pd.RangeIndex(0, name="source_row"))
-    raw = pd.concat(invalid_raw) if invalid_raw else pd.DataFrame(columns=list(source.header))
+    raw = pd.concat(invalid_raw) if invalid_raw else pd.DataFrame(columns=[*source.header, RAW_LINE_COLUMN])
     return Prepared(rows, kept, tally, raw)

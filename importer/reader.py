@@ -12,6 +12,7 @@ import contextlib
 import csv
 import hashlib
 import io
+import logging
 import os
 import shutil
 import sys
@@ -19,11 +20,12 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pyarrow.ipc as pa_ipc
 
 from importer.errors import InputError
 from importer.mapping import header_key
@@ -33,9 +35,37 @@ DELIMITERS = (",", "\t", "|", ";")
 REPORT_COLUMNS = ("mk_source_row", "mk_status", "mk_error_code", "mk_error_message", "mk_warnings")
 #: Characters that make a spreadsheet read a cell as a formula; the error report defuses them with a quote.
 FORMULA_TRIGGERS = "=+-@\t\r'"
+#: An optional report column: the line as the export wrote it, for a row that could not be split into columns.
+RAW_LINE_COLUMN = "mk_raw_line"
 _BLOCK = 1 << 20
 #: How much pyarrow parses at a time: the size of the chunks on the fast path.
 ARROW_BLOCK_BYTES = 8 << 20
+#: A header row longer than this is refused rather than cut (a cut header misses every later column).
+MAX_HEADER_CHARS = 1 << 20
+#: A cell longer than this makes its row invalid and is never sent (nor kept): no name or address is
+#: that long; an unclosed quote that swallowed thousands of lines is.
+MAX_FIELD_CHARS = 1 << 16
+#: A file in which more than this share of the data rows cannot be split into the header's columns is
+#: refused as unreadable; below it, each such row is invalid and the rest is imported.
+MAX_BROKEN_SHARE = 0.01
+#: How much of a broken line errors.csv keeps.
+MAX_RAW_CHARS = 1 << 14
+# Python's csv module refuses fields over 128 KiB; an oversized field must reach the check above instead.
+csv.field_size_limit(max(csv.field_size_limit(), 64 << 20))
+log = logging.getLogger("mk_import.reader")
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """A data row that could not be read as the header's columns, or holds a cell too long to be data."""
+
+    #: 1-based data row number
+    row: int
+    #: MALFORMED_LINE or FIELD_TOO_LONG (see codes.py)
+    code: str
+    message: str
+    #: the row as the export wrote it (cut to MAX_RAW_CHARS), to be fixed and imported again; "" if unknown
+    raw: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,12 +87,82 @@ class InputFile:
     #: True for an errors.csv written by mk-import: its cells are unescaped and its report columns dropped.
     is_error_report: bool
     #: an even number of quote characters: no quoted field can be left open at the end of the file (the
-    #: fast reader would accept one silently, so an odd count goes to the strict pandas reader)
+    #: fast reader would accept one silently, so an odd count goes to the line-by-line reader)
     quotes_pair_up: bool = True
+    #: the encoding of the bytes at `path`, when `path` is a UTF-8 copy of a file with mixed encodings
+    read_encoding: str = ""
+    #: (size, mtime in ns) of the file when it was read, to tell whether it changed since
+    stat: tuple[int, int] = (0, 0)
+    #: the rows handed out, kept for the error report (see RowSpool); None when nothing is kept
+    kept: RowSpool | None = None
+
+    @property
+    def text_encoding(self) -> str:
+        """The encoding to read `path` with."""
+        return self.read_encoding or self.encoding
+
+    def changed_since_read(self) -> bool:
+        """Whether the input file now differs from what was read (size and time first, then its SHA-256)."""
+        if self.name == "-":
+            return False  # read from a private copy
+        path = Path(self.name)
+        try:
+            now = path.stat()
+        except OSError:
+            return True
+        if (now.st_size, now.st_mtime_ns) == self.stat:
+            return False
+        digest = hashlib.sha256()
+        with path.open("rb") as stream:
+            while block := stream.read(_BLOCK):
+                digest.update(block)
+        return digest.hexdigest() != self.sha256
+
+
+class RowSpool:
+    """Rows as read, in a private Arrow file: the error report takes the original cells of the rows the
+    API refused from here, never from the input again, which may have changed during the run (and would
+    then attach another customer's cells to these row numbers)."""
+
+    def __init__(self, path: Path, width: int) -> None:
+        self._path, self._width = path, width
+        self._writer: pa_ipc.RecordBatchFileWriter | None = None
+        self._written = False
+        self._schema = pa.schema([("row", pa.int64()), *((f"c{i}", pa.string()) for i in range(width))])
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        if chunk.empty:
+            return
+        if self._writer is None:
+            self._writer = pa_ipc.new_file(str(self._path), self._schema)
+            self._written = True
+        arrays = [pa.array(chunk.index.to_numpy(), pa.int64()),
+                  *(pa.array(chunk.iloc[:, i], pa.string(), from_pandas=True) for i in range(self._width))]
+        self._writer.write_batch(pa.record_batch(arrays, schema=self._schema))
+
+    def rows(self, wanted: pd.Index, header: tuple[str, ...]) -> Iterator[pd.DataFrame]:
+        """The kept rows among `wanted`, columns named as `header`, indexed by row number."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if not self._written:
+            return
+        with pa_ipc.open_file(str(self._path)) as kept:
+            for i in range(kept.num_record_batches):
+                batch = kept.get_batch(i).to_pandas(types_mapper=_arrow_string)
+                batch.index = pd.Index(batch.pop("row"), name="source_row")
+                batch.columns = pd.Index(list(header))
+                batch = batch.loc[batch.index.intersection(wanted)]
+                if len(batch):
+                    yield batch
 
 
 def _scan(path: Path, name: str) -> tuple[str, str, bool]:
-    """(encoding, sha256, whether the quotes pair up) of the file, refusing empty and binary files."""
+    """(encoding, sha256, whether the quotes pair up) of the file, refusing empty and binary files.
+
+    The encoding is utf-16 or utf-8-sig by their BOM, else utf-8 if every byte decodes as UTF-8, else
+    "mixed": some lines need another encoding (see _transcode).
+    """
     digest = hashlib.sha256()
     quotes = 0
     with path.open("rb") as stream:
@@ -75,8 +175,7 @@ def _scan(path: Path, name: str) -> tuple[str, str, bool]:
             encoding = "utf-8-sig"
         else:
             encoding = "utf-8"
-        candidates = [encoding] if encoding != "utf-8" else ["utf-8", "cp1252"]
-        decoders = {e: codecs.getincrementaldecoder(e)() for e in candidates}
+        decoder: codecs.IncrementalDecoder | None = codecs.getincrementaldecoder(encoding)()
         offset = 0
         block = head
         while block:
@@ -85,22 +184,58 @@ def _scan(path: Path, name: str) -> tuple[str, str, bool]:
             nul = block.find(b"\0") if encoding != "utf-16" else -1
             if nul >= 0:
                 raise InputError(f"{name}: not a text file (NUL byte at offset {offset + nul})")
-            for enc in list(decoders):
+            if decoder is not None:
                 try:
-                    decoders[enc].decode(block)
+                    decoder.decode(block)
                 except UnicodeDecodeError:
-                    del decoders[enc]
+                    decoder = None
             offset += len(block)
             block = stream.read(_BLOCK)
-    for enc in list(decoders):
+    if decoder is not None:
         try:
-            decoders[enc].decode(b"", final=True)
+            decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            del decoders[enc]
-    if not decoders:
-        raise InputError(f"{name}: not readable as {' or '.join(candidates)} text; save it as UTF-8 CSV")
+            decoder = None
+    if decoder is None:
+        if encoding == "utf-16":
+            raise InputError(f"{name}: not readable as UTF-16 text; save it as UTF-8 CSV")
+        encoding = "mixed"
     # In UTF-16 a 0x22 byte need not be a quote, so parity says nothing there.
-    return next(iter(decoders)), digest.hexdigest(), encoding != "utf-16" and quotes % 2 == 0
+    return encoding, digest.hexdigest(), encoding != "utf-16" and quotes % 2 == 0
+
+
+def _transcode(path: Path, name: str, target: Path) -> tuple[str, bool]:
+    """Decode a file that is not all UTF-8 line by line into a UTF-8 copy at `target`: UTF-8 where a line
+    is valid UTF-8, Windows-1252 where it is not. (its encoding, whether the copy is needed)
+
+    Decoding the whole file as Windows-1252 because one line is would garble every UTF-8 name
+    (`José` → `JosÃ©`). A file without a single UTF-8 line beyond ASCII is plain Windows-1252 and
+    is read as such, without the copy.
+    """
+    utf8_lines, legacy = 0, []
+    with path.open("rb") as stream, open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+        skip_bom = True
+        for number, line in enumerate(stream, 1):
+            if skip_bom:
+                line, skip_bom = line.removeprefix(codecs.BOM_UTF8), False
+            try:
+                text = line.decode("utf-8")
+                utf8_lines += not line.isascii()
+            except UnicodeDecodeError:
+                try:
+                    text = line.decode("cp1252")
+                except UnicodeDecodeError:
+                    raise InputError(f"{name}: line {number} is not readable as UTF-8 or Windows-1252 text; "
+                                     "save the file as UTF-8 CSV") from None
+                legacy.append(number)
+            out.write(text.encode("utf-8"))
+    if not utf8_lines:
+        target.unlink()
+        return "cp1252", False
+    shown = ", ".join(str(n) for n in legacy[:10]) + (", ..." if len(legacy) > 10 else "")
+    log.warning("%s: %d line(s) are not UTF-8 and were read as Windows-1252 (line %s); check their accented "
+                "letters", name, len(legacy), shown)
+    return "utf-8+cp1252", True
 
 
 def _sniff_delimiter(first_line: str) -> str:
@@ -118,18 +253,17 @@ def _sniff_delimiter(first_line: str) -> str:
 
 def _read_header(path: Path, name: str, encoding: str) -> tuple[str, list[str]]:
     with path.open(encoding=encoding, newline="") as stream:
-        sample = stream.read(1 << 16)
+        sample = stream.read(MAX_HEADER_CHARS)
     first_line = sample.splitlines()[0] if sample else ""
     delimiter = _sniff_delimiter(first_line)
-    rows = csv.reader(io.StringIO(sample), delimiter=delimiter)
+    buffer = io.StringIO(sample)
+    rows = csv.reader(buffer, delimiter=delimiter)
     try:
         header = next(rows)
-        first = next(rows, [])
     except (csv.Error, StopIteration):
         raise InputError(f"{name}: cannot read the header row") from None
-    # pandas would silently drop what a first data row has beyond the header; elsewhere it raises.
-    if len(first) > len(header):
-        raise InputError(f"{name}: broken CSV: data row 1 has {len(first)} fields, the header {len(header)}")
+    if len(sample) >= MAX_HEADER_CHARS and buffer.tell() >= len(sample):
+        raise InputError(f"{name}: the header row is longer than {MAX_HEADER_CHARS:,} characters")
     seen: dict[str, int] = {}
     for position, column in enumerate(header, 1):
         key = header_key(column)
@@ -140,26 +274,45 @@ def _read_header(path: Path, name: str, encoding: str) -> tuple[str, list[str]]:
 
 
 @contextlib.contextmanager
-def open_input(source: str) -> Iterator[InputFile]:
-    """Check and describe the input; `-` spools standard input to a private temporary file."""
+def open_input(source: str, *, keep_rows: bool = False) -> Iterator[InputFile]:
+    """Check and describe the input; `-` spools standard input to a private temporary file.
+
+    With `keep_rows`, the rows a caller hands to `InputFile.kept` are kept in a private temporary file
+    for as long as the input is open.
+    """
     with contextlib.ExitStack() as stack:
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mk-import-")))
         if source == "-":
-            spool = stack.enter_context(tempfile.TemporaryDirectory(prefix="mk-import-"))
-            path = Path(spool) / "stdin.csv"
-            with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as out:
-                shutil.copyfileobj(sys.stdin.buffer, out, _BLOCK)
+            path = scratch / "stdin.csv"
+            stdin = getattr(sys.stdin, "buffer", None)
+            if stdin is None or stdin.closed:
+                raise InputError("-: standard input is closed; give a file, or pipe the export in")
+            try:
+                with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as out:
+                    shutil.copyfileobj(stdin, out, _BLOCK)
+            except (OSError, ValueError) as exc:
+                raise InputError(f"-: cannot read standard input ({exc.__class__.__name__})") from None
         else:
             path = Path(source)
             if not path.exists():
                 raise InputError(f"{source}: no such file")
             if not path.is_file():
                 raise InputError(f"{source}: not a regular file")
+        stat = path.stat()
         encoding, sha256, quotes_pair_up = _scan(path, source)
-        delimiter, header = _read_header(path, source, encoding)
+        read_encoding = ""
+        if encoding == "mixed":
+            encoding, transcoded = _transcode(path, source, scratch / "utf8.csv")
+            if transcoded:
+                path, read_encoding = scratch / "utf8.csv", "utf-8"
+        delimiter, header = _read_header(path, source, read_encoding or encoding)
         is_report = {header_key(c) for c in REPORT_COLUMNS} <= {header_key(c) for c in header}
-        positions = tuple(i for i, c in enumerate(header) if not (is_report and header_key(c) in REPORT_COLUMNS))
+        dropped = {header_key(c) for c in (*REPORT_COLUMNS, RAW_LINE_COLUMN)} if is_report else set()
+        positions = tuple(i for i, c in enumerate(header) if header_key(c) not in dropped)
+        kept = RowSpool(scratch / "rows.arrow", len(positions)) if keep_rows else None
         yield InputFile(path, source, encoding, delimiter, tuple(header[i] for i in positions), positions,
-                        tuple(header), sha256, is_report, quotes_pair_up)
+                        tuple(header), sha256, is_report, quotes_pair_up, read_encoding,
+                        (stat.st_size, stat.st_mtime_ns), kept)
 
 
 def _unescape(chunk: pd.DataFrame) -> pd.DataFrame:
@@ -169,12 +322,50 @@ def _unescape(chunk: pd.DataFrame) -> pd.DataFrame:
     return unescaped
 
 
-def _finish(source: InputFile, chunk: pd.DataFrame, first_row: int) -> pd.DataFrame:
-    """Keep the data columns, name them as the header does, number the rows."""
+def _split_raw_lines(source: InputFile, chunk: pd.DataFrame, raw: pd.Series, bad: list[BadLine]) -> pd.DataFrame:
+    """An error report imported again: a row whose cells are empty and whose mk_raw_line is not takes its
+    cells from that line, fixed or not. It splits with whichever delimiter gives the header's columns;
+    if none does, the row is still broken."""
+    empty = (chunk == "").all(axis=1) & (raw.str.strip() != "")
+    if not empty.any():
+        return chunk
+    chunk = chunk.copy()
+    width = len(source.header)
+    for row in chunk.index[empty.to_numpy()].tolist():
+        line = str(raw[row])
+        for delimiter in DELIMITERS:
+            fields = next(csv.reader([line], delimiter=delimiter), [])
+            if len(fields) == width:
+                chunk.loc[row] = fields
+                break
+        else:
+            bad.append(BadLine(int(row), "MALFORMED_LINE", f"data row {row}: its mk_raw_line still does not split "
+                               f"into the header's {width} columns", line[:MAX_RAW_CHARS]))
+    return chunk
+
+
+def _finish(source: InputFile, chunk: pd.DataFrame, first_row: int, bad: list[BadLine]) -> pd.DataFrame:
+    """Keep the data columns, name them as the header does, number the rows, empty oversized cells."""
+    raw_at = [i for i, c in enumerate(source.file_header)
+              if source.is_error_report and header_key(c) == RAW_LINE_COLUMN]
+    raw = chunk.iloc[:, raw_at[0]].fillna("") if raw_at else None
     chunk = chunk.iloc[:, list(source.positions)]
     chunk.columns = pd.Index(list(source.header))
     chunk.index = pd.RangeIndex(first_row, first_row + len(chunk), name="source_row")
     chunk = chunk.fillna("")
+    if raw is not None:
+        raw.index = chunk.index
+        chunk = _split_raw_lines(source, chunk, _unescape(raw.to_frame()).iloc[:, 0], bad)
+    for column in chunk.columns:
+        lengths = chunk[column].str.len()
+        if lengths.max() > MAX_FIELD_CHARS:
+            too_long = lengths > MAX_FIELD_CHARS
+            over = lengths[too_long]
+            for row, length in zip(over.index.tolist(), over.tolist(), strict=True):
+                bad.append(BadLine(int(row), "FIELD_TOO_LONG",
+                                   f"{column.strip()} holds {int(length):,} characters, more than a field can "
+                                   f"({MAX_FIELD_CHARS:,}): an unclosed quote?"))
+            chunk[column] = chunk[column].mask(too_long, "")
     return _unescape(chunk) if source.is_error_report else chunk
 
 
@@ -188,11 +379,12 @@ def _arrow_string(dtype: pa.DataType) -> Any:
 def _arrow_chunks(source: InputFile) -> Iterator[pd.DataFrame]:
     """The fast path: pyarrow's multithreaded CSV reader, straight into pyarrow-backed strings.
 
-    It is strict: a row with too few fields is an error here (pandas pads it), so read_chunks falls back.
+    It is strict: a row with too many or too few fields is an error here, so read_chunks falls back.
     """
+    encoding = source.text_encoding
     reader = pa_csv.open_csv(
         source.path,
-        read_options=pa_csv.ReadOptions(encoding="utf8" if source.encoding.startswith("utf-8") else source.encoding,
+        read_options=pa_csv.ReadOptions(encoding="utf8" if encoding.startswith("utf-8") else encoding,
                                         block_size=ARROW_BLOCK_BYTES),
         parse_options=pa_csv.ParseOptions(delimiter=source.delimiter, newlines_in_values=True,
                                           ignore_empty_lines=True),
@@ -202,40 +394,87 @@ def _arrow_chunks(source: InputFile) -> Iterator[pd.DataFrame]:
         yield batch.to_pandas(types_mapper=_arrow_string)
 
 
-def _pandas_chunks(source: InputFile, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """The tolerant path: pandas' C reader, which pads short rows and reports line numbers."""
-    reader = pd.read_csv(
-        source.path, sep=source.delimiter, encoding=source.encoding, dtype=str, header=0, index_col=False,
-        keep_default_na=False, na_filter=False, chunksize=chunk_rows, engine="c", skip_blank_lines=True,
-    )
-    with reader:
-        yield from reader
+def _recorded(stream: IO[str], raw: list[str]) -> Iterator[str]:
+    """The stream's lines, each also noted in `raw`, so that a record's text as written is at hand."""
+    for line in stream:
+        raw.append(line)
+        yield line
 
 
-def read_chunks(source: InputFile, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
+def _line_chunks(source: InputFile, chunk_rows: int, bad: list[BadLine]) -> Iterator[pd.DataFrame]:
+    """The tolerant path, line by line: a row that does not split into the header's columns (an unquoted
+    comma, a line cut short) becomes a BadLine with its text and line numbers, its cells left empty."""
+    width = len(source.file_header)
+    raw: list[str] = []
+    with source.path.open(encoding=source.text_encoding, newline="") as stream:
+        records = csv.reader(_recorded(stream, raw), delimiter=source.delimiter)
+        try:
+            next(records)
+            line = records.line_num
+            text, first_line = "", line
+            rows: list[list[str]] = []
+            row = 0
+            for record in records:
+                first_line, line = line + 1, records.line_num
+                text = "".join(raw)
+                raw.clear()
+                if not record:
+                    continue  # a blank line is no row
+                row += 1
+                if len(record) != width:
+                    where = f"line {first_line}" if line == first_line else f"lines {first_line}-{line}"
+                    bad.append(BadLine(row, "MALFORMED_LINE",
+                                       f"data row {row} has {len(record)} fields, the header {width} ({where}): "
+                                       "a delimiter or quote out of place?", text.rstrip("\r\n")[:MAX_RAW_CHARS]))
+                    record = [""] * width
+                rows.append(record)
+                if len(rows) == chunk_rows:
+                    yield pd.DataFrame(rows, dtype=_STR)
+                    rows = []
+            # A quote left open swallows the rest of the file into one last field: refuse rather than guess.
+            if not source.quotes_pair_up and text.count('"') % 2:
+                raise InputError(f"{source.name}: broken CSV: the quote opened on line {first_line} is never closed")
+            if rows:
+                yield pd.DataFrame(rows, dtype=_STR)
+        except csv.Error as exc:
+            raise InputError(f"{source.name}: broken CSV near line {records.line_num}: {exc}") from None
+
+
+def read_chunks(source: InputFile, chunk_rows: int = 100_000,
+                bad: list[BadLine] | None = None) -> Iterator[pd.DataFrame]:
     """The data rows as text DataFrames, columns named as in the header, indexed by 1-based row number.
 
-    pyarrow reads well-formed files several times faster than pandas; when it refuses a file, pandas
-    takes over from the first row not yet handed out, so every row comes exactly once either way.
+    pyarrow reads well-formed files several times faster than Python's csv module; when it refuses a file,
+    the line-by-line reader takes over from the first row not yet handed out, so every row comes exactly
+    once either way. Rows that cannot be read as the header's columns are handed out with empty cells and
+    described in `bad` (added to before their chunk is handed out); when more than MAX_BROKEN_SHARE of the
+    rows are broken, the file is refused after the last chunk.
     """
+    bad = [] if bad is None else bad
     first_row = 1
     if source.quotes_pair_up:
         try:
             for chunk in _arrow_chunks(source):
-                yield _finish(source, chunk, first_row)
+                yield _finish(source, chunk, first_row, bad)
                 first_row += len(chunk)
             return
         except (pa.ArrowInvalid, UnicodeDecodeError):
             pass
     handed_out = first_row - 1
-    row = 1
-    try:
-        for chunk in _pandas_chunks(source, chunk_rows):
-            chunk = _finish(source, chunk, row)
-            row += len(chunk)
-            chunk = chunk[chunk.index > handed_out]
-            if len(chunk):
-                yield chunk
-    except pd.errors.ParserError as exc:
-        detail = str(exc).split("C error: ", 1)[-1].strip().rstrip(".")
-        raise InputError(f"{source.name}: broken CSV near data row {row}: {detail}") from None
+    found: list[BadLine] = []
+    row, broken, first_broken = 1, 0, ""
+    for chunk in _line_chunks(source, chunk_rows, found):
+        chunk = _finish(source, chunk, row, found)
+        row += len(chunk)
+        for line in found:
+            if line.code == "MALFORMED_LINE":
+                broken += 1
+                first_broken = first_broken or line.message
+        bad.extend(line for line in found if line.row > handed_out)
+        found.clear()
+        chunk = chunk[chunk.index > handed_out]
+        if len(chunk):
+            yield chunk
+    if broken > MAX_BROKEN_SHARE * (row - 1):
+        raise InputError(f"{source.name}: broken CSV: {broken:,} of {row - 1:,} data rows do not split into the "
+                         f"header's columns, more than {MAX_BROKEN_SHARE:.0%} (first: {first_broken})")

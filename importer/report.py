@@ -17,13 +17,37 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from importer.reader import FORMULA_TRIGGERS, REPORT_COLUMNS, InputFile, read_chunks
+from importer.errors import ConfigError
+from importer.reader import FORMULA_TRIGGERS, RAW_LINE_COLUMN, REPORT_COLUMNS, InputFile, read_chunks
 
 RESULT_COLUMNS = ("source_row", "status", "customer_key", "customer_uuid", "customer_id", "error_code",
                   "error_message", "warnings")
 #: Statuses whose rows go to errors.csv, to be fixed and imported again.
 ERROR_STATUSES = ("invalid", "failed")
+#: results.csv columns that may carry text from the file or the API (a key, a message): defused like errors.csv.
+_FREE_TEXT = ("customer_key", "customer_uuid", "customer_id", "error_code", "error_message", "warnings")
+#: The files a run or validate writes into its report folder.
+REPORT_FILES = ("results.csv", "errors.csv", "summary.json")
 _DEFUSE = "^([" + FORMULA_TRIGGERS.replace("-", r"\-") + "])"
+
+
+def refuse_overwriting_input(input_name: str, out_dir: Path | None, payloads: Path | None = None) -> None:
+    """Refuse a report folder or payloads file that would overwrite the input (an errors.csv imported again
+    with --out naming its own folder, say): the export would be lost while it is being read."""
+    if input_name == "-":
+        return
+    source = Path(input_name)
+    targets = [payloads] if payloads is not None else []
+    if out_dir is not None:
+        targets += [out_dir, *(out_dir / name for name in REPORT_FILES)]
+    for target in targets:
+        try:
+            same = target.exists() and os.path.samefile(target, source)
+        except OSError:
+            same = False
+        if same:
+            flag = "--payloads" if target == payloads else "--out"
+            raise ConfigError(f"{flag} {target}: would overwrite the input file {input_name}; choose another place")
 
 
 def make_private_dir(path: Path) -> Path:
@@ -62,6 +86,7 @@ def defuse_formulas(values: pd.Series) -> pd.Series:
 def write_results(path: Path, table: pd.DataFrame) -> None:
     """`table`: indexed by source row, with the other RESULT_COLUMNS."""
     frame = table.reset_index(names="source_row")[list(RESULT_COLUMNS)]
+    frame = frame.assign(**{column: defuse_formulas(frame[column].astype("str")) for column in _FREE_TEXT})
     arrow = pa.Table.from_pandas(frame, preserve_index=False)
     # pyarrow's writer: several times faster than DataFrame.to_csv on a million rows.
     with _private_path(path) as descriptor, open(descriptor, "wb") as stream:
@@ -69,34 +94,50 @@ def write_results(path: Path, table: pd.DataFrame) -> None:
 
 
 def _raw_chunks(source: InputFile, rows: pd.Index, known: pd.DataFrame) -> Iterator[pd.DataFrame]:
-    """The original cells of `rows`: from `known` when it has them all, else from a pass over the file."""
-    if rows.isin(known.index).all():
+    """The original cells of `rows`, in row order: from `known`, and for the rest from the rows kept as
+    they were read (`source.kept`), or else from a pass over the file."""
+    at_hand = rows.isin(known.index)
+    if at_hand.all():
         yield known.loc[rows]
         return
-    for chunk in read_chunks(source):
-        yield chunk.loc[chunk.index.intersection(rows)]
+    known = known.loc[rows[at_hand]].sort_index()
+    rest = rows[~at_hand]
+    kept = source.kept.rows(rest, source.header) if source.kept is not None else (
+        chunk.loc[chunk.index.intersection(rest)] for chunk in read_chunks(source))
+    done = 0  # rows of `known` handed out
+    for part in kept:
+        if part.empty:
+            continue
+        upto = int(known.index.searchsorted(part.index.max(), side="right"))
+        yield pd.concat([known.iloc[done:upto], part]).sort_index() if upto > done else part
+        done = upto
+    if done < len(known):
+        yield known.iloc[done:]
 
 
 def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: pd.DataFrame) -> int:
     """The input rows whose status is invalid or failed, original columns first, then why. Row count.
 
-    `known_raw` holds original cells already at hand (the invalid rows); the file is read again only for
-    rows it lacks (those the API refused).
+    `known_raw` holds original cells already at hand (the invalid rows); the others (those the API
+    refused) come from the rows kept as they were read.
     """
     wanted = table[table["status"].isin(ERROR_STATUSES)]
     written = 0
     with private_file(path, encoding="utf-8-sig") as stream:
-        pd.DataFrame(columns=[*source.header, *REPORT_COLUMNS]).to_csv(stream, index=False, lineterminator="\r\n")
+        pd.DataFrame(columns=[*source.header, *REPORT_COLUMNS, RAW_LINE_COLUMN]).to_csv(
+            stream, index=False, lineterminator="\r\n")
         if wanted.empty:
             return 0
         for raw in _raw_chunks(source, wanted.index, known_raw):
             if raw.empty:
                 continue
             why = wanted.loc[raw.index, ["status", "error_code", "error_message", "warnings"]]
-            out = raw.astype("str")
+            out = raw[list(source.header)].astype("str")
             out["mk_source_row"] = raw.index.astype(str)
             for column in ("status", "error_code", "error_message", "warnings"):
                 out[f"mk_{column}"] = why[column].astype("str")
+            out[RAW_LINE_COLUMN] = (raw[RAW_LINE_COLUMN].fillna("").astype("str") if RAW_LINE_COLUMN in raw
+                                    else pd.Series("", index=raw.index, dtype="str"))
             out = out.apply(defuse_formulas)
             out.to_csv(stream, index=False, header=False, lineterminator="\r\n")
             written += len(out)

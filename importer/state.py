@@ -75,6 +75,11 @@ class StateStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._check_or_create(department, existed)
+            if existed:
+                # Damaged pages show only when read: find them now, before anything is sent.
+                problems = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
+                if problems != ["ok"]:
+                    raise sqlite3.DatabaseError(f"damaged: {problems[0]}")
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{self.path}: not a usable mk-import state file ({exc}); "
                               "move it aside to start afresh") from None
@@ -93,7 +98,11 @@ class StateStore:
                                  [("schema_version", str(SCHEMA_VERSION)), ("department", department)])
             return
         meta = dict(self._db.execute("SELECT name, value FROM meta").fetchall())
-        version = int(meta.get("schema_version", "0"))
+        try:
+            version = int(meta.get("schema_version", "0"))
+        except ValueError:
+            raise ConfigError(f"{self.path}: not a usable mk-import state file (schema_version "
+                              f"{str(meta.get('schema_version'))[:20]!r}); move it aside to start afresh") from None
         if version > SCHEMA_VERSION:
             raise ConfigError(f"{self.path}: made by a newer mk-import (state schema {version}); upgrade mk-import")
         if meta.get("department") != department:
@@ -102,8 +111,12 @@ class StateStore:
     def load(self) -> pd.DataFrame:
         """Everything saved for this department, indexed by customer key (one frame: a million customers
         load in a fraction of a second, where a million objects would not)."""
-        rows = self._db.execute("SELECT customer_key, payload_hash, customer_uuid, customer_id, input_hash"
-                                " FROM customers").fetchall()
+        try:
+            rows = self._db.execute("SELECT customer_key, payload_hash, customer_uuid, customer_id, input_hash"
+                                    " FROM customers").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path}: not a usable mk-import state file ({exc}); "
+                              "move it aside to start afresh") from None
         columns = ["customer_key", "body_hash", "customer_uuid", "customer_id", "rows_hash"]
         frame = pd.DataFrame.from_records(rows, columns=columns).astype("str")
         return frame.set_index("customer_key")
@@ -135,7 +148,11 @@ class StateStore:
 
     def journaled(self) -> set[str]:
         """Keys sent by an earlier run that ended before their outcome was known."""
-        return {key for (key,) in self._db.execute("SELECT customer_key FROM sending")}
+        try:
+            return {key for (key,) in self._db.execute("SELECT customer_key FROM sending")}
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path}: not a usable mk-import state file ({exc}); "
+                              "move it aside to start afresh") from None
 
     def close(self) -> None:
         self._db.close()
