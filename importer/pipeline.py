@@ -23,7 +23,7 @@ from importer.config import RunConfig, ValidateConfig
 from importer.errors import ConfigError
 from importer.ledger import Ledger, RowOutcomes
 from importer.mapping import load_mapping
-from importer.pool import Job, Pool, PoolStats
+from importer.pool import Job, Pool, PoolStats, event_loop_factory
 from importer.prepare import Prepared, prepare
 from importer.progress import NoProgress, Progress
 from importer.reader import InputFile, open_input
@@ -130,6 +130,10 @@ async def _send(config: RunConfig, ledger: Ledger, jobs: Iterator[Job]) -> tuple
     return stats, interrupted, api_url
 
 
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
 def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str, Any]:
     """Validate, send what changed, reconcile: every input row ends with one status in results.csv."""
     started = time.monotonic()
@@ -149,8 +153,9 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
             requests = prepared.requests(mapping, config.prepare.validate_vin)
             progress.start(int(prepared.rows.loc[prepared.rows["status"] == Status.VALID, "customer_key"].nunique()))
             try:
-                stats, interrupted, api_url = asyncio.run(_send(replace(config, api_url=api_url), ledger,
-                                                                ledger.jobs(requests, config.full)))
+                with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+                    stats, interrupted, api_url = runner.run(_send(replace(config, api_url=api_url), ledger,
+                                                                   ledger.jobs(requests, config.full)))
             finally:
                 progress.close()
                 ledger.write_pending()
@@ -164,6 +169,8 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
             department=config.department, state=str(state_path), requests_sent=stats.requests,
             retries=stats.retries, rate_limited=stats.rate_limited, searches=stats.searches,
             final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3),
+            concurrency_used=stats.concurrency_used, concurrency_limit=stats.concurrency_limit,
+            latency_p50_ms=_ms(stats.latency_p50), latency_p95_ms=_ms(stats.latency_p95),
             stopped=stats.stop_reason is not None and not interrupted, interrupted=interrupted,
             stop_reason=stats.stop_reason)
         write_summary(out / "summary.json", summary)

@@ -1,13 +1,14 @@
 """Workers that send jobs as fast as the API allows, never faster, and account for every one.
 
-- `--concurrency` workers take jobs from a bounded queue that a producer fills from a lazy iterator of
-  requests, so bodies are built only as fast as they are sent.
-- One rate limit (aiolimiter) is taken before every attempt, retries and searches included. It adapts:
-  each 429 cuts it multiplicatively (at most once a second, so one burst of 429s counts once), every
-  second without a 429 raises it additively, never above the configured rate. It starts at a quarter of
-  the configured rate and doubles each clean second until the first 429 (slow start), so a run set ten
-  times too fast finds the server's limit without a storm of 429s.
-- `Retry-After` pauses every worker, not only the one that got it.
+- Up to `--concurrency` workers take jobs from a bounded queue that a producer fills from a lazy iterator
+  of requests, so bodies are built only as fast as they are sent. How many requests are in flight follows
+  the rate and the observed latency (see rate.py), never above `--concurrency`.
+- The rate (rate.py) is taken before every attempt, retries and searches included. It starts low, finds
+  the API's limit from what the API accepts and refuses, and stays just under it; `--rate` is a ceiling.
+- A 429 means "not processed, come back later": the request waits its turn (its Retry-After) and is sent
+  again, without using up one of its `--max-attempts`. A Retry-After longer than PAUSE_ALL_AFTER pauses
+  every worker. When the API has accepted nothing for `patience` seconds, the run stops as when its time
+  budget runs out.
 - Retries use exponential backoff with full jitter, capped.
 - Two jobs sharing an identity (customer key, phone, email, VIN) are never in flight together, and the
   earlier job in file order goes first, so the server's duplicate search always sees the earlier one.
@@ -22,20 +23,35 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
-
-from aiolimiter import AsyncLimiter
+from typing import Any, Protocol, TypeVar
 
 from importer.client import Reply, encode_body
 from importer.errors import FatalApiError, RetryableError
+from importer.rate import Latencies, Pacer, RateController, Slots, in_flight_needed
 from importer.status import Status
 
 log = logging.getLogger("mk_import.pool")
+T = TypeVar("T")
+
+#: a 429's Retry-After up to this many seconds delays only its own request (the rate is cut for all);
+#: a longer one means the account is refused for a while: every worker pauses
+PAUSE_ALL_AFTER = 2.0
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (less CPU per request than asyncio's own), else
+    None for asyncio's. Imported here, when a run starts, so that `--help` does not pay for it."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 class Api(Protocol):
@@ -90,8 +106,10 @@ class Outcome:
 
 @dataclass(frozen=True)
 class PoolSettings:
+    #: requests per second at most; the rate actually used is found below it
     rate: float = 20.0
-    concurrency: int = 8
+    #: requests in flight at most; the number actually used follows rate x latency
+    concurrency: int = 64
     max_attempts: int = 6
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
@@ -100,6 +118,8 @@ class PoolSettings:
     min_rate: float = 0.5
     #: stop taking new jobs at this time.monotonic() value
     deadline: float | None = None
+    #: stop when the API has accepted no request (answered only 429s, or nothing) for this many seconds
+    patience: float = 900.0
 
 
 @dataclass
@@ -110,47 +130,23 @@ class PoolStats:
     searches: int = 0
     #: the adaptive rate when the run ended
     final_rate: float = 0.0
+    #: the most requests in flight at once, and the in-flight limit when the run ended
+    concurrency_used: int = 0
+    concurrency_limit: int = 0
+    #: answer latency percentiles in seconds (None without answers)
+    latency_p50: float | None = None
+    latency_p95: float | None = None
     #: seconds from the first job queued to the last outcome
     send_s: float = 0.0
     stop_reason: str | None = None
 
 
-class AdaptiveRate:
-    """An aiolimiter limiter whose rate follows the API's 429s (AIMD with slow start)."""
+class _GaveWay(Exception):
+    """A request refused with 429s gives way to a stop of the run."""
 
-    def __init__(self, ceiling: float, floor: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ceiling, self.floor, self.clock = ceiling, min(floor, ceiling), clock
-        self.rate = max(self.floor, ceiling / 4)
-        self.slow_start = True
-        self._last_change = clock()
-        self._limiter = AsyncLimiter(1, 1)
-        self._apply()
-
-    def _apply(self) -> None:
-        # Bursts of at most a quarter second's worth keep the server's own bucket from being emptied at once.
-        burst = max(1.0, self.rate / 4)
-        self._limiter.max_rate = burst
-        self._limiter.time_period = burst / self.rate
-        self._limiter._rate_per_sec = self.rate  # aiolimiter reads the rate from here
-
-    async def acquire(self) -> None:
-        await self._limiter.acquire()
-
-    def throttled(self) -> None:
-        now = self.clock()
-        if now - self._last_change >= 1.0 or self.slow_start:
-            self.slow_start = False
-            self.rate = max(self.floor, self.rate * 0.7)
-            self._last_change = now
-            self._apply()
-
-    def succeeded(self) -> None:
-        now = self.clock()
-        if now - self._last_change >= 1.0 and self.rate < self.ceiling:
-            step = self.rate if self.slow_start else max(1.0, self.ceiling / 50)
-            self.rate = min(self.ceiling, self.rate + step)
-            self._last_change = now
-            self._apply()
+    def __init__(self, reason: str, maybe_saved: bool) -> None:
+        super().__init__(reason)
+        self.reason, self.maybe_saved = reason, maybe_saved
 
 
 class IdentityGate:
@@ -199,9 +195,13 @@ class Pool:
     stats: PoolStats = field(default_factory=PoolStats)
 
     def __post_init__(self) -> None:
-        self.rate = AdaptiveRate(self.settings.rate, self.settings.min_rate, self.clock)
+        self.rate = RateController(self.settings.rate, self.settings.min_rate, self.clock)
+        self.pacer = Pacer(self.rate, self.sleep, self.clock)
+        self.slots = Slots(in_flight_needed(self.rate.rate, None, self.settings.concurrency))
+        self.latencies = Latencies()
         self.gate = IdentityGate()
         self._resume_at = 0.0
+        self._last_answer = self.clock()
         self._stopping = asyncio.Event()
 
     def stop(self, reason: str) -> None:
@@ -216,10 +216,45 @@ class Pool:
         return self._stopping.is_set()
 
     async def _throttle(self) -> None:
-        """Wait out a Retry-After pause, then take a token from the shared rate limit."""
+        """Take a turn of the shared rate, then wait out a Retry-After pause (also one that began while this
+        request waited for its turn)."""
+        await self.pacer.acquire()
         while (wait := self._resume_at - self.clock()) > 0:
             await self.sleep(wait)
-        await self.rate.acquire()
+
+    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+        """One request: an in-flight slot, the rate, and what its answer says about both."""
+        await self.slots.acquire()
+        try:
+            await self._throttle()
+            sent = self.clock()
+            try:
+                reply = await call()
+            except RetryableError as exc:
+                if exc.throttled:
+                    if self.rate.refused():  # the end of the slow start, maybe far over the limit
+                        self._pause_everyone(exc.retry_after if exc.retry_after is not None else 1.0)
+                elif exc.maybe_saved:  # an answer (5xx) or a timeout: the API took the request
+                    self._answered(sent)
+                raise
+            self._answered(sent)
+            return reply
+        finally:
+            self.slots.release()
+
+    def _answered(self, sent: float) -> None:
+        now = self._last_answer = self.clock()
+        self.latencies.add(now - sent)
+        self.rate.accepted(now - sent)
+        self.slots.resize(in_flight_needed(self.rate.rate, self.latencies.recent, self.settings.concurrency))
+
+    def _give_way(self) -> str | None:
+        """Why a request refused with a 429 should not wait for another turn, if it should not."""
+        if self._past_deadline():
+            self.stop("time budget (--max-duration) reached")
+        elif self.clock() - self._last_answer >= self.settings.patience:
+            self.stop(f"the API accepted no request for {self.settings.patience:g} s (--patience)")
+        return self.stats.stop_reason if self.stopping else None
 
     def _pause_everyone(self, seconds: float) -> None:
         self._resume_at = max(self._resume_at, self.clock() + min(seconds, self.settings.retry_after_cap))
@@ -230,9 +265,8 @@ class Pool:
     async def _resolve_ambiguous(self, job: Job) -> Job | Outcome:
         """A request that may have been saved, for a customer only its key can find: look it up first."""
         assert job.search_key is not None
-        await self._throttle()
         self.stats.searches += 1
-        found = await self.api.find_by_key(job.search_key)
+        found = await self._call(functools.partial(self.api.find_by_key, job.search_key))
         if len(found) == 1:
             return job.with_uuid(found[0])
         if len(found) > 1:
@@ -241,39 +275,47 @@ class Pool:
         return job
 
     async def _send(self, job: Job) -> Outcome:
-        """Every attempt for one job, until an answer that settles it."""
+        """Every attempt for one job, until an answer that settles it. A 429 is no attempt: the request
+        waits its turn and goes again, however many times, unless the run stops meanwhile."""
         last_error = ""
         maybe_saved = job.maybe_saved
-        for attempt in range(1, self.settings.max_attempts + 1):
+        attempt = 0
+        while attempt < self.settings.max_attempts:
+            attempt += 1
             if maybe_saved and job.search_key is not None:
                 try:
                     resolved = await self._resolve_ambiguous(job)
                 except RetryableError as exc:
+                    if exc.throttled:
+                        attempt -= 1
+                        if (reason := await self._wait_turn(exc)) is not None:
+                            raise _GaveWay(reason, maybe_saved) from None
+                        continue
                     last_error = f"customer search: {exc}"
                     await self.sleep(self._backoff(attempt))
                     continue
                 if isinstance(resolved, Outcome):
                     return replace(resolved, attempts=attempt - 1)
                 job = resolved
-            await self._throttle()
             self.stats.requests += 1
             if attempt > 1:
                 self.stats.retries += 1
             try:
-                reply = await self.api.create_or_update(job.text)
+                reply = await self._call(functools.partial(self.api.create_or_update, job.text))
             except RetryableError as exc:
+                log.debug("customer %s attempt %d: %s", job.key, attempt, exc)
+                if exc.throttled:
+                    attempt -= 1
+                    if (reason := await self._wait_turn(exc)) is not None:
+                        raise _GaveWay(reason, maybe_saved) from None
+                    continue
                 last_error = str(exc)
-                log.debug("customer %s attempt %d: %s", job.key, attempt, last_error)
                 maybe_saved = maybe_saved or exc.maybe_saved
                 if exc.retry_after is not None:
                     self._pause_everyone(exc.retry_after)
-                if exc.throttled:
-                    self.stats.rate_limited += 1
-                    self.rate.throttled()
                 if attempt < self.settings.max_attempts:
                     await self.sleep(self._backoff(attempt))
                 continue
-            self.rate.succeeded()
             if reply.unknown_customer and "customerUuid" in job.body["customer"]:
                 # The customer saved under that uuid is gone (deleted or merged): send it again the way a
                 # new one is sent, and let the server's duplicate search find where it lives now.
@@ -287,6 +329,18 @@ class Pool:
                            detail=reply.message, warnings=reply.warnings)
         return Outcome(job.key, Status.FAILED, attempts=self.settings.max_attempts, error_code="RETRIES_EXHAUSTED",
                        detail=f"gave up after {self.settings.max_attempts} attempts: {last_error}")
+
+    async def _wait_turn(self, refusal: RetryableError) -> str | None:
+        """After a 429: wait what the API asked, then go again; or why the run stops instead."""
+        self.stats.rate_limited += 1
+        wait = refusal.retry_after if refusal.retry_after is not None else 1.0
+        if wait > PAUSE_ALL_AFTER:
+            self._pause_everyone(wait)
+        if (reason := self._give_way()) is not None:
+            return reason
+        # A little jitter, so that the requests refused together do not come back together.
+        await self.sleep(min(wait, self.settings.retry_after_cap) + self.jitter.uniform(0, 0.25))
+        return self._give_way()
 
     async def _worker(self, queue: asyncio.Queue[tuple[int, Job] | None]) -> None:
         while (item := await queue.get()) is not None:
@@ -302,6 +356,12 @@ class Pool:
             except FatalApiError as exc:
                 self.stop(f"the API refused the credentials ({exc.code})")
                 outcome = Outcome(job.key, Status.NOT_ATTEMPTED, error_code=exc.code, detail=str(exc))
+            except _GaveWay as stopped:
+                # Refused with 429s until the run stopped. An earlier attempt that may have been saved keeps
+                # the customer marked in the state, so the next run looks for it before sending it again.
+                if stopped.maybe_saved:
+                    job = replace(job, maybe_saved=True)
+                outcome = Outcome(job.key, Status.NOT_ATTEMPTED, detail=stopped.reason)
             finally:
                 await self.gate.leave(job.identities)
             await self.on_outcome(job, outcome)
@@ -312,7 +372,7 @@ class Pool:
     async def run(self, jobs: Iterable[Job]) -> PoolStats:
         """Send the jobs. Each job queued ends in exactly one on_outcome call; once the run is stopping,
         no further job is taken from `jobs`."""
-        started = self.clock()
+        started = self._last_answer = self.clock()
         queue: asyncio.Queue[tuple[int, Job] | None] = asyncio.Queue(maxsize=self.settings.concurrency * 2)
         # One task group: a worker that fails (a defect) cancels the rest and this feeding, which would
         # otherwise wait forever for room in a queue that no worker drains.
@@ -326,5 +386,9 @@ class Pool:
             for _ in range(self.settings.concurrency):
                 await queue.put(None)
         self.stats.final_rate = self.rate.rate
+        self.stats.concurrency_used = self.slots.peak
+        self.stats.concurrency_limit = self.slots.limit
+        self.stats.latency_p50 = self.latencies.percentile(0.5)
+        self.stats.latency_p95 = self.latencies.percentile(0.95)
         self.stats.send_s = self.clock() - started
         return self.stats
