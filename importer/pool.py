@@ -163,6 +163,9 @@ class IdentityGate:
         return any(t < ticket and not identities.isdisjoint(ids) for t, ids in self._waiting)
 
     async def enter(self, ticket: int, identities: frozenset[str]) -> None:
+        if not self._waiting and not any(i in self._in_flight for i in identities):
+            self._take(identities)  # nobody to wait for: no lock, no wake-up (the common case)
+            return
         async with self._changed:
             entry = (ticket, identities)
             self._waiting.append(entry)
@@ -170,17 +173,21 @@ class IdentityGate:
                 await self._changed.wait_for(lambda: not self._blocked(ticket, identities))
             finally:
                 self._waiting.remove(entry)
-            for identity in identities:
-                self._in_flight[identity] = self._in_flight.get(identity, 0) + 1
+            self._take(identities)
             self._changed.notify_all()
 
+    def _take(self, identities: frozenset[str]) -> None:
+        for identity in identities:
+            self._in_flight[identity] = self._in_flight.get(identity, 0) + 1
+
     async def leave(self, identities: frozenset[str]) -> None:
-        async with self._changed:
-            for identity in identities:
-                left = self._in_flight.pop(identity) - 1
-                if left:
-                    self._in_flight[identity] = left
-            self._changed.notify_all()
+        for identity in identities:
+            left = self._in_flight.pop(identity) - 1
+            if left:
+                self._in_flight[identity] = left
+        if self._waiting:  # only a job waiting for an identity needs waking
+            async with self._changed:
+                self._changed.notify_all()
 
 
 @dataclass
@@ -202,6 +209,7 @@ class Pool:
         self.gate = IdentityGate()
         self._resume_at = 0.0
         self._last_answer = self.clock()
+        self._sending = 0
         self._stopping = asyncio.Event()
 
     def stop(self, reason: str) -> None:
@@ -228,6 +236,8 @@ class Pool:
         try:
             await self._throttle()
             sent = self.clock()
+            self._sending += 1
+            self.stats.concurrency_used = max(self.stats.concurrency_used, self._sending)
             try:
                 reply = await call()
             except RetryableError as exc:
@@ -240,6 +250,7 @@ class Pool:
             self._answered(sent)
             return reply
         finally:
+            self._sending -= 1
             self.slots.release()
 
     def _answered(self, sent: float) -> None:
@@ -386,7 +397,6 @@ class Pool:
             for _ in range(self.settings.concurrency):
                 await queue.put(None)
         self.stats.final_rate = self.rate.rate
-        self.stats.concurrency_used = self.slots.peak
         self.stats.concurrency_limit = self.slots.limit
         self.stats.latency_p50 = self.latencies.percentile(0.5)
         self.stats.latency_p95 = self.latencies.percentile(0.95)
