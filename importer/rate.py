@@ -7,8 +7,10 @@ found, not configured (`--rate` is only a ceiling):
 - on a 429, the new rate is what the API actually accepted from this process in the last second, a little
   under it (not a fixed cut of a rate the API never sustained), and the answer's 429 siblings within the
   next second do not cut again;
-- then it probes upward additively: briskly while well under the last limit found, slowly close to it, so
-  the next refusal comes late and costs one 429, not a burst.
+- then it probes upward additively: briskly while well under the last limit found, slowly just under it,
+  so that the next refusal comes late and costs one 429, not a burst; past that limit without a refusal
+  the limit has moved (another client of the account finished), and the probe speeds up, doubling every
+  three seconds, to take the room back (as TCP CUBIC does).
 
 Additive increase in requests per second, equal for every process, and a decrease proportional to what
 each was accepted, is the rule by which TCP flows share a link: several processes on one account converge
@@ -32,9 +34,12 @@ START_RATE = 8.0
 BELOW_ACCEPTED = 0.9
 #: additive increase per second, in requests/s, far from the last limit found ...
 PROBE_STEP = 0.5
-#: ... and this share of it when within NEAR of that limit
+#: ... and this share of it between NEAR x that limit and the limit
 NEAR_STEP_SHARE = 0.2
 NEAR = 0.95
+#: past the limit without a refusal, the step doubles every this many seconds (up to MAX_SPEEDUP times)
+SPEEDUP_EVERY = 3.0
+MAX_SPEEDUP = 32.0
 #: in-flight headroom over rate x latency
 HEADROOM = 2.0
 
@@ -111,6 +116,8 @@ class RateController:
         self._last_cut = -math.inf
         #: when a request last had to wait for the rate (growth only makes sense while the rate binds)
         self._bound_at = -math.inf
+        #: since when the rate has been over `limit_seen` without a refusal
+        self._above_since: float | None = None
         self.round_trip = 0.05
 
     def bound(self) -> None:
@@ -140,6 +147,7 @@ class RateController:
         self.rate = min(self.ceiling, max(self.floor, target))
         overshoot, self.slow_start = self.slow_start, False
         self._last_cut = self._last_change = now
+        self._above_since = None
         return overshoot
 
     def _grow(self, now: float) -> None:
@@ -156,7 +164,10 @@ class RateController:
         if now - self._last_cut < max(1.0, 2 * self.round_trip) or elapsed < 0.1:
             return  # let the cut show before probing again
         step = max(PROBE_STEP, 0.01 * self.rate)
-        if self.limit_seen is not None and NEAR * self.limit_seen <= self.rate <= self.limit_seen / NEAR:
+        if self.limit_seen is not None and self.rate > self.limit_seen:
+            self._above_since = self._above_since if self._above_since is not None else now
+            step *= min(MAX_SPEEDUP, 2 ** ((now - self._above_since) / SPEEDUP_EVERY))
+        elif self.limit_seen is not None and self.rate >= NEAR * self.limit_seen:
             step *= NEAR_STEP_SHARE
         self.rate = min(self.ceiling, self.rate + step * elapsed)
         self._last_change = now
@@ -172,12 +183,19 @@ class Pacer:
         self._next = -math.inf
 
     async def acquire(self) -> None:
-        now = self.clock()
-        slot = max(now, self._next)
-        self._next = slot + 1.0 / self.controller.rate
-        if slot > now:
+        for _ in range(2):  # a second turn at most: a machine busy for longer has no burst left to avoid
+            now = self.clock()
+            slot = max(now, self._next)
+            interval = 1.0 / self.controller.rate
+            self._next = slot + interval
+            if slot <= now:
+                return
             self.controller.bound()
             await self.sleep(slot - now)
+            # Woken much later than asked (the machine was busy): the turns reserved meanwhile are all due
+            # at once. Take a new turn instead of joining a burst.
+            if self.clock() - slot <= interval:
+                return
 
 
 class Slots:

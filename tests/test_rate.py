@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -174,3 +175,24 @@ def test_below_the_limit_the_ceiling_is_the_rate():
     [flow] = simulate(50, [40], 30)
     assert flow.refused == 0
     assert flow.accepted >= 0.95 * 40 * 29
+
+
+def test_pacer_spreads_turns_that_a_busy_machine_made_late_instead_of_bursting():
+    clock = Clock()
+    rate = RateController(ceiling=10, floor=1, clock=clock)
+    pacer = Pacer(rate, clock.sleep, clock)
+    sent: list[float] = []
+
+    async def stalled_sleep(seconds: float) -> None:
+        await clock.sleep(seconds + (2.0 if len(clock.sleeps) == 3 else 0.0))  # one wake-up 2 s late
+
+    pacer.sleep = stalled_sleep
+
+    async def go() -> None:
+        for _ in range(8):
+            await pacer.acquire()
+            sent.append(clock.now)
+
+    asyncio.run(go())
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert min(gaps) >= 0.125 - 1e-9  # never two at once, even after the stall
