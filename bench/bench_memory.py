@@ -49,7 +49,7 @@ def main() -> None:
             started = time.monotonic()
             time.sleep(0.5)
             while not running.done():
-                pids = subprocess.run(["pgrep", "-f", f"--out {out}"], capture_output=True, text=True,
+                pids = subprocess.run(["pgrep", "-f", "--", f"--out {out}"], capture_output=True, text=True,
                                       check=False).stdout.split()
                 # /usr/bin/time and the run both match: the run is the larger
                 rss = max((mb for pid in pids if (mb := _rss_mb(int(pid))) is not None), default=None)

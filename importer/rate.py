@@ -40,6 +40,8 @@ NEAR = 0.95
 #: past the limit without a refusal, the step doubles every this many seconds (up to MAX_SPEEDUP times)
 SPEEDUP_EVERY = 3.0
 MAX_SPEEDUP = 32.0
+#: a wake-up this much later than its turn means the machine stalled: the turn is taken again
+STALL = 0.1
 #: in-flight headroom over rate x latency
 HEADROOM = 2.0
 
@@ -192,9 +194,10 @@ class Pacer:
                 return
             self.controller.bound()
             await self.sleep(slot - now)
-            # Woken much later than asked (the machine was busy): the turns reserved meanwhile are all due
-            # at once. Take a new turn instead of joining a burst.
-            if self.clock() - slot <= interval:
+            # Woken much later than asked (the machine was busy for a while): the turns reserved meanwhile
+            # are all due at once. Take a new turn instead of joining a burst. A timer a little late, as on
+            # any busy machine, keeps its turn: re-queueing on every late timer would slow the rate itself.
+            if self.clock() - slot <= max(STALL, 4 * interval):
                 return
 
 

@@ -184,7 +184,7 @@ def test_pacer_spreads_turns_that_a_busy_machine_made_late_instead_of_bursting()
     sent: list[float] = []
 
     async def stalled_sleep(seconds: float) -> None:
-        await clock.sleep(seconds + (2.0 if len(clock.sleeps) == 3 else 0.0))  # one wake-up 2 s late
+        await clock.sleep(seconds + (2.0 if len(clock.sleeps) == 3 else 0.01))  # one wake-up 2 s late
 
     pacer.sleep = stalled_sleep
 
