@@ -65,11 +65,15 @@ class _Window:
         self._tick = max(self._tick, tick)
         return tick
 
-    def add(self, now: float) -> None:
-        self._counts[self._advance(now) % self.SLOTS] += 1
+    def add(self, at: float, now: float) -> None:
+        """One event that happened `at` (at most two seconds before `now`)."""
+        tick, latest = int(at * 10), self._advance(now)
+        if latest - self.SLOTS < tick <= latest:
+            self._counts[tick % self.SLOTS] += 1
 
-    def last_second(self, now: float) -> int:
-        tick = self._advance(now)
+    def last_second(self, now: float, lag: float = 0.0) -> int:
+        """Events in the second that ended `lag` seconds ago (lag at most one second)."""
+        tick = self._advance(now) - min(9, round(lag * 10))
         return sum(self._counts[t % self.SLOTS] for t in range(tick - 9, tick + 1))
 
 
@@ -127,9 +131,11 @@ class RateController:
         self._bound_at = self.clock()
 
     def accepted(self, round_trip: float | None = None) -> None:
-        """The API processed a request (any answer but a 429)."""
+        """The API processed a request (any answer but a 429) sent `round_trip` seconds ago."""
         now = self.clock()
-        self._accepted.add(now)
+        # Counted when it was sent, close to when the API counted it: answers handled late by a busy
+        # machine would otherwise seem to have been accepted in a bunch.
+        self._accepted.add(now - (round_trip or 0.0), now)
         if round_trip is not None:
             self.round_trip = 0.8 * self.round_trip + 0.2 * round_trip
         self._grow(now)
@@ -143,7 +149,8 @@ class RateController:
             return False  # the 429s of one overshoot arrive together: they count once
         # A count, not a rate over a shorter span: an API limits what it accepts in a second, however fast
         # the first ones came.
-        accepted = self._accepted.last_second(now)
+        # Counted by sending time, over the last second whose answers are all in.
+        accepted = self._accepted.last_second(now, lag=self.round_trip)
         self.limit_seen = accepted
         target = BELOW_ACCEPTED * min(accepted, self.rate) if accepted > 0 else self.rate / 2
         self.rate = min(self.ceiling, max(self.floor, target))
