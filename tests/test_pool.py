@@ -315,3 +315,21 @@ def test_summary_figures_concurrency_and_latency():
     assert pool.stats.latency_p50 is not None
     assert pool.stats.latency_p95 is not None
     assert pool.stats.latency_p50 <= pool.stats.latency_p95
+
+
+def test_the_event_loop_library_is_loaded_by_a_run_not_by_help():
+    import subprocess
+    import sys
+
+    from importer.pool import event_loop_factory
+
+    code = "import sys, importer.cli; importer.cli.build_parser(); print('uvloop' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+    factory = event_loop_factory()
+    if factory is not None:  # uvloop installed (everywhere but Windows)
+        loop = factory()
+        try:
+            assert type(loop).__module__.startswith("uvloop")
+        finally:
+            loop.close()
