@@ -111,7 +111,7 @@ def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
                    help="stop (the rest not_attempted, exit 3, a rerun resumes) when the API accepts no request "
                         "for S seconds, answering only 429 or nothing (default 900)")
     p.add_argument("--max-attempts", type=int, default=6, metavar="N",
-                   help="attempts per customer before it is failed (default 6)")
+                   help="attempts per customer before it is failed; 429s are not counted (default 6)")
     p.add_argument("--state", type=Path, metavar="PATH",
                    help="state file (default $XDG_STATE_HOME/mk-import/<department>.sqlite)")
     p.add_argument("--full", action="store_true", help="send every customer, even those unchanged since last run")
