@@ -1,7 +1,8 @@
 """`mk-import run` against a zero-latency sandbox, next to a bare aiohttp loop and a sequential
-`requests` loop posting the same payloads with the same concurrency, each timed as a whole process.
+`requests` loop posting the same payloads with the same concurrency, each timed as a whole process
+(wall clock and CPU seconds), with the machine's load averages before each.
 
-    python -m bench.bench_run [--customers 5000] [--concurrency 16]
+    python -m bench.bench_run [--customers 30000] [--concurrency 32] [--repeat 1] [--no-sequential]
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import OUT, Sandbox, timed
+from bench.common import OUT, Sandbox, load, timed
 from sample_data.generate import write
 
 DEPARTMENT = "bench-department"
@@ -21,8 +22,10 @@ DEPARTMENT = "bench-department"
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--customers", type=int, default=5000)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--customers", type=int, default=30000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--repeat", type=int, default=1, help="alternate mk-import and the bare loop N times")
+    parser.add_argument("--no-sequential", action="store_true", help="skip the sequential requests loop")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     source = OUT / f"cdk-unique-{args.customers}.csv"
@@ -32,34 +35,43 @@ def main() -> None:
     validated = timed([sys.executable, "-m", "importer", "validate", str(source), "-m", "cdk", "--out",
                        str(OUT / "bench-run-validate"), "--payloads", str(payloads)])
     count = sum(1 for _ in payloads.open())
-    rows: list[tuple[str, float, str]] = []
+    rows: list[tuple[str, float, float, str, str]] = []
+    ratios = []
     with tempfile.TemporaryDirectory() as scratch:
-        with Sandbox() as sandbox:
-            shutil.rmtree(OUT / "bench-run", ignore_errors=True)
-            run = timed([sys.executable, "-m", "importer", "run", str(source), "-m", "cdk", "--department-uuid",
-                         DEPARTMENT, "--api-url", sandbox.url, "--rate", "1000000", "--concurrency",
-                         str(args.concurrency), "--state", str(Path(scratch) / "state.sqlite"), "--out",
-                         str(OUT / "bench-run"), "--progress", "none"], env=sandbox.env())
-            summary = json.loads((OUT / "bench-run" / "summary.json").read_text())
-            rows.append(("mk-import run", run.wall_s, f"{sandbox.stats()['creates']} created; sending phase "
-                                                      f"{summary['send_s']:.2f} s"))
-        with Sandbox() as sandbox:
-            bare = timed([sys.executable, "bench/bare_loop.py", str(payloads), sandbox.url, DEPARTMENT,
-                          str(args.concurrency)], env=sandbox.env())
-            rows.append(("bare aiohttp loop", bare.wall_s, f"{sandbox.stats()['creates']} created"))
-        with Sandbox() as sandbox:
-            sequential = timed([sys.executable, "bench/sequential_requests.py", str(payloads), sandbox.url,
-                                DEPARTMENT], env=sandbox.env())
-            rows.append(("sequential requests loop", sequential.wall_s, f"{sandbox.stats()['creates']} created"))
+        for n in range(args.repeat):
+            with Sandbox() as sandbox:
+                shutil.rmtree(OUT / "bench-run", ignore_errors=True)
+                before = load()
+                run = timed([sys.executable, "-m", "importer", "run", str(source), "-m", "cdk", "--department-uuid",
+                             DEPARTMENT, "--api-url", sandbox.url, "--rate", "1000000", "--concurrency",
+                             str(args.concurrency), "--state", str(Path(scratch) / f"state{n}.sqlite"), "--out",
+                             str(OUT / "bench-run"), "--progress", "none"], env=sandbox.env())
+                summary = json.loads((OUT / "bench-run" / "summary.json").read_text())
+                rows.append(("mk-import run", run.wall_s, run.cpu_s, before,
+                             f"{sandbox.stats()['creates']} created; sending phase {summary['send_s']:.2f} s; "
+                             f"in flight {summary['concurrency_used']}"))
+            with Sandbox() as sandbox:
+                before = load()
+                bare = timed([sys.executable, "bench/bare_loop.py", str(payloads), sandbox.url, DEPARTMENT,
+                              str(args.concurrency)], env=sandbox.env())
+                rows.append(("bare aiohttp loop", bare.wall_s, bare.cpu_s, before,
+                             f"{sandbox.stats()['creates']} created"))
+            ratios.append((bare.wall_s / run.wall_s, bare.wall_s / summary["send_s"], bare.cpu_s / run.cpu_s))
+        if not args.no_sequential:
+            with Sandbox() as sandbox:
+                before = load()
+                sequential = timed([sys.executable, "bench/sequential_requests.py", str(payloads), sandbox.url,
+                                    DEPARTMENT], env=sandbox.env())
+                rows.append(("sequential requests loop", sequential.wall_s, sequential.cpu_s, before,
+                             f"{sandbox.stats()['creates']} created"))
     print(f"{count} customers (validate: {validated.wall_s:.2f} s), concurrency {args.concurrency}\n")
-    print("| client | wall s | customers/s | note |")
-    print("|---|---:|---:|---|")
-    for name, wall, note in rows:
-        print(f"| {name} | {wall:.2f} | {count / wall:,.0f} | {note} |")
-    print(f"\nmk-import run reaches {bare.wall_s / run.wall_s:.0%} of the bare loop's speed as a whole process "
-          f"({bare.wall_s / summary['send_s']:.0%} counting its sending phase alone) and is "
-          f"{sequential.wall_s / run.wall_s:.1f}x faster than the sequential loop.")
-
+    print("| client | wall s | customers/s | CPU s | load before | note |")
+    print("|---|---:|---:|---:|---|---|")
+    for name, wall, cpu, before, note in rows:
+        print(f"| {name} | {wall:.2f} | {count / wall:,.0f} | {cpu:.2f} | {before} | {note} |")
+    for whole, sending, cpu in ratios:
+        print(f"\nbare loop time / mk-import time: {whole:.2f} as whole processes, {sending:.2f} counting "
+              f"mk-import's sending phase alone; CPU seconds, bare / mk-import: {cpu:.2f}")
 
 if __name__ == "__main__":
     main()

@@ -21,6 +21,8 @@ class Timing:
     max_rss_mb: float
     returncode: int
     stderr: str
+    #: user + system CPU seconds of the process
+    cpu_s: float = 0.0
 
 
 def dealervault_file(rows: int, seed: int = 11) -> Path:
@@ -41,7 +43,14 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> Timing:
         raise RuntimeError(f"no timing in output of {command}: {done.stderr[-500:]}")
     hours, minutes, seconds = wall.groups()
     total = int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
-    return Timing(total, int(rss.group(1)) / 1024, done.returncode, done.stderr)
+    cpu = sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", done.stderr))
+    return Timing(total, int(rss.group(1)) / 1024, done.returncode, done.stderr, cpu)
+
+
+def load() -> str:
+    """The machine's load averages, to print beside a figure measured on a shared machine."""
+    with open("/proc/loadavg", encoding="ascii") as stream:
+        return " ".join(stream.read().split()[:3])
 
 
 class Sandbox:

@@ -81,6 +81,9 @@ def _add_sandbox(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("--department", action="append", default=[], metavar="UUID",
                    help="a department the accounts have scope for (repeatable); others get 403")
     p.add_argument("--rate-limit", type=_positive, metavar="N", help="requests per second per account")
+    p.add_argument("--rate-limit-mode", choices=("bucket", "window"), default="bucket",
+                   help="bucket: a token bucket holding a second's worth; window: N accepted in any trailing "
+                        "second, every request over it answered 429 (default bucket)")
     p.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
     p.add_argument("--jitter-ms", type=float, default=0.0, help="latency varies by up to this much")
     p.add_argument("--fail-rate", type=_fraction, default=0.0, help="share answered 503 before saving")
@@ -138,10 +141,16 @@ def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("--sandbox", action="store_true",
                    help="import into an embedded sandbox server on a free loopback port (no credentials needed)")
     p.add_argument("--rate", type=_rate, default=20.0, metavar="N",
-                   help="requests per second at most, retries included (default 20)")
-    p.add_argument("--concurrency", type=int, default=8, metavar="N", help="requests in flight at most (default 8)")
+                   help="requests per second at most, retries included; the rate used is found under it from "
+                        "the API's answers (default 20)")
+    p.add_argument("--concurrency", type=int, default=64, metavar="N",
+                   help="requests in flight at most; the number used follows the rate and the API's latency "
+                        "(default 64)")
+    p.add_argument("--patience", type=_positive, default=900.0, metavar="S",
+                   help="stop (the rest not_attempted, exit 3, a rerun resumes) when the API accepts no request "
+                        "for S seconds, answering only 429 or nothing (default 900)")
     p.add_argument("--max-attempts", type=int, default=6, metavar="N",
-                   help="attempts per customer before it is failed (default 6)")
+                   help="attempts per customer before it is failed; 429s are not counted (default 6)")
     p.add_argument("--request-timeout", type=_positive, default=120.0, metavar="S",
                    help="seconds one request may take in all, however slowly its answer comes (default 120)")
     p.add_argument("--state", type=Path, metavar="PATH",
@@ -297,7 +306,8 @@ def _run(args: argparse.Namespace) -> int:
         prepare=_prepare_config(args), department=department, api_url=args.api_url,
         credentials=_credentials(args), pool=PoolSettings(rate=args.rate, concurrency=args.concurrency,
                                                           max_attempts=args.max_attempts,
-                                                          request_timeout=args.request_timeout),
+                                                          request_timeout=args.request_timeout,
+                                                          patience=args.patience),
         out_dir=args.out, state_path=args.state, full=args.full, max_duration=args.max_duration,
         insecure_http=args.insecure_http, sandbox=args.sandbox, max_invalid=args.max_invalid)
     finished = run_import(config, _progress(args))
@@ -343,6 +353,7 @@ def _sandbox(args: argparse.Namespace) -> int:
         print(f"demo account: MK_USERNAME=demo MK_PASSWORD={users['demo']}", file=sys.stderr)
     config = SandboxConfig(
         users=users, departments=frozenset(args.department), rate_limit=args.rate_limit,
+        rate_limit_mode=args.rate_limit_mode,
         latency_ms=args.latency_ms, jitter_ms=args.jitter_ms, fail_rate=args.fail_rate,
         commit_fail_rate=args.commit_fail_rate, drop_rate=args.drop_rate, seed=args.seed, db_path=args.db,
     )

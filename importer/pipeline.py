@@ -24,7 +24,7 @@ from importer.config import RunConfig, ValidateConfig
 from importer.errors import AfterSendingError, ConfigError
 from importer.ledger import Planner, Recorder, RowOutcomes
 from importer.mapping import load_mapping
-from importer.pool import Job, Pool, PoolStats
+from importer.pool import Job, Pool, PoolStats, event_loop_factory
 from importer.prepare import Prepared, prepare
 from importer.progress import NoProgress, Progress
 from importer.reader import InputFile, open_input
@@ -164,6 +164,10 @@ async def _send(config: RunConfig, recorder: Recorder, jobs: Iterator[Job], stop
     return stats, interrupted, api_url
 
 
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
 def _after_sending(what: str, recorder: Recorder, state_path: Path, result: RunResult) -> AfterSendingError:
     return AfterSendingError(
         f"{what} after requests were sent: {recorder.saved:,} customers were saved and the state file "
@@ -192,8 +196,9 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             requests = prepared.requests(mapping, config.prepare.validate_vin)
             progress.start(int(prepared.rows.loc[prepared.rows["status"] == Status.VALID, "customer_key"].nunique()))
             try:
-                stats, interrupted, api_url = asyncio.run(_send(replace(config, api_url=api_url), recorder,
-                                                                planner.jobs(requests, config.full), stops))
+                with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+                    stats, interrupted, api_url = runner.run(_send(replace(config, api_url=api_url), recorder,
+                                                                   planner.jobs(requests, config.full), stops))
             finally:
                 progress.close()
                 recorder.write_pending()
@@ -215,8 +220,10 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 "run", source, mapping.name, table, prepared, started, out, result, api_url=api_url,
                 department=config.department, state=str(state_path), requests_sent=stats.requests,
                 retries=stats.retries, rate_limited=stats.rate_limited, searches=stats.searches,
-                final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3), stop_reason=stats.stop_reason,
-                input_changed=input_changed)
+                final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3),
+                concurrency_used=stats.concurrency_used, concurrency_limit=stats.concurrency_limit,
+                latency_p50_ms=_ms(stats.latency_p50), latency_p95_ms=_ms(stats.latency_p95),
+                stop_reason=stats.stop_reason, input_changed=input_changed)
             write_summary(out / "summary.json", summary)
         except OSError as exc:
             if not sent:

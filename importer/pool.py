@@ -1,13 +1,14 @@
 """Workers that send jobs as fast as the API allows, never faster, and account for every one.
 
-- `--concurrency` workers take jobs from a bounded queue that a producer fills from a lazy iterator of
-  requests, so bodies are built only as fast as they are sent.
-- One rate limit (aiolimiter) is taken before every attempt, retries and searches included. It adapts:
-  each 429 cuts it multiplicatively (at most once a second, so one burst of 429s counts once), every
-  second without a 429 raises it additively, never above the configured rate. It starts at a quarter of
-  the configured rate and doubles each clean second until the first 429 (slow start), so a run set ten
-  times too fast finds the server's limit without a storm of 429s.
-- `Retry-After` pauses every worker, not only the one that got it.
+- Up to `--concurrency` workers take jobs from a bounded queue that a producer fills from a lazy iterator
+  of requests, so bodies are built only as fast as they are sent. How many requests are in flight follows
+  the rate and the observed latency (see rate.py), never above `--concurrency`.
+- The rate (rate.py) is taken before every attempt, retries and searches included. It starts low, finds
+  the API's limit from what the API accepts and refuses, and stays just under it; `--rate` is a ceiling.
+- A 429 means "not processed, come back later": the request waits its turn (its Retry-After) and is sent
+  again, without using up one of its `--max-attempts`. A Retry-After longer than PAUSE_ALL_AFTER pauses
+  every worker. When the API has accepted nothing for `patience` seconds, the run stops as when its time
+  budget runs out.
 - Retries use exponential backoff with full jitter, capped.
 - A stop (Ctrl-C, SIGTERM, time budget, refused credentials) cuts every wait short (a Retry-After pause,
   a backoff, the rate limit's), starts no further attempt, and abandons a request still unanswered
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -34,14 +36,28 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
-from aiolimiter import AsyncLimiter
-
 from importer.client import Reply, encode_body
 from importer.codes import ErrorCode
 from importer.errors import FatalApiError, RetryableError
+from importer.rate import Latencies, Pacer, RateController, Slots, in_flight_needed
 from importer.status import Status, StopCode
 
 log = logging.getLogger("mk_import.pool")
+T = TypeVar("T")
+
+#: a 429's Retry-After up to this many seconds delays only its own request (the rate is cut for all);
+#: a longer one means the account is refused for a while: every worker pauses
+PAUSE_ALL_AFTER = 2.0
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (less CPU per request than asyncio's own), else
+    None for asyncio's. Imported here, when a run starts, so that `--help` does not pay for it."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 class Api(Protocol):
@@ -96,8 +112,10 @@ class Outcome:
 
 @dataclass(frozen=True)
 class PoolSettings:
+    #: requests per second at most; the rate actually used is found below it
     rate: float = 20.0
-    concurrency: int = 8
+    #: requests in flight at most; the number actually used follows rate x latency
+    concurrency: int = 64
     max_attempts: int = 6
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
@@ -110,6 +128,8 @@ class PoolSettings:
     request_timeout: float = 120.0
     #: seconds a request in flight is given to finish once the run is stopping
     stop_grace: float = 5.0
+    #: stop when the API has accepted no request (answered only 429s, or nothing) for this many seconds
+    patience: float = 900.0
 
 
 @dataclass
@@ -120,48 +140,16 @@ class PoolStats:
     searches: int = 0
     #: the adaptive rate when the run ended
     final_rate: float = 0.0
+    #: the most requests in flight at once, and the in-flight limit when the run ended
+    concurrency_used: int = 0
+    concurrency_limit: int = 0
+    #: answer latency percentiles in seconds (None without answers)
+    latency_p50: float | None = None
+    latency_p95: float | None = None
     #: seconds from the first job queued to the last outcome
     send_s: float = 0.0
     stop_reason: str | None = None
     stop_code: StopCode | None = None
-
-
-class AdaptiveRate:
-    """An aiolimiter limiter whose rate follows the API's 429s (AIMD with slow start)."""
-
-    def __init__(self, ceiling: float, floor: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ceiling, self.floor, self.clock = ceiling, min(floor, ceiling), clock
-        self.rate = max(self.floor, ceiling / 4)
-        self.slow_start = True
-        self._last_change = clock()
-        self._limiter = AsyncLimiter(1, 1)
-        self._apply()
-
-    def _apply(self) -> None:
-        # Bursts of at most a quarter second's worth keep the server's own bucket from being emptied at once.
-        burst = max(1.0, self.rate / 4)
-        self._limiter.max_rate = burst
-        self._limiter.time_period = burst / self.rate
-        self._limiter._rate_per_sec = self.rate  # aiolimiter reads the rate from here
-
-    async def acquire(self) -> None:
-        await self._limiter.acquire()
-
-    def throttled(self) -> None:
-        now = self.clock()
-        if now - self._last_change >= 1.0 or self.slow_start:
-            self.slow_start = False
-            self.rate = max(self.floor, self.rate * 0.7)
-            self._last_change = now
-            self._apply()
-
-    def succeeded(self) -> None:
-        now = self.clock()
-        if now - self._last_change >= 1.0 and self.rate < self.ceiling:
-            step = self.rate if self.slow_start else max(1.0, self.ceiling / 50)
-            self.rate = min(self.ceiling, self.rate + step)
-            self._last_change = now
-            self._apply()
 
 
 class IdentityGate:
@@ -178,6 +166,9 @@ class IdentityGate:
         return any(t < ticket and not identities.isdisjoint(ids) for t, ids in self._waiting)
 
     async def enter(self, ticket: int, identities: frozenset[str]) -> None:
+        if not self._waiting and not any(i in self._in_flight for i in identities):
+            self._take(identities)  # nobody to wait for: no lock, no wake-up (the common case)
+            return
         async with self._changed:
             entry = (ticket, identities)
             self._waiting.append(entry)
@@ -185,20 +176,21 @@ class IdentityGate:
                 await self._changed.wait_for(lambda: not self._blocked(ticket, identities))
             finally:
                 self._waiting.remove(entry)
-            for identity in identities:
-                self._in_flight[identity] = self._in_flight.get(identity, 0) + 1
+            self._take(identities)
             self._changed.notify_all()
+
+    def _take(self, identities: frozenset[str]) -> None:
+        for identity in identities:
+            self._in_flight[identity] = self._in_flight.get(identity, 0) + 1
 
     async def leave(self, identities: frozenset[str]) -> None:
-        async with self._changed:
-            for identity in identities:
-                left = self._in_flight.pop(identity) - 1
-                if left:
-                    self._in_flight[identity] = left
-            self._changed.notify_all()
-
-
-T = TypeVar("T")
+        for identity in identities:
+            left = self._in_flight.pop(identity) - 1
+            if left:
+                self._in_flight[identity] = left
+        if self._waiting:  # only a job waiting for an identity needs waking
+            async with self._changed:
+                self._changed.notify_all()
 
 
 class _Stopped(Exception):
@@ -209,6 +201,10 @@ class _Stopped(Exception):
         #: this run sent the job, and the API may have saved it (an abandoned or ambiguous attempt)
         self.sent = sent
         self.detail = detail
+
+
+class _Unanswered(_Stopped):
+    """A request abandoned by a stop while its answer was awaited: it may have been saved."""
 
 
 @dataclass
@@ -223,9 +219,14 @@ class Pool:
     stats: PoolStats = field(default_factory=PoolStats)
 
     def __post_init__(self) -> None:
-        self.rate = AdaptiveRate(self.settings.rate, self.settings.min_rate, self.clock)
+        self.rate = RateController(self.settings.rate, self.settings.min_rate, self.clock)
+        self.pacer = Pacer(self.rate, self.sleep, self.clock)
+        self.slots = Slots(in_flight_needed(self.rate.rate, None, self.settings.concurrency))
+        self.latencies = Latencies()
         self.gate = IdentityGate()
         self._resume_at = 0.0
+        self._last_answer = self.clock()
+        self._sending = 0
         self._stopping = asyncio.Event()
         #: tasks in a wait that a stop cuts short, and tasks awaiting an answer (cut after the grace)
         self._waiting: set[asyncio.Task[Any]] = set()
@@ -306,10 +307,51 @@ class Pool:
         return self._stopping.is_set()
 
     async def _throttle(self) -> None:
-        """Wait out a Retry-After pause, then take a token from the shared rate limit."""
+        """Take a turn of the shared rate, then wait out a Retry-After pause (also one that began while this
+        request waited for its turn)."""
+        await self._interruptible(self.pacer.acquire())
         while (wait := self._resume_at - self.clock()) > 0:
             await self._wait(wait)
-        await self._interruptible(self.rate.acquire())
+
+    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+        """One request: an in-flight slot, the rate, and what its answer says about both. A stop cuts the
+        waits short (_Stopped) and abandons an answer awaited past the grace (_Unanswered)."""
+        await self._interruptible(self.slots.acquire())
+        try:
+            await self._throttle()
+            sent = self.clock()
+            self._sending += 1
+            self.stats.concurrency_used = max(self.stats.concurrency_used, self._sending)
+            try:
+                reply = await self._attempt(call())
+            except _Stopped:
+                raise _Unanswered(True, "stopped while the request was unanswered; it may have been saved") from None
+            except RetryableError as exc:
+                if exc.throttled:
+                    if self.rate.refused():  # the end of the slow start, maybe far over the limit
+                        self._pause_everyone(exc.retry_after if exc.retry_after is not None else 1.0)
+                elif exc.maybe_saved:  # an answer (5xx) or a timeout: the API took the request
+                    self._answered(sent)
+                raise
+            self._answered(sent)
+            return reply
+        finally:
+            self._sending -= 1
+            self.slots.release()
+
+    def _answered(self, sent: float) -> None:
+        now = self._last_answer = self.clock()
+        self.latencies.add(now - sent)
+        self.rate.accepted(now - sent)
+        self.slots.resize(in_flight_needed(self.rate.rate, self.latencies.recent, self.settings.concurrency))
+
+    def _check_patience(self) -> None:
+        """Stop the run when a request refused with a 429 should not wait for another turn."""
+        if self._past_deadline():
+            self.stop("time budget (--max-duration) reached", StopCode.TIME_BUDGET)
+        elif self.clock() - self._last_answer >= self.settings.patience:
+            self.stop(f"the API accepted no request for {self.settings.patience:g} s (--patience)",
+                      StopCode.RATE_LIMITED)
 
     def _pause_everyone(self, seconds: float) -> None:
         self._resume_at = max(self._resume_at, self.clock() + min(seconds, self.settings.retry_after_cap))
@@ -320,9 +362,8 @@ class Pool:
     async def _resolve_ambiguous(self, job: Job) -> Job | Outcome:
         """A request that may have been saved, for a customer only its key can find: look it up first."""
         assert job.search_key is not None
-        await self._throttle()
         self.stats.searches += 1
-        reply = await self._attempt(self.api.find_by_key(job.search_key))
+        reply = await self._call(functools.partial(self.api.find_by_key, job.search_key))
         if not reply.ok:
             # Not "not found": the search said nothing, and sending the job as new could create it twice.
             return Outcome(job.key, Status.FAILED, error_code=ErrorCode.OUTCOME_UNKNOWN,
@@ -331,7 +372,7 @@ class Pool:
         if len(found) == 1:
             return job.with_uuid(found[0])
         if len(found) > 1:
-            return Outcome(job.key, Status.FAILED, error_code="DUPLICATE_KEY",
+            return Outcome(job.key, Status.FAILED, error_code=ErrorCode.DUPLICATE_KEY,
                            detail=f"{len(found)} customers already carry customer key {job.search_key}")
         return job
 
@@ -342,69 +383,86 @@ class Pool:
         except _Stopped as stopped:
             if stopped.sent:
                 # Failed, not "not attempted": the customer may be saved, and the journal must keep saying so.
-                return Outcome(job.key, Status.FAILED, error_code="STOPPED_UNANSWERED",
+                return Outcome(job.key, Status.FAILED, error_code=ErrorCode.STOPPED_UNANSWERED,
                                detail=f"{self.stats.stop_reason}: {stopped.detail}")
             return Outcome(job.key, Status.NOT_ATTEMPTED, detail=self.stats.stop_reason or "")
 
     async def _attempts(self, job: Job) -> Outcome:
+        """A 429 is no attempt: the request waits its turn and goes again, however many times, unless the
+        run stops meanwhile. A stop raises _Stopped, saying whether this run may have saved the customer."""
         last_error = ""
         maybe_saved = job.maybe_saved
         #: an attempt of this run may have saved the customer
         sent = False
-        for attempt in range(1, self.settings.max_attempts + 1):
-            if self.stopping:  # no new attempt, nor a retry, once the run is stopping
-                raise _Stopped(sent, f"stopped before retrying after: {last_error}")
-            try:
+        attempt = 0
+        try:
+            while attempt < self.settings.max_attempts:
+                if self.stopping:  # no new attempt, nor a retry, once the run is stopping
+                    raise _Stopped
+                attempt += 1
                 if maybe_saved and job.search_key is not None:
                     try:
                         resolved = await self._resolve_ambiguous(job)
                     except RetryableError as exc:
+                        if exc.throttled:
+                            attempt -= 1
+                            await self._wait_turn(exc)
+                            continue
                         last_error = f"customer search: {exc}"
                         await self._wait(self._backoff(attempt))
                         continue
                     if isinstance(resolved, Outcome):
                         return replace(resolved, attempts=attempt - 1)
                     job = resolved
-                await self._throttle()
-            except _Stopped:
-                raise _Stopped(sent, f"stopped before retrying after: {last_error}") from None
-            self.stats.requests += 1
-            if attempt > 1:
-                self.stats.retries += 1
-            try:
-                reply = await self._attempt(self.api.create_or_update(job.text))
-            except _Stopped:
-                raise _Stopped(True, "stopped while the request was unanswered; it may have been saved") from None
-            except RetryableError as exc:
-                last_error = str(exc)
-                log.debug("customer %s attempt %d: %s", job.key, attempt, last_error)
-                maybe_saved = maybe_saved or exc.maybe_saved
-                sent = sent or exc.maybe_saved
-                if exc.retry_after is not None:
-                    self._pause_everyone(exc.retry_after)
-                if exc.throttled:
-                    self.stats.rate_limited += 1
-                    self.rate.throttled()
-                if attempt < self.settings.max_attempts:
-                    try:
+                self.stats.requests += 1
+                if attempt > 1:
+                    self.stats.retries += 1
+                try:
+                    reply = await self._call(functools.partial(self.api.create_or_update, job.text))
+                except _Unanswered:
+                    sent = True
+                    raise
+                except RetryableError as exc:
+                    log.debug("customer %s attempt %d: %s", job.key, attempt, exc)
+                    if exc.throttled:
+                        attempt -= 1
+                        await self._wait_turn(exc)
+                        continue
+                    last_error = str(exc)
+                    maybe_saved = maybe_saved or exc.maybe_saved
+                    sent = sent or exc.maybe_saved
+                    if exc.retry_after is not None:
+                        self._pause_everyone(exc.retry_after)
+                    if attempt < self.settings.max_attempts:
                         await self._wait(self._backoff(attempt))
-                    except _Stopped:
-                        raise _Stopped(sent, f"stopped before retrying after: {last_error}") from None
-                continue
-            self.rate.succeeded()
-            if reply.unknown_customer and "customerUuid" in job.body["customer"]:
-                # The customer saved under that uuid is gone (deleted or merged): send it again the way a
-                # new one is sent, and let the server's duplicate search find where it lives now.
-                log.info("customer %s: customerUuid unknown to the API; sending without it", job.key)
-                job = job.without_uuid()
-                continue
-            if reply.ok:
-                return Outcome(job.key, Status.SUCCESS, reply.customer_uuid, reply.customer_id, attempt,
-                               warnings=reply.warnings)
-            return Outcome(job.key, Status.FAILED, attempts=attempt, error_code=reply.error_code,
-                           detail=reply.message, warnings=reply.warnings)
-        return Outcome(job.key, Status.FAILED, attempts=self.settings.max_attempts, error_code="RETRIES_EXHAUSTED",
+                    continue
+                if reply.unknown_customer and "customerUuid" in job.body["customer"]:
+                    # The customer saved under that uuid is gone (deleted or merged): send it again the way a
+                    # new one is sent, and let the server's duplicate search find where it lives now.
+                    log.info("customer %s: customerUuid unknown to the API; sending without it", job.key)
+                    job = job.without_uuid()
+                    continue
+                if reply.ok:
+                    return Outcome(job.key, Status.SUCCESS, reply.customer_uuid, reply.customer_id, attempt,
+                                   warnings=reply.warnings)
+                return Outcome(job.key, Status.FAILED, attempts=attempt, error_code=reply.error_code,
+                               detail=reply.message, warnings=reply.warnings)
+        except _Stopped as stopped:
+            raise _Stopped(sent, stopped.detail or f"stopped before retrying after: {last_error}") from None
+        return Outcome(job.key, Status.FAILED, attempts=self.settings.max_attempts,
+                       error_code=ErrorCode.RETRIES_EXHAUSTED,
                        detail=f"gave up after {self.settings.max_attempts} attempts: {last_error}")
+
+    async def _wait_turn(self, refusal: RetryableError) -> None:
+        """After a 429: wait what the API asked, then go again; _Stopped when the run stops instead."""
+        self.stats.rate_limited += 1
+        wait = refusal.retry_after if refusal.retry_after is not None else 1.0
+        if wait > PAUSE_ALL_AFTER:
+            self._pause_everyone(wait)
+        self._check_patience()
+        # A little jitter, so that the requests refused together do not come back together.
+        await self._wait(min(wait, self.settings.retry_after_cap) + self.jitter.uniform(0, 0.25))
+        self._check_patience()
 
     async def _worker(self, queue: asyncio.Queue[tuple[int, Job] | None]) -> None:
         while (item := await queue.get()) is not None:
@@ -430,7 +488,7 @@ class Pool:
     async def run(self, jobs: Iterable[Job]) -> PoolStats:
         """Send the jobs. Each job queued ends in exactly one on_outcome call; once the run is stopping,
         no further job is taken from `jobs`."""
-        started = self.clock()
+        started = self._last_answer = self.clock()
         queue: asyncio.Queue[tuple[int, Job] | None] = asyncio.Queue(maxsize=self.settings.concurrency * 2)
         # One task group: a worker that fails (a defect) cancels the rest and this feeding, which would
         # otherwise wait forever for room in a queue that no worker drains.
@@ -444,5 +502,8 @@ class Pool:
             for _ in range(self.settings.concurrency):
                 await queue.put(None)
         self.stats.final_rate = self.rate.rate
+        self.stats.concurrency_limit = self.slots.limit
+        self.stats.latency_p50 = self.latencies.percentile(0.5)
+        self.stats.latency_p95 = self.latencies.percentile(0.95)
         self.stats.send_s = self.clock() - started
         return self.stats

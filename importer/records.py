@@ -150,6 +150,10 @@ class _BodyBuilder:
         return body
 
 
+def _hex(fingerprints: np.ndarray) -> list[str]:
+    return [format(value, "016x") for value in fingerprints.tolist()]
+
+
 @dataclass(frozen=True, slots=True)
 class CustomerGroup:
     """The rows of one customer, before its body is built."""
@@ -184,13 +188,16 @@ class Requests:
         self._context = np.uint64(int.from_bytes(hashlib.sha256(orjson.dumps(context)).digest()[:8], "big"))
 
     @functools.cached_property
-    def _layout(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, list[str]]:
-        """(keys, row positions in group order, group starts, group ends, fingerprints), groups in file order."""
+    def _layout(self) -> tuple[pd.Index, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(keys, row positions in group order, group starts, group ends, fingerprints), groups in file order.
+
+        Held for the whole run, so kept compact: the keys as pandas holds them and the fingerprints as
+        64-bit numbers; Python strings (about 60 bytes each) are made for one batch at a time."""
         codes, uniques = pd.factorize(self._keys)
         order = np.argsort(codes, kind="stable")
         starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0])
         ends = np.r_[starts[1:], len(order)]
-        return [str(k) for k in uniques.tolist()], order, starts, ends, self._fingerprints(order, starts, ends)
+        return pd.Index(uniques, dtype="str"), order, starts, ends, self._fingerprints(order, starts, ends)
 
     def table(self) -> pd.DataFrame:
         """One line per customer, in sending order: key, fingerprint, rows."""
@@ -198,8 +205,8 @@ class Requests:
             return pd.DataFrame({"key": pd.Series(dtype="str"), "fingerprint": pd.Series(dtype="str"),
                                  "rows": pd.Series(dtype="int64")})
         keys, _, starts, ends, fingerprints = self._layout
-        return pd.DataFrame({"key": pd.Series(keys, dtype="str"), "fingerprint": pd.Series(fingerprints, dtype="str"),
-                             "rows": ends - starts})
+        return pd.DataFrame({"key": pd.Series(keys, dtype="str"),
+                             "fingerprint": pd.Series(_hex(fingerprints), dtype="str"), "rows": ends - starts})
 
     def groups(self, selected: np.ndarray | None = None) -> Iterator[CustomerGroup]:
         """The customers (those `selected`, a mask over table(), if given) in sending order."""
@@ -217,13 +224,13 @@ class Requests:
             builder = _BodyBuilder(self._frame.take(rows), self._mapping, self._validate_vin)
             batch_rows = source_rows[rows].tolist()
             place = 0
-            for number in batch.tolist():
-                size = int(ends[number] - starts[number])
-                yield CustomerGroup(keys[number], tuple(batch_rows[place:place + size]), fingerprints[number],
+            for key, fingerprint, size in zip(keys[batch].tolist(), _hex(fingerprints[batch]), lengths.tolist(),
+                                              strict=True):
+                yield CustomerGroup(str(key), tuple(batch_rows[place:place + size]), fingerprint,
                                     tuple(range(place, place + size)), builder)
                 place += size
 
-    def _fingerprints(self, order: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> list[str]:
+    def _fingerprints(self, order: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """One 64-bit hash per group of its rows' hashes, in file order, and of the context; vectorized.
 
         Each row hash is re-hashed with its place in the group (order matters: the last row wins), the
@@ -233,8 +240,7 @@ class Requests:
         place = np.arange(len(order)) - np.repeat(starts, ends - starts)
         salted = pd.util.hash_array(row_hashes ^ (place.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
         combined = np.bitwise_xor.reduceat(salted, starts)
-        final = pd.util.hash_array(combined ^ self._context)
-        return [format(value, "016x") for value in final.tolist()]
+        return pd.util.hash_array(combined ^ self._context)
 
     @staticmethod
     def request(group: CustomerGroup) -> CustomerRequest:

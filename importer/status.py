@@ -34,6 +34,7 @@ class StopCode(StrEnum):
     CREDENTIALS_REFUSED = "credentials_refused"  #: HTTP 401/403: credentials or department refused
     API_UNAVAILABLE = "api_unavailable"  #: requests got no answer (connection refused, DNS, timeouts, 502s)
     NOT_THE_API = "not_the_api"  #: answers were not the API's (a login page, a redirect, a wrong URL)
+    RATE_LIMITED = "rate_limited"  #: the API answered only 429s (or nothing) for --patience seconds
     STATE_UNWRITABLE = "state_unwritable"  #: the state file stopped taking writes
     REPORT_WRITE_FAILED = "report_write_failed"  #: the reports could not be written after requests were sent
 

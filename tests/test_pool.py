@@ -9,7 +9,7 @@ import pytest
 
 from importer.client import Reply
 from importer.errors import FatalApiError, RetryableError
-from importer.pool import AdaptiveRate, Job, Outcome, Pool, PoolSettings
+from importer.pool import Job, Outcome, Pool, PoolSettings
 from importer.status import Status, StopCode
 
 
@@ -186,30 +186,6 @@ def test_429_is_not_ambiguous_so_no_search():
     assert pool.stats.searches == 0
 
 
-def test_adaptive_rate_cuts_on_429_and_climbs_back_to_the_ceiling():
-    clock = FakeClock()
-    rate = AdaptiveRate(ceiling=100, floor=1, clock=clock)
-    assert rate.rate == 25  # slow start
-    for _ in range(3):
-        clock.now += 1.1
-        rate.succeeded()
-    assert rate.rate == 100  # doubled each clean second, capped at the ceiling
-    rate.throttled()
-    rate.throttled()  # a burst of 429s within a second counts once
-    assert rate.rate == pytest.approx(70)
-    clock.now += 1.1
-    rate.succeeded()
-    assert rate.rate == pytest.approx(72)  # additive from now on
-    for _ in range(100):
-        clock.now += 1.1
-        rate.succeeded()
-    assert rate.rate == 100
-    for _ in range(30):
-        clock.now += 1.1
-        rate.throttled()
-    assert rate.rate == 1
-
-
 def test_every_job_taken_gets_exactly_one_outcome_and_none_is_taken_after_a_stop():
     seen: list[str] = []
     pulled: list[str] = []
@@ -256,3 +232,118 @@ def test_a_failing_worker_ends_the_run_instead_of_hanging_it():
     with pytest.raises(ExceptionGroup) as failed:
         asyncio.run(go())
     assert failed.group_contains(RuntimeError, match="defect")
+
+
+def throttled(after: float | None = 1) -> RetryableError:
+    return RetryableError("rate limited (HTTP 429)", retry_after=after, maybe_saved=False, throttled=True)
+
+
+def test_429s_never_use_up_attempts_the_row_waits_its_turn():
+    api = ScriptedApi({"A": [throttled()] * 10 + [unavailable()]})
+    clock = FakeClock()
+    outcomes, pool = run_pool(api, [job("A"), job("B")], clock, max_attempts=2)
+    assert outcomes["A"].status == Status.SUCCESS
+    assert outcomes["A"].attempts == 2  # the 503 and the success; the ten 429s are no attempts
+    assert pool.stats.rate_limited == 10
+    assert sum(1 for s in clock.sleeps if s >= 1.0) >= 10  # each waited its Retry-After
+
+
+def test_short_retry_after_delays_only_the_refused_request():
+    api = ScriptedApi({"A": [throttled(1)]})
+    clock = FakeClock()
+    outcomes: dict[str, Outcome] = {}
+
+    async def record(j: Job, o: Outcome) -> None:
+        outcomes[j.key] = o
+
+    async def go() -> None:
+        pool = Pool(api, PoolSettings(rate=1000, concurrency=4), record, sleep=clock.sleep, clock=clock)
+        pool.rate.slow_start = False  # past the start: a 429 is a small overshoot, not a storm
+        await pool.run([job("A"), job("B"), job("C")])
+
+    asyncio.run(go())
+    assert all(o.status == Status.SUCCESS for o in outcomes.values())
+    assert api.order[-1] == "A"  # B and C went on while A waited
+    assert sum(1 for s in clock.sleeps if s >= 1.0) == 1  # A's own wait, nobody else's
+
+
+def test_the_429_that_ends_the_slow_start_pauses_everyone():
+    api = ScriptedApi({"A": [throttled(1)]})
+    clock = FakeClock()
+    outcomes, pool = run_pool(api, [job(k) for k in "ABCDEFGH"], clock, concurrency=4, rate=10)
+    assert all(o.status == Status.SUCCESS for o in outcomes.values())
+    assert not pool.rate.slow_start
+    assert pool._resume_at > 1000  # every worker was paused for the Retry-After
+
+
+def test_patience_stops_the_run_when_the_api_accepts_nothing():
+    api = ScriptedApi({k: [throttled(30)] * 1000 for k in "ABCDEF"})
+    clock = FakeClock()
+    outcomes, pool = run_pool(api, [job(k) for k in "ABCDEF"], clock, patience=600)
+    assert {o.status for o in outcomes.values()} == {Status.NOT_ATTEMPTED}
+    assert pool.stats.stop_reason == "the API accepted no request for 600 s (--patience)"
+    assert 600 <= clock.now - 1000 < 700
+
+
+def test_patience_counts_from_the_last_accepted_request():
+    # A is refused for 20 minutes in all, but B's answers in between show the API is still there.
+    api = ScriptedApi({"A": [throttled(30)] * 40})
+    clock = FakeClock()
+    jobs = [job("A"), *(job(f"B{i}") for i in range(200))]
+    outcomes, pool = run_pool(api, jobs, clock, patience=60, rate=0.2, min_rate=0.1, concurrency=2)
+    assert outcomes["A"].status == Status.SUCCESS
+    assert pool.stats.stop_reason is None
+
+
+def test_time_budget_ends_the_wait_of_a_refused_request():
+    api = ScriptedApi({"A": [throttled(30)] * 1000})
+    clock = FakeClock()
+    outcomes, pool = run_pool(api, [job("A")], clock, deadline=clock.now + 100)
+    assert outcomes["A"].status == Status.NOT_ATTEMPTED
+    assert pool.stats.stop_reason == "time budget (--max-duration) reached"
+
+
+def test_a_request_refused_after_an_ambiguous_failure_is_not_called_not_attempted():
+    seen: dict[str, Outcome] = {}
+    api = ScriptedApi({"K": [unavailable(), *[throttled(30)] * 1000]})
+
+    async def note(j: Job, o: Outcome) -> None:
+        seen[j.key] = o
+
+    async def go() -> None:
+        clock = FakeClock()
+        pool = Pool(api, PoolSettings(rate=1000, deadline=clock.now + 100), note, sleep=clock.sleep, clock=clock)
+        await pool.run([job("K", search=True)])
+
+    asyncio.run(go())
+    # The 503 may have saved it: failed, so that the journal keeps it and the next run searches before sending.
+    assert (seen["K"].status, seen["K"].error_code) == (Status.FAILED, "STOPPED_UNANSWERED")
+    assert api.bodies  # it was sent, then refused until the time budget ran out
+
+
+def test_summary_figures_concurrency_and_latency():
+    outcomes, pool = run_pool(ScriptedApi(), [job(str(i)) for i in range(40)], concurrency=16)
+    assert len(outcomes) == 40
+    assert 1 <= pool.stats.concurrency_used <= 16
+    assert pool.stats.concurrency_limit <= 16
+    assert pool.stats.latency_p50 is not None
+    assert pool.stats.latency_p95 is not None
+    assert pool.stats.latency_p50 <= pool.stats.latency_p95
+
+
+def test_the_event_loop_library_is_loaded_by_a_run_not_by_help():
+    import subprocess
+    import sys
+
+    from importer.pool import event_loop_factory
+
+    code = "import sys, importer.cli; importer.cli.build_parser(); print('uvloop' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+    factory = event_loop_factory()
+    if factory is not None:  # uvloop installed (everywhere but Windows)
+        loop = factory()
+        try:
+            assert type(loop).__module__.startswith("uvloop")
+        finally:
+            loop.close()

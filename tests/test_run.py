@@ -157,3 +157,17 @@ def test_missing_credentials_and_plain_http_are_refused_before_sending(write_csv
     monkeypatch.setenv("MK_PASSWORD", PASSWORD)
     assert run(source, "http://api.example.test", tmp_path / "b") == 2
     assert "plain http" in capsys.readouterr().err
+
+
+def test_429s_of_a_window_limit_never_fail_a_row(start_sandbox, creds, tmp_path: Path):
+    # One attempt allowed: a row refused with 429 must wait its turn, not use it up.
+    sandbox = start_sandbox(rate_limit=10, rate_limit_mode="window")
+    source = write("reynolds-customers", tmp_path / "r.txt", 40, seed=8)
+    out = tmp_path / "out"
+    run(source, sandbox.url, out, "--rate", "200", "--max-attempts", "1", "--mapping", "reynolds-customers")
+    results = assert_accounted(out, 40)
+    assert {r["status"] for r in results} <= {"success", "invalid"}
+    summary = read_summary(out)
+    assert summary["rate_limited"] > 0  # the slow start went past 10/s: some requests were refused
+    assert summary["concurrency_used"] >= 1
+    assert summary["latency_p50_ms"] is not None

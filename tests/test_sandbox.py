@@ -277,3 +277,26 @@ def test_cli_sandbox_serves_and_prints_demo_account():
         process.wait(timeout=10)
         if process.stderr is not None:
             process.stderr.close()
+
+
+def test_window_limit_counts_accepted_requests_in_the_trailing_second():
+    from importer.sandbox.server import _SlidingWindow
+
+    now = [100.0]
+    window = _SlidingWindow(3, clock=lambda: now[0])
+    assert [window.wait_needed("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert window.wait_needed("a") == pytest.approx(1.0)  # full: refused, and the refusal is not counted
+    assert window.wait_needed("b") == 0.0  # each account has its own window
+    now[0] += 0.5
+    assert window.wait_needed("a") == pytest.approx(0.5)
+    now[0] += 0.5  # the first three leave the trailing second together
+    assert [window.wait_needed("a") for _ in range(4)][:3] == [0.0, 0.0, 0.0]
+
+
+def test_window_mode_answers_429_with_retry_after_one_second(start_sandbox):
+    api = Api(start_sandbox(rate_limit=5, rate_limit_mode="window").url)
+    answers = [api.post(person(first=str(i))) for i in range(12)]
+    limited = [a for a in answers if a.status == 429]
+    assert len(answers) - len(limited) <= 10  # 5 a second at most, however the 12 fall across seconds
+    assert limited
+    assert all(a.headers["Retry-After"] == "1" for a in limited)

@@ -211,11 +211,12 @@ def _all_rows_reported(out: Path, rows: int) -> list[dict[str, str]]:
 def test_sigterm_during_a_day_long_retry_after_ends_the_run(serve, tmp_path: Path):
     url, server = serve(_TooMany)
     process, out = _start_run(url, tmp_path)
-    _wait_for_requests(server, 2)
+    _wait_for_requests(server, 1)
+    time.sleep(0.5)  # the 429 has paused every worker for a day
     process.send_signal(signal.SIGTERM)
     assert _finish(process) == 3  # old behaviour: the pause (capped at 120 s) is waited out
     assert {r["status"] for r in _all_rows_reported(out, 20)} == {"not_attempted"}
-    assert server.requests == 2
+    assert 1 <= server.requests <= 2  # the requests in flight when the first 429 came; none after
 
 
 def test_max_duration_ends_a_run_stuck_in_a_retry_after_pause(serve, tmp_path: Path):

@@ -18,8 +18,8 @@ import math
 import random
 import threading
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,9 @@ class SandboxConfig:
     departments: frozenset[str] = frozenset()
     #: Requests per second per account; None for no limit.
     rate_limit: float | None = None
+    #: How the limit counts: "bucket" (a token bucket holding a second's worth) or "window" (requests
+    #: accepted in the trailing second; refused ones not counted).
+    rate_limit_mode: str = "bucket"
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
     fail_rate: float = 0.0
@@ -52,14 +55,15 @@ class SandboxConfig:
 class _TokenBucket:
     """Per-account limit: a bucket of `rate` tokens refilled at `rate` per second."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
+        self.clock = clock
         self.tokens: dict[str, float] = {}
         self.stamp: dict[str, float] = {}
 
     def wait_needed(self, account: str) -> float:
         """0 if the account may go now (a token is taken), else seconds until a token is free."""
-        now = time.monotonic()
+        now = self.clock()
         tokens = min(self.rate, self.tokens.get(account, self.rate)
                      + (now - self.stamp.get(account, now)) * self.rate)
         self.stamp[account] = now
@@ -68,6 +72,27 @@ class _TokenBucket:
             return 0.0
         self.tokens[account] = tokens
         return (1 - tokens) / self.rate
+
+
+class _SlidingWindow:
+    """Per-account limit: at most `rate` requests accepted in any trailing second. Refused requests do not
+    count, so a client that keeps knocking is not locked out, only refused while the window is full."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = max(1, math.floor(rate))
+        self.clock = clock
+        self.accepted: dict[str, deque[float]] = {}
+
+    def wait_needed(self, account: str) -> float:
+        """0 if the account may go now (the request is counted), else seconds until the window has room."""
+        now = self.clock()
+        window = self.accepted.setdefault(account, deque())
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        if len(window) < self.limit:
+            window.append(now)
+            return 0.0
+        return window[0] + 1.0 - now
 
 
 @dataclass
@@ -101,7 +126,10 @@ class Sandbox:
         self.store = CustomerStore(config.db_path)
         self.stats = _Stats()
         self.random = random.Random(config.seed)
-        self.limiter = _TokenBucket(config.rate_limit) if config.rate_limit else None
+        self.limiter: _TokenBucket | _SlidingWindow | None = None
+        if config.rate_limit:
+            mode = _SlidingWindow if config.rate_limit_mode == "window" else _TokenBucket
+            self.limiter = mode(config.rate_limit)
         self.in_flight: Counter[str] = Counter()
         self.update_seq = 0
 
@@ -135,8 +163,10 @@ class Sandbox:
             wait = self.limiter.wait_needed(account)
             if wait > 0:
                 self.stats.rate_limited += 1
+                # The window mode always says 1 s, as a server counting a trailing second would.
+                after = 1 if isinstance(self.limiter, _SlidingWindow) else max(1, math.ceil(wait))
                 return _error(429, "429001", "TOO_MANY_REQUESTS", "rate limit exceeded",
-                              headers={"Retry-After": str(max(1, math.ceil(wait)))})
+                              headers={"Retry-After": str(after)})
         return None
 
     async def _latency(self) -> None:
