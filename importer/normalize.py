@@ -363,7 +363,10 @@ def normalize_frame(canonical: pd.DataFrame, locale_default: str = "") -> tuple[
         if dropped.any():
             problems.append(FieldProblem(name, message, dropped, values))
         if name.endswith(".block"):
-            out[name.removesuffix(".block") + ".ok"] = ~result
+            # "Not opted out" is not consent (texting consent least of all): an opt-out column can only
+            # withhold it. Where it does not, the flags are left out and the API's default applies.
+            out[name.removesuffix(".block") + ".ok"] = pd.Series(pd.NA, index=result.index,
+                                                                 dtype="boolean").mask(result.fillna(False), False)
         elif name.endswith(".consent"):
             out[name.removesuffix(".consent") + ".ok"] = result
         else:

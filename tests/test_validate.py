@@ -65,8 +65,9 @@ def test_rows_of_one_customer_become_one_merged_request(tmp_path: Path, write_cs
                            "type": "PRIMARY", "addressType": "P"}],
             "emails": [{"emailAddress": "ann@example.com", "label": "home"}],
             "phoneNumbers": [
-                {"phoneNumber": "+13105551234", "label": "cell", "okToCall": True, "okToText": True},
-                {"phoneNumber": "+16175550100", "label": "home", "okToCall": True, "okToText": True},
+                # blocked on the first row; the later "N" is no consent, so the block stands
+                {"phoneNumber": "+13105551234", "label": "cell", "okToCall": False, "okToText": False},
+                {"phoneNumber": "+16175550100", "label": "home"},
             ],
         },
         "vehicles": [
