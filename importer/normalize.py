@@ -197,6 +197,38 @@ def normalize_emails(values: pd.Series) -> Normalized:
     return on_uniques(values.str.lower(), _emails_unique)
 
 
+# -- placeholder contacts ------------------------------------------------------------------------------
+# What dealers type when a customer gives no email or phone. Sent, these merge strangers: the server's
+# duplicate search matches on contact and name, so two "John Smith"s at noemail@noemail.com become one.
+#: Email local parts that mean "no email", at any domain.
+PLACEHOLDER_EMAIL_LOCALS = ("none", "noemail", "no.email", "no-email", "no_email", "nomail", "no.mail", "noreply",
+                            "declined", "refused", "na", "n.a", "unknown", "notprovided", "not.provided",
+                            "donotemail", "dontemail", "noname", "nobody", "customer.declined")
+#: Email domains that mean "no email", whatever the local part.
+PLACEHOLDER_EMAIL_DOMAINS = ("none.com", "noemail.com", "no-email.com", "nomail.com", "noemail.net",
+                             "declined.com", "refused.com", "unknown.com", "donotemail.com", "noname.com",
+                             "none.none", "email.none")
+#: Phones made of one repeated digit (555-555-5555, 000-000-0000), or whose last seven are (310-000-0000),
+#: and runs of consecutive digits (123-456-7890, 987-654-3210).
+_SAME = "|".join(f"{d}{{7}}" for d in "0123456789")
+_RUNS = ("1234567890", "0123456789", "2345678901", "9876543210", "0987654321", "8765432109")
+_PLACEHOLDER_PHONE = rf"^(?:1?[0-9]{{3}}(?:{_SAME})|1?(?:{'|'.join(d * 3 for d in '0123456789')})(?:{_SAME})" \
+                     rf"|1?(?:{'|'.join(_RUNS)})|1?[0-9]{{3}}(?:1234567|7654321))$"
+
+
+def placeholder_emails(values: pd.Series) -> pd.Series:
+    """True where an email (normalized, lower case) is a known "no email" placeholder."""
+    locals_ = "|".join(p.replace(".", r"\.") for p in PLACEHOLDER_EMAIL_LOCALS)
+    domains = "|".join(p.replace(".", r"\.") for p in PLACEHOLDER_EMAIL_DOMAINS)
+    return values.str.contains(rf"^(?:{locals_})@|@(?:{domains})$", regex=True).fillna(False).astype(bool)
+
+
+def placeholder_phones(values: pd.Series) -> pd.Series:
+    """True where a phone, as typed, is a repeated-digit or sequential "no phone" placeholder."""
+    digits = values.str.replace("[^0-9]", "", regex=True)
+    return (values != "") & digits.str.contains(_PLACEHOLDER_PHONE, regex=True).fillna(False).astype(bool)
+
+
 # -- VINs -------------------------------------------------------------------------------------------
 _VIN_VALUES = np.zeros(256, dtype=np.int64)
 for _char, _value in TRANSLITERATION.items():
@@ -344,6 +376,20 @@ def _rule_for(column: str) -> tuple[Callable[[pd.Series], Normalized], str] | No
     return _FIELD_RULES.get(column)
 
 
+PLACEHOLDER_MESSAGE = "a placeholder, not the customer's own; treated as empty"
+
+
+def _placeholder(column: str, values: pd.Series, result: pd.Series) -> pd.Series | None:
+    """The placeholder contacts of a phone or email column (None for other columns)."""
+    if "." in column:
+        return None
+    if column.startswith("phone"):
+        return placeholder_phones(values)
+    if column.startswith("email"):
+        return placeholder_emails(result) | placeholder_emails(values.str.lower())
+    return None
+
+
 def normalize_frame(canonical: pd.DataFrame, locale_default: str = "") -> tuple[pd.DataFrame, list[FieldProblem]]:
     """Every canonical column normalized; consent columns become `<slot>.ok` booleans.
 
@@ -360,6 +406,12 @@ def normalize_frame(canonical: pd.DataFrame, locale_default: str = "") -> tuple[
             continue
         normalizer, message = rule
         result, dropped = normalizer(values)
+        placeholder = _placeholder(name, values, result)
+        if placeholder is not None:
+            dropped &= ~placeholder  # said once, as a placeholder
+            result = result.mask(placeholder, "")
+            if placeholder.any():
+                problems.append(FieldProblem(name, PLACEHOLDER_MESSAGE, placeholder, values))
         if dropped.any():
             problems.append(FieldProblem(name, message, dropped, values))
         if name.endswith(".block"):

@@ -23,6 +23,7 @@ from importer.config import RunConfig, ValidateConfig
 from importer.errors import ConfigError
 from importer.ledger import Ledger, RowOutcomes
 from importer.mapping import load_mapping
+from importer.merges import flag_merged
 from importer.pool import Job, Pool, PoolStats
 from importer.prepare import Prepared, prepare
 from importer.progress import NoProgress, Progress
@@ -157,6 +158,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
         finally:
             state.close()
         table = ledger.apply(prepared.rows.assign(customer_uuid="", customer_id=""), stats.stop_reason)
+        table, merged = flag_merged(table)
         write_results(out / "results.csv", table)
         write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
         summary = _summary(
@@ -165,6 +167,6 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
             retries=stats.retries, rate_limited=stats.rate_limited, searches=stats.searches,
             final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3),
             stopped=stats.stop_reason is not None and not interrupted, interrupted=interrupted,
-            stop_reason=stats.stop_reason)
+            stop_reason=stats.stop_reason, merged_customers=merged)
         write_summary(out / "summary.json", summary)
     return summary

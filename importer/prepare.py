@@ -15,6 +15,8 @@ from importer.normalize import FieldProblem, normalize_frame
 from importer.reader import InputFile, read_chunks
 from importer.records import Requests, customer_keys
 from importer.schema import ROW_RULES, row_errors
+from importer.shared import PROBLEM as SHARED_PROBLEM
+from importer.shared import SharedContacts, contact_table
 from importer.status import Status
 
 
@@ -70,22 +72,43 @@ def _warning_texts(problems: list[FieldProblem], mapping: MappingSpec, index: pd
     return pd.Series(warnings, index=index, dtype="str")
 
 
-def _row_table(frame: pd.DataFrame, warnings: pd.Series, mapping: MappingSpec, strict: bool,
-               tally: ProblemTally) -> pd.DataFrame:
+def _describe_last_name(mapping: MappingSpec, chunk: pd.DataFrame, resolved: dict[str, str]) -> pd.Series:
+    """How the last-name cell reads to the person who typed it: empty, or a placeholder such as "N/A"."""
+    column = mapping.fields["lastName"]
+    typed = chunk[resolved[column]].fillna("").astype("str").str.strip()
+    return pd.Series(np.where(typed == "", f"{column} is empty",
+                              (f"{column} is a placeholder (\"" + typed + "\")").to_numpy(dtype=object)),
+                     index=chunk.index, dtype="str")
+
+
+def _row_table(frame: pd.DataFrame, chunk: pd.DataFrame, resolved: dict[str, str], warnings: pd.Series,
+               mapping: MappingSpec, strict: bool) -> pd.DataFrame:
     codes = row_errors(frame)
     messages = codes.map(ROW_RULES).fillna("").astype("str")
     if mapping.fields.get("lastName"):
-        messages = messages.where(codes != "MISSING_LAST_NAME", messages + f" ({mapping.fields['lastName']} is empty)")
+        described = _describe_last_name(mapping, chunk, resolved)
+        messages = messages.where(codes != "MISSING_LAST_NAME", messages + " (" + described + ")")
     if strict:
         bad_field = (codes == "") & (warnings != "")
         codes = codes.mask(bad_field, "INVALID_FIELD")
         messages = messages.mask(bad_field, warnings)
-    for code in codes[codes != ""].unique():
-        tally.add("(row)", ROW_RULES.get(code, code), frame.index[(codes == code).to_numpy()].to_numpy())
     status = pd.Series(np.where(codes == "", Status.VALID.value, Status.INVALID.value), index=frame.index,
                        dtype="str")
-    return pd.DataFrame({"status": status, "customer_key": customer_keys(frame).where(codes == "", ""),
-                         "error_code": codes, "error_message": messages, "warnings": warnings})
+    # Invalid rows keep their key too: the person fixing them sees which customer they belong to.
+    return pd.DataFrame({"status": status, "customer_key": customer_keys(frame), "error_code": codes,
+                         "error_message": messages, "warnings": warnings})
+
+
+def _names_per_customer(rows: pd.DataFrame, mapping: MappingSpec) -> pd.Series:
+    """Rows refused only for a missing last name whose customer (same DMS key) has one on a valid row.
+
+    A name is required per customer, not per row: such a row is valid, and its vehicles are sent.
+    """
+    if not mapping.customer_key:
+        return pd.Series(False, index=rows.index)
+    valid_keys = pd.Index(rows.loc[rows["status"] == Status.VALID.value, "customer_key"].unique())
+    nameless = (rows["error_code"] == "MISSING_LAST_NAME") & ~rows["customer_key"].str.startswith("~")
+    return nameless & rows["customer_key"].isin(valid_keys)
 
 
 def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, keep_rows: bool) -> Prepared:
@@ -95,22 +118,44 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
         missing = ", ".join(repr(c) for c in header.missing)
         raise ConfigError(f"{source.name}: column(s) {missing} of mapping {mapping.name} not in the header")
     tally = ProblemTally()
-    tables, frames, invalid_raw = [], [], []
+    tables, frames, invalid_raw, contacts = [], [], [], []
     for chunk in read_chunks(source, config.chunk_rows):
         canonical = to_canonical(mapping, chunk, header.resolved)
         frame, problems = normalize_frame(canonical, mapping.customer_defaults.get("preferredLocale", ""))
         warnings = _warning_texts(problems, mapping, chunk.index, tally)
-        table = _row_table(frame, warnings, mapping, config.strict, tally)
+        table = _row_table(frame, chunk, header.resolved, warnings, mapping, config.strict)
         tables.append(table)
         valid = (table["status"] == Status.VALID).to_numpy()
+        # Rows without a last name may yet be valid, once every row of their customer is known.
+        maybe = valid | (table["error_code"] == "MISSING_LAST_NAME").to_numpy()
         invalid_raw.append(chunk[~valid])
+        contacts.append(contact_table(frame[maybe], table.loc[maybe, "customer_key"]))
         if keep_rows:
-            frames.append(frame[valid])
+            frames.append(frame[maybe])
     rows = pd.concat(tables) if tables else pd.DataFrame(
         {c: pd.Series(dtype="str") for c in ("status", "customer_key", "error_code", "error_message", "warnings")},
         index=pd.RangeIndex(0, name="source_row"))
+    named = _names_per_customer(rows, mapping)
+    if named.any():
+        rows.loc[named, ["status", "error_code", "error_message"]] = [Status.VALID.value, "", ""]
+    valid_rows = rows.index[(rows["status"] == Status.VALID.value).to_numpy()]
+    for code in rows.loc[rows["error_code"] != "", "error_code"].unique():
+        tally.add("(row)", ROW_RULES.get(code, code), rows.index[(rows["error_code"] == code).to_numpy()].to_numpy())
     kept = None
     if keep_rows:
         kept = pd.concat(frames) if frames else pd.DataFrame(index=pd.RangeIndex(0, name="source_row"))
+        kept = kept.loc[kept.index.intersection(valid_rows)]
+    every_contact = pd.concat(contacts, ignore_index=True) if contacts else contact_table(pd.DataFrame(), pd.Series())
+    shared = SharedContacts.find(every_contact[every_contact["row"].isin(valid_rows)],
+                                 mapping.shared_contact_limit)
+    if shared:
+        source_of = {column: mapping.source_of(column) for column in shared.hits["column"].unique()}
+        extra = shared.warnings(source_of)
+        current = rows.loc[extra.index, "warnings"]
+        rows.loc[extra.index, "warnings"] = current.where(current == "", current + "; ") + extra
+        for column, hits in shared.hits.groupby("column"):
+            tally.add(source_of[str(column)], SHARED_PROBLEM, np.sort(hits["row"].unique()))
+        if kept is not None:
+            kept = shared.drop(kept)
     raw = pd.concat(invalid_raw) if invalid_raw else pd.DataFrame(columns=list(source.header))
     return Prepared(rows, kept, tally, raw)
