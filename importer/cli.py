@@ -98,6 +98,9 @@ def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
                    help="a file only you can read with MK_USERNAME=... and MK_PASSWORD=... lines")
     p.add_argument("--sandbox", action="store_true",
                    help="import into an embedded sandbox server on a free loopback port (no credentials needed)")
+    p.add_argument("--sandbox-db", type=Path, metavar="PATH",
+                   help="with --sandbox: keep the sandbox's customers in this SQLite file, and the state beside "
+                        "it, so a later run (a re-import) meets the same customers")
     p.add_argument("--rate", type=_positive, default=20.0, metavar="N",
                    help="requests per second at most, retries included (default 20)")
     p.add_argument("--concurrency", type=int, default=8, metavar="N", help="requests in flight at most (default 8)")
@@ -242,6 +245,8 @@ def _run(args: argparse.Namespace) -> int:
     department = args.department_uuid or ("sandbox-department" if args.sandbox else None)
     if not department:
         raise ConfigError("no department: give --department-uuid or set MK_DEPARTMENT_UUID")
+    if args.sandbox_db is not None and not args.sandbox:
+        raise ConfigError("--sandbox-db needs --sandbox")
     if args.concurrency < 1 or args.max_attempts < 1:
         raise ConfigError("--concurrency and --max-attempts must be at least 1")
     config = RunConfig(
@@ -249,7 +254,7 @@ def _run(args: argparse.Namespace) -> int:
         credentials=_credentials(args), pool=PoolSettings(rate=args.rate, concurrency=args.concurrency,
                                                           max_attempts=args.max_attempts),
         out_dir=args.out, state_path=args.state, full=args.full, max_duration=args.max_duration,
-        insecure_http=args.insecure_http, sandbox=args.sandbox)
+        insecure_http=args.insecure_http, sandbox=args.sandbox, sandbox_db=args.sandbox_db)
     summary = run_import(config, _progress(args))
     _print_summary(summary, args)
     return int(summary["exit_code"])

@@ -30,6 +30,7 @@ class ErrorCode(StrEnum):
     DUPLICATE_KEY = "DUPLICATE_KEY"
     RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"
     NOT_JSON = "NOT_JSON"
+    SAVED_WITHOUT_FIELD = "SAVED_WITHOUT_FIELD"
 
 
 EXPLANATIONS: dict[ErrorCode, Explanation] = {
@@ -54,6 +55,9 @@ EXPLANATIONS: dict[ErrorCode, Explanation] = {
     ErrorCode.NOT_JSON: Explanation(
         "the API answered with something that is not its JSON reply (a login page or a proxy?)",
         "check --api-url and the network path to the API; the next run retries it"),
+    ErrorCode.SAVED_WITHOUT_FIELD: Explanation(
+        "the customer was saved, but without a phone, email or VIN that could not be read (errors.csv only)",
+        "correct the cell named in the message and import the row again: the same customer is completed"),
 }
 
 _HTTP = re.compile(r"^HTTP_(\d{3})$")

@@ -54,3 +54,5 @@ class RunConfig:
     insecure_http: bool = False
     #: start the embedded sandbox in-process and import into it
     sandbox: bool = False
+    #: the embedded sandbox keeps its customers in this SQLite file (the state defaults to beside it)
+    sandbox_db: Path | None = None

@@ -44,6 +44,11 @@ def default_out_dir(root: Path = Path("mk-import-out")) -> Path:
     return candidate
 
 
+def sandbox_state_path(sandbox_db: Path) -> Path:
+    """The state of runs into a sandbox that keeps its customers in `sandbox_db`: beside it."""
+    return sandbox_db.with_name(sandbox_db.name + ".state.sqlite")
+
+
 def _summary(command: str, source: InputFile, mapping: str, table: pd.DataFrame, prepared: Prepared,
              started: float, out: Path, **extra: Any) -> dict[str, Any]:
     counts = {str(k): int(v) for k, v in table["status"].value_counts().items()}
@@ -100,7 +105,8 @@ async def _send(config: RunConfig, ledger: Ledger, jobs: Iterator[Job]) -> tuple
         if config.sandbox:
             credentials = Credentials("sandbox", secrets.token_urlsafe(16))
             api_url = await stack.enter_async_context(
-                running_sandbox(SandboxConfig(users={credentials.username: credentials.password})))
+                running_sandbox(SandboxConfig(users={credentials.username: credentials.password},
+                                              db_path=str(config.sandbox_db) if config.sandbox_db else None)))
         if credentials is None:
             raise ConfigError("no credentials: set MK_USERNAME and MK_PASSWORD, or --credentials-file")
         session = await stack.enter_async_context(aiohttp.ClientSession(
@@ -140,9 +146,11 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
     with open_input(config.prepare.input) as source:
         prepared = prepare(source, mapping, config.prepare, keep_rows=True)
         out = config.out_dir or default_out_dir()
-        # The sandbox forgets its customers when the run ends, so its state lives with the run's reports.
-        state_path = config.state_path or (out / "state.sqlite" if config.sandbox
-                                           else default_state_path(config.department))
+        # The sandbox forgets its customers when the run ends, so its state lives with the run's reports;
+        # unless it keeps them (--sandbox-db), and then the state lives beside them.
+        state_path = config.state_path or (
+            sandbox_state_path(config.sandbox_db) if config.sandbox and config.sandbox_db
+            else out / "state.sqlite" if config.sandbox else default_state_path(config.department))
         state = StateStore(state_path, config.department)  # refuses a bad state file before any report
         make_private_dir(out)
         try:
@@ -159,6 +167,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
             state.close()
         table = ledger.apply(prepared.rows.assign(customer_uuid="", customer_id=""), stats.stop_reason)
         table, merged = flag_merged(table)
+        prepared.problems.add_failures(table)
         write_results(out / "results.csv", table)
         write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
         summary = _summary(

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from importer.codes import explain
 from importer.config import PrepareConfig
 from importer.errors import ConfigError
-from importer.mapping import MappingSpec, check_header, to_canonical
-from importer.normalize import FieldProblem, normalize_frame
+from importer.mapping import MappingSpec, check_header, header_key, to_canonical
+from importer.normalize import PLACEHOLDER_MESSAGE, FieldProblem, normalize_frame
 from importer.reader import InputFile, read_chunks
 from importer.records import Requests, customer_keys
 from importer.schema import ROW_RULES, row_errors
@@ -32,6 +35,12 @@ class ProblemTally:
             self.counts[(column, problem)] += len(rows)
             self.first_row.setdefault((column, problem), int(rows[0]))
 
+    def add_failures(self, table: pd.DataFrame) -> None:
+        """Rows the API refused or never answered, by error code, beside the data's own problems."""
+        failed = table[table["status"] == Status.FAILED.value]
+        for code, rows in failed.groupby("error_code", sort=False):
+            self.add("(API)", f"{code}: {explain(str(code)).meaning}", rows.index.to_numpy())
+
     def most_common(self, n: int = 10) -> list[dict[str, object]]:
         return [{"column": column, "problem": problem, "rows": count, "example_row": self.first_row[(column, problem)]}
                 for (column, problem), count in self.counts.most_common(n)]
@@ -41,7 +50,8 @@ class ProblemTally:
 class Prepared:
     """Every input row accounted for, and what is needed to build the requests."""
 
-    #: one line per input row, indexed by source row: status, customer_key, error_code, error_message, warnings
+    #: one line per input row, indexed by source row: status, customer_key, error_code, error_message, warnings,
+    #: dropped (source columns of unreadable phones, emails, VINs left out), original_row (see original_rows)
     rows: pd.DataFrame
     #: normalized canonical columns of the valid rows (only when requests are wanted)
     frame: pd.DataFrame | None
@@ -54,6 +64,37 @@ class Prepared:
             raise RuntimeError("prepared without keeping the rows")
         valid = self.rows["status"] == Status.VALID
         return Requests(self.frame, self.rows.loc[valid, "customer_key"], mapping, validate_vin=validate_vin)
+
+
+#: Fields that, dropped because they could not be read, leave a saved customer incomplete: fixing the cell
+#: and importing the row again completes it (a placeholder or shared contact has nothing to fix).
+_COMPLETABLE = r"^(?:phone[0-9]+|email[0-9]+|vin)$"
+
+
+def _dropped_fields(problems: list[FieldProblem], mapping: MappingSpec, index: pd.Index) -> pd.Series:
+    """The source columns of each row whose unreadable phone, email or VIN was dropped, joined by ", "."""
+    names: dict[int, list[str]] = {}
+    for problem in problems:
+        if problem.message == PLACEHOLDER_MESSAGE or not re.fullmatch(_COMPLETABLE, problem.field):
+            continue
+        for position in np.flatnonzero(problem.mask.to_numpy()).tolist():
+            names.setdefault(position, []).append(mapping.source_of(problem.field))
+    dropped = np.full(len(index), "", dtype=object)
+    for position, columns in names.items():
+        dropped[position] = ", ".join(dict.fromkeys(columns))
+    return pd.Series(dropped, index=index, dtype="str")
+
+
+def original_rows(source: InputFile) -> pd.Series | None:
+    """For an error report being imported again, each row's number in the file it came from."""
+    if not source.is_error_report:
+        return None
+    position = [header_key(c) for c in source.file_header].index("mk_source_row")
+    with source.path.open(encoding=source.encoding, newline="") as stream:
+        records = csv.reader(stream, delimiter=source.delimiter)
+        next(records, None)
+        numbers = [record[position] if len(record) > position else "" for record in records if record]
+    return pd.Series(numbers, index=pd.RangeIndex(1, len(numbers) + 1, name="source_row"), dtype="str")
 
 
 def _warning_texts(problems: list[FieldProblem], mapping: MappingSpec, index: pd.Index,
@@ -124,6 +165,7 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
         frame, problems = normalize_frame(canonical, mapping.customer_defaults.get("preferredLocale", ""))
         warnings = _warning_texts(problems, mapping, chunk.index, tally)
         table = _row_table(frame, chunk, header.resolved, warnings, mapping, config.strict)
+        table["dropped"] = _dropped_fields(problems, mapping, chunk.index)
         tables.append(table)
         valid = (table["status"] == Status.VALID).to_numpy()
         # Rows without a last name may yet be valid, once every row of their customer is known.
@@ -133,8 +175,11 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
         if keep_rows:
             frames.append(frame[maybe])
     rows = pd.concat(tables) if tables else pd.DataFrame(
-        {c: pd.Series(dtype="str") for c in ("status", "customer_key", "error_code", "error_message", "warnings")},
+        {c: pd.Series(dtype="str") for c in ("status", "customer_key", "error_code", "error_message", "warnings",
+                                              "dropped")},
         index=pd.RangeIndex(0, name="source_row"))
+    original = original_rows(source)
+    rows["original_row"] = "" if original is None else original.reindex(rows.index, fill_value="")
     named = _names_per_customer(rows, mapping)
     if named.any():
         rows.loc[named, ["status", "error_code", "error_message"]] = [Status.VALID.value, "", ""]

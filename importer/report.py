@@ -17,12 +17,45 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from importer.codes import ErrorCode
 from importer.reader import FORMULA_TRIGGERS, REPORT_COLUMNS, InputFile, read_chunks
 
 RESULT_COLUMNS = ("source_row", "status", "customer_key", "customer_uuid", "customer_id", "error_code",
-                  "error_message", "warnings")
+                  "error_message", "warnings", "original_row")
 #: Statuses whose rows go to errors.csv, to be fixed and imported again.
 ERROR_STATUSES = ("invalid", "failed")
+#: Statuses of rows that were (or would be) saved: such a row goes to errors.csv only if a field was dropped.
+SAVED_STATUSES = ("success", "unchanged", "valid")
+#: Marks an API failure that no change to the data can fix.
+RETRIED_NEXT_RUN = "nothing to fix: retried next run"
+
+
+def _retried_next_run(codes: pd.Series) -> pd.Series:
+    """API failures a rerun may get through (no answer, server errors, throttling), as opposed to refusals
+    that name something in the data."""
+    transient = codes.isin([ErrorCode.RETRIES_EXHAUSTED.value, ErrorCode.NOT_JSON.value])
+    return transient | codes.str.fullmatch(r"HTTP_(?:5[0-9][0-9]|429|408)").fillna(False).astype(bool)
+
+
+def error_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows errors.csv lists, with what it says about each: status, error_code, error_message, warnings.
+
+    Besides the invalid and failed rows: rows saved without an unreadable phone, email or VIN (fixing the
+    cell and importing the row again completes the customer), marked SAVED_WITHOUT_FIELD. API failures
+    that no data change can fix say so first.
+    """
+    dropped = table["dropped"] if "dropped" in table else pd.Series("", index=table.index, dtype="str")
+    incomplete = table["status"].isin(SAVED_STATUSES) & (dropped != "")
+    wanted = table[table["status"].isin(ERROR_STATUSES) | incomplete]
+    why = wanted[["status", "error_code", "error_message", "warnings"]].astype("str")
+    saved_without = incomplete.loc[wanted.index]
+    why.loc[saved_without, "error_code"] = ErrorCode.SAVED_WITHOUT_FIELD.value
+    why.loc[saved_without, "error_message"] = (
+        "saved without " + dropped.loc[wanted.index][saved_without]
+        + ", which could not be read: correct it and import this row again to complete the customer")
+    retried = (wanted["status"] == "failed") & _retried_next_run(why["error_code"])
+    why.loc[retried, "error_message"] = RETRIED_NEXT_RUN + " (" + why.loc[retried, "error_message"] + ")"
+    return why
 _DEFUSE = "^([" + FORMULA_TRIGGERS.replace("-", r"\-") + "])"
 
 
@@ -78,12 +111,12 @@ def _raw_chunks(source: InputFile, rows: pd.Index, known: pd.DataFrame) -> Itera
 
 
 def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: pd.DataFrame) -> int:
-    """The input rows whose status is invalid or failed, original columns first, then why. Row count.
+    """The input rows to look at (see error_rows), original columns first, then why. Row count.
 
     `known_raw` holds original cells already at hand (the invalid rows); the file is read again only for
-    rows it lacks (those the API refused).
+    rows it lacks (those the API refused, those saved without a field).
     """
-    wanted = table[table["status"].isin(ERROR_STATUSES)]
+    wanted = error_rows(table)
     written = 0
     with private_file(path, encoding="utf-8-sig") as stream:
         pd.DataFrame(columns=[*source.header, *REPORT_COLUMNS]).to_csv(stream, index=False, lineterminator="\r\n")
@@ -92,7 +125,7 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
         for raw in _raw_chunks(source, wanted.index, known_raw):
             if raw.empty:
                 continue
-            why = wanted.loc[raw.index, ["status", "error_code", "error_message", "warnings"]]
+            why = wanted.loc[raw.index]
             out = raw.astype("str")
             out["mk_source_row"] = raw.index.astype(str)
             for column in ("status", "error_code", "error_message", "warnings"):
