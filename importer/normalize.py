@@ -377,6 +377,13 @@ def _rule_for(column: str) -> tuple[Callable[[pd.Series], Normalized], str] | No
 
 
 PLACEHOLDER_MESSAGE = "a placeholder, not the customer's own; treated as empty"
+#: A value a spreadsheet would run as a formula (`=HYPERLINK(...)`, `@SUM(...)`, `+cmd|...`): never a real
+#: name or address, and a trap for whoever opens the dealer's CRM export. "-" or "+" before a digit or
+#: a space is left alone ("-1 Main St" is odd, not dangerous).
+FORMULA_START = r"^(?:[=@]|[+-][^0-9 ])"
+FORMULA_MESSAGE = "would run as a spreadsheet formula; not sent"
+_FORMULA_FIELDS = ("firstName", "middleName", "lastName", "company", "address.line1", "address.line2",
+                   "address.city")
 
 
 def _placeholder(column: str, values: pd.Series, result: pd.Series) -> pd.Series | None:
@@ -402,7 +409,13 @@ def normalize_frame(canonical: pd.DataFrame, locale_default: str = "") -> tuple[
         name = str(column)
         rule = _rule_for(name)
         if rule is None:
-            out[name] = squeeze_spaces(values) if name in _NAME_FIELDS else values
+            text = squeeze_spaces(values) if name in _NAME_FIELDS else values
+            if name in _FORMULA_FIELDS:
+                formula = text.str.contains(FORMULA_START, regex=True).fillna(False).astype(bool)
+                if formula.any():
+                    problems.append(FieldProblem(name, FORMULA_MESSAGE, formula, values))
+                    text = text.mask(formula, "")
+            out[name] = text
             continue
         normalizer, message = rule
         result, dropped = normalizer(values)

@@ -14,7 +14,7 @@ from importer.codes import explain
 from importer.config import PrepareConfig
 from importer.errors import ConfigError
 from importer.mapping import MappingSpec, check_header, header_key, to_canonical
-from importer.normalize import PLACEHOLDER_MESSAGE, FieldProblem, normalize_frame
+from importer.normalize import FORMULA_START, PLACEHOLDER_MESSAGE, FieldProblem, normalize_frame
 from importer.reader import InputFile, read_chunks
 from importer.records import Requests, customer_keys
 from importer.schema import ROW_RULES, row_errors
@@ -117,8 +117,11 @@ def _describe_last_name(mapping: MappingSpec, chunk: pd.DataFrame, resolved: dic
     """How the last-name cell reads to the person who typed it: empty, or a placeholder such as "N/A"."""
     column = mapping.fields["lastName"]
     typed = chunk[resolved[column]].fillna("").astype("str").str.strip()
+    quoted = ("(\"" + typed + "\")").to_numpy(dtype=object)
+    formula = typed.str.contains(FORMULA_START, regex=True).fillna(False).to_numpy(dtype=bool)
     return pd.Series(np.where(typed == "", f"{column} is empty",
-                              (f"{column} is a placeholder (\"" + typed + "\")").to_numpy(dtype=object)),
+                              np.where(formula, f"{column} would run as a spreadsheet formula " + quoted,
+                                       f"{column} is a placeholder " + quoted)),
                      index=chunk.index, dtype="str")
 
 

