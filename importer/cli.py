@@ -82,6 +82,10 @@ def _add_validate(sub: argparse._SubParsersAction[_Parser]) -> None:
     _add_prepare_options(p)
     p.add_argument("--payloads", type=Path, metavar="FILE.jsonl",
                    help="also write the exact JSON requests a run would send, one per line")
+    p.add_argument("--state", type=Path, metavar="PATH",
+                   help="say what a run with this state would do: customers to create, update, leave unchanged")
+    p.add_argument("--department-uuid", metavar="D",
+                   help="the same, from this department's default state file")
 
 
 def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -174,6 +178,10 @@ def _print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
     counts = ", ".join(f"{n:,} {status}" for status, n in sorted(summary["counts"].items(), key=lambda i: -i[1]))
     print(f"{summary['command']}: {summary['rows']:,} rows ({counts or 'none'}); "
           f"{summary['customers']:,} customers; {summary['duration_s']:.1f} s", file=sys.stderr)
+    if "forecast" in summary:
+        f = summary["forecast"]
+        print(f"a run would create {f['create']:,} customers, update {f['update']:,}, leave {f['unchanged']:,} "
+              f"unchanged; {f['invalid']:,} rows invalid", file=sys.stderr)
     if summary["problems"]:
         print("most frequent problems:", file=sys.stderr)
         for p in summary["problems"]:
@@ -183,8 +191,11 @@ def _print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     from importer.pipeline import validate
+    from importer.state import default_state_path
 
-    summary = validate(ValidateConfig(_prepare_config(args), out_dir=args.out, payloads=args.payloads))
+    state = args.state or (default_state_path(args.department_uuid) if args.department_uuid else None)
+    summary = validate(ValidateConfig(_prepare_config(args), out_dir=args.out, payloads=args.payloads,
+                                      state_path=state, department=args.department_uuid))
     _print_summary(summary, args)
     return int(summary["exit_code"])
 

@@ -32,6 +32,10 @@ class ValidateConfig:
     out_dir: Path | None = None
     #: where to write the exact JSON bodies a run would send, one per line
     payloads: Path | None = None
+    #: a state to forecast from (what a run would create, update, leave unchanged); None for none
+    state_path: Path | None = None
+    #: the department of that state (None: the one the state file names)
+    department: str | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from importer import __version__
 from importer.client import ApiClient, Credentials, check_api_url, encode_body
 from importer.config import RunConfig, ValidateConfig
 from importer.errors import ConfigError
+from importer.forecast import forecast, saved_customers
 from importer.ledger import Ledger, RowOutcomes
 from importer.mapping import load_mapping
 from importer.merges import flag_merged
@@ -83,7 +84,14 @@ def validate(config: ValidateConfig) -> dict[str, Any]:
     started = time.monotonic()
     mapping = load_mapping(config.prepare.mapping)
     with open_input(config.prepare.input) as source:
-        prepared = prepare(source, mapping, config.prepare, keep_rows=config.payloads is not None)
+        wants_requests = config.payloads is not None or config.state_path is not None
+        prepared = prepare(source, mapping, config.prepare, keep_rows=wants_requests)
+        extra: dict[str, Any] = {}
+        if config.state_path is not None:
+            invalid = int((prepared.rows["status"] == Status.INVALID.value).sum())
+            extra["forecast"] = forecast(prepared.requests(mapping, config.prepare.validate_vin),
+                                         saved_customers(config.state_path, config.department), invalid)
+            extra["state"] = str(config.state_path)
         out = make_private_dir(config.out_dir or default_out_dir())
         if config.payloads is not None:
             write_payloads(config.payloads, (encode_body(r.body) for r in
@@ -91,7 +99,7 @@ def validate(config: ValidateConfig) -> dict[str, Any]:
         table = prepared.rows.assign(customer_uuid="", customer_id="")
         write_results(out / "results.csv", table)
         write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
-        summary = _summary("validate", source, mapping.name, table, prepared, started, out, api_url=None)
+        summary = _summary("validate", source, mapping.name, table, prepared, started, out, api_url=None, **extra)
         write_summary(out / "summary.json", summary)
     return summary
 

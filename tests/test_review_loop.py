@@ -125,3 +125,41 @@ def test_sandbox_db_keeps_customers_for_a_re_import(tmp_path: Path, write_csv):
     with SandboxThread(SandboxConfig(users={USER: "x"}, db_path=str(db))) as sandbox:
         assert Api(sandbox.url, USER, "x").stats()["customers"] == 2
     assert main(["run", str(path), "-m", "dealervault", "--sandbox-db", str(db), "--department-uuid", "d"]) == 2
+
+
+def test_validate_with_a_state_says_what_a_run_would_do(sandbox, creds, tmp_path: Path, write_csv):
+    rows = [dv_row("1", first="Ann", last="Lee"), dv_row("2", first="Bob", last="Day"),
+            dv_row("3", first="Cy", last="Roe"), dv_row("4", last="")]
+    state = tmp_path / "state.sqlite"  # where run() keeps it
+    never = tmp_path / "none.sqlite"
+
+    def forecast(path: Path, state_path: Path) -> dict[str, int]:
+        out = tmp_path / f"v-{path.stem}-{state_path.stem}"
+        main(["validate", str(path), "-m", "dealervault", "--out", str(out), "--state", str(state_path)])
+        result: dict[str, int] = read_summary(out)["forecast"]
+        return result
+
+    first = write_csv([DV_HEADER, *rows], name="first.csv")
+    assert forecast(first, never) == {"create": 3, "update": 0, "unchanged": 0, "invalid": 1}
+    assert not never.exists(), "a forecast creates no state"
+    run(first, sandbox.url, tmp_path / "out")
+    changed = write_csv([DV_HEADER, rows[0], dv_row("2", first="Bob", last="Day", cell="(310) 555-1234"),
+                         dv_row("3", first="Cy", last="Roe"), dv_row("3", first="", last="Roe"),
+                         dv_row("5", first="Di", last="Ng"), rows[3]], name="second.csv")
+    # 1: same rows; 3: more rows, same body; 2: changed; 5: new
+    assert forecast(changed, state) == {"create": 1, "update": 1, "unchanged": 2, "invalid": 1}
+    requests_before = Api(sandbox.url).stats()["requests"]
+    run(changed, sandbox.url, tmp_path / "out2")
+    summary = read_summary(tmp_path / "out2")
+    assert Api(sandbox.url).stats()["requests"] - requests_before == 2
+    assert summary["counts"]["unchanged"] == 3  # rows: customer 1's, and both of customer 3's
+
+
+def test_validate_forecasts_from_the_departments_default_state(monkeypatch, tmp_path: Path, write_csv):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    path = write_csv([DV_HEADER, dv_row("1")])
+    out = tmp_path / "out"
+    assert main(["validate", str(path), "-m", "dealervault", "--out", str(out), "--department-uuid", "dept-9"]) == 0
+    summary = read_summary(out)
+    assert summary["forecast"] == {"create": 1, "update": 0, "unchanged": 0, "invalid": 0}
+    assert summary["state"] == str(tmp_path / "xdg" / "mk-import" / "dept-9.sqlite")
