@@ -89,8 +89,10 @@ def validate(config: ValidateConfig) -> dict[str, Any]:
         extra: dict[str, Any] = {}
         if config.state_path is not None:
             invalid = int((prepared.rows["status"] == Status.INVALID.value).sum())
-            extra["forecast"] = forecast(prepared.requests(mapping, config.prepare.validate_vin),
-                                         saved_customers(config.state_path, config.department), invalid)
+            saved = saved_customers(config.state_path, config.department)
+            if mapping.customer_key:
+                prepared.restore_leading_zeros(saved.index, mapping.customer_key)
+            extra["forecast"] = forecast(prepared.requests(mapping, config.prepare.validate_vin), saved, invalid)
             extra["state"] = str(config.state_path)
         out = make_private_dir(config.out_dir or default_out_dir())
         if config.payloads is not None:
@@ -162,6 +164,8 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
         state = StateStore(state_path, config.department)  # refuses a bad state file before any report
         make_private_dir(out)
         try:
+            if mapping.customer_key:
+                prepared.restore_leading_zeros(state.load().index, mapping.customer_key)
             ledger = Ledger(state, state.unsettled(), progress, RowOutcomes(prepared.rows.index))
             requests = prepared.requests(mapping, config.prepare.validate_vin)
             progress.start(int(prepared.rows.loc[prepared.rows["status"] == Status.VALID, "customer_key"].nunique()))

@@ -59,6 +59,36 @@ class Prepared:
     #: the invalid rows as read, for errors.csv without a second pass over the file
     invalid_raw: pd.DataFrame
 
+    def restore_leading_zeros(self, known: pd.Index, key_column: str) -> int:
+        """Give back the leading zeros a spreadsheet took from customer keys (`82` for `0000082`): a key
+        the state does not know, all digits, that is exactly one known key without its zeros, and whose
+        padded form the file does not use itself. Such rows are warned; how many there were.
+
+        Otherwise a key-only customer would be created twice: the state could not tell it is known, nor
+        could the server's matching without a phone, email or VIN.
+        """
+        keys = self.rows["customer_key"]
+        known = pd.Index(known.astype("str"))
+        padded = known[known.str.fullmatch("0+[1-9][0-9]*")]
+        bare = pd.Series(padded.str.lstrip("0"), dtype="str")
+        unique = ~bare.duplicated(keep=False)
+        restore = dict(zip(bare[unique], padded[unique.to_numpy()], strict=True))
+        valid = self.rows["status"] == Status.VALID.value
+        target = keys.map(restore)
+        hit = valid & keys.str.fullmatch("[1-9][0-9]*") & ~keys.isin(known) & target.notna()
+        hit &= ~target.isin(keys[valid])
+        if not hit.any():
+            return 0
+        note = (key_column + ": " + keys[hit] + " read as " + target[hit].astype("str")
+                + ", the customer the state knows (leading zeros lost in a spreadsheet?)")
+        current = self.rows.loc[hit, "warnings"]
+        self.rows.loc[hit, "warnings"] = current.where(current == "", current + "; ") + note
+        self.rows.loc[hit, "customer_key"] = target[hit].astype("str")
+        if self.frame is not None and "customerKey" in self.frame:
+            rows = self.frame.index.intersection(keys.index[hit.to_numpy()])
+            self.frame.loc[rows, "customerKey"] = target[rows].astype("str")
+        return int(hit.sum())
+
     def requests(self, mapping: MappingSpec, validate_vin: bool) -> Requests:
         if self.frame is None:
             raise RuntimeError("prepared without keeping the rows")

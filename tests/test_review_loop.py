@@ -163,3 +163,21 @@ def test_validate_forecasts_from_the_departments_default_state(monkeypatch, tmp_
     summary = read_summary(out)
     assert summary["forecast"] == {"create": 1, "update": 0, "unchanged": 0, "invalid": 0}
     assert summary["state"] == str(tmp_path / "xdg" / "mk-import" / "dept-9.sqlite")
+
+
+def test_a_key_that_lost_its_leading_zeros_is_the_known_customer(sandbox, creds, tmp_path: Path, write_csv):
+    run(write_csv([DV_HEADER, dv_row("0000082", first="Ann", last="Lee"), dv_row("0000083", first="Bo", last="Li"),
+                   dv_row("00083", first="Cy", last="Ma")], name="first.csv"), sandbox.url, tmp_path / "o1")
+    first = {r["customer_key"]: r["customer_uuid"] for r in read_csv(tmp_path / "o1" / "results.csv")}
+    # as a spreadsheet saves it: 82 unambiguous, 83 could be either
+    edited = write_csv([DV_HEADER, dv_row("82", first="Ann", last="Lee-Smith"), dv_row("83", first="Bo", last="Li")],
+                       name="edited.csv")
+    run(edited, sandbox.url, tmp_path / "o2")
+    ann, bo = read_csv(tmp_path / "o2" / "results.csv")
+    assert ann["customer_key"] == "0000082"
+    assert ann["customer_uuid"] == first["0000082"]
+    assert "Customer Number: 82 read as 0000082" in ann["warnings"]
+    assert bo["customer_key"] == "83"
+    assert "read as" not in bo["warnings"]
+    stats = Api(sandbox.url).stats()
+    assert stats["creates"] == 4  # three customers, then only the ambiguous 83
