@@ -90,8 +90,7 @@ def validate(config: ValidateConfig) -> dict[str, Any]:
         if config.state_path is not None:
             invalid = int((prepared.rows["status"] == Status.INVALID.value).sum())
             saved = saved_customers(config.state_path, config.department)
-            if mapping.customer_key:
-                prepared.restore_leading_zeros(saved.index, mapping.customer_key)
+            prepared.recognise_known_keys(saved.index, mapping.customer_key)
             extra["forecast"] = forecast(prepared.requests(mapping, config.prepare.validate_vin), saved, invalid)
             extra["state"] = str(config.state_path)
         out = make_private_dir(config.out_dir or default_out_dir())
@@ -164,8 +163,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
         state = StateStore(state_path, config.department)  # refuses a bad state file before any report
         make_private_dir(out)
         try:
-            if mapping.customer_key:
-                prepared.restore_leading_zeros(state.load().index, mapping.customer_key)
+            prepared.recognise_known_keys(state.load().index, mapping.customer_key)
             ledger = Ledger(state, state.unsettled(), progress, RowOutcomes(prepared.rows.index))
             requests = prepared.requests(mapping, config.prepare.validate_vin)
             progress.start(int(prepared.rows.loc[prepared.rows["status"] == Status.VALID, "customer_key"].nunique()))

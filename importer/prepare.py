@@ -16,7 +16,7 @@ from importer.errors import ConfigError
 from importer.mapping import MappingSpec, check_header, header_key, to_canonical
 from importer.normalize import FORMULA_START, PLACEHOLDER_MESSAGE, FieldProblem, normalize_frame
 from importer.reader import InputFile, read_chunks
-from importer.records import Requests, customer_keys
+from importer.records import Requests, customer_keys, legacy_keys
 from importer.schema import ROW_RULES, row_errors
 from importer.shared import PROBLEM as SHARED_PROBLEM
 from importer.shared import SharedContacts, contact_table
@@ -58,6 +58,19 @@ class Prepared:
     problems: ProblemTally
     #: the invalid rows as read, for errors.csv without a second pass over the file
     invalid_raw: pd.DataFrame
+
+    def recognise_known_keys(self, known: pd.Index, key_column: str | None) -> None:
+        """Keys that the state knows under another spelling: lost leading zeros (with a key column), and
+        derived keys a state made before they were readable knows as `~` and a hash."""
+        known = pd.Index(known.astype("str"))
+        if key_column:
+            self.restore_leading_zeros(known, key_column)
+        legacy = self.rows.get("legacy_key")
+        if legacy is not None:
+            keys = self.rows["customer_key"]
+            old = (legacy != "") & legacy.isin(known) & ~keys.isin(known)
+            if old.any():
+                self.rows.loc[old, "customer_key"] = legacy[old]
 
     def restore_leading_zeros(self, known: pd.Index, key_column: str) -> int:
         """Give back the leading zeros a spreadsheet took from customer keys (`82` for `0000082`): a key
@@ -199,6 +212,7 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
         warnings = _warning_texts(problems, mapping, chunk.index, tally)
         table = _row_table(frame, chunk, header.resolved, warnings, mapping, config.strict)
         table["dropped"] = _dropped_fields(problems, mapping, chunk.index)
+        table["legacy_key"] = legacy_keys(frame)
         tables.append(table)
         valid = (table["status"] == Status.VALID).to_numpy()
         # Rows without a last name may yet be valid, once every row of their customer is known.

@@ -181,3 +181,34 @@ def test_a_key_that_lost_its_leading_zeros_is_the_known_customer(sandbox, creds,
     assert "read as" not in bo["warnings"]
     stats = Api(sandbox.url).stats()
     assert stats["creates"] == 4  # three customers, then only the ambiguous 83
+
+
+def test_derived_keys_are_readable_and_a_state_of_hashed_keys_still_knows_them(sandbox, creds, tmp_path: Path):
+    import sqlite3
+
+    from importer.config import PrepareConfig
+    from importer.mapping import load_mapping
+    from importer.prepare import prepare
+    from importer.reader import open_input
+    from sample_data.generate import write
+
+    source = write("tekion-ro", tmp_path / "ro.csv", 60, seed=8)
+    run(source, sandbox.url, tmp_path / "o1", "--rate", "1000", mapping="tekion-ro")
+    results = read_csv(tmp_path / "o1" / "results.csv")
+    first = next(r for r in results if r["status"] == "success")
+    assert first["customer_key"].startswith("~")
+    assert " #" in first["customer_key"]
+    assert first["customer_key"].split(" #")[0][1:].strip(), "the name reads before the hash"
+    # a state written before keys were readable: every customer under `~` and a hash
+    with open_input(str(source)) as opened:
+        rows = prepare(opened, load_mapping("tekion-ro"), PrepareConfig(str(source), "tekion-ro"),
+                       keep_rows=False).rows
+    old_of = dict(zip(rows["customer_key"], rows["legacy_key"], strict=True))
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        db.executemany("UPDATE customers SET customer_key = ? WHERE customer_key = ?",
+                       [(old_of[k], k) for (k,) in db.execute("SELECT customer_key FROM customers").fetchall()])
+    creates = Api(sandbox.url).stats()["creates"]
+    run(source, sandbox.url, tmp_path / "o2", "--rate", "1000", mapping="tekion-ro")
+    again = read_csv(tmp_path / "o2" / "results.csv")
+    assert {r["status"] for r in again} <= {"unchanged", "invalid"}
+    assert Api(sandbox.url).stats()["creates"] == creates
