@@ -391,10 +391,17 @@ def _placeholder(column: str, values: pd.Series, result: pd.Series) -> pd.Series
     if "." in column:
         return None
     if column.startswith("phone"):
-        return placeholder_phones(values)
+        return _on_values(values, placeholder_phones)
     if column.startswith("email"):
-        return placeholder_emails(result) | placeholder_emails(values.str.lower())
+        return _on_values(result, placeholder_emails) | _on_values(values.str.lower(), placeholder_emails)
     return None
+
+
+def _on_values(values: pd.Series, test: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """A test of each distinct value, spread back over the rows."""
+    codes, uniques = pd.factorize(values)
+    answers = test(pd.Series(uniques, dtype="str")).to_numpy(dtype=bool)
+    return pd.Series(answers.take(codes), index=values.index, dtype=bool)
 
 
 def normalize_frame(canonical: pd.DataFrame, locale_default: str = "") -> tuple[pd.DataFrame, list[FieldProblem]]:

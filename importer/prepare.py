@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from importer.codes import explain
 from importer.config import PrepareConfig
@@ -19,7 +21,7 @@ from importer.reader import InputFile, read_chunks
 from importer.records import Requests, customer_keys, legacy_keys
 from importer.schema import ROW_RULES, row_errors
 from importer.shared import PROBLEM as SHARED_PROBLEM
-from importer.shared import SharedContacts, contact_table
+from importer.shared import ContactCollector
 from importer.status import Status
 
 
@@ -56,7 +58,7 @@ class Prepared:
     #: normalized canonical columns of the valid rows (only when requests are wanted)
     frame: pd.DataFrame | None
     problems: ProblemTally
-    #: the invalid rows as read, for errors.csv without a second pass over the file
+    #: the invalid rows and those with a dropped field, as read: errors.csv without a second pass over the file
     invalid_raw: pd.DataFrame
 
     def recognise_known_keys(self, known: pd.Index, key_column: str | None) -> None:
@@ -172,9 +174,10 @@ def _row_table(frame: pd.DataFrame, chunk: pd.DataFrame, resolved: dict[str, str
                mapping: MappingSpec, strict: bool) -> pd.DataFrame:
     codes = row_errors(frame)
     messages = codes.map(ROW_RULES).fillna("").astype("str")
-    if mapping.fields.get("lastName"):
-        described = _describe_last_name(mapping, chunk, resolved)
-        messages = messages.where(codes != "MISSING_LAST_NAME", messages + " (" + described + ")")
+    missing = codes == "MISSING_LAST_NAME"
+    if mapping.fields.get("lastName") and missing.any():
+        described = _describe_last_name(mapping, chunk[missing.to_numpy()], resolved)
+        messages[missing] = messages[missing] + " (" + described + ")"
     if strict:
         bad_field = (codes == "") & (warnings != "")
         codes = codes.mask(bad_field, "INVALID_FIELD")
@@ -193,9 +196,17 @@ def _names_per_customer(rows: pd.DataFrame, mapping: MappingSpec) -> pd.Series:
     """
     if not mapping.customer_key:
         return pd.Series(False, index=rows.index)
-    valid_keys = pd.Index(rows.loc[rows["status"] == Status.VALID.value, "customer_key"].unique())
     nameless = (rows["error_code"] == "MISSING_LAST_NAME") & ~rows["customer_key"].str.startswith("~")
-    return nameless & rows["customer_key"].isin(valid_keys)
+    named = pd.Series(False, index=rows.index)
+    if nameless.any():
+        # Few nameless keys, many rows: test the rows against those keys in pyarrow, without Python strings.
+        keys = pa.array(rows["customer_key"]).cast(pa.large_string())
+        nameless_keys = pa.array(rows.loc[nameless, "customer_key"]).cast(pa.large_string())
+        carried = pc.is_in(keys, value_set=pc.unique(nameless_keys)).to_numpy(zero_copy_only=False)
+        valid = (rows["status"] == Status.VALID.value).to_numpy()
+        having = pc.unique(keys.filter(pa.array(carried & valid)))
+        named[nameless] = pc.is_in(nameless_keys, value_set=having).to_numpy(zero_copy_only=False)
+    return named
 
 
 def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, keep_rows: bool) -> Prepared:
@@ -205,7 +216,8 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
         missing = ", ".join(repr(c) for c in header.missing)
         raise ConfigError(f"{source.name}: column(s) {missing} of mapping {mapping.name} not in the header")
     tally = ProblemTally()
-    tables, frames, invalid_raw, contacts = [], [], [], []
+    tables, frames, invalid_raw = [], [], []
+    contacts = ContactCollector()
     for chunk in read_chunks(source, config.chunk_rows):
         canonical = to_canonical(mapping, chunk, header.resolved)
         frame, problems = normalize_frame(canonical, mapping.customer_defaults.get("preferredLocale", ""))
@@ -217,8 +229,9 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
         valid = (table["status"] == Status.VALID).to_numpy()
         # Rows without a last name may yet be valid, once every row of their customer is known.
         maybe = valid | (table["error_code"] == "MISSING_LAST_NAME").to_numpy()
-        invalid_raw.append(chunk[~valid])
-        contacts.append(contact_table(frame[maybe], table.loc[maybe, "customer_key"]))
+        # errors.csv lists these rows too (saved without a field): keep them as read, no second pass
+        invalid_raw.append(chunk[~valid | (table["dropped"] != "").to_numpy()])
+        contacts.add(frame, table["customer_key"], maybe)
         if keep_rows:
             frames.append(frame[maybe])
     rows = pd.concat(tables) if tables else pd.DataFrame(
@@ -237,11 +250,9 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
     if keep_rows:
         kept = pd.concat(frames) if frames else pd.DataFrame(index=pd.RangeIndex(0, name="source_row"))
         kept = kept.loc[kept.index.intersection(valid_rows)]
-    every_contact = pd.concat(contacts, ignore_index=True) if contacts else contact_table(pd.DataFrame(), pd.Series())
-    shared = SharedContacts.find(every_contact[every_contact["row"].isin(valid_rows)],
-                                 mapping.shared_contact_limit)
+    shared = contacts.shared(mapping.shared_contact_limit, valid_rows)
     if shared:
-        source_of = {column: mapping.source_of(column) for column in shared.hits["column"].unique()}
+        source_of = {c: mapping.source_of(c) for c in contacts.columns}
         extra = shared.warnings(source_of)
         current = rows.loc[extra.index, "warnings"]
         rows.loc[extra.index, "warnings"] = current.where(current == "", current + "; ") + extra

@@ -90,7 +90,7 @@ def test_a_contact_many_customers_share_is_dropped_for_all(tmp_path: Path, write
     path = write_csv([DV_HEADER, *rows, dv_row("700", first="Ann", last="Lee", cell="(310) 555-1234")])
     results, bodies = _validate(path, tmp_path)
     for result, body in zip(results[:5], bodies[:5], strict=True):
-        assert "Cell Phone: +13105550199 is carried by 5 different customers in this file" in result["warnings"]
+        assert "Cell Phone: the value is carried by 5 different customers in this file" in result["warnings"]
         assert "phoneNumbers" not in body["customer"]
         assert body["customer"]["emails"]
     assert results[5]["warnings"] == ""
