@@ -387,14 +387,17 @@ _FORMULA_FIELDS = ("firstName", "middleName", "lastName", "company", "address.li
 
 
 def _placeholder(column: str, values: pd.Series, result: pd.Series) -> pd.Series | None:
-    """The placeholder contacts of a phone or email column (None for other columns)."""
-    if "." in column:
+    """The placeholder contacts of a phone or email column (None for other columns): tested on the values
+    normalization kept, and on the few it refused (so `555-555-5555` is named a placeholder, not invalid)."""
+    if "." in column or not column.startswith(("phone", "email")):
         return None
-    if column.startswith("phone"):
-        return _on_values(values, placeholder_phones)
-    if column.startswith("email"):
-        return _on_values(result, placeholder_emails) | _on_values(values.str.lower(), placeholder_emails)
-    return None
+    test = placeholder_phones if column.startswith("phone") else placeholder_emails
+    found = _on_values(result, test)
+    refused = (result == "") & (values != "")
+    if refused.any():
+        typed = values[refused] if column.startswith("phone") else values[refused].str.lower()
+        found[refused] = test(typed).to_numpy(dtype=bool)
+    return found
 
 
 def _on_values(values: pd.Series, test: Callable[[pd.Series], pd.Series]) -> pd.Series:

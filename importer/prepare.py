@@ -122,8 +122,9 @@ def _dropped_fields(problems: list[FieldProblem], mapping: MappingSpec, index: p
     for problem in problems:
         if problem.message == PLACEHOLDER_MESSAGE or not re.fullmatch(_COMPLETABLE, problem.field):
             continue
+        source = mapping.source_of(problem.field)
         for position in np.flatnonzero(problem.mask.to_numpy()).tolist():
-            names.setdefault(position, []).append(mapping.source_of(problem.field))
+            names.setdefault(position, []).append(source)
     dropped = np.full(len(index), "", dtype=object)
     for position, columns in names.items():
         dropped[position] = ", ".join(dict.fromkeys(columns))
