@@ -392,7 +392,9 @@ def _placeholder(column: str, values: pd.Series, result: pd.Series) -> pd.Series
     if "." in column or not column.startswith(("phone", "email")):
         return None
     test = placeholder_phones if column.startswith("phone") else placeholder_emails
-    found = _on_values(result, test)
+    # Normalized phones are all "+1" and ten digits: the pattern runs on them as they are, in pyarrow.
+    found = (pd.Series(_matches(_arrow(result), _PLACEHOLDER_PHONE.replace("^", r"^\+", 1)), index=result.index)
+             if column.startswith("phone") else _on_values(result, test))
     refused = (result == "") & (values != "")
     if refused.any():
         typed = values[refused] if column.startswith("phone") else values[refused].str.lower()
