@@ -48,6 +48,13 @@ class ProblemTally:
                 for (column, problem), count in self.counts.most_common(n)]
 
 
+def _is_in(values: pd.Series, among: pd.Index | pd.Series) -> pd.Series:
+    """values.isin(among), in pyarrow: pandas would make a Python string of every value first."""
+    found = pc.is_in(pa.array(values.astype("str")).cast(pa.large_string()),
+                     value_set=pa.array(among.astype("str")).cast(pa.large_string()))
+    return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index, dtype=bool)
+
+
 @dataclass
 class Prepared:
     """Every input row accounted for, and what is needed to build the requests."""
@@ -68,9 +75,10 @@ class Prepared:
         if key_column:
             self.restore_leading_zeros(known, key_column)
         legacy = self.rows.get("legacy_key")
-        if legacy is not None:
+        # Only a state that holds keys of the former shape needs the (whole-file) comparison.
+        if legacy is not None and known.str.fullmatch("~[0-9a-f]{16}").any():
             keys = self.rows["customer_key"]
-            old = (legacy != "") & legacy.isin(known) & ~keys.isin(known)
+            old = (legacy != "") & _is_in(legacy, known) & ~_is_in(keys, known)
             if old.any():
                 self.rows.loc[old, "customer_key"] = legacy[old]
 
@@ -85,13 +93,16 @@ class Prepared:
         keys = self.rows["customer_key"]
         known = pd.Index(known.astype("str"))
         padded = known[known.str.fullmatch("0+[1-9][0-9]*")]
+        if padded.empty:
+            return 0
         bare = pd.Series(padded.str.lstrip("0"), dtype="str")
         unique = ~bare.duplicated(keep=False)
         restore = dict(zip(bare[unique], padded[unique.to_numpy()], strict=True))
         valid = self.rows["status"] == Status.VALID.value
         target = keys.map(restore)
-        hit = valid & keys.str.fullmatch("[1-9][0-9]*") & ~keys.isin(known) & target.notna()
-        hit &= ~target.isin(keys[valid])
+        hit = valid & keys.str.fullmatch("[1-9][0-9]*") & target.notna()
+        if hit.any():
+            hit &= ~_is_in(keys, known) & ~_is_in(target.fillna("").astype("str"), keys[valid])
         if not hit.any():
             return 0
         note = (key_column + ": " + keys[hit] + " read as " + target[hit].astype("str")
