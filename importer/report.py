@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -50,8 +51,10 @@ def error_rows(table: pd.DataFrame) -> pd.DataFrame:
     why = wanted[["status", "error_code", "error_message", "warnings"]].astype("str")
     saved_without = incomplete.loc[wanted.index]
     why.loc[saved_without, "error_code"] = ErrorCode.SAVED_WITHOUT_FIELD.value
+    verb = pd.Series(np.where(wanted["status"] == "valid", "sent without ", "saved without "), index=wanted.index,
+                     dtype="str")
     why.loc[saved_without, "error_message"] = (
-        "saved without " + dropped.loc[wanted.index][saved_without]
+        verb[saved_without] + dropped.loc[wanted.index][saved_without]
         + ", which could not be read: correct it and import this row again to complete the customer")
     retried = (wanted["status"] == "failed") & _retried_next_run(why["error_code"])
     why.loc[retried, "error_message"] = RETRIED_NEXT_RUN + " (" + why.loc[retried, "error_message"] + ")"
