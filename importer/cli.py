@@ -70,6 +70,14 @@ def _count(text: str) -> int:
 _DEPARTMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 
 
+def _checked_department(department: str) -> str:
+    """A department token: it is part of every request's path and of the default state file's name."""
+    if not _DEPARTMENT.fullmatch(department):
+        raise ConfigError(f"--department-uuid {department[:40]!r}: expected a department UUID (letters, digits "
+                          "and dashes)")
+    return department
+
+
 def _add_sandbox(sub: argparse._SubParsersAction[_Parser]) -> None:
     p = sub.add_parser("sandbox", help="run the local myKaarma stand-in server",
                        description="Serve a local stand-in for myKaarma's Customer API until Ctrl-C.")
@@ -124,6 +132,10 @@ def _add_validate(sub: argparse._SubParsersAction[_Parser]) -> None:
     _add_prepare_options(p)
     p.add_argument("--payloads", type=Path, metavar="FILE.jsonl",
                    help="also write the exact JSON requests a run would send, one per line")
+    p.add_argument("--state", type=Path, metavar="PATH",
+                   help="say what a run with this state would do: customers to create, update, leave unchanged")
+    p.add_argument("--department-uuid", metavar="D",
+                   help="the same, from this department's default state file")
 
 
 def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -140,6 +152,9 @@ def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
                    help="a file only you can read with MK_USERNAME=... and MK_PASSWORD=... lines")
     p.add_argument("--sandbox", action="store_true",
                    help="import into an embedded sandbox server on a free loopback port (no credentials needed)")
+    p.add_argument("--sandbox-db", type=Path, metavar="PATH",
+                   help="with --sandbox: keep the sandbox's customers in this SQLite file, and the state beside "
+                        "it, so a later run (a re-import) meets the same customers")
     p.add_argument("--rate", type=_rate, default=20.0, metavar="N",
                    help="requests per second at most, retries included; the rate used is found under it from "
                         "the API's answers (default 20)")
@@ -223,6 +238,10 @@ def _print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
     counts = ", ".join(f"{n:,} {status}" for status, n in sorted(summary["counts"].items(), key=lambda i: -i[1]))
     print(f"{summary['command']}: {summary['rows']:,} rows ({counts or 'none'}); "
           f"{summary['customers']:,} customers; {summary['duration_s']:.1f} s", file=sys.stderr)
+    if "forecast" in summary:
+        f = summary["forecast"]
+        print(f"a run would create {f['create']:,} customers, update {f['update']:,}, leave {f['unchanged']:,} "
+              f"unchanged; {f['invalid']:,} rows invalid", file=sys.stderr)
     if summary["problems"]:
         print("most frequent problems:", file=sys.stderr)
         for p in summary["problems"]:
@@ -232,9 +251,12 @@ def _print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     from importer.pipeline import validate
+    from importer.state import default_state_path
 
+    department = _checked_department(args.department_uuid) if args.department_uuid else None
+    state = args.state or (default_state_path(department) if department else None)
     finished = validate(ValidateConfig(_prepare_config(args), out_dir=args.out, payloads=args.payloads,
-                                       max_invalid=args.max_invalid))
+                                       max_invalid=args.max_invalid, state_path=state, department=department))
     _print_summary(finished.summary, args)
     return exit_code_for(finished.result)
 
@@ -297,9 +319,9 @@ def _run(args: argparse.Namespace) -> int:
     department = args.department_uuid or ("sandbox-department" if args.sandbox else None)
     if not department:
         raise ConfigError("no department: give --department-uuid or set MK_DEPARTMENT_UUID")
-    if not _DEPARTMENT.fullmatch(department):
-        raise ConfigError(f"--department-uuid {department[:40]!r}: expected a department UUID (letters, digits "
-                          "and dashes)")
+    _checked_department(department)
+    if args.sandbox_db is not None and not args.sandbox:
+        raise ConfigError("--sandbox-db needs --sandbox")
     if args.concurrency < 1 or args.max_attempts < 1:
         raise ConfigError("--concurrency and --max-attempts must be at least 1")
     config = RunConfig(
@@ -309,7 +331,8 @@ def _run(args: argparse.Namespace) -> int:
                                                           request_timeout=args.request_timeout,
                                                           patience=args.patience),
         out_dir=args.out, state_path=args.state, full=args.full, max_duration=args.max_duration,
-        insecure_http=args.insecure_http, sandbox=args.sandbox, max_invalid=args.max_invalid)
+        insecure_http=args.insecure_http, sandbox=args.sandbox, sandbox_db=args.sandbox_db,
+        max_invalid=args.max_invalid)
     finished = run_import(config, _progress(args))
     _print_summary(finished.summary, args)
     return exit_code_for(finished.result)

@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     MALFORMED_LINE = "MALFORMED_LINE"
     FIELD_TOO_LONG = "FIELD_TOO_LONG"
     STOPPED_UNANSWERED = "STOPPED_UNANSWERED"
+    SAVED_WITHOUT_FIELD = "SAVED_WITHOUT_FIELD"
 
 
 EXPLANATIONS: dict[ErrorCode, Explanation] = {
@@ -102,6 +103,9 @@ EXPLANATIONS: dict[ErrorCode, Explanation] = {
         "the run stopped (interrupt, time budget) while this customer's request was unanswered or waiting "
         "to be retried, so it may or may not have been saved",
         "nothing to fix in the file: the next run sends it again and finds the customer if it was saved"),
+    ErrorCode.SAVED_WITHOUT_FIELD: Explanation(
+        "the customer was saved, but without a phone, email or VIN that could not be read (errors.csv only)",
+        "correct the cell named in the message and import the row again: the same customer is completed"),
 }
 
 
@@ -110,6 +114,13 @@ def readme_table() -> str:
     lines = ["| code | meaning | what to do |", "|---|---|---|"]
     lines += [f"| `{code.value}` | {words.meaning} | {words.fix} |" for code, words in EXPLANATIONS.items()]
     return "\n".join(lines)
+
+
+#: Failures that no change to the data fixes: the next run sends the row again.
+RETRIED_NEXT_RUN = frozenset({
+    ErrorCode.RETRIES_EXHAUSTED, ErrorCode.NOT_JSON, ErrorCode.OUTCOME_UNKNOWN, ErrorCode.REDIRECTED,
+    ErrorCode.NO_RESULT, ErrorCode.API_UNAVAILABLE, ErrorCode.NOT_THE_API, ErrorCode.STOPPED_UNANSWERED,
+})
 
 _HTTP = re.compile(r"^HTTP_(\d{3})$")
 #: The API's own error codes, where API.md names them.

@@ -38,6 +38,10 @@ class ValidateConfig:
     payloads: Path | None = None
     #: invalid rows up to this percentage of the file do not make exit code 1
     max_invalid: float | None = None
+    #: a state to forecast from (what a run would create, update, leave unchanged); None for none
+    state_path: Path | None = None
+    #: the department of that state (None: the one the state file names)
+    department: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,3 +66,5 @@ class RunConfig:
     sandbox: bool = False
     #: invalid rows up to this percentage of the file do not make exit code 1
     max_invalid: float | None = None
+    #: the embedded sandbox keeps its customers in this SQLite file (the state defaults to beside it)
+    sandbox_db: Path | None = None

@@ -30,8 +30,10 @@ DEFAULT_PLACEHOLDERS = ("N/A", "NA", "NONE", "NULL", "-", "UNKNOWN")
 MAX_MAPPING_BYTES = 1 << 20
 MAX_ALIASES = 50
 MAX_DEPTH = 20
+#: A phone or email carried by more customers than this in one file is the dealer's own or a placeholder.
+DEFAULT_SHARED_CONTACT_LIMIT = 3
 _TOP_LEVEL = {"name", "description", "customer_key", "customer", "address", "phones", "emails", "vehicle",
-              "defaults", "values", "placeholders", "ignore"}
+              "defaults", "values", "placeholders", "ignore", "shared_contact_limit"}
 
 
 def header_key(name: str) -> str:
@@ -66,6 +68,8 @@ class MappingSpec:
     values: dict[str, dict[str, str]]
     placeholders: frozenset[str]
     ignore: frozenset[str] = field(default_factory=frozenset)
+    #: a phone or email that more customer keys than this carry in one file is dropped for all of them
+    shared_contact_limit: int = DEFAULT_SHARED_CONTACT_LIMIT
 
     def source_columns(self) -> list[str]:
         """Every source column the mapping reads, in a stable order, without repeats."""
@@ -153,6 +157,9 @@ def parse_mapping(raw: Any, where: str) -> MappingSpec:
         if name not in known_fields:
             raise _fail(where, f"values: unknown field {name!r}")
     placeholders = raw.get("placeholders", DEFAULT_PLACEHOLDERS)
+    limit = raw.get("shared_contact_limit", DEFAULT_SHARED_CONTACT_LIMIT)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise _fail(where, "shared_contact_limit: expected a whole number of customers, at least 1")
     key = raw.get("customer_key")
     mapping = MappingSpec(
         name=str(raw.get("name") or Path(where).stem),
@@ -166,6 +173,7 @@ def parse_mapping(raw: Any, where: str) -> MappingSpec:
         values={f: {str(k).strip().lower(): str(v) for k, v in m.items()} for f, m in values.items()},
         placeholders=frozenset(str(p).strip().lower() for p in placeholders or ()) | {""},
         ignore=frozenset(header_key(str(c)) for c in raw.get("ignore") or ()),
+        shared_contact_limit=limit,
     )
     if not (mapping.fields.get("lastName") or mapping.fields.get("company")):
         raise _fail(where, "the mapping must map customer.lastName or customer.company")

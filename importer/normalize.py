@@ -204,6 +204,38 @@ def normalize_emails(values: pd.Series) -> Normalized:
     return on_uniques(values.str.lower(), _emails_unique)
 
 
+# -- placeholder contacts ------------------------------------------------------------------------------
+# What dealers type when a customer gives no email or phone. Sent, these merge strangers: the server's
+# duplicate search matches on contact and name, so two "John Smith"s at noemail@noemail.com become one.
+#: Email local parts that mean "no email", at any domain.
+PLACEHOLDER_EMAIL_LOCALS = ("none", "noemail", "no.email", "no-email", "no_email", "nomail", "no.mail", "noreply",
+                            "declined", "refused", "na", "n.a", "unknown", "notprovided", "not.provided",
+                            "donotemail", "dontemail", "noname", "nobody", "customer.declined")
+#: Email domains that mean "no email", whatever the local part.
+PLACEHOLDER_EMAIL_DOMAINS = ("none.com", "noemail.com", "no-email.com", "nomail.com", "noemail.net",
+                             "declined.com", "refused.com", "unknown.com", "donotemail.com", "noname.com",
+                             "none.none", "email.none")
+#: Phones made of one repeated digit (555-555-5555, 000-000-0000), or whose last seven are (310-000-0000),
+#: and runs of consecutive digits (123-456-7890, 987-654-3210).
+_SAME = "|".join(f"{d}{{7}}" for d in "0123456789")
+_RUNS = ("1234567890", "0123456789", "2345678901", "9876543210", "0987654321", "8765432109")
+_PLACEHOLDER_PHONE = rf"^(?:1?[0-9]{{3}}(?:{_SAME})|1?(?:{'|'.join(d * 3 for d in '0123456789')})(?:{_SAME})" \
+                     rf"|1?(?:{'|'.join(_RUNS)})|1?[0-9]{{3}}(?:1234567|7654321))$"
+
+
+def placeholder_emails(values: pd.Series) -> pd.Series:
+    """True where an email (normalized, lower case) is a known "no email" placeholder."""
+    locals_ = "|".join(p.replace(".", r"\.") for p in PLACEHOLDER_EMAIL_LOCALS)
+    domains = "|".join(p.replace(".", r"\.") for p in PLACEHOLDER_EMAIL_DOMAINS)
+    return values.str.contains(rf"^(?:{locals_})@|@(?:{domains})$", regex=True).fillna(False).astype(bool)
+
+
+def placeholder_phones(values: pd.Series) -> pd.Series:
+    """True where a phone, as typed, is a repeated-digit or sequential "no phone" placeholder."""
+    digits = values.str.replace("[^0-9]", "", regex=True)
+    return (values != "") & digits.str.contains(_PLACEHOLDER_PHONE, regex=True).fillna(False).astype(bool)
+
+
 # -- VINs -------------------------------------------------------------------------------------------
 _VIN_VALUES = np.zeros(256, dtype=np.int64)
 for _char, _value in TRANSLITERATION.items():
@@ -351,6 +383,39 @@ def _rule_for(column: str) -> tuple[Callable[[pd.Series], Normalized], str] | No
     return _FIELD_RULES.get(column)
 
 
+PLACEHOLDER_MESSAGE = "a placeholder, not the customer's own; treated as empty"
+#: A value a spreadsheet would run as a formula (`=HYPERLINK(...)`, `@SUM(...)`, `+cmd|...`): never a real
+#: name or address, and a trap for whoever opens the dealer's CRM export. "-" or "+" before a digit or
+#: a space is left alone ("-1 Main St" is odd, not dangerous).
+FORMULA_START = r"^(?:[=@]|[+-][^0-9 ])"
+FORMULA_MESSAGE = "would run as a spreadsheet formula; not sent"
+_FORMULA_FIELDS = ("firstName", "middleName", "lastName", "company", "address.line1", "address.line2",
+                   "address.city")
+
+
+def _placeholder(column: str, values: pd.Series, result: pd.Series) -> pd.Series | None:
+    """The placeholder contacts of a phone or email column (None for other columns): tested on the values
+    normalization kept, and on the few it refused (so `555-555-5555` is named a placeholder, not invalid)."""
+    if "." in column or not column.startswith(("phone", "email")):
+        return None
+    test = placeholder_phones if column.startswith("phone") else placeholder_emails
+    # Normalized phones are all "+1" and ten digits: the pattern runs on them as they are, in pyarrow.
+    found = (pd.Series(_matches(_arrow(result), _PLACEHOLDER_PHONE.replace("^", r"^\+", 1)), index=result.index)
+             if column.startswith("phone") else _on_values(result, test))
+    refused = (result == "") & (values != "")
+    if refused.any():
+        typed = values[refused] if column.startswith("phone") else values[refused].str.lower()
+        found[refused] = test(typed).to_numpy(dtype=bool)
+    return found
+
+
+def _on_values(values: pd.Series, test: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """A test of each distinct value, spread back over the rows."""
+    codes, uniques = pd.factorize(values)
+    answers = test(pd.Series(uniques, dtype="str")).to_numpy(dtype=bool)
+    return pd.Series(answers.take(codes), index=values.index, dtype=bool)
+
+
 def normalize_frame(canonical: pd.DataFrame, locale_default: str = "") -> tuple[pd.DataFrame, list[FieldProblem]]:
     """Every canonical column normalized; consent columns become `<slot>.ok` booleans.
 
@@ -363,14 +428,29 @@ def normalize_frame(canonical: pd.DataFrame, locale_default: str = "") -> tuple[
         name = str(column)
         rule = _rule_for(name)
         if rule is None:
-            out[name] = squeeze_spaces(values) if name in _NAME_FIELDS else values
+            text = squeeze_spaces(values) if name in _NAME_FIELDS else values
+            if name in _FORMULA_FIELDS:
+                formula = text.str.contains(FORMULA_START, regex=True).fillna(False).astype(bool)
+                if formula.any():
+                    problems.append(FieldProblem(name, FORMULA_MESSAGE, formula, values))
+                    text = text.mask(formula, "")
+            out[name] = text
             continue
         normalizer, message = rule
         result, dropped = normalizer(values)
+        placeholder = _placeholder(name, values, result)
+        if placeholder is not None:
+            dropped &= ~placeholder  # said once, as a placeholder
+            result = result.mask(placeholder, "")
+            if placeholder.any():
+                problems.append(FieldProblem(name, PLACEHOLDER_MESSAGE, placeholder, values))
         if dropped.any():
             problems.append(FieldProblem(name, message, dropped, values))
         if name.endswith(".block"):
-            out[name.removesuffix(".block") + ".ok"] = ~result
+            # "Not opted out" is not consent (texting consent least of all): an opt-out column can only
+            # withhold it. Where it does not, the flags are left out and the API's default applies.
+            out[name.removesuffix(".block") + ".ok"] = pd.Series(pd.NA, index=result.index,
+                                                                 dtype="boolean").mask(result.fillna(False), False)
         elif name.endswith(".consent"):
             out[name.removesuffix(".consent") + ".ok"] = result
         else:

@@ -22,8 +22,10 @@ from importer import __version__
 from importer.client import ApiClient, Credentials, check_api_url, encode_body
 from importer.config import RunConfig, ValidateConfig
 from importer.errors import AfterSendingError, ConfigError
+from importer.forecast import forecast, saved_customers
 from importer.ledger import Planner, Recorder, RowOutcomes
 from importer.mapping import load_mapping
+from importer.merges import flag_merged
 from importer.pool import Job, Pool, PoolStats, event_loop_factory
 from importer.prepare import Prepared, prepare
 from importer.progress import NoProgress, Progress
@@ -59,6 +61,11 @@ class Finished:
 
     summary: dict[str, Any]
     result: RunResult
+
+
+def sandbox_state_path(sandbox_db: Path) -> Path:
+    """The state of runs into a sandbox that keeps its customers in `sandbox_db`: beside it."""
+    return sandbox_db.with_name(sandbox_db.name + ".state.sqlite")
 
 
 def _summary(command: str, source: InputFile, mapping: str, table: pd.DataFrame, prepared: Prepared,
@@ -99,7 +106,15 @@ def validate(config: ValidateConfig) -> Finished:
     refuse_overwriting_input(config.prepare.input, config.out_dir, config.payloads)
     mapping = load_mapping(config.prepare.mapping)
     with open_input(config.prepare.input) as source:
-        prepared = prepare(source, mapping, config.prepare, keep_rows=config.payloads is not None)
+        wants_requests = config.payloads is not None or config.state_path is not None
+        prepared = prepare(source, mapping, config.prepare, keep_rows=wants_requests)
+        extra: dict[str, Any] = {}
+        if config.state_path is not None:
+            invalid = int((prepared.rows["status"] == Status.INVALID.value).sum())
+            saved = saved_customers(config.state_path, config.department)
+            prepared.recognise_known_keys(saved.index, mapping.customer_key)
+            extra["forecast"] = forecast(prepared.requests(mapping, config.prepare.validate_vin), saved, invalid)
+            extra["state"] = str(config.state_path)
         out = make_private_dir(config.out_dir or default_out_dir())
         if config.payloads is not None:
             write_payloads(config.payloads, (encode_body(r.body) for r in
@@ -108,7 +123,8 @@ def validate(config: ValidateConfig) -> Finished:
         write_results(out / "results.csv", table)
         write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
         result = RunResult(_counts(table), max_invalid=config.max_invalid, rows=len(table))
-        summary = _summary("validate", source, mapping.name, table, prepared, started, out, result, api_url=None)
+        summary = _summary("validate", source, mapping.name, table, prepared, started, out, result, api_url=None,
+                           **extra)
         write_summary(out / "summary.json", summary)
     return Finished(summary, result)
 
@@ -126,7 +142,8 @@ async def _send(config: RunConfig, recorder: Recorder, jobs: Iterator[Job], stop
 
             credentials = Credentials("sandbox", secrets.token_urlsafe(16))
             api_url = await stack.enter_async_context(
-                running_sandbox(SandboxConfig(users={credentials.username: credentials.password})))
+                running_sandbox(SandboxConfig(users={credentials.username: credentials.password},
+                                              db_path=str(config.sandbox_db) if config.sandbox_db else None)))
         if credentials is None:
             raise ConfigError("no credentials: set MK_USERNAME and MK_PASSWORD, or --credentials-file")
         session = await stack.enter_async_context(aiohttp.ClientSession(
@@ -184,13 +201,16 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
     with open_input(config.prepare.input, keep_rows=True) as source:
         prepared = prepare(source, mapping, config.prepare, keep_rows=True)
         out = config.out_dir or default_out_dir()
-        # The sandbox forgets its customers when the run ends, so its state lives with the run's reports.
-        state_path = config.state_path or (out / "state.sqlite" if config.sandbox
-                                           else default_state_path(config.department))
+        # The sandbox forgets its customers when the run ends, so its state lives with the run's reports;
+        # unless it keeps them (--sandbox-db), and then the state lives beside them.
+        state_path = config.state_path or (
+            sandbox_state_path(config.sandbox_db) if config.sandbox and config.sandbox_db
+            else out / "state.sqlite" if config.sandbox else default_state_path(config.department))
         state = StateStore(state_path, config.department)  # refuses a bad state file before any report
         make_private_dir(out)
         stops = StopSwitch()
         try:
+            prepared.recognise_known_keys(state.load().index, mapping.customer_key)
             recorder = Recorder(state, progress, RowOutcomes(prepared.rows.index), stops)
             planner = Planner(state, recorder)
             requests = prepared.requests(mapping, config.prepare.validate_vin)
@@ -209,6 +229,8 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
         result = RunResult({}, sent=sent, stop=stop, max_invalid=config.max_invalid, rows=len(prepared.rows))
         try:
             table = recorder.apply(prepared.rows.assign(customer_uuid="", customer_id=""), stats.stop_reason)
+            table, merged = flag_merged(table)
+            prepared.problems.add_failures(table)
             input_changed = source.changed_since_read()
             if input_changed:
                 log.warning("%s changed during the run; the reports hold the rows as they were read at the start",
@@ -223,7 +245,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3),
                 concurrency_used=stats.concurrency_used, concurrency_limit=stats.concurrency_limit,
                 latency_p50_ms=_ms(stats.latency_p50), latency_p95_ms=_ms(stats.latency_p95),
-                stop_reason=stats.stop_reason, input_changed=input_changed)
+                stop_reason=stats.stop_reason, input_changed=input_changed, merged_customers=merged)
             write_summary(out / "summary.json", summary)
         except OSError as exc:
             if not sent:

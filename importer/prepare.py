@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import csv
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from importer.codes import explain
 from importer.config import PrepareConfig
 from importer.errors import ConfigError, InputError
-from importer.mapping import MappingSpec, check_header, to_canonical
-from importer.normalize import FieldProblem, normalize_frame
+from importer.mapping import MappingSpec, check_header, header_key, to_canonical
+from importer.normalize import FORMULA_START, PLACEHOLDER_MESSAGE, FieldProblem, normalize_frame
 from importer.reader import RAW_LINE_COLUMN, BadLine, InputFile, read_chunks
-from importer.records import Requests, customer_keys
+from importer.records import Requests, customer_keys, legacy_keys
 from importer.schema import ROW_RULES, row_errors
+from importer.shared import PROBLEM as SHARED_PROBLEM
+from importer.shared import ContactCollector
 from importer.status import Status
 
 
@@ -30,29 +37,122 @@ class ProblemTally:
             self.counts[(column, problem)] += len(rows)
             self.first_row.setdefault((column, problem), int(rows[0]))
 
+    def add_failures(self, table: pd.DataFrame) -> None:
+        """Rows the API refused or never answered, by error code, beside the data's own problems."""
+        failed = table[table["status"] == Status.FAILED.value]
+        for code, rows in failed.groupby("error_code", sort=False):
+            self.add("(API)", f"{code}: {explain(str(code)).meaning}", rows.index.to_numpy())
+
     def most_common(self, n: int = 10) -> list[dict[str, object]]:
         return [{"column": column, "problem": problem, "rows": count, "example_row": self.first_row[(column, problem)]}
                 for (column, problem), count in self.counts.most_common(n)]
+
+
+def _is_in(values: pd.Series, among: pd.Index | pd.Series) -> pd.Series:
+    """values.isin(among), in pyarrow: pandas would make a Python string of every value first."""
+    found = pc.is_in(pa.array(values.astype("str")).cast(pa.large_string()),
+                     value_set=pa.array(among.astype("str")).cast(pa.large_string()))
+    return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index, dtype=bool)
 
 
 @dataclass
 class Prepared:
     """Every input row accounted for, and what is needed to build the requests."""
 
-    #: one line per input row, indexed by source row: status, customer_key, error_code, error_message, warnings
+    #: one line per input row, indexed by source row: status, customer_key, error_code, error_message, warnings,
+    #: dropped (source columns of unreadable phones, emails, VINs left out), original_row (see original_rows)
     rows: pd.DataFrame
     #: normalized canonical columns of the valid rows (only when requests are wanted)
     frame: pd.DataFrame | None
     problems: ProblemTally
-    #: the invalid rows as read, for errors.csv without a second pass over the file (with RAW_LINE_COLUMN,
-    #: the line as written, for rows that could not be split into columns)
+    #: the invalid rows and those with a dropped field, as read: errors.csv without a second pass over the file
+    #: (with RAW_LINE_COLUMN, the line as written, for rows that could not be split into columns)
     invalid_raw: pd.DataFrame
+
+    def recognise_known_keys(self, known: pd.Index, key_column: str | None) -> None:
+        """Keys that the state knows under another spelling: lost leading zeros (with a key column), and
+        derived keys a state made before they were readable knows as `~` and a hash."""
+        known = pd.Index(known.astype("str"))
+        if key_column:
+            self.restore_leading_zeros(known, key_column)
+        legacy = self.rows.get("legacy_key")
+        # Only a state that holds keys of the former shape needs the (whole-file) comparison.
+        if legacy is not None and known.str.fullmatch("~[0-9a-f]{16}").any():
+            keys = self.rows["customer_key"]
+            old = (legacy != "") & _is_in(legacy, known) & ~_is_in(keys, known)
+            if old.any():
+                self.rows.loc[old, "customer_key"] = legacy[old]
+
+    def restore_leading_zeros(self, known: pd.Index, key_column: str) -> int:
+        """Give back the leading zeros a spreadsheet took from customer keys (`82` for `0000082`): a key
+        the state does not know, all digits, that is exactly one known key without its zeros, and whose
+        padded form the file does not use itself. Such rows are warned; how many there were.
+
+        Otherwise a key-only customer would be created twice: the state could not tell it is known, nor
+        could the server's matching without a phone, email or VIN.
+        """
+        keys = self.rows["customer_key"]
+        known = pd.Index(known.astype("str"))
+        padded = known[known.str.fullmatch("0+[1-9][0-9]*")]
+        if padded.empty:
+            return 0
+        bare = pd.Series(padded.str.lstrip("0"), dtype="str")
+        unique = ~bare.duplicated(keep=False)
+        restore = dict(zip(bare[unique], padded[unique.to_numpy()], strict=True))
+        valid = self.rows["status"] == Status.VALID.value
+        target = keys.map(restore)
+        hit = valid & keys.str.fullmatch("[1-9][0-9]*") & target.notna()
+        if hit.any():
+            hit &= ~_is_in(keys, known) & ~_is_in(target.fillna("").astype("str"), keys[valid])
+        if not hit.any():
+            return 0
+        note = (key_column + ": " + keys[hit] + " read as " + target[hit].astype("str")
+                + ", the customer the state knows (leading zeros lost in a spreadsheet?)")
+        current = self.rows.loc[hit, "warnings"]
+        self.rows.loc[hit, "warnings"] = current.where(current == "", current + "; ") + note
+        self.rows.loc[hit, "customer_key"] = target[hit].astype("str")
+        if self.frame is not None and "customerKey" in self.frame:
+            rows = self.frame.index.intersection(keys.index[hit.to_numpy()])
+            self.frame.loc[rows, "customerKey"] = target[rows].astype("str")
+        return int(hit.sum())
 
     def requests(self, mapping: MappingSpec, validate_vin: bool) -> Requests:
         if self.frame is None:
             raise RuntimeError("prepared without keeping the rows")
         valid = self.rows["status"] == Status.VALID
         return Requests(self.frame, self.rows.loc[valid, "customer_key"], mapping, validate_vin=validate_vin)
+
+
+#: Fields that, dropped because they could not be read, leave a saved customer incomplete: fixing the cell
+#: and importing the row again completes it (a placeholder or shared contact has nothing to fix).
+_COMPLETABLE = r"^(?:phone[0-9]+|email[0-9]+|vin)$"
+
+
+def _dropped_fields(problems: list[FieldProblem], mapping: MappingSpec, index: pd.Index) -> pd.Series:
+    """The source columns of each row whose unreadable phone, email or VIN was dropped, joined by ", "."""
+    names: dict[int, list[str]] = {}
+    for problem in problems:
+        if problem.message == PLACEHOLDER_MESSAGE or not re.fullmatch(_COMPLETABLE, problem.field):
+            continue
+        source = mapping.source_of(problem.field)
+        for position in np.flatnonzero(problem.mask.to_numpy()).tolist():
+            names.setdefault(position, []).append(source)
+    dropped = np.full(len(index), "", dtype=object)
+    for position, columns in names.items():
+        dropped[position] = ", ".join(dict.fromkeys(columns))
+    return pd.Series(dropped, index=index, dtype="str")
+
+
+def original_rows(source: InputFile) -> pd.Series | None:
+    """For an error report being imported again, each row's number in the file it came from."""
+    if not source.is_error_report:
+        return None
+    position = [header_key(c) for c in source.file_header].index("mk_source_row")
+    with source.path.open(encoding=source.encoding, newline="") as stream:
+        records = csv.reader(stream, delimiter=source.delimiter)
+        next(records, None)
+        numbers = [record[position] if len(record) > position else "" for record in records if record]
+    return pd.Series(numbers, index=pd.RangeIndex(1, len(numbers) + 1, name="source_row"), dtype="str")
 
 
 def _warning_texts(problems: list[FieldProblem], mapping: MappingSpec, index: pd.Index,
@@ -71,44 +171,73 @@ def _warning_texts(problems: list[FieldProblem], mapping: MappingSpec, index: pd
     return pd.Series(warnings, index=index, dtype="str")
 
 
-def _row_table(frame: pd.DataFrame, warnings: pd.Series, mapping: MappingSpec, strict: bool,
-               tally: ProblemTally) -> pd.DataFrame:
+def _describe_last_name(mapping: MappingSpec, chunk: pd.DataFrame, resolved: dict[str, str]) -> pd.Series:
+    """How the last-name cell reads to the person who typed it: empty, or a placeholder such as "N/A"."""
+    column = mapping.fields["lastName"]
+    typed = chunk[resolved[column]].fillna("").astype("str").str.strip()
+    quoted = ("(\"" + typed + "\")").to_numpy(dtype=object)
+    formula = typed.str.contains(FORMULA_START, regex=True).fillna(False).to_numpy(dtype=bool)
+    return pd.Series(np.where(typed == "", f"{column} is empty",
+                              np.where(formula, f"{column} would run as a spreadsheet formula " + quoted,
+                                       f"{column} is a placeholder " + quoted)),
+                     index=chunk.index, dtype="str")
+
+
+def _row_table(frame: pd.DataFrame, chunk: pd.DataFrame, resolved: dict[str, str], warnings: pd.Series,
+               mapping: MappingSpec, strict: bool) -> pd.DataFrame:
     codes = row_errors(frame)
     messages = codes.map(ROW_RULES).fillna("").astype("str")
-    if mapping.fields.get("lastName"):
-        messages = messages.where(codes != "MISSING_LAST_NAME", messages + f" ({mapping.fields['lastName']} is empty)")
+    missing = codes == "MISSING_LAST_NAME"
+    if mapping.fields.get("lastName") and missing.any():
+        described = _describe_last_name(mapping, chunk[missing.to_numpy()], resolved)
+        messages[missing] = messages[missing] + " (" + described + ")"
     if strict:
         bad_field = (codes == "") & (warnings != "")
         codes = codes.mask(bad_field, "INVALID_FIELD")
         messages = messages.mask(bad_field, warnings)
-    for code in codes[codes != ""].unique():
-        tally.add("(row)", ROW_RULES.get(code, code), frame.index[(codes == code).to_numpy()].to_numpy())
     status = pd.Series(np.where(codes == "", Status.VALID.value, Status.INVALID.value), index=frame.index,
                        dtype="str")
-    return pd.DataFrame({"status": status, "customer_key": customer_keys(frame).where(codes == "", ""),
-                         "error_code": codes, "error_message": messages, "warnings": warnings})
+    # Invalid rows keep their key too: the person fixing them sees which customer they belong to.
+    return pd.DataFrame({"status": status, "customer_key": customer_keys(frame), "error_code": codes,
+                         "error_message": messages, "warnings": warnings})
 
 
-def _mark_bad_lines(table: pd.DataFrame, raw: pd.DataFrame, bad: list[BadLine],
-                    tally: ProblemTally) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _names_per_customer(rows: pd.DataFrame, mapping: MappingSpec) -> pd.Series:
+    """Rows refused only for a missing last name whose customer (same DMS key) has one on a valid row.
+
+    A name is required per customer, not per row: such a row is valid, and its vehicles are sent.
+    """
+    if not mapping.customer_key:
+        return pd.Series(False, index=rows.index)
+    nameless = (rows["error_code"] == "MISSING_LAST_NAME") & ~rows["customer_key"].str.startswith("~")
+    named = pd.Series(False, index=rows.index)
+    if nameless.any():
+        # Few nameless keys, many rows: test the rows against those keys in pyarrow, without Python strings.
+        keys = pa.array(rows["customer_key"]).cast(pa.large_string())
+        nameless_keys = pa.array(rows.loc[nameless, "customer_key"]).cast(pa.large_string())
+        carried = pc.is_in(keys, value_set=pc.unique(nameless_keys)).to_numpy(zero_copy_only=False)
+        valid = (rows["status"] == Status.VALID.value).to_numpy()
+        having = pc.unique(keys.filter(pa.array(carried & valid)))
+        named[nameless] = pc.is_in(nameless_keys, value_set=having).to_numpy(zero_copy_only=False)
+    return named
+
+
+#: How the problem summary names the lines the reader could not split into the header's columns.
+_LINE_RULES = {"MALFORMED_LINE": "cannot be read as the header's columns",
+               "FIELD_TOO_LONG": "a field too long to be data"}
+
+
+def _mark_bad_lines(table: pd.DataFrame, raw: pd.DataFrame, bad: list[BadLine]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows the reader could not read as the header's columns are invalid, with the line as written."""
     raw = raw.assign(**{RAW_LINE_COLUMN: ""})
     if not bad:
         return table, raw
     table = table.copy()
     for line in bad:
-        earlier = str(table.at[line.row, "error_code"])
-        if earlier:  # the empty cells' own problem (no last name) is not this row's: untally it
-            key = ("(row)", ROW_RULES.get(earlier, earlier))
-            tally.counts[key] -= 1
-            if tally.counts[key] <= 0:
-                del tally.counts[key]
-                tally.first_row.pop(key, None)
-        table.loc[line.row, ["status", "customer_key", "error_code", "error_message"]] = [
-            Status.INVALID.value, "", line.code, line.message]
+        # The cells of such a row are not in their columns: no key, nothing dropped, only the line's problem.
+        table.loc[line.row, ["status", "customer_key", "error_code", "error_message", "dropped", "legacy_key"]] = [
+            Status.INVALID.value, "", line.code, line.message, "", ""]
         raw.loc[line.row, RAW_LINE_COLUMN] = line.raw
-        tally.add("(line)", "cannot be read as the header's columns" if line.code == "MALFORMED_LINE"
-                  else "a field too long to be data", np.array([line.row]))
     return table, raw
 
 
@@ -124,30 +253,58 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
     tally = ProblemTally()
     tables, frames, invalid_raw = [], [], []
     bad: list[BadLine] = []
+    contacts = ContactCollector()
     for chunk in read_chunks(source, config.chunk_rows, bad):
         canonical = to_canonical(mapping, chunk, header.resolved)
         frame, problems = normalize_frame(canonical, mapping.customer_defaults.get("preferredLocale", ""))
         warnings = _warning_texts(problems, mapping, chunk.index, tally)
-        table = _row_table(frame, warnings, mapping, config.strict, tally)
-        table, raw = _mark_bad_lines(table, chunk, bad, tally)
+        table = _row_table(frame, chunk, header.resolved, warnings, mapping, config.strict)
+        table["dropped"] = _dropped_fields(problems, mapping, chunk.index)
+        table["legacy_key"] = legacy_keys(frame)
+        table, raw = _mark_bad_lines(table, chunk, bad)
         bad.clear()
         tables.append(table)
         valid = (table["status"] == Status.VALID).to_numpy()
-        invalid_raw.append(raw[~valid])
+        # Rows without a last name may yet be valid, once every row of their customer is known.
+        maybe = valid | (table["error_code"] == "MISSING_LAST_NAME").to_numpy()
+        # errors.csv lists these rows too (saved without a field): keep them as read, no second pass
+        invalid_raw.append(raw[~valid | (table["dropped"] != "").to_numpy()])
+        contacts.add(frame, table["customer_key"], maybe)
         if keep_rows:
-            frames.append(frame[valid])
+            frames.append(frame[maybe])
             if source.kept is not None:
                 source.kept.add(chunk[valid])
     rows = pd.concat(tables) if tables else pd.DataFrame(
-        {c: pd.Series(dtype="str") for c in ("status", "customer_key", "error_code", "error_message", "warnings")},
+        {c: pd.Series(dtype="str") for c in ("status", "customer_key", "error_code", "error_message", "warnings",
+                                              "dropped")},
         index=pd.RangeIndex(0, name="source_row"))
     if rows.empty and not config.allow_empty:
         raise InputError(f"{source.name}: empty export: a header and no data rows (--allow-empty accepts it)")
     if len(rows) < config.min_rows:
         raise InputError(f"{source.name}: {len(rows):,} data rows, fewer than --min-rows {config.min_rows:,}: "
                          "a truncated export? Nothing was sent")
+    original = original_rows(source)
+    rows["original_row"] = "" if original is None else original.reindex(rows.index, fill_value="")
+    named = _names_per_customer(rows, mapping)
+    if named.any():
+        rows.loc[named, ["status", "error_code", "error_message"]] = [Status.VALID.value, "", ""]
+    valid_rows = rows.index[(rows["status"] == Status.VALID.value).to_numpy()]
+    for code in map(str, rows.loc[rows["error_code"] != "", "error_code"].unique()):
+        scope, rule = ("(line)", _LINE_RULES[code]) if code in _LINE_RULES else ("(row)", ROW_RULES.get(code, code))
+        tally.add(scope, rule, rows.index[(rows["error_code"] == code).to_numpy()].to_numpy())
     kept = None
     if keep_rows:
         kept = pd.concat(frames) if frames else pd.DataFrame(index=pd.RangeIndex(0, name="source_row"))
+        kept = kept.loc[kept.index.intersection(valid_rows)]
+    shared = contacts.shared(mapping.shared_contact_limit, valid_rows)
+    if shared:
+        source_of = {c: mapping.source_of(c) for c in contacts.columns}
+        extra = shared.warnings(source_of)
+        current = rows.loc[extra.index, "warnings"]
+        rows.loc[extra.index, "warnings"] = current.where(current == "", current + "; ") + extra
+        for column, hits in shared.hits.groupby("column"):
+            tally.add(source_of[str(column)], SHARED_PROBLEM, np.sort(hits["row"].unique()))
+        if kept is not None:
+            kept = shared.drop(kept)
     raw = pd.concat(invalid_raw) if invalid_raw else pd.DataFrame(columns=[*source.header, RAW_LINE_COLUMN])
     return Prepared(rows, kept, tally, raw)

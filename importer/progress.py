@@ -89,8 +89,12 @@ class LogProgress:
         rate = self._done / elapsed
         eta = (self._total - self._done) / rate if rate else 0.0
         counts = " ".join(f"{k}={v}" for k, v in sorted(self._counts.items()))
+        # The same figures as fields, for log shippers (--log-format json): no parsing of the message.
+        fields = {"customers_done": self._done, "customers_total": self._total, "rows_done": self._rows,
+                  "rows_per_s": round(self._rows / elapsed, 1), "eta_s": round(eta, 1),
+                  "counts": {str(k): v for k, v in sorted(self._counts.items())}}
         log.info("progress %d/%d customers, %.0f rows/s, eta %.0fs, %s", self._done, self._total,
-                 self._rows / elapsed, eta, counts)
+                 self._rows / elapsed, eta, counts, extra=fields)
 
     def close(self) -> None:
         pass

@@ -2,7 +2,8 @@
 
 Grouping: rows sharing a customer key (the DMS customer number) are one customer. A row without a key
 (a layout that maps none, or an empty cell) is identified by its normalized name, phones, emails and
-address instead, so repeat rows of one person still merge; its key reads `~` and a hash.
+address instead, so repeat rows of one person still merge; its key reads `~`, the name and ZIP, and a hash
+(`~Lee Ann 02134 #3f2a9c1d0e4b`).
 
 Merging a group, in file order:
 - names, locale: each field from the last row where it is not empty (the latest record wins);
@@ -44,19 +45,42 @@ class CustomerRequest:
     body: dict[str, Any]
 
 
-def customer_keys(frame: pd.DataFrame) -> pd.Series:
-    """The grouping key of every row: its customer key, or a hash of its identity where it has none."""
-    keys = text_column(frame, "customerKey")
-    missing = keys == ""
-    if not missing.any():
-        return keys
+def _derived_keys(frame: pd.DataFrame, missing: pd.Series, readable: bool) -> pd.Series:
+    """Keys of the rows without one, from their identity: `~`, the name and ZIP a person can read, and a
+    hash of the whole identity (name, address, phones, emails) that tells two namesakes apart."""
     parts = [frame[c].str.lower() for c in _IDENTITY if c in frame]
     parts += [frame[c] for c in frame.columns if str(c).startswith(("phone", "email")) and "." not in str(c)]
     # Every mapping maps a last name or a company, so there is always a first part to join onto.
     identity = parts[0].str.cat(parts[1:], sep="\x1f")  # type: ignore[arg-type]
     codes, uniques = pd.factorize(identity[missing])
+    if readable:
+        shown = [text_column(frame, c)[missing] for c in ("lastName", "firstName", "company", "address.zip")]
+        joined = shown[0].str.cat(shown[1:], sep=" ")  # type: ignore[arg-type]
+        label = joined.str.replace(" +", " ", regex=True).str.strip()
+        hashes = np.array([hashlib.sha256(u.encode()).hexdigest()[:12] for u in uniques], dtype=object)
+        named = "~" + label + " #" + pd.Series(hashes.take(codes), index=label.index, dtype="str")
+        return named.str.replace("~ #", "~#", regex=False)
     hashed = np.array(["~" + hashlib.sha256(u.encode()).hexdigest()[:16] for u in uniques], dtype=object)
-    return keys.mask(missing, pd.Series(hashed.take(codes), index=keys[missing].index, dtype="str"))
+    return pd.Series(hashed.take(codes), index=identity[missing].index, dtype="str")
+
+
+def customer_keys(frame: pd.DataFrame) -> pd.Series:
+    """The grouping key of every row: its customer key, or one derived from its identity where it has none."""
+    keys = text_column(frame, "customerKey")
+    missing = keys == ""
+    if not missing.any():
+        return keys
+    return keys.mask(missing, _derived_keys(frame, missing, readable=True))
+
+
+def legacy_keys(frame: pd.DataFrame) -> pd.Series:
+    """The keys mk-import derived before they were readable (`~` and a hash), "" where the row has a key:
+    a state made then knows its customers by these."""
+    keys = text_column(frame, "customerKey")
+    missing = keys == ""
+    if not missing.any():
+        return pd.Series("", index=frame.index, dtype="str")
+    return pd.Series("", index=frame.index, dtype="str").mask(missing, _derived_keys(frame, missing, readable=False))
 
 
 class _BodyBuilder:

@@ -13,21 +13,52 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from importer.codes import RETRIED_NEXT_RUN, ErrorCode
 from importer.errors import ConfigError
 from importer.reader import FORMULA_TRIGGERS, RAW_LINE_COLUMN, REPORT_COLUMNS, InputFile, read_chunks
 
 RESULT_COLUMNS = ("source_row", "status", "customer_key", "customer_uuid", "customer_id", "error_code",
-                  "error_message", "warnings")
+                  "error_message", "warnings", "original_row")
 #: Statuses whose rows go to errors.csv, to be fixed and imported again.
 ERROR_STATUSES = ("invalid", "failed")
 #: results.csv columns that may carry text from the file or the API (a key, a message): defused like errors.csv.
 _FREE_TEXT = ("customer_key", "customer_uuid", "customer_id", "error_code", "error_message", "warnings")
 #: The files a run or validate writes into its report folder.
 REPORT_FILES = ("results.csv", "errors.csv", "summary.json")
+#: Statuses of rows that were (or would be) saved: such a row goes to errors.csv only if a field was dropped.
+SAVED_STATUSES = ("success", "unchanged", "valid")
+#: Marks an API failure that no change to the data can fix.
+RETRIED_NEXT_RUN_NOTE = "nothing to fix: retried next run"
+
+
+def error_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows errors.csv lists, with what it says about each: status, error_code, error_message, warnings.
+
+    Besides the invalid and failed rows: rows saved without an unreadable phone, email or VIN (fixing the
+    cell and importing the row again completes the customer), marked SAVED_WITHOUT_FIELD. API failures
+    that no data change can fix say so first.
+    """
+    dropped = table["dropped"] if "dropped" in table else pd.Series("", index=table.index, dtype="str")
+    incomplete = table["status"].isin(SAVED_STATUSES) & (dropped != "")
+    wanted = table[table["status"].isin(ERROR_STATUSES) | incomplete]
+    why = wanted[["status", "error_code", "error_message", "warnings"]].astype("str")
+    saved_without = incomplete.loc[wanted.index]
+    why.loc[saved_without, "error_code"] = ErrorCode.SAVED_WITHOUT_FIELD.value
+    verb = pd.Series(np.where(wanted["status"] == "valid", "sent without ", "saved without "), index=wanted.index,
+                     dtype="str")
+    why.loc[saved_without, "error_message"] = (
+        verb[saved_without] + dropped.loc[wanted.index][saved_without]
+        + ", which could not be read: correct it and import this row again to complete the customer")
+    retried = (wanted["status"] == "failed") & why["error_code"].isin([code.value for code in RETRIED_NEXT_RUN])
+    why.loc[retried, "error_message"] = RETRIED_NEXT_RUN_NOTE + " (" + why.loc[retried, "error_message"] + ")"
+    return why
+
+
 _DEFUSE = "^([" + FORMULA_TRIGGERS.replace("-", r"\-") + "])"
 
 
@@ -116,12 +147,12 @@ def _raw_chunks(source: InputFile, rows: pd.Index, known: pd.DataFrame) -> Itera
 
 
 def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: pd.DataFrame) -> int:
-    """The input rows whose status is invalid or failed, original columns first, then why. Row count.
+    """The input rows to look at (see error_rows), original columns first, then why. Row count.
 
     `known_raw` holds original cells already at hand (the invalid rows); the others (those the API
-    refused) come from the rows kept as they were read.
+    refused, those saved without a field) come from the rows kept as they were read.
     """
-    wanted = table[table["status"].isin(ERROR_STATUSES)]
+    wanted = error_rows(table)
     written = 0
     with private_file(path, encoding="utf-8-sig") as stream:
         pd.DataFrame(columns=[*source.header, *REPORT_COLUMNS, RAW_LINE_COLUMN]).to_csv(
@@ -131,7 +162,7 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
         for raw in _raw_chunks(source, wanted.index, known_raw):
             if raw.empty:
                 continue
-            why = wanted.loc[raw.index, ["status", "error_code", "error_message", "warnings"]]
+            why = wanted.loc[raw.index]
             out = raw[list(source.header)].astype("str")
             out["mk_source_row"] = raw.index.astype(str)
             for column in ("status", "error_code", "error_message", "warnings"):

@@ -119,3 +119,24 @@ def test_without_a_terminal_progress_is_a_log_line_every_few_seconds(start_sandb
     assert len(lines) >= 2
     assert "/20 customers" in lines[-1]
     assert "eta" in lines[-1]
+
+
+def test_json_progress_lines_carry_their_figures_as_fields(caplog):
+    import json
+    import logging
+
+    from importer.logs import JsonFormatter
+    from importer.progress import LogProgress
+    from importer.status import Status
+
+    progress = LogProgress(every=0)
+    progress.start(10)
+    with caplog.at_level(logging.INFO, logger="mk_import"):
+        progress.advance(Status.SUCCESS, rows=3, customers=2)
+        progress.advance(Status.FAILED, rows=1, customers=1)
+    line = json.loads(JsonFormatter().format(caplog.records[-1]))
+    assert line["message"].startswith("progress 3/10 customers")
+    assert (line["customers_done"], line["customers_total"], line["rows_done"]) == (3, 10, 4)
+    assert line["counts"] == {"failed": 1, "success": 2}
+    assert line["rows_per_s"] > 0
+    assert line["eta_s"] >= 0

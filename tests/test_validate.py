@@ -28,7 +28,12 @@ def test_samples_account_for_every_row(layout, tmp_path: Path):
     assert summary["exit_code"] == code
     assert {r["status"] for r in results} <= {"valid", "invalid"}
     errors = read_csv(out / "errors.csv")
-    assert [e["mk_source_row"] for e in errors] == [r["source_row"] for r in invalid]
+    to_fix = [e for e in errors if e["mk_status"] == "invalid"]
+    assert [e["mk_source_row"] for e in to_fix] == [r["source_row"] for r in invalid]
+    # the other rows listed are sent without an unreadable phone, email or VIN, marked so
+    incomplete = [e for e in errors if e["mk_status"] != "invalid"]
+    assert {(e["mk_status"], e["mk_error_code"]) for e in incomplete} <= {("valid", "SAVED_WITHOUT_FIELD")}
+    assert all(e["mk_error_message"].startswith("sent without ") for e in incomplete)
     payloads = read_jsonl(tmp_path / "p.jsonl")
     assert len(payloads) == summary["customers"] == len({r["customer_key"] for r in results if r["status"] == "valid"})
 
@@ -65,8 +70,9 @@ def test_rows_of_one_customer_become_one_merged_request(tmp_path: Path, write_cs
                            "type": "PRIMARY", "addressType": "P"}],
             "emails": [{"emailAddress": "ann@example.com", "label": "home"}],
             "phoneNumbers": [
-                {"phoneNumber": "+13105551234", "label": "cell", "okToCall": True, "okToText": True},
-                {"phoneNumber": "+16175550100", "label": "home", "okToCall": True, "okToText": True},
+                # blocked on the first row; the later "N" is no consent, so the block stands
+                {"phoneNumber": "+13105551234", "label": "cell", "okToCall": False, "okToText": False},
+                {"phoneNumber": "+16175550100", "label": "home"},
             ],
         },
         "vehicles": [
