@@ -65,9 +65,17 @@ def _add_sandbox(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("--seed", type=int, help="seed for latency jitter and faults")
 
 
+_FILE_HELP = "the export: CSV/TSV text, an .xlsx/.xls workbook, or either in a .gz or single-file .zip; - reads stdin"
+
+
+def _add_sheet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sheet", metavar="NAME", help="the sheet of a workbook to read (default: the first)")
+
+
 def _add_prepare_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help="the CSV export; - reads standard input")
+    p.add_argument("file", metavar="FILE", help=_FILE_HELP)
     p.add_argument("--mapping", "-m", required=True, metavar="M", help="a built-in mapping name or a mapping file")
+    _add_sheet(p)
     p.add_argument("--out", type=Path, metavar="DIR", help="report folder (default ./mk-import-out/<timestamp>/)")
     p.add_argument("--strict", action="store_true",
                    help="a bad phone, email, VIN or other field makes the row invalid instead of being dropped")
@@ -151,7 +159,8 @@ def build_parser() -> _Parser:
 
 
 def _prepare_config(args: argparse.Namespace) -> PrepareConfig:
-    return PrepareConfig(input=args.file, mapping=args.mapping, strict=args.strict, validate_vin=args.validate_vin)
+    return PrepareConfig(input=args.file, mapping=args.mapping, strict=args.strict, validate_vin=args.validate_vin,
+                         sheet=args.sheet)
 
 
 def _print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:

@@ -23,6 +23,8 @@ class PrepareConfig:
     strict: bool = False
     validate_vin: bool = True
     chunk_rows: int = 100_000
+    #: the sheet of a workbook to read (None: the first)
+    sheet: str | None = None
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,7 @@ def validate(config: ValidateConfig) -> dict[str, Any]:
     """Read, map, validate and group; send nothing; write the reports a run would, with valid/invalid."""
     started = time.monotonic()
     mapping = load_mapping(config.prepare.mapping)
-    with open_input(config.prepare.input) as source:
+    with open_input(config.prepare.input, config.prepare.sheet) as source:
         prepared = prepare(source, mapping, config.prepare, keep_rows=config.payloads is not None)
         out = make_private_dir(config.out_dir or default_out_dir())
         if config.payloads is not None:
@@ -136,7 +136,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
     progress = progress or NoProgress()
     api_url = check_api_url(config.api_url, insecure_http=config.insecure_http)
     mapping = load_mapping(config.prepare.mapping)
-    with open_input(config.prepare.input) as source:
+    with open_input(config.prepare.input, config.prepare.sheet) as source:
         prepared = prepare(source, mapping, config.prepare, keep_rows=True)
         out = config.out_dir or default_out_dir()
         # The sandbox forgets its customers when the run ends, so its state lives with the run's reports.

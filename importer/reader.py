@@ -27,6 +27,7 @@ import pyarrow.csv as pa_csv
 
 from importer.errors import InputError
 from importer.mapping import header_key
+from importer.sources import as_text
 
 DELIMITERS = (",", "\t", "|", ";")
 #: Columns that the error report adds after the original ones; a re-import drops them.
@@ -140,8 +141,11 @@ def _read_header(path: Path, name: str, encoding: str) -> tuple[str, list[str]]:
 
 
 @contextlib.contextmanager
-def open_input(source: str) -> Iterator[InputFile]:
-    """Check and describe the input; `-` spools standard input to a private temporary file."""
+def open_input(source: str, sheet: str | None = None) -> Iterator[InputFile]:
+    """Check and describe the input; `-` spools standard input to a private temporary file.
+
+    A workbook (its first sheet, or `sheet`) or an archive is read as the CSV text sources.as_text makes.
+    """
     with contextlib.ExitStack() as stack:
         if source == "-":
             spool = stack.enter_context(tempfile.TemporaryDirectory(prefix="mk-import-"))
@@ -154,12 +158,13 @@ def open_input(source: str) -> Iterator[InputFile]:
                 raise InputError(f"{source}: no such file")
             if not path.is_file():
                 raise InputError(f"{source}: not a regular file")
+        path, given_sha256 = as_text(path, source, stack, sheet)
         encoding, sha256, quotes_pair_up = _scan(path, source)
         delimiter, header = _read_header(path, source, encoding)
         is_report = {header_key(c) for c in REPORT_COLUMNS} <= {header_key(c) for c in header}
         positions = tuple(i for i, c in enumerate(header) if not (is_report and header_key(c) in REPORT_COLUMNS))
         yield InputFile(path, source, encoding, delimiter, tuple(header[i] for i in positions), positions,
-                        tuple(header), sha256, is_report, quotes_pair_up)
+                        tuple(header), given_sha256 or sha256, is_report, quotes_pair_up)
 
 
 def _unescape(chunk: pd.DataFrame) -> pd.DataFrame:
