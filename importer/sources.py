@@ -26,7 +26,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 
 import python_calamine
 
@@ -165,7 +165,8 @@ def _is_zip_workbook(archive: zipfile.ZipFile) -> bool:
     return any(member in names for member in _WORKBOOK_MEMBERS)
 
 
-def _copy_text(head: bytes, stream: BinaryIO | IO[bytes], name: str, sheet: str | None, out: IO[bytes]) -> None:
+def _copy_text(head: bytes, stream: io.BufferedIOBase | IO[bytes], name: str, sheet: str | None,
+               out: IO[bytes]) -> None:
     """Copy an archive member to `out` as text: a workbook is converted, text copied as it is."""
     kind = kind_of(head)
     if kind == "text":
