@@ -74,7 +74,7 @@ def test_placeholders_value_maps_and_trimming():
     ("- a\n- b\n", "must be a YAML mapping"),
     ("customer:\n  lastName: L\ncolour: red\n", "unknown key 'colour'"),
     ("customer:\n  surname: L\n", "unknown field 'surname'"),
-    ("customer:\n  firstName: F\n", "must map customer.lastName or customer.company"),
+    ("customer:\n  firstName: F\n", "must map customer.lastName, customer.fullName or customer.company"),
     ("customer:\n  lastName: L\nphones:\n  - label: cell\n", "needs a column"),
     ("customer:\n  lastName: L\nphones:\n  - {column: P, block: B, consent: C}\n", "block or consent"),
 ])
