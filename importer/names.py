@@ -60,7 +60,7 @@ def _clean(tokens: list[str]) -> list[str]:
 
 
 def _take_suffixes(tokens: list[str]) -> tuple[list[str], list[str]]:
-    suffixes = []
+    suffixes: list[str] = []
     while len(tokens) > 1 and _word(tokens[-1]) in _SUFFIXES:
         suffixes.insert(0, tokens.pop().rstrip("."))
     return tokens, suffixes
