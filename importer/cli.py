@@ -124,7 +124,9 @@ def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _add_mappings(sub: argparse._SubParsersAction[_Parser]) -> None:
-    p = sub.add_parser("mappings", help="list, show or check mappings", description="Built-in mappings.")
+    p = sub.add_parser("mappings", help="list, show, check or suggest mappings",
+                       description="Built-in mappings; a mapping checked against a file; a mapping proposed for "
+                                   "a file.")
     actions = p.add_subparsers(dest="action", required=True, parser_class=_Parser, help="what to do")
     actions.add_parser("list", help="the built-in mappings", description="List the built-in mappings.")
     show = actions.add_parser("show", help="print a mapping file", description="Print a mapping's YAML.")
@@ -132,8 +134,16 @@ def _add_mappings(sub: argparse._SubParsersAction[_Parser]) -> None:
     check = actions.add_parser("check", help="check a mapping against a file's header",
                                description="Name mapped columns missing from the header, and header columns "
                                            "nothing maps.")
-    check.add_argument("file", metavar="FILE", help="the CSV export; - reads standard input")
+    check.add_argument("file", metavar="FILE", help=_FILE_HELP)
     check.add_argument("--mapping", "-m", required=True, metavar="M", help="a built-in mapping name or a file")
+    _add_sheet(check)
+    suggest = actions.add_parser("suggest", help="propose a complete, annotated mapping for a file",
+                                 description="Propose a mapping for a file from its header and its values: every "
+                                             "field it could place, with why and how sure, and the columns left "
+                                             "unmapped with sample values.")
+    suggest.add_argument("file", metavar="FILE", help=_FILE_HELP)
+    suggest.add_argument("--out", type=Path, metavar="FILE.yaml", help="write the mapping here (default: print it)")
+    _add_sheet(suggest)
 
 
 def build_parser() -> _Parser:
@@ -276,8 +286,10 @@ def _mappings(args: argparse.Namespace) -> int:
         load_mapping(args.name)  # refuse what would not load
         print(mapping_text(args.name), end="")
         return ExitCode.OK
+    if args.action == "suggest":
+        return _suggest(args)
     mapping = load_mapping(args.mapping)
-    with open_input(args.file) as source:
+    with open_input(args.file, args.sheet) as source:
         result = check_header(mapping, source.header)
     for column in result.missing:
         print(f"missing: {column!r} is mapped but not in the header of {args.file}")
@@ -286,6 +298,23 @@ def _mappings(args: argparse.Namespace) -> int:
     if not result.missing:
         print(f"ok: every column mapping {mapping.name} reads is in the header")
     return ExitCode.USAGE if result.missing else ExitCode.OK
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    from importer.reader import open_input
+    from importer.report import private_file
+    from importer.suggest import suggest
+
+    with open_input(args.file, args.sheet) as source:
+        proposal = suggest(args.file, source)
+    if args.out is None:
+        print(proposal.text, end="")
+        return ExitCode.OK
+    with private_file(args.out) as stream:
+        stream.write(proposal.text)
+    print(f"mapping written to {args.out}: {len(proposal.choices)} columns placed, {len(proposal.unmapped)} left "
+          "unmapped; review it, then: mk-import mappings check FILE --mapping " + str(args.out), file=sys.stderr)
+    return ExitCode.OK
 
 
 def _sandbox(args: argparse.Namespace) -> int:
