@@ -131,9 +131,10 @@ def _add_mappings(sub: argparse._SubParsersAction[_Parser]) -> None:
     actions.add_parser("list", help="the built-in mappings", description="List the built-in mappings.")
     show = actions.add_parser("show", help="print a mapping file", description="Print a mapping's YAML.")
     show.add_argument("name", metavar="M", help="a built-in mapping name or a mapping file")
-    check = actions.add_parser("check", help="check a mapping against a file's header",
+    check = actions.add_parser("check", help="check a mapping against a file, with a preview of its fields",
                                description="Name mapped columns missing from the header, and header columns "
-                                           "nothing maps.")
+                                           "nothing maps; then, for each mapped field, three sample values before "
+                                           "and after normalization and the share that normalizes cleanly.")
     check.add_argument("file", metavar="FILE", help=_FILE_HELP)
     check.add_argument("--mapping", "-m", required=True, metavar="M", help="a built-in mapping name or a file")
     _add_sheet(check)
@@ -295,9 +296,16 @@ def _mappings(args: argparse.Namespace) -> int:
         print(f"missing: {column!r} is mapped but not in the header of {args.file}")
     for column in result.unmapped:
         print(f"unmapped: {column!r} is in the header but nothing maps it")
-    if not result.missing:
-        print(f"ok: every column mapping {mapping.name} reads is in the header")
-    return ExitCode.USAGE if result.missing else ExitCode.OK
+    if result.missing:
+        return ExitCode.USAGE
+    print(f"ok: every column mapping {mapping.name} reads is in the header")
+    from importer.preview import preview, render
+
+    with open_input(args.file, args.sheet) as source:
+        previews = preview(mapping, source, result.resolved)
+    print("each mapped field: share of its values that normalize cleanly, and samples before → after")
+    print("\n".join(render(previews)))
+    return ExitCode.OK
 
 
 def _suggest(args: argparse.Namespace) -> int:
