@@ -181,3 +181,10 @@ def test_sheet_on_a_text_file_and_a_missing_sheet_are_refused(tmp_path, csv_file
     source = write_xlsx(tmp_path / "export.xlsx", ROWS, sheet="Deals")
     assert main(["validate", str(source), "-m", "dealervault", "--sheet", "S", "--out", str(tmp_path / "o")]) == 2
     assert "no sheet 'S' (sheets: 'Deals')" in capsys.readouterr().err
+
+
+def test_the_sample_xlsx_export_gives_the_sample_csv_payloads(tmp_path):
+    samples = Path(__file__).parent.parent / "sample_data"
+    got = payloads(tmp_path, samples / "dealervault_sales.xlsx")
+    assert got == payloads(tmp_path, samples / "dealervault_sales.csv")
+    assert len(got) > 100
