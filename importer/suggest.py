@@ -173,6 +173,8 @@ _CONFIRMS = {"phone": "phone", "email": "email", "vin": "vin", "vehicleYear": "y
 def _decide(p: Profile) -> Choice | None:
     header, values = p.header, _by_values(p)
     if header is not None and header.flag:
+        if not header.contact:
+            return None  # a flag about no phone or email (postal mail): left for a person to place
         if p.kind("flag") >= 0.9 or p.values.empty:
             kind = "an opt-out" if header.flag == "block" else "a consent"
             return Choice("flag", p, f"header {p.name!r} reads as {kind} flag{'; ' + values[1] if values else ''}",
@@ -304,12 +306,12 @@ def _slug(path: str) -> str:
 def _contacts(choices: list[Choice], kind: str) -> list[tuple[Choice, Choice | None]]:
     """(contact, its flag) pairs: each flag goes to the contacts its header names."""
     contacts = [c for c in choices if c.target == kind]
-    flags = [c for c in choices if c.target == "flag" and c.tie[0] in (kind, "")]
+    flags = [c for c in choices if c.target == "flag" and c.tie[0] in (kind, "all")]
     paired = []
     for contact in contacts:
         label = contact.label or ""
         fits = [f for f in flags if f.tie[0] == kind and f.tie[1] in ("", label)] or \
-               [f for f in flags if f.tie[0] == "" and f.tie[1] in ("", label)]
+               [f for f in flags if f.tie[0] == "all"]
         # The most specific flag wins: one naming this contact's label over one for every phone.
         fits.sort(key=lambda f: (f.tie[1] == "", f.flag != "block"))
         paired.append((contact, fits[0] if fits else None))

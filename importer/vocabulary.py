@@ -77,7 +77,6 @@ PHONE_LABELS: dict[str, frozenset[str]] = {
 _LABEL_WORDS = {"cell": _words("cell cellular cellulaire mobile portable sms text texto cel mobil"),
                 "home": _words("home residence res domicile maison evening"),
                 "work": _words("work business bus office bureau travail day biz")}
-_EMAIL_WORDS = _words("email mail courriel emailaddress")
 _PHONE_WORDS = _words("phone tel telephone call calls ph cell mobile cellulaire text texto sms dnc appel appels",
                       "appeler telephoner")
 _OPT_OUT = _words("block blocked dnc optout unsubscribe unsubscribed suppress suppressed suppression refus",
@@ -89,7 +88,8 @@ _CONSENT = _words("ok okto consent consents consented consentement optin allow a
                   "autorise may can")
 #: headers that are known not to be a field, so that no value test is asked about them
 _NOT_A_FIELD = _words("date dob birthday birthdate created time ro rono invoice amount price balance sale",
-                      "salesperson advisor stock deal dealno deliverydate visit lastvisit naissance")
+                      "salesperson advisor stock deal dealno deliverydate visit lastvisit naissance sales",
+                      "salesman manager employee technician type status")
 _FRENCH = _words("prenom nom nomdefamille courriel adresse adresse1 adresse2 ville codepostal niv annee",
                  "marque modele kilometrage odometre telmaison telbureau telcellulaire cellulaire noclient",
                  "numeroclient nomclient province")
@@ -108,7 +108,7 @@ class HeaderMatch:
     label: str = ""
     #: "block" (opt-out) or "consent" for a flag column, else ""
     flag: str = ""
-    #: the contact a flag is about: "phone", "email", or "" (every contact)
+    #: the contact a flag is about: "phone", "email", "all" (every phone and email), or "" (none of them)
     contact: str = ""
     french: bool = False
 
@@ -135,8 +135,15 @@ def _flag(words: list[str], squashed: str) -> HeaderMatch | None:
     consent = not opt_out and (not _CONSENT.isdisjoint(words) or "opt in" in joined or squashed.startswith("okto"))
     if not (opt_out or consent):
         return None
-    contact = "email" if not _EMAIL_WORDS.isdisjoint(words) or "mail" in squashed or "courriel" in squashed else \
-        "phone" if not _PHONE_WORDS.isdisjoint(words) or any(w in squashed for w in ("phone", "call", "text")) else ""
+    # "Mail" alone is the postman's (Reynolds' `Block Mail`): such a flag is tied to no phone or email.
+    if "email" in squashed or "courriel" in squashed:
+        contact = "email"
+    elif not _PHONE_WORDS.isdisjoint(words) or any(w in squashed for w in ("phone", "call", "text")):
+        contact = "phone"
+    elif any(w in squashed for w in ("contact", "solicit", "marketing")):
+        contact = "all"
+    else:
+        contact = ""
     label = _label(words) if contact == "phone" else ""
     if contact == "phone" and not label and ("text" in words or "sms" in words or "texto" in words):
         label = "cell"
@@ -155,6 +162,8 @@ def match_header(header: str) -> HeaderMatch | None:
     words = tokens(header)
     if not words:
         return None
+    if "co buyer" in " ".join(words) or "cobuyer" in words:  # a co-buyer's name or phone is not the customer's
+        return HeaderMatch(None)
     squashed = "".join(words)
     french = bool(_ACCENTED.search(header)) or squashed in _FRENCH or bool(set(words) & _FRENCH - {"province"})
     flag = _flag(words, squashed)
@@ -185,9 +194,11 @@ def match_header(header: str) -> HeaderMatch | None:
 
 SYNONYMS_VEHICLE = frozenset({"vin", "vehicleYear", "vehicleMake", "vehicleModel", "estimatedMileage",
                               "vehicleTrim", "licensePlate", "color"})
-#: Synonyms long and specific enough to be found inside a longer header (`BuyerFirstName`, `Veh VIN`).
-_INSIDE = sorted(((name, target) for target, names in SYNONYMS.items() for name in names
-                  if len(name) >= 5 or name in ("vin", "niv", "zip", "make", "model", "city", "year", "email")),
+#: Synonyms long and specific enough to be found inside a longer header (`BuyerFirstName`, `Veh VIN`);
+#: words that only say whose column it is (`Customer Type`, `Account Status`) are not among them.
+_WHOSE = frozenset({"customer", "account", "client", "owner", "buyer", "business", "company", "telephone"})
+_INSIDE = sorted(((name, target) for target, names in SYNONYMS.items() for name in names if name not in _WHOSE
+                  and (len(name) >= 5 or name in ("vin", "niv", "zip", "make", "model", "city", "year", "email"))),
                  key=lambda item: -len(item[0]))
 
 

@@ -186,3 +186,17 @@ def test_suggest_prints_to_stdout_and_reads_a_sheet(tmp_path, capsys):
     raw = yaml.safe_load(capsys.readouterr().out)
     assert raw["customer_key"] == "Customer Number"
     assert raw["vehicle"]["vin"] == "VIN"
+
+
+def test_flags_about_no_phone_or_email_are_left_unmapped_and_general_ones_apply_to_all(write_csv):
+    rows = [["Cust No", "Last Name", "Cell Phone", "Email", "Do Not Mail", "Do Not Contact", "Co-Buyer Last Name"]]
+    rows += [[str(i), f"Lee{i}", f"310-555-01{i:02d}", f"a{i}@example.com", "N", "Y" if i % 3 else "N", "Ng"]
+             for i in range(20)]
+    path = write_csv(rows)
+    with open_input(str(path)) as source:
+        raw = yaml.safe_load(suggest(str(path), source).text)
+    assert raw["phones"][0]["block"] == "Do Not Contact"
+    assert raw["emails"][0]["block"] == "Do Not Contact"
+    assert raw["customer"] == {"lastName": "Last Name"}
+    text = yaml.safe_dump(raw)
+    assert "Do Not Mail" not in text
