@@ -110,6 +110,7 @@ def _kinds(values: pd.Series) -> dict[str, float]:
         "year": _share((years != "") & (years.str.slice(0, 2).isin(["19", "20"])) & (years >= "1950")),
         "zip": _share(values.str.fullmatch(r"[0-9]{5}(-[0-9]{4})?|[0-9]{3,4}") & (digits.str.len() >= 3)),
         "postal_ca": _share(upper.str.fullmatch(r"[A-Z][0-9][A-Z] ?[0-9][A-Z][0-9]")),
+        "postal": _share(upper.str.fullmatch(r"[A-Z][0-9][A-Z] ?[0-9][A-Z][0-9]|[0-9]{5}(-[0-9]{4})?|[0-9]{3,4}")),
         "mileage": _share((miles != "") & numeric),
         "flag": _share(flags.notna()),
         "make": _share(upper.isin(vocab.MAKES)),
@@ -166,8 +167,11 @@ def _by_values(p: Profile) -> tuple[str, str] | None:
 
 #: What the values must look like for a header's claim to stand: a header naming one of these targets is
 #: overruled when the values are clearly something else (a "Phone" column full of emails).
+_KIND_WORDS = {"phone": "valid phones", "email": "valid emails", "vin": "VINs with a valid check digit",
+               "year": "model years", "state": "states or provinces", "mileage": "mileages", "make": "known makes",
+               "postal": "ZIP or postal codes"}
 _CONFIRMS = {"phone": "phone", "email": "email", "vin": "vin", "vehicleYear": "year", "address.state": "state",
-             "estimatedMileage": "mileage", "vehicleMake": "make"}
+             "estimatedMileage": "mileage", "vehicleMake": "make", "address.zip": "postal"}
 
 
 def _decide(p: Profile) -> Choice | None:
@@ -191,7 +195,7 @@ def _decide(p: Profile) -> Choice | None:
         confirm = _CONFIRMS.get(target)
         why = f"header {p.name!r}"
         if confirm and not p.values.empty:
-            why += f"; {_pct(p.kind(confirm))} of values are {confirm}s"
+            why += f"; {_pct(p.kind(confirm))} of values are {_KIND_WORDS[confirm]}"
         sure = "high" if (confirm is None or p.kind(confirm) >= DECIDES or p.values.empty) else "medium"
         if target == "isBusiness" and p.kind("flag") < 0.9:
             return None
@@ -366,8 +370,8 @@ def _render(path: str, source: InputFile, rows: int, choices: list[Choice], unma
             else:
                 lines.append("    # label: cell       # the header names no kind: cell, home or work?")
             if flag is not None:
-                meaning = ("a true value means do not contact this way (it never gives consent)"
-                           if flag.flag == "block" else "a true value means consent to contact this way")
+                meaning = ("opt-out: yes withdraws consent, never gives it" if flag.flag == "block"
+                           else "consent: yes means may contact")
                 lines.append(_line(flag.flag, _scalar(flag.column.name), f"{meaning}; {why(flag)}", 4))
     groups = sorted({c.group for c in choices if c.target in VEHICLE_FIELDS})
     if groups:
@@ -424,4 +428,7 @@ def suggest(path: str, source: InputFile, sample_rows: int = SAMPLE_ROWS) -> Sug
     states = [c.column for c in resolved if c.target == "address.state"]
     canadian = any(z.kind("postal_ca") >= 0.5 for z in zips) or any(s.kind("province") >= 0.5 for s in states)
     text = _render(path, source, rows, resolved, unmapped, french, canadian)
+    if not {c.target for c in resolved} & {"lastName", "fullName", "company"}:
+        text += ("# No column reads as a name: map customer.lastName, customer.fullName or customer.company\n"
+                 "# before using this mapping (a person needs a last name, a business a company).\n")
     return Suggestion(text, resolved, unmapped)

@@ -188,3 +188,22 @@ def test_the_sample_xlsx_export_gives_the_sample_csv_payloads(tmp_path):
     got = payloads(tmp_path, samples / "dealervault_sales.xlsx")
     assert got == payloads(tmp_path, samples / "dealervault_sales.csv")
     assert len(got) > 100
+
+
+def test_mappings_check_reads_workbooks_and_archives(tmp_path, csv_file, capsys):
+    source = tmp_path / "export.zip"
+    with zipfile.ZipFile(source, "w") as archive:
+        archive.write(write_xlsx(tmp_path / "inner.xlsx", ROWS), "inner.xlsx")
+    assert main(["mappings", "check", str(source), "--mapping", "dealervault"]) == 0
+    out = capsys.readouterr().out
+    assert "ok: every column mapping dealervault reads is in the header" in out
+    assert "'(310) 555-0134' → '+13105550134'" in out
+
+
+def test_a_workbook_on_standard_input(tmp_path, monkeypatch, csv_file):
+    import io
+    import sys
+
+    book = write_xlsx(tmp_path / "export.xlsx", ROWS)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(book.read_bytes())))
+    assert payloads(tmp_path, Path("-")) == payloads(tmp_path, csv_file)

@@ -15,7 +15,7 @@ from importer.mapping import MappingSpec, load_mapping
 from importer.reader import open_input
 from importer.suggest import suggest
 from importer.vocabulary import match_header
-from tests.helpers import read_jsonl
+from tests.helpers import read_csv, read_jsonl
 
 DATA = Path(__file__).parent / "data" / "onboarding"
 #: file → the layout (reference mapping and expected payloads) it holds
@@ -114,7 +114,7 @@ def test_a_suggestion_is_a_complete_annotated_mapping_file(tmp_path):
     assert raw["customer"]["fullName"] == {"column": "Customer Name", "businesses": True}
     assert "# Columns left unmapped" in text
     assert "'Sale Date': 20" in text  # an unmapped column with sample values
-    assert "header 'Home Phone'; 100% of values are phones" in text
+    assert "header 'Home Phone'; 100% of values are valid phones" in text
     assert all(p["block"] == "Do Not Call" and "consent" not in p for p in raw["phones"])
 
 
@@ -200,3 +200,15 @@ def test_flags_about_no_phone_or_email_are_left_unmapped_and_general_ones_apply_
     assert raw["customer"] == {"lastName": "Last Name"}
     text = yaml.safe_dump(raw)
     assert "Do Not Mail" not in text
+
+
+def test_run_uses_the_untouched_suggestion(tmp_path):
+    """The suggestion for the .xlsx copy imports into the sandbox as it is, every row accounted for."""
+    mapping = suggested(tmp_path, "dealertrack_two_vehicles.xlsx")
+    out = tmp_path / "run"
+    code = main(["run", str(DATA / "dealertrack_two_vehicles.xlsx"), "--mapping", str(mapping), "--sandbox",
+                 "--out", str(out)])
+    assert code == 1  # the file has rows without a last name
+    results = read_csv(out / "results.csv")
+    assert len(results) == 80
+    assert sorted({r["status"] for r in results}) == ["invalid", "success"]
