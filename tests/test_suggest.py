@@ -1,4 +1,4 @@
-"""`mappings suggest`: on five layouts no built-in fits (plus an .xlsx and a .zip copy), the suggestion,
+"""`mappings suggest`: on six layouts no built-in fits (plus an .xlsx and a .zip copy), the suggestion,
 used untouched, maps at least 98% of the fields a person maps, and builds the payloads they expect."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ DATA = Path(__file__).parent / "data" / "onboarding"
 #: file → the layout (reference mapping and expected payloads) it holds
 FILES = {"dealertrack_two_vehicles.csv": "dealertrack_two_vehicles", "automate_last_first.csv": "automate_last_first",
          "pbs_dotted.csv": "pbs_dotted", "quebec_french.csv": "quebec_french", "silent_headers.csv": "silent_headers",
+         "lying_headers.csv": "lying_headers",
          "dealertrack_two_vehicles.xlsx": "dealertrack_two_vehicles", "quebec_french.zip": "quebec_french"}
 TARGET = 0.98
 

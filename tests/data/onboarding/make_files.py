@@ -5,12 +5,14 @@
 Values come from sample_data/generate.py's seeded messy generator; the layouts imitate real exports:
 Dealertrack (terse capital headers, two vehicles a row), Auto/Mate (one `LAST, FIRST` name column with
 businesses in it), PBS (dotted headers, semicolons), a Quebec dealer (French headers, postal codes,
-provinces) and a file whose headers say nothing. An .xlsx and a .zip copy of one of them go beside.
+provinces), a file whose headers say nothing, and one whose headers partly lie (`PHONE2` holding
+emails, a `LAST FIRST MI` name column). An .xlsx and a .zip copy of two of them go beside.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import random
 import zipfile
@@ -121,18 +123,35 @@ def silent(m: Messy) -> list[list[str]]:
     return rows
 
 
+def lying(m: Messy) -> list[list[str]]:
+    """A report-writer export: one `LAST FIRST MI` name column, a "PHONE2" holding emails, numbered fields."""
+    rows = [["CUST-NO", "NAME", "ADDRESS", "CITY", "STATE", "ZIP", "PHONE", "PHONE2", "F07", "F08", "F09", "F10",
+             "F11"]]
+    for i in range(ROWS):
+        p = m.person(i + 1)
+        if not p.last or p.last == "N/A":
+            p.last = "NGUYEN"
+        initial = f" {m.r.choice('ABCDEJKMRT')}" if m.chance(0.4) else ""
+        name = p.company.upper() if p.company else f"{p.last.upper()} {p.first.upper()}{initial}"
+        rows.append([p.key, name, p.street.upper(), p.place[0].upper(), p.place[1], m.zip_code(p.zip_code),
+                     m.phone(p.phone_digits), m.email(p.email), *_vehicle(m)])
+    return rows
+
+
 def main() -> None:
     layouts = {"dealertrack_two_vehicles.csv": (dealertrack, ",", "utf-8"),
                "automate_last_first.csv": (automate, ",", "cp1252"),
                "pbs_dotted.csv": (pbs, ";", "utf-8"),
                "quebec_french.csv": (quebec, ",", "utf-8-sig"),
-               "silent_headers.csv": (silent, ",", "utf-8")}
+               "silent_headers.csv": (silent, ",", "utf-8"),
+               "lying_headers.csv": (lying, ",", "utf-8")}
     for seed, (name, (make, delimiter, encoding)) in enumerate(layouts.items(), 41):
         rows = make(Messy(seed))
         random.Random(seed).shuffle(rows[1:])
         _csv(HERE / name, rows, delimiter, encoding)
         if name == "dealertrack_two_vehicles.csv":
             book = xlsxwriter.Workbook(str(HERE / "dealertrack_two_vehicles.xlsx"))
+            book.set_properties({"created": datetime.datetime(2026, 1, 1)})
             sheet = book.add_worksheet("Customers")
             for r, row in enumerate(rows):
                 for c, value in enumerate(row):
