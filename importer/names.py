@@ -31,7 +31,7 @@ BUSINESS_WORDS = frozenset({
     "pc", "plc", "gmbh", "group", "holdings", "enterprises", "enterprise", "services", "service", "solutions",
     "motors", "motor", "auto", "automotive", "autos", "sales", "rental", "rentals", "leasing", "fleet", "trucking",
     "transport", "transportation", "logistics", "construction", "contracting", "contractors", "plumbing",
-    "electric", "roofing", "landscaping", "couriers", "courier", "delivery", "bank", "trust", "church", "school",
+    "electric", "roofing", "landscaping", "couriers", "courier", "delivery", "bank", "trust", "baptist", "school",
     "district", "county", "city", "township", "village", "university", "college", "hospital", "clinic",
     "associates", "partners", "international", "industries", "systems", "properties", "realty", "farms",
     "dept", "department", "agency", "foundation", "ministries", "garage", "ltee", "ltée", "enr", "senc", "cie",

@@ -250,8 +250,9 @@ def _place_by_neighbours(profiles: list[Profile], taken: dict[int, Choice]) -> l
             first, last = names[0], names[1]
             if last.kind("first_name") > first.kind("first_name"):
                 first, last = last, first
-            place(first, "firstName", f"{_pct(first.kind('first_name'))} of values are common first names")
-            place(last, "lastName", "plain words beside the first name")
+            if first.kind("first_name") >= 0.3:  # without common first names, two text columns are anything
+                place(first, "firstName", f"{_pct(first.kind('first_name'))} of values are common first names")
+                place(last, "lastName", "plain words beside the first name")
     key = free(0)
     if key is not None and "customer_key" not in targets and key.kind("unique") >= 0.5 and (
             key.kind("numeric") >= DECIDES or key.values.str.fullmatch(r"[A-Z0-9-]+").mean() >= DECIDES):
