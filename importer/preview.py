@@ -95,15 +95,12 @@ def preview(mapping: MappingSpec, source: InputFile, resolved: dict[str, str]) -
             entry = fields.setdefault(name, FieldPreview(_label(mapping, name), source_column))
             entry.filled += int(given.sum())
             entry.clean += int((given & ~bad).sum())
-            seen = {before for before, _ in entry.samples}
-            for position in pd.Series(range(len(raw)))[given.to_numpy()].tolist():
-                if len(entry.samples) >= SAMPLES:
-                    break
-                before = str(raw.iloc[position])
-                if before in seen:
-                    continue
-                seen.add(before)
-                entry.samples.append((before, "" if bad.iloc[position] else _shown(after.iloc[position], name)))
+            wanted = SAMPLES - len(entry.samples)
+            if wanted > 0:
+                seen = [before for before, _ in entry.samples]
+                firsts = raw[given & ~raw.isin(seen)].drop_duplicates().head(wanted)
+                entry.samples += [(str(firsts[row]), "" if bad[row] else _shown(after[row], name))
+                                  for row in firsts.index]
     # The mapping's own order, customer key first; phones and emails after, as the mapping lists them.
     order = {name: i for i, name in enumerate(["customerKey", "fullName", *mapping.fields])}
     return sorted(fields.values(), key=lambda f: order.get(f.name.split(" ")[0], len(order)))
