@@ -67,11 +67,13 @@ SYNONYMS: dict[str, frozenset[str]] = {
 PHONE_LABELS: dict[str, frozenset[str]] = {
     "cell": _words("cellphone cell mobile mobilephone cellular cellularphone cellulaire telcellulaire portable",
                    "mobil cel cellno cellnumber mobilenumber cellph custcell textphone sms cphone mphone mobileph",
-                   "telportable custcellphone custmobile"),
+                   "telportable custcellphone custmobile cph cellphonenumber"),
     "home": _words("homephone home residence residencephone resphone hphone homeph telmaison teldomicile",
-                   "domicile maison telresidence eveningphone homeno homenumber custhomephone rphone"),
+                   "domicile maison telresidence eveningphone homeno homenumber custhomephone rphone hph evephone",
+                   "homephonenumber"),
     "work": _words("workphone work businessphone office officephone bureau telbureau travail teltravail wphone",
-                   "workph dayphone busphone bizphone worknumber bphone custworkphone custbusphone"),
+                   "workph dayphone busphone bizphone worknumber bphone custworkphone custbusphone bph",
+                   "workphonenumber"),
 }
 #: words inside a header that name a phone's kind
 _LABEL_WORDS = {"cell": _words("cell cellular cellulaire mobile portable sms text texto cel mobil"),
@@ -89,7 +91,8 @@ _CONSENT = _words("ok okto consent consents consented consentement optin allow a
 #: headers that are known not to be a field, so that no value test is asked about them
 _NOT_A_FIELD = _words("date dob birthday birthdate created time ro rono invoice amount price balance sale",
                       "salesperson advisor stock deal dealno deliverydate visit lastvisit naissance sales",
-                      "salesman manager employee technician type status")
+                      "salesman manager employee technician type status deldate",
+                      "zip4 plus4 zipplus4 zipext")
 _FRENCH = _words("prenom nom nomdefamille courriel adresse adresse1 adresse2 ville codepostal niv annee",
                  "marque modele kilometrage odometre telmaison telbureau telcellulaire cellulaire noclient",
                  "numeroclient nomclient province")
@@ -169,6 +172,8 @@ def match_header(header: str) -> HeaderMatch | None:
     flag = _flag(words, squashed)
     if flag is not None:
         return flag
+    if squashed in _NOT_A_FIELD:  # `Zip4` is the ZIP+4 extension, not a ZIP
+        return HeaderMatch(None, french=french)
     letters = "".join(w for w in words if not w.isdigit())
     digits = [int(w) for w in words if w.isdigit()]
     for label, names in PHONE_LABELS.items():
