@@ -323,8 +323,8 @@ def _contacts(choices: list[Choice], kind: str) -> list[tuple[Choice, Choice | N
     return paired
 
 
-def _render(path: str, source: InputFile, rows: int, choices: list[Choice], unmapped: list[Profile],
-            french: bool, canadian: bool) -> str:
+def _render(path: str, rows: int, choices: list[Choice], unmapped: list[Profile], french: bool,
+            canadian: bool) -> str:
     by_target: dict[str, Choice] = {c.target: c for c in choices if c.target in _SINGLE}
     lines = [f"# Suggested by `mk-import mappings suggest` from {Path(path).name} ({rows:,} rows looked at),",
              f"# {datetime.date.today().isoformat()}. Review it: each line says why and how sure (high: header and",
@@ -380,13 +380,12 @@ def _render(path: str, source: InputFile, rows: int, choices: list[Choice], unma
             lines.append("vehicle:")
         else:
             lines.append("vehicles:                         # one group of columns per vehicle of a row")
-        for n, group in enumerate(groups):
+        for group in groups:
             fields = [c for c in choices if c.target in VEHICLE_FIELDS and c.group == group]
             fields.sort(key=lambda c: VEHICLE_FIELDS.index(c.target))
             for i, c in enumerate(fields):
                 prefix = ("  - " if i == 0 else "    ") if len(groups) > 1 else "  "
                 lines.append(_line(prefix + c.target, _scalar(c.column.name), why(c)))
-            del n
     country = "CA" if canadian else "US"
     lines += ["defaults:",
               "  address:",
@@ -428,7 +427,7 @@ def suggest(path: str, source: InputFile, sample_rows: int = SAMPLE_ROWS) -> Sug
     zips = [c.column for c in resolved if c.target == "address.zip"]
     states = [c.column for c in resolved if c.target == "address.state"]
     canadian = any(z.kind("postal_ca") >= 0.5 for z in zips) or any(s.kind("province") >= 0.5 for s in states)
-    text = _render(path, source, rows, resolved, unmapped, french, canadian)
+    text = _render(path, rows, resolved, unmapped, french, canadian)
     if not {c.target for c in resolved} & {"lastName", "fullName", "company"}:
         text += ("# No column reads as a name: map customer.lastName, customer.fullName or customer.company\n"
                  "# before using this mapping (a person needs a last name, a business a company).\n")
