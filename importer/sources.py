@@ -8,7 +8,8 @@ customer data lands in a temporary folder. Where memfd does not exist, a private
 Kinds are told apart by their first bytes, not by the file's name (a renamed file still reads). Workbook
 cells become the text a person sees in the cell: numbers without a trailing `.0`, leading zeros kept
 where the cell holds text, dates as `M/D/YYYY` (Excel's default for the United States), booleans as
-TRUE/FALSE. Every row of the sheet counts, blank rows excepted, as blank lines of a CSV are skipped.
+TRUE/FALSE. Every row of the sheet counts except blank rows (as blank lines of a CSV are skipped) and
+title lines of one cell above the header, which report writers put there.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import datetime
 import gzip
 import hashlib
 import io
+import itertools
 import os
 import shutil
 import tempfile
@@ -40,6 +42,8 @@ _WORKBOOK_MEMBERS = ("[Content_Types].xml", "mimetype")
 #: Entries an archiver adds beside the file itself (macOS resource forks).
 _ARCHIVE_JUNK = ("__MACOSX/",)
 _BLOCK = 1 << 20
+#: Rows looked at for title lines above the header ("Customer list", "Printed 3/5/2026").
+_TITLE_LOOKAHEAD = 10
 
 
 def kind_of(head: bytes) -> str:
@@ -87,16 +91,25 @@ def _sheet(book: python_calamine.CalamineWorkbook, name: str, sheet: str | None)
     return book.get_sheet_by_name(sheet)
 
 
+def _without_title_rows(rows: Iterator[list[str]]) -> Iterator[list[str]]:
+    """Rows from the header on: a report's title lines above it (one cell each) are dropped."""
+    head = list(itertools.islice(rows, _TITLE_LOOKAHEAD))
+    widest = max((sum(1 for c in row if c) for row in head), default=0)
+    start = 0
+    while widest >= 3 and start < len(head) and sum(1 for c in head[start] if c) == 1:
+        start += 1
+    yield from head[start:]
+    yield from rows
+
+
 def workbook_rows(source: str | Path | IO[bytes], name: str, sheet: str | None = None) -> Iterator[list[str]]:
-    """The rows of a workbook's first sheet (or `sheet`) as text, blank rows skipped."""
+    """The rows of a workbook's first sheet (or `sheet`) as text, blank rows and title lines skipped."""
     try:
         book = python_calamine.CalamineWorkbook.from_object(source)
         try:
             rows = _sheet(book, name, sheet).iter_rows()
-            for row in rows:
-                cells = [v if type(v) is str else cell_text(v) for v in row]
-                if any(cells):
-                    yield cells
+            cells = ([v if type(v) is str else cell_text(v) for v in row] for row in rows)
+            yield from _without_title_rows(row for row in cells if any(row))
         finally:
             book.close()
     except InputError:

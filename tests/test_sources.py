@@ -207,3 +207,14 @@ def test_a_workbook_on_standard_input(tmp_path, monkeypatch, csv_file):
     book = write_xlsx(tmp_path / "export.xlsx", ROWS)
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(book.read_bytes())))
     assert payloads(tmp_path, Path("-")) == payloads(tmp_path, csv_file)
+
+
+def test_title_lines_above_the_header_are_skipped(tmp_path, csv_file):
+    book = xlsxwriter.Workbook(str(tmp_path / "report.xlsx"))
+    sheet = book.add_worksheet()
+    sheet.write_string(0, 0, "Customer list, Example Motors")
+    sheet.write_string(1, 3, "Printed 3/5/2026")
+    for r, row in enumerate(ROWS, 3):
+        sheet.write_row(r, 0, row)
+    book.close()
+    assert payloads(tmp_path, tmp_path / "report.xlsx") == payloads(tmp_path, csv_file)
