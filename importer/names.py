@@ -54,9 +54,11 @@ def is_business(name: str) -> bool:
 
 
 def _clean(tokens: list[str]) -> list[str]:
-    """Titles dropped, initials without their period."""
-    kept = [t for t in tokens if _word(t) not in _TITLES or len(tokens) == 1]
-    return [t.rstrip(".") if _INITIAL.match(t) else t for t in kept]
+    """Leading titles dropped (`M.` is Monsieur there, an initial elsewhere), initials without their period."""
+    start = 0
+    while start < len(tokens) - 1 and _word(tokens[start]) in _TITLES:
+        start += 1
+    return [t.rstrip(".") if _INITIAL.match(t) else t for t in tokens[start:]]
 
 
 def _take_suffixes(tokens: list[str]) -> tuple[list[str], list[str]]:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from importer import names
 from importer.cli import main
 from importer.errors import ConfigError
 from importer.names import split_name
@@ -87,3 +90,18 @@ def test_bad_full_name_and_vehicles_are_refused(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_mapping(str(path))
+
+
+_RESERVED = names._TITLES | names._SUFFIXES | names._PARTICLES
+_PLAIN = st.text(alphabet="abcdefghijklmnopqrstuvwxyzéñ", min_size=2, max_size=10).map(str.capitalize).filter(
+    lambda w: w.casefold() not in _RESERVED)
+
+
+@given(first=_PLAIN, last=_PLAIN, initial=st.sampled_from("ABCDEJKMRTQ"))
+def test_the_usual_spellings_of_one_name_split_the_same_way(first, last, initial):
+    """`LAST, FIRST`, `First Last`, `LAST FIRST I` and `First I. Last` are one person, whatever the words."""
+    assert split_name(f"{last}, {first}") == (first, "", last, "")
+    assert split_name(f"{first} {last}") == (first, "", last, "")
+    assert split_name(f"{first} {initial}. {last}") == (first, initial, last, "")
+    assert split_name(f"{last.upper()} {first.upper()} {initial}") == (first.upper(), initial, last.upper(), "")
+    assert split_name(f"{last.upper()}, {first.upper()} {initial}.") == (first.upper(), initial, last.upper(), "")
