@@ -326,11 +326,12 @@ def _contacts(choices: list[Choice], kind: str) -> list[tuple[Choice, Choice | N
 def _render(path: str, rows: int, choices: list[Choice], unmapped: list[Profile], french: bool,
             canadian: bool) -> str:
     by_target: dict[str, Choice] = {c.target: c for c in choices if c.target in _SINGLE}
-    lines = [f"# Suggested by `mk-import mappings suggest` from {Path(path).name} ({rows:,} rows looked at),",
+    shown = "standard input" if path == "-" else Path(path).name
+    lines = [f"# Suggested by `mk-import mappings suggest` from {shown} ({rows:,} rows looked at),",
              f"# {datetime.date.today().isoformat()}. Review it: each line says why and how sure (high: header and",
              "# values agree; medium: one of them; low: a guess from the column's place).",
              f"name: {_scalar(_slug(path))}",
-             f"description: {_scalar('Suggested mapping for ' + Path(path).name)}"]
+             f"description: {_scalar('Suggested mapping for ' + shown)}"]
 
     def why(c: Choice) -> str:
         return f"{c.why} · {c.confidence}"
