@@ -109,9 +109,17 @@ def _percentage(text: str) -> float:
     return value
 
 
+_FILE_HELP = "the export: CSV/TSV text, an .xlsx/.xls workbook, or either in a .gz or single-file .zip; - reads stdin"
+
+
+def _add_sheet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sheet", metavar="NAME", help="the sheet of a workbook to read (default: the first)")
+
+
 def _add_prepare_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help="the CSV export; - reads standard input")
+    p.add_argument("file", metavar="FILE", help=_FILE_HELP)
     p.add_argument("--mapping", "-m", required=True, metavar="M", help="a built-in mapping name or a mapping file")
+    _add_sheet(p)
     p.add_argument("--out", type=Path, metavar="DIR", help="report folder (default ./mk-import-out/<timestamp>/)")
     p.add_argument("--strict", action="store_true",
                    help="a bad phone, email, VIN or other field makes the row invalid instead of being dropped")
@@ -181,16 +189,27 @@ def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _add_mappings(sub: argparse._SubParsersAction[_Parser]) -> None:
-    p = sub.add_parser("mappings", help="list, show or check mappings", description="Built-in mappings.")
+    p = sub.add_parser("mappings", help="list, show, check or suggest mappings",
+                       description="Built-in mappings; a mapping checked against a file; a mapping proposed for "
+                                   "a file.")
     actions = p.add_subparsers(dest="action", required=True, parser_class=_Parser, help="what to do")
     actions.add_parser("list", help="the built-in mappings", description="List the built-in mappings.")
     show = actions.add_parser("show", help="print a mapping file", description="Print a mapping's YAML.")
     show.add_argument("name", metavar="M", help="a built-in mapping name or a mapping file")
-    check = actions.add_parser("check", help="check a mapping against a file's header",
+    check = actions.add_parser("check", help="check a mapping against a file, with a preview of its fields",
                                description="Name mapped columns missing from the header, and header columns "
-                                           "nothing maps.")
-    check.add_argument("file", metavar="FILE", help="the CSV export; - reads standard input")
+                                           "nothing maps; then, for each mapped field, three sample values before "
+                                           "and after normalization and the share that normalizes cleanly.")
+    check.add_argument("file", metavar="FILE", help=_FILE_HELP)
     check.add_argument("--mapping", "-m", required=True, metavar="M", help="a built-in mapping name or a file")
+    _add_sheet(check)
+    suggest = actions.add_parser("suggest", help="propose a complete, annotated mapping for a file",
+                                 description="Propose a mapping for a file from its header and its values: every "
+                                             "field it could place, with why and how sure, and the columns left "
+                                             "unmapped with sample values.")
+    suggest.add_argument("file", metavar="FILE", help=_FILE_HELP)
+    suggest.add_argument("--out", type=Path, metavar="FILE.yaml", help="write the mapping here (default: print it)")
+    _add_sheet(suggest)
 
 
 def build_parser() -> _Parser:
@@ -218,7 +237,7 @@ def build_parser() -> _Parser:
 
 def _prepare_config(args: argparse.Namespace) -> PrepareConfig:
     return PrepareConfig(input=args.file, mapping=args.mapping, strict=args.strict, validate_vin=args.validate_vin,
-                         allow_empty=args.allow_empty, min_rows=args.min_rows)
+                         allow_empty=args.allow_empty, min_rows=args.min_rows, sheet=args.sheet)
 
 
 def _print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
@@ -350,16 +369,42 @@ def _mappings(args: argparse.Namespace) -> int:
         load_mapping(args.name)  # refuse what would not load
         print(mapping_text(args.name), end="")
         return ExitCode.OK
+    if args.action == "suggest":
+        return _suggest(args)
     mapping = load_mapping(args.mapping)
-    with open_input(args.file) as source:
+    with open_input(args.file, args.sheet) as source:
         result = check_header(mapping, source.header)
     for column in result.missing:
         print(f"missing: {column!r} is mapped but not in the header of {args.file}")
     for column in result.unmapped:
         print(f"unmapped: {column!r} is in the header but nothing maps it")
-    if not result.missing:
-        print(f"ok: every column mapping {mapping.name} reads is in the header")
-    return ExitCode.USAGE if result.missing else ExitCode.OK
+    if result.missing:
+        return ExitCode.USAGE
+    print(f"ok: every column mapping {mapping.name} reads is in the header")
+    from importer.preview import preview, render
+
+    with open_input(args.file, args.sheet) as source:
+        previews = preview(mapping, source, result.resolved)
+    print("each mapped field: share of its values that normalize cleanly, and samples before → after")
+    print("\n".join(render(previews)))
+    return ExitCode.OK
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    from importer.reader import open_input
+    from importer.report import private_file
+    from importer.suggest import suggest
+
+    with open_input(args.file, args.sheet) as source:
+        proposal = suggest(args.file, source)
+    if args.out is None:
+        print(proposal.text, end="")
+        return ExitCode.OK
+    with private_file(args.out) as stream:
+        stream.write(proposal.text)
+    print(f"mapping written to {args.out}: {len(proposal.choices)} columns placed, {len(proposal.unmapped)} left "
+          "unmapped; review it, then: mk-import mappings check FILE --mapping " + str(args.out), file=sys.stderr)
+    return ExitCode.OK
 
 
 def _sandbox(args: argparse.Namespace) -> int:

@@ -27,6 +27,8 @@ class PrepareConfig:
     allow_empty: bool = False
     #: refuse a file with fewer data rows than this (a truncated export)
     min_rows: int = 0
+    #: the sheet of a workbook to read (None: the first)
+    sheet: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,14 @@
 
 A mapping is YAML (see mappings/*.yaml and the README). Canonical column names are the API's own field
 names (`firstName`, `vin`), with `address.` before address fields and numbered slots for phones and emails
-(`phone1`, `phone1.block` or `phone1.consent`, `email1`, ...). Everything downstream speaks canonical columns only.
+(`phone1`, `phone1.block` or `phone1.consent`, `email1`, ...), and `vehicle2.` before the fields of the second
+and later vehicles of a row (`vehicles:`). Everything downstream speaks canonical columns only.
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,7 @@ import pandas as pd
 import yaml
 
 from importer.errors import ConfigError
+from importer.names import NAME_PARTS, split_names
 
 CUSTOMER_FIELDS = ("firstName", "middleName", "lastName", "company", "isBusiness", "preferredLocale")
 ADDRESS_FIELDS = ("line1", "line2", "city", "state", "zip", "country")
@@ -33,7 +36,25 @@ MAX_DEPTH = 20
 #: A phone or email carried by more customers than this in one file is the dealer's own or a placeholder.
 DEFAULT_SHARED_CONTACT_LIMIT = 3
 _TOP_LEVEL = {"name", "description", "customer_key", "customer", "address", "phones", "emails", "vehicle",
-              "defaults", "values", "placeholders", "ignore", "shared_contact_limit"}
+              "vehicles", "defaults", "values", "placeholders", "ignore", "shared_contact_limit"}
+NAME_ORDERS = ("first-last", "last-first")
+_VEHICLE_GROUP = re.compile(r"^vehicle(\d+)\.")
+
+
+def vehicle_prefix(group: int) -> str:
+    """Canonical prefix of a row's vehicle `group` (1-based): none for the first, `vehicle2.` for the second."""
+    return "" if group == 1 else f"vehicle{group}."
+
+
+def base_field(canonical: str) -> str:
+    """The API field of a canonical column: `vehicle2.vin` → `vin`; any other column as it is."""
+    return _VEHICLE_GROUP.sub("", canonical)
+
+
+def vehicle_groups(columns: Iterable[str]) -> list[int]:
+    """The vehicle groups (1-based) that canonical `columns` hold, in order; always the first."""
+    groups = {int(m.group(1)) for c in columns if (m := _VEHICLE_GROUP.match(str(c)))}
+    return [1, *sorted(groups - {1})]
 
 
 def header_key(name: str) -> str:
@@ -54,6 +75,17 @@ class Contact:
 
 
 @dataclass(frozen=True)
+class FullName:
+    """A single full-name column, split into first, middle and last name (see names.py for the rules)."""
+
+    column: str
+    #: "first-last", or "last-first" for a column written `SMITH JOHN` without commas
+    order: str = "first-last"
+    #: the column may hold company names: a name that reads as a business is kept whole as the company
+    businesses: bool = False
+
+
+@dataclass(frozen=True)
 class MappingSpec:
     name: str
     description: str
@@ -70,10 +102,13 @@ class MappingSpec:
     ignore: frozenset[str] = field(default_factory=frozenset)
     #: a phone or email that more customer keys than this carry in one file is dropped for all of them
     shared_contact_limit: int = DEFAULT_SHARED_CONTACT_LIMIT
+    full_name: FullName | None = None
 
     def source_columns(self) -> list[str]:
         """Every source column the mapping reads, in a stable order, without repeats."""
         columns = [self.customer_key] if self.customer_key else []
+        if self.full_name:
+            columns.append(self.full_name.column)
         columns += self.fields.values()
         for contact in (*self.phones, *self.emails):
             columns += [c for c in (contact.column, contact.block, contact.consent) if c]
@@ -89,6 +124,8 @@ class MappingSpec:
                     return contact.column
                 if canonical in (f"{kind}{i}.block", f"{kind}{i}.consent"):
                     return contact.block or contact.consent or contact.column
+        if canonical in NAME_PARTS and canonical not in self.fields and self.full_name:
+            return self.full_name.column
         return self.fields.get(canonical, canonical)
 
 
@@ -134,6 +171,43 @@ def _contacts(raw: Any, where: str) -> tuple[Contact, ...]:
     return tuple(contacts)
 
 
+def _full_name(raw: Any, where: str) -> FullName | None:
+    """`fullName: Column`, or `fullName: {column: Column, order: last-first, businesses: true}`."""
+    if raw is None:
+        return None
+    if isinstance(raw, str | int):
+        return FullName(str(raw))
+    if not isinstance(raw, dict) or not isinstance(raw.get("column"), str | int):
+        raise _fail(where, "fullName: expected a column, or {column, order, businesses}")
+    unknown = set(raw) - {"column", "order", "businesses"}
+    if unknown:
+        raise _fail(where, f"fullName: unknown key {sorted(unknown)[0]!r}")
+    order = str(raw.get("order") or "first-last")
+    if order not in NAME_ORDERS:
+        raise _fail(where, f"fullName: order must be one of {', '.join(NAME_ORDERS)}")
+    if not isinstance(raw.get("businesses", False), bool):
+        raise _fail(where, "fullName: businesses must be true or false")
+    return FullName(str(raw["column"]), order, bool(raw.get("businesses", False)))
+
+
+def _vehicles(raw: Any, single: Any, where: str) -> dict[str, str]:
+    """Canonical vehicle fields of `vehicle:` (one group) or `vehicles:` (a list of groups)."""
+    if raw is None:
+        return _str_map(single, f"{where}: vehicle", VEHICLE_FIELDS)
+    if single is not None:
+        raise _fail(where, "give vehicle: or vehicles:, not both")
+    if not isinstance(raw, list) or not raw:
+        raise _fail(where, "vehicles: expected a list of column groups (vin, vehicleYear, vehicleMake, ...)")
+    fields: dict[str, str] = {}
+    for group, item in enumerate(raw, 1):
+        mapped = _str_map(item, f"{where}: vehicles[{group}]", VEHICLE_FIELDS)
+        if "vin" not in mapped and not {"vehicleYear", "vehicleMake", "vehicleModel"} <= set(mapped):
+            raise _fail(f"{where}: vehicles[{group}]", "a vehicle needs a vin, or a vehicleYear, vehicleMake and "
+                                                        "vehicleModel")
+        fields.update({vehicle_prefix(group) + name: column for name, column in mapped.items()})
+    return fields
+
+
 def parse_mapping(raw: Any, where: str) -> MappingSpec:
     """Build a Mapping from parsed YAML; every mistake is a ConfigError naming the file and the key."""
     if not isinstance(raw, dict):
@@ -141,10 +215,15 @@ def parse_mapping(raw: Any, where: str) -> MappingSpec:
     unknown = set(raw) - _TOP_LEVEL
     if unknown:
         raise _fail(where, f"unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(_TOP_LEVEL))})")
+    customer = raw.get("customer")
+    full_name = None
+    if isinstance(customer, dict) and "fullName" in customer:
+        customer = dict(customer)
+        full_name = _full_name(customer.pop("fullName"), f"{where}: customer")
     fields = {
-        **_str_map(raw.get("customer"), f"{where}: customer", CUSTOMER_FIELDS),
+        **_str_map(customer, f"{where}: customer", CUSTOMER_FIELDS),
         **_str_map(raw.get("address"), f"{where}: address", ADDRESS_FIELDS, prefix="address."),
-        **_str_map(raw.get("vehicle"), f"{where}: vehicle", VEHICLE_FIELDS),
+        **_vehicles(raw.get("vehicles"), raw.get("vehicle"), where),
     }
     defaults = raw.get("defaults") or {}
     if not isinstance(defaults, dict) or set(defaults) - {"address", "customer"}:
@@ -174,9 +253,10 @@ def parse_mapping(raw: Any, where: str) -> MappingSpec:
         placeholders=frozenset(str(p).strip().lower() for p in placeholders or ()) | {""},
         ignore=frozenset(header_key(str(c)) for c in raw.get("ignore") or ()),
         shared_contact_limit=limit,
+        full_name=full_name,
     )
-    if not (mapping.fields.get("lastName") or mapping.fields.get("company")):
-        raise _fail(where, "the mapping must map customer.lastName or customer.company")
+    if not (mapping.fields.get("lastName") or mapping.fields.get("company") or full_name):
+        raise _fail(where, "the mapping must map customer.lastName, customer.fullName or customer.company")
     return mapping
 
 
@@ -280,8 +360,13 @@ def check_header(mapping: MappingSpec, header: Iterable[str]) -> HeaderCheck:
 
 
 def to_canonical(mapping: MappingSpec, raw: pd.DataFrame, resolved: dict[str, str]) -> pd.DataFrame:
-    """Canonical columns of a raw chunk: placeholders emptied, values mapped, surrounding spaces gone."""
+    """Canonical columns of a raw chunk: placeholders emptied, values mapped, surrounding spaces gone.
+
+    A full name is split into the name fields that no column of their own fills on that row.
+    """
     sources: dict[str, str] = dict(mapping.fields)
+    if mapping.full_name:
+        sources["fullName"] = mapping.full_name.column
     if mapping.customer_key:
         sources["customerKey"] = mapping.customer_key
     for kind, contacts in (("phone", mapping.phones), ("email", mapping.emails)):
@@ -296,9 +381,14 @@ def to_canonical(mapping: MappingSpec, raw: pd.DataFrame, resolved: dict[str, st
         column = raw[resolved[source]].fillna("").str.strip()
         empty = column.str.lower().isin(mapping.placeholders)
         column = column.where(~empty, "")
-        replacements = mapping.values.get(canonical)
+        replacements = mapping.values.get(base_field(canonical))
         if replacements:
             folded = column.str.lower()
             column = folded.map(replacements).fillna(column).astype(column.dtype)
         out[canonical] = column
+    if mapping.full_name:
+        parts = split_names(out.pop("fullName"), mapping.full_name.order, mapping.full_name.businesses)
+        for name in NAME_PARTS:
+            own = out.get(name)
+            out[name] = parts[name] if own is None else own.where(own != "", parts[name])
     return pd.DataFrame(out, index=raw.index)

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from phonenumbers import phonenumberutil
 
+from importer.mapping import base_field, vehicle_groups, vehicle_prefix
 from importer.vin import NORTH_AMERICAN_PREFIX, TRANSLITERATION, VIN_PATTERN, WEIGHTS
 
 Normalized = tuple[pd.Series, pd.Series]  # (normalized values, mask of dropped non-empty values)
@@ -374,6 +375,7 @@ _VEHICLE_COLUMNS = ("vin", "vehicleYear", "vehicleMake", "vehicleModel", "vehicl
 
 
 def _rule_for(column: str) -> tuple[Callable[[pd.Series], Normalized], str] | None:
+    column = base_field(column)  # a second vehicle's `vehicle2.vin` is checked as any `vin`
     if column.startswith("phone") and "." not in column:
         return normalize_phones, "not a valid phone number"
     if column.startswith("email") and "." not in column:
@@ -462,21 +464,29 @@ def normalize_frame(canonical: pd.DataFrame, locale_default: str = "") -> tuple[
     if locale_default:
         locale = text_column(frame, "preferredLocale")
         frame["preferredLocale"] = locale.where(locale != "", locale_default)
-    frame["vehicle.send"] = _vehicle_to_send(canonical, frame, problems)
+    for group in vehicle_groups(canonical.columns):
+        frame[vehicle_send_column(group)] = _vehicle_to_send(canonical, frame, problems, vehicle_prefix(group))
     return frame, problems
 
 
-def _vehicle_to_send(canonical: pd.DataFrame, frame: pd.DataFrame, problems: list[FieldProblem]) -> pd.Series:
+def vehicle_send_column(group: int) -> str:
+    """The column saying whether a row's vehicle `group` is sent: `vehicle.send`, `vehicle2.send`, ..."""
+    return vehicle_prefix(group) + "send" if group > 1 else "vehicle.send"
+
+
+def _vehicle_to_send(canonical: pd.DataFrame, frame: pd.DataFrame, problems: list[FieldProblem],
+                     prefix: str = "") -> pd.Series:
     """Whether each row's vehicle is sent: it needs a valid VIN, or no VIN and a year, make and model."""
-    given_vin = text_column(canonical, "vin") != ""
-    complete = ((text_column(frame, "vehicleYear") != "") & (text_column(frame, "vehicleMake") != "")
-                & (text_column(frame, "vehicleModel") != ""))
+    vin = prefix + "vin"
+    given_vin = text_column(canonical, vin) != ""
+    complete = ((text_column(frame, prefix + "vehicleYear") != "") & (text_column(frame, prefix + "vehicleMake") != "")
+                & (text_column(frame, prefix + "vehicleModel") != ""))
     mentioned = pd.Series(False, index=frame.index)
     for column in _VEHICLE_COLUMNS:
-        if column in canonical:
-            mentioned |= canonical[column] != ""
+        if prefix + column in canonical:
+            mentioned |= canonical[prefix + column] != ""
     incomplete = mentioned & ~given_vin & ~complete
     if incomplete.any():
-        problems.append(FieldProblem("vin", "no VIN, nor a year, make and model; vehicle not sent", incomplete,
-                                     text_column(canonical, "vin")))
-    return (text_column(frame, "vin") != "") | (~given_vin & complete)
+        problems.append(FieldProblem(vin, "no VIN, nor a year, make and model; vehicle not sent", incomplete,
+                                     text_column(canonical, vin)))
+    return (text_column(frame, vin) != "") | (~given_vin & complete)

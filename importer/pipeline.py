@@ -105,7 +105,7 @@ def validate(config: ValidateConfig) -> Finished:
     started = time.monotonic()
     refuse_overwriting_input(config.prepare.input, config.out_dir, config.payloads)
     mapping = load_mapping(config.prepare.mapping)
-    with open_input(config.prepare.input) as source:
+    with open_input(config.prepare.input, config.prepare.sheet) as source:
         wants_requests = config.payloads is not None or config.state_path is not None
         prepared = prepare(source, mapping, config.prepare, keep_rows=wants_requests)
         extra: dict[str, Any] = {}
@@ -198,7 +198,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
     api_url = check_api_url(config.api_url, insecure_http=config.insecure_http)
     refuse_overwriting_input(config.prepare.input, config.out_dir)
     mapping = load_mapping(config.prepare.mapping)
-    with open_input(config.prepare.input, keep_rows=True) as source:
+    with open_input(config.prepare.input, config.prepare.sheet, keep_rows=True) as source:
         prepared = prepare(source, mapping, config.prepare, keep_rows=True)
         out = config.out_dir or default_out_dir()
         # The sandbox forgets its customers when the run ends, so its state lives with the run's reports;

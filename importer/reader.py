@@ -29,6 +29,7 @@ import pyarrow.ipc as pa_ipc
 
 from importer.errors import InputError
 from importer.mapping import header_key
+from importer.sources import as_text
 
 DELIMITERS = (",", "\t", "|", ";")
 #: Columns that the error report adds after the original ones; a re-import drops them.
@@ -274,9 +275,10 @@ def _read_header(path: Path, name: str, encoding: str) -> tuple[str, list[str]]:
 
 
 @contextlib.contextmanager
-def open_input(source: str, *, keep_rows: bool = False) -> Iterator[InputFile]:
+def open_input(source: str, sheet: str | None = None, *, keep_rows: bool = False) -> Iterator[InputFile]:
     """Check and describe the input; `-` spools standard input to a private temporary file.
 
+    A workbook (its first sheet, or `sheet`) or an archive is read as the CSV text sources.as_text makes.
     With `keep_rows`, the rows a caller hands to `InputFile.kept` are kept in a private temporary file
     for as long as the input is open.
     """
@@ -298,7 +300,8 @@ def open_input(source: str, *, keep_rows: bool = False) -> Iterator[InputFile]:
                 raise InputError(f"{source}: no such file")
             if not path.is_file():
                 raise InputError(f"{source}: not a regular file")
-        stat = path.stat()
+        stat = path.stat()  # of the file as given, to tell whether it changes during the run
+        path, given_sha256 = as_text(path, source, stack, sheet)
         encoding, sha256, quotes_pair_up = _scan(path, source)
         read_encoding = ""
         if encoding == "mixed":
@@ -311,7 +314,7 @@ def open_input(source: str, *, keep_rows: bool = False) -> Iterator[InputFile]:
         positions = tuple(i for i, c in enumerate(header) if header_key(c) not in dropped)
         kept = RowSpool(scratch / "rows.arrow", len(positions)) if keep_rows else None
         yield InputFile(path, source, encoding, delimiter, tuple(header[i] for i in positions), positions,
-                        tuple(header), sha256, is_report, quotes_pair_up, read_encoding,
+                        tuple(header), given_sha256 or sha256, is_report, quotes_pair_up, read_encoding,
                         (stat.st_size, stat.st_mtime_ns), kept)
 
 

@@ -28,8 +28,8 @@ import orjson
 import pandas as pd
 
 from importer import __version__
-from importer.mapping import ADDRESS_FIELDS, VEHICLE_FIELDS, MappingSpec
-from importer.normalize import text_column
+from importer.mapping import ADDRESS_FIELDS, VEHICLE_FIELDS, MappingSpec, vehicle_groups, vehicle_prefix
+from importer.normalize import text_column, vehicle_send_column
 
 _SCALARS = ("firstName", "middleName", "lastName", "company", "preferredLocale")
 _IDENTITY = ("lastName", "firstName", "company", "address.zip", "address.line1")
@@ -106,8 +106,9 @@ class _BodyBuilder:
                        if (c := column(f"email{i}")) is not None]
         self.phones = [(c, column(f"phone{i}.ok"), contact.label) for i, contact in enumerate(mapping.phones, 1)
                        if (c := column(f"phone{i}")) is not None]
-        self.vehicle = [(f, c) for f in VEHICLE_FIELDS if (c := column(f)) is not None]
-        self.send_vehicle = column("vehicle.send")
+        # One (fields, send) pair per vehicle group of a row (`vehicles:` maps several).
+        self.vehicles = [([(f, c) for f in VEHICLE_FIELDS if (c := column(vehicle_prefix(g) + f)) is not None],
+                          column(vehicle_send_column(g))) for g in vehicle_groups(frame.columns)]
 
     @staticmethod
     def _contacts(positions: list[int], slots: list[tuple[list[Any], list[Any] | None, str]], value_key: str,
@@ -129,15 +130,15 @@ class _BodyBuilder:
 
     def _vehicles(self, positions: list[int]) -> list[dict[str, Any]]:
         merged: dict[tuple[str, ...], dict[str, Any]] = {}
-        send = self.send_vehicle
         for position in positions:
-            if send is None or not send[position]:
-                continue
-            vehicle = {f: v for f, values in self.vehicle if (v := values[position])}
-            vin = vehicle.get("vin")
-            identity = ("vin", vin) if vin else ("ymm", *(vehicle[f].casefold() for f in
-                                                          ("vehicleYear", "vehicleMake", "vehicleModel")))
-            merged.setdefault(identity, {}).update(vehicle)
+            for fields, send in self.vehicles:
+                if send is None or not send[position]:
+                    continue
+                vehicle = {f: v for f, values in fields if (v := values[position])}
+                vin = vehicle.get("vin")
+                identity = ("vin", vin) if vin else ("ymm", *(vehicle[f].casefold() for f in
+                                                              ("vehicleYear", "vehicleMake", "vehicleModel")))
+                merged.setdefault(identity, {}).update(vehicle)
         return list(merged.values())
 
     def body(self, key: str, positions: list[int]) -> dict[str, Any]:

@@ -29,6 +29,10 @@ _FORMATS = {
     "address.state": r"([A-Z]{2})?",
     "vehicleYear": r"([0-9]{4})?",
     "estimatedMileage": r"([0-9]+)?",
+    # the second and later vehicles of a row (`vehicles:`)
+    r"^vehicle[0-9]+\.vin$": f"({VIN_PATTERN})?",
+    r"^vehicle[0-9]+\.vehicleYear$": r"([0-9]{4})?",
+    r"^vehicle[0-9]+\.estimatedMileage$": r"([0-9]+)?",
 }
 
 

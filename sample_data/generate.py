@@ -2,17 +2,21 @@
 
     python sample_data/generate.py                      # the sample files in sample_data/
     python sample_data/generate.py --layout dealervault --rows 1000000 --out big.csv
+    python sample_data/generate.py --layout dealervault --rows 100000 --out big.xlsx   # an Excel export
 
 Messiness as real DMS exports have it: phones in every format and some unusable, emails in capitals with
 stray spaces and some broken, placeholders (N/A, NONE, -), states spelled out, ZIPs that lost their
 leading zero, Y/N/1/0 flags, VINs with typos, mileage with thousands separators, a trailing space in a
-header name, repeat customers, and encodings from UTF-8 with BOM to Windows-1252 and UTF-16.
+header name, repeat customers, and encodings from UTF-8 with BOM to Windows-1252 and UTF-16. An .xlsx
+export (XlsxWriter) holds the same rows with cells typed as a spreadsheet types them: digit-only values
+without a leading zero are numbers (so a ZIP stored as a number has lost its zero), the rest is text.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import datetime
 import io
 import random
 import unicodedata
@@ -223,7 +227,32 @@ LAYOUTS = {
 }
 
 
+#: layout → the name of its .xlsx sample file (the same rows as its CSV sample)
+XLSX_SAMPLES = {"dealervault": "dealervault_sales.xlsx"}
+
+
+def write_xlsx(layout: str, path: Path, rows: int, seed: int = 7, repeat_ratio: float = 0.15) -> Path:
+    """The layout's rows as an Excel workbook, one sheet, cells typed as a spreadsheet types them."""
+    import xlsxwriter  # only the .xlsx export needs it (the test and bench extras install it)
+
+    generator = LAYOUTS[layout][0]
+    table = generator(Messy(seed), rows, repeat_ratio)
+    book = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_numbers": False})
+    book.set_properties({"created": datetime.datetime(2026, 1, 1)})  # the same bytes on every run
+    sheet = book.add_worksheet("Export")
+    for r, row in enumerate(table):
+        for c, value in enumerate(row):
+            if r and value.isdigit() and not value.startswith("0") and len(value) < 10:
+                sheet.write_number(r, c, int(value))
+            else:
+                sheet.write_string(r, c, value)
+    book.close()
+    return path
+
+
 def write(layout: str, path: Path, rows: int, seed: int = 7, repeat_ratio: float = 0.15) -> Path:
+    if path.suffix.lower() == ".xlsx":
+        return write_xlsx(layout, path, rows, seed, repeat_ratio)
     generator, _, encoding, delimiter = LAYOUTS[layout]
     table = generator(Messy(seed), rows, repeat_ratio)
     buffer = io.StringIO()
@@ -238,12 +267,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=250)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat-ratio", type=float, default=0.15, help="share of rows repeating a customer")
-    parser.add_argument("--out", type=Path, help="output file (with --layout)")
+    parser.add_argument("--out", type=Path, help="output file (with --layout); a .xlsx name writes a workbook")
     args = parser.parse_args()
     for layout in [args.layout] if args.layout else sorted(LAYOUTS):
         path = args.out if args.out and args.layout else Path(__file__).parent / LAYOUTS[layout][1]
         write(layout, path, args.rows, args.seed, args.repeat_ratio)
         print(f"{layout}: {path}")
+        if layout in XLSX_SAMPLES and not args.out:
+            book = write_xlsx(layout, path.with_name(XLSX_SAMPLES[layout]), args.rows, args.seed, args.repeat_ratio)
+            print(f"{layout}: {book}")
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def test_placeholders_value_maps_and_trimming():
     ("- a\n- b\n", "must be a YAML mapping"),
     ("customer:\n  lastName: L\ncolour: red\n", "unknown key 'colour'"),
     ("customer:\n  surname: L\n", "unknown field 'surname'"),
-    ("customer:\n  firstName: F\n", "must map customer.lastName or customer.company"),
+    ("customer:\n  firstName: F\n", "must map customer.lastName, customer.fullName or customer.company"),
     ("customer:\n  lastName: L\nphones:\n  - label: cell\n", "needs a column"),
     ("customer:\n  lastName: L\nphones:\n  - {column: P, block: B, consent: C}\n", "block or consent"),
 ])
@@ -89,3 +89,28 @@ def test_bad_mapping_files_are_refused(tmp_path: Path, text, message):
 def test_unknown_mapping_name_is_refused():
     with pytest.raises(ConfigError, match=r"unknown mapping 'nope'.*dealervault"):
         load_mapping("nope")
+
+
+def test_check_previews_each_field_before_and_after_normalization(write_csv, tmp_path, capsys):
+    """A wrong column shows at a glance: its share of clean values is low, and it is pointed out."""
+    path = write_csv([["Id", "Name", "Cell", "Mail", "Stop", "VIN"],
+                      ["1", "SMITH, JOHN Q", "(310) 555-0134", "555-1234", "Y", "1hgcm82633a004352"],
+                      ["2", "Ann Lee", "310.555.0199", "bad", "N", "1HGCM82633A004353"],
+                      ["3", "Bo Ng", "N/A", "", "N", ""]])
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("customer_key: Id\ncustomer: {fullName: Name}\nvehicle: {vin: VIN}\n"
+                       "phones: [{column: Cell, label: cell, block: Stop}]\nemails: [{column: Mail}]\n")
+    assert main(["mappings", "check", str(path), "--mapping", str(mapping)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    by_field = {line.split()[0]: line for line in lines if line.startswith("  ")}
+    assert list(by_field)[:3] == ["customerKey", "fullName", "vin"]
+    assert "'SMITH, JOHN Q' → 'JOHN / Q / SMITH'" in by_field["fullName"]
+    assert "50% clean of       2" in by_field["vin"]
+    assert "'1hgcm82633a004352' → '1HGCM82633A004352'" in by_field["vin"]
+    assert "'1HGCM82633A004353' → (dropped)" in by_field["vin"]
+    assert "100% clean of       2" in by_field["phone1"]
+    assert "'(310) 555-0134' → '+13105550134'" in by_field["phone1"]
+    assert "'Y' → 'do not contact'" in by_field["phone1.block"]
+    assert "0% clean of       2" in by_field["email1"]
+    assert "is this the right column?" in by_field["email1"]
+    assert "is this the right column?" not in by_field["phone1"]

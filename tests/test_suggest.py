@@ -1,0 +1,238 @@
+"""`mappings suggest`: on six layouts no built-in fits (plus an .xlsx and a .zip copy), the suggestion,
+used untouched, maps at least 98% of the fields a person maps, and builds the payloads they expect."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from importer.cli import main
+from importer.mapping import MappingSpec, header_key, load_mapping
+from importer.reader import open_input
+from importer.suggest import suggest
+from importer.vocabulary import match_header
+from tests.helpers import read_csv, read_jsonl
+
+DATA = Path(__file__).parent / "data" / "onboarding"
+#: file → the layout (reference mapping and expected payloads) it holds
+FILES = {"dealertrack_two_vehicles.csv": "dealertrack_two_vehicles", "automate_last_first.csv": "automate_last_first",
+         "pbs_dotted.csv": "pbs_dotted", "quebec_french.csv": "quebec_french", "silent_headers.csv": "silent_headers",
+         "lying_headers.csv": "lying_headers",
+         "dealertrack_two_vehicles.xlsx": "dealertrack_two_vehicles", "quebec_french.zip": "quebec_french"}
+TARGET = 0.98
+
+
+def fields_of(mapping: MappingSpec) -> dict[str, str]:
+    """What a person decides in a mapping, one entry per field: the column (matched as the header is,
+    ignoring case and surrounding spaces), with a contact's label and flag."""
+    def key(column: str | None) -> str:
+        return header_key(column) if column else ""
+
+    out = {"customer_key": key(mapping.customer_key)}
+    out.update({name: key(column) for name, column in mapping.fields.items()})
+    if mapping.full_name:
+        out["fullName"] = f"{key(mapping.full_name.column)}|{mapping.full_name.order}|{mapping.full_name.businesses}"
+    for kind, contacts in (("phone", mapping.phones), ("email", mapping.emails)):
+        for contact in contacts:
+            out[f"{kind}:{key(contact.column)}"] = (f"{contact.label}|block={key(contact.block)}"
+                                                   f"|consent={key(contact.consent)}")
+    for name, value in mapping.address_defaults.items():
+        out[f"default.{name}"] = value
+    for name, value in mapping.customer_defaults.items():
+        out[f"default.{name}"] = value
+    return out
+
+
+def suggested(tmp_path: Path, name: str) -> Path:
+    out = tmp_path / f"{name}.yaml"
+    assert main(["mappings", "suggest", str(DATA / name), "--out", str(out)]) == 0
+    return out
+
+
+def flatten(body: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in body.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                flat.update(flatten(item, f"{prefix}{key}[{i}].") if isinstance(item, dict)
+                            else {f"{prefix}{key}[{i}]": item})
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def test_the_untouched_suggestion_maps_at_least_98_percent_of_the_fields(tmp_path, capsys):
+    right = total = 0
+    lines = []
+    for name, layout in FILES.items():
+        expected = fields_of(load_mapping(str(DATA / f"{layout}.yaml")))
+        got = fields_of(load_mapping(str(suggested(tmp_path, name))))
+        hits = sum(got.get(field) == value for field, value in expected.items())
+        wrong = sorted(f for f, v in expected.items() if got.get(f) != v)
+        lines.append(f"{name}: {hits}/{len(expected)} {wrong or ''}")
+        right, total = right + hits, total + len(expected)
+    capsys.readouterr()
+    with capsys.disabled():
+        print(f"\nsuggested mappings: {right}/{total} fields right ({right / total:.1%})", *lines, sep="\n  ")
+    assert total >= 130  # every layout counted (137 fields)
+    assert right / total >= TARGET, lines
+
+
+def test_on_the_built_in_layouts_the_suggestion_matches_their_hand_written_mappings(tmp_path, capsys):
+    """The four built-in mappings were written by hand before suggest existed: an independent reference."""
+    samples = Path(__file__).parent.parent / "sample_data"
+    files = {"dealervault": "dealervault_sales.csv", "tekion-ro": "tekion_ro_history.csv",
+             "reynolds-customers": "reynolds_customers.txt", "cdk": "cdk_customers.csv"}
+    right = total = 0
+    for builtin, name in files.items():
+        out = tmp_path / f"{builtin}.yaml"
+        assert main(["mappings", "suggest", str(samples / name), "--out", str(out)]) == 0
+        expected, got = fields_of(load_mapping(builtin)), fields_of(load_mapping(str(out)))
+        right += sum(got.get(field) == value for field, value in expected.items())
+        total += len(expected)
+    capsys.readouterr()
+    with capsys.disabled():
+        print(f"\nbuilt-in layouts: {right}/{total} fields right ({right / total:.1%})")
+    assert right / total >= TARGET
+
+
+def test_the_untouched_suggestion_builds_the_expected_payloads(tmp_path):
+    right = total = 0
+    for name, layout in FILES.items():
+        out = tmp_path / f"out-{name}"
+        code = main(["validate", str(DATA / name), "--mapping", str(suggested(tmp_path, name)), "--out", str(out),
+                     "--payloads", str(out / "p.jsonl")])
+        assert code in (0, 1)
+        expected = [flatten(b) for b in read_jsonl(DATA / f"{layout}.payloads.jsonl")]
+        got = [flatten(b) for b in read_jsonl(out / "p.jsonl")]
+        assert len(got) == len(expected), name
+        for want, have in zip(expected, got, strict=True):
+            total += len(want)
+            right += sum(have.get(k) == v for k, v in want.items())
+    assert right / total >= TARGET
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_the_reference_mappings_give_the_expected_payloads(tmp_path, name):
+    """The payloads the tests hold are what the person's mapping makes of each file (and of its copies)."""
+    out = tmp_path / "out"
+    layout = FILES[name]
+    main(["validate", str(DATA / name), "--mapping", str(DATA / f"{layout}.yaml"), "--out", str(out),
+          "--payloads", str(out / "p.jsonl")])
+    assert read_jsonl(out / "p.jsonl") == read_jsonl(DATA / f"{layout}.payloads.jsonl")
+
+
+def test_a_suggestion_is_a_complete_annotated_mapping_file(tmp_path):
+    path = suggested(tmp_path, "automate_last_first.csv")
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    text = path.read_text()
+    raw = yaml.safe_load(text)
+    assert raw["name"] == "automate-last-first"
+    assert "automate_last_first.csv" in raw["description"]
+    assert raw["customer"]["fullName"] == {"column": "Customer Name", "businesses": True}
+    assert "# Columns left unmapped" in text
+    assert "'Sale Date': 20" in text  # an unmapped column with sample values
+    assert "header 'Home Phone'; 100% of values are valid phones" in text
+    assert all(p["block"] == "Do Not Call" and "consent" not in p for p in raw["phones"])
+
+
+def test_quebec_file_gets_canada_french_and_its_consent_column(tmp_path):
+    raw = yaml.safe_load(suggested(tmp_path, "quebec_french.zip").read_text())
+    assert raw["defaults"]["address"]["country"] == "CA"
+    assert raw["defaults"]["customer"] == {"preferredLocale": "fr-ca"}
+    assert raw["emails"] == [{"column": "Courriel", "label": "home", "consent": "Consentement courriel"}]
+
+
+@pytest.mark.parametrize(("header", "flag", "contact", "label"), [
+    ("Block Email", "block", "email", ""),
+    ("Do Not Call", "block", "phone", ""),
+    ("Do Not Text", "block", "phone", "cell"),
+    ("Email Opt Out", "block", "email", ""),
+    ("Cust.Email.OptOut", "block", "email", ""),
+    ("DNC", "block", "phone", ""),
+    ("No Email", "block", "email", ""),
+    ("Ne pas appeler", "block", "phone", ""),
+    ("Email Opt In", "consent", "email", ""),
+    ("OK to Text", "consent", "phone", "cell"),
+    ("Consentement courriel", "consent", "email", ""),
+    ("Cell Phone OK", "consent", "phone", "cell"),
+])
+def test_flag_headers_are_tied_to_their_contact(header, flag, contact, label):
+    match = match_header(header)
+    assert match is not None
+    assert (match.flag, match.contact, match.label) == (flag, contact, label)
+
+
+@pytest.mark.parametrize(("header", "target", "label", "group"), [
+    ("No client", "customer_key", "", 1), ("Tél. cellulaire", "phone", "cell", 1),
+    ("Code postal", "address.zip", "", 1),
+    ("NIV", "vin", "", 1), ("CPHONE", "phone", "cell", 1), ("VIN2", "vin", "", 2), ("Veh 2 Year", "vehicleYear", "", 2),
+    ("Address2", "address.line2", "", 1), ("BuyerFirstName", "firstName", "", 1),
+    ("Cust.Address.City", "address.city", "", 1), ("Business Phone", "phone", "work", 1), ("Phone No", "phone", "", 1),
+])
+def test_header_vocabulary(header, target, label, group):
+    match = match_header(header)
+    assert match is not None
+    assert (match.target, match.label, match.group) == (target, label, group)
+
+
+def test_headers_that_say_nothing_or_something_else():
+    assert match_header("F07") is None
+    assert match_header("Field 3") is None
+    other = match_header("Last Service Date")
+    assert other is not None
+    assert other.target is None
+
+
+def test_values_win_over_a_header_that_lies(write_csv):
+    path = write_csv([["CustNo", "Last Name", "Phone", "Notes"],
+                      *[[str(i), f"Lee{i}", f"person{i}@example.com", "x"] for i in range(20)]])
+    with open_input(str(path)) as source:
+        proposal = suggest(str(path), source)
+    raw = yaml.safe_load(proposal.text)
+    assert raw["emails"][0]["column"] == "Phone"
+    assert "phones" not in raw
+    assert "values win" in proposal.text
+    assert [p.name for p in proposal.unmapped] == ["Notes"]
+
+
+def test_suggest_prints_to_stdout_and_reads_a_sheet(tmp_path, capsys):
+    from tests.test_sources import ROWS, write_xlsx
+
+    path = write_xlsx(tmp_path / "x.xlsx", ROWS, sheet="Export", first_sheet="Cover")
+    assert main(["mappings", "suggest", str(path), "--sheet", "Export"]) == 0
+    raw = yaml.safe_load(capsys.readouterr().out)
+    assert raw["customer_key"] == "Customer Number"
+    assert raw["vehicle"]["vin"] == "VIN"
+
+
+def test_flags_about_no_phone_or_email_are_left_unmapped_and_general_ones_apply_to_all(write_csv):
+    rows = [["Cust No", "Last Name", "Cell Phone", "Email", "Do Not Mail", "Do Not Contact", "Co-Buyer Last Name"]]
+    rows += [[str(i), f"Lee{i}", f"310-555-01{i:02d}", f"a{i}@example.com", "N", "Y" if i % 3 else "N", "Ng"]
+             for i in range(20)]
+    path = write_csv(rows)
+    with open_input(str(path)) as source:
+        raw = yaml.safe_load(suggest(str(path), source).text)
+    assert raw["phones"][0]["block"] == "Do Not Contact"
+    assert raw["emails"][0]["block"] == "Do Not Contact"
+    assert raw["customer"] == {"lastName": "Last Name"}
+    text = yaml.safe_dump(raw)
+    assert "Do Not Mail" not in text
+
+
+def test_run_uses_the_untouched_suggestion(tmp_path):
+    """The suggestion for the .xlsx copy imports into the sandbox as it is, every row accounted for."""
+    mapping = suggested(tmp_path, "dealertrack_two_vehicles.xlsx")
+    out = tmp_path / "run"
+    code = main(["run", str(DATA / "dealertrack_two_vehicles.xlsx"), "--mapping", str(mapping), "--sandbox",
+                 "--out", str(out)])
+    assert code == 1  # the file has rows without a last name
+    results = read_csv(out / "results.csv")
+    assert len(results) == 80
+    assert sorted({r["status"] for r in results}) == ["invalid", "success"]
