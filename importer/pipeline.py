@@ -28,9 +28,12 @@ from importer.prepare import Prepared, prepare
 from importer.progress import NoProgress, Progress
 from importer.reader import InputFile, open_input
 from importer.report import make_private_dir, write_errors, write_payloads, write_results, write_summary
+from importer.report_html import write_report_page
+from importer.report_xlsx import write_errors_xlsx
 from importer.sandbox.server import SandboxConfig, running_sandbox
 from importer.state import StateStore, default_state_path
 from importer.status import Status, exit_code_for
+from importer.timeline import Timeline, write_timeline
 
 
 def default_out_dir(root: Path = Path("mk-import-out")) -> Path:
@@ -85,13 +88,16 @@ def validate(config: ValidateConfig) -> dict[str, Any]:
         table = prepared.rows.assign(customer_uuid="", customer_id="")
         write_results(out / "results.csv", table)
         write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
+        write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
         summary = _summary("validate", source, mapping.name, table, prepared, started, out, api_url=None)
         write_summary(out / "summary.json", summary)
+        write_report_page(out, mapping=mapping, results=table)
     return summary
 
 
 # -- run ---------------------------------------------------------------------------------------------
-async def _send(config: RunConfig, ledger: Ledger, jobs: Iterator[Job]) -> tuple[PoolStats, bool, str]:
+async def _send(config: RunConfig, ledger: Ledger, jobs: Iterator[Job],
+                timeline: Timeline) -> tuple[PoolStats, bool, str]:
     """Send the jobs with a pool; (stats, interrupted by Ctrl-C, the API URL used)."""
     credentials = config.credentials
     async with contextlib.AsyncExitStack() as stack:
@@ -108,7 +114,8 @@ async def _send(config: RunConfig, ledger: Ledger, jobs: Iterator[Job]) -> tuple
         settings = config.pool
         if config.max_duration is not None:
             settings = replace(settings, deadline=time.monotonic() + config.max_duration)
-        pool = Pool(ApiClient(session, api_url, config.department, credentials), settings, ledger.answer)
+        pool = Pool(ApiClient(session, api_url, config.department, credentials), settings, ledger.answer,
+                    on_attempt=timeline.attempt)
         ledger.stop_run = pool.stop
         interrupted = False
 
@@ -133,6 +140,7 @@ async def _send(config: RunConfig, ledger: Ledger, jobs: Iterator[Job]) -> tuple
 def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str, Any]:
     """Validate, send what changed, reconcile: every input row ends with one status in results.csv."""
     started = time.monotonic()
+    timeline = Timeline()
     progress = progress or NoProgress()
     api_url = check_api_url(config.api_url, insecure_http=config.insecure_http)
     mapping = load_mapping(config.prepare.mapping)
@@ -150,7 +158,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
             progress.start(int(prepared.rows.loc[prepared.rows["status"] == Status.VALID, "customer_key"].nunique()))
             try:
                 stats, interrupted, api_url = asyncio.run(_send(replace(config, api_url=api_url), ledger,
-                                                                ledger.jobs(requests, config.full)))
+                                                                ledger.jobs(requests, config.full), timeline))
             finally:
                 progress.close()
                 ledger.write_pending()
@@ -159,6 +167,8 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
         table = ledger.apply(prepared.rows.assign(customer_uuid="", customer_id=""), stats.stop_reason)
         write_results(out / "results.csv", table)
         write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
+        write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
+        write_timeline(out / "timeline.csv", timeline.seconds())
         summary = _summary(
             "run", source, mapping.name, table, prepared, started, out, api_url=api_url,
             department=config.department, state=str(state_path), requests_sent=stats.requests,
@@ -167,4 +177,5 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
             stopped=stats.stop_reason is not None and not interrupted, interrupted=interrupted,
             stop_reason=stats.stop_reason)
         write_summary(out / "summary.json", summary)
+        write_report_page(out, mapping=mapping, results=table)
     return summary

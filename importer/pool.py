@@ -197,6 +197,8 @@ class Pool:
     clock: Callable[[], float] = time.monotonic
     jitter: random.Random = field(default_factory=random.Random)
     stats: PoolStats = field(default_factory=PoolStats)
+    #: told of every finished POST: (sent, answered, "success"/"refused"/"rate_limited"/"error", is a retry)
+    on_attempt: Callable[[float, float, str, bool], None] = lambda sent, answered, result, retry: None
 
     def __post_init__(self) -> None:
         self.rate = AdaptiveRate(self.settings.rate, self.settings.min_rate, self.clock)
@@ -240,6 +242,20 @@ class Pool:
                            detail=f"{len(found)} customers already carry customer key {job.search_key}")
         return job
 
+    async def _attempt(self, text: str, *, retry: bool) -> Reply:
+        """One POST, reported to on_attempt with when it was sent and answered and how."""
+        sent = self.clock()
+        try:
+            reply = await self.api.create_or_update(text)
+        except RetryableError as exc:
+            self.on_attempt(sent, self.clock(), "rate_limited" if exc.throttled else "error", retry)
+            raise
+        except FatalApiError:
+            self.on_attempt(sent, self.clock(), "refused", retry)
+            raise
+        self.on_attempt(sent, self.clock(), "success" if reply.ok else "refused", retry)
+        return reply
+
     async def _send(self, job: Job) -> Outcome:
         """Every attempt for one job, until an answer that settles it."""
         last_error = ""
@@ -260,7 +276,7 @@ class Pool:
             if attempt > 1:
                 self.stats.retries += 1
             try:
-                reply = await self.api.create_or_update(job.text)
+                reply = await self._attempt(job.text, retry=attempt > 1)
             except RetryableError as exc:
                 last_error = str(exc)
                 log.debug("customer %s attempt %d: %s", job.key, attempt, last_error)

@@ -51,6 +51,13 @@ def private_file(path: Path, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
         yield stream
 
 
+@contextlib.contextmanager
+def private_binary_file(path: Path) -> Iterator[IO[bytes]]:
+    """A private binary file (see _private_path): for writers that want a stream, such as a workbook's."""
+    with _private_path(path) as descriptor, open(descriptor, "wb") as stream:
+        yield stream
+
+
 def defuse_formulas(values: pd.Series) -> pd.Series:
     """Prefix a quote to cells a spreadsheet would evaluate (=, +, -, @, tab, CR, and a leading quote).
 
