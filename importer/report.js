@@ -105,10 +105,10 @@
     var badge = document.createElement("span");
     badge.className = "status " + statuses[r[1]]; badge.textContent = statuses[r[1]];
     td.appendChild(badge); tr.appendChild(td);
-    for (var c = 0; c < columns.length; c++) cell(tr, "", r[2][c], byColumn[c]);
     var whole = byColumn[-1] || [];
     var msg = r[4] ? [r[4]] : [];
     cell(tr, "whole", whole.map(function (w) { return problems[w[1]].label; }).concat(msg).join(": "), whole);
+    for (var c = 0; c < columns.length; c++) cell(tr, "", r[2][c], byColumn[c]);
     return tr;
   }
 

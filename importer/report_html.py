@@ -177,8 +177,8 @@ def _hbars(bars: Sequence[tuple[str, int, str, str]], title: str, *, label_width
     """A horizontal bar chart: (label, value, colour, extra attributes of the bar's group) per bar."""
     if not bars:
         return ""
-    width, bar_h, gap = 720, 20, 8
-    area = width - label_width - 150
+    width, bar_h, gap = label_width + 570, 20, 8
+    area = 300
     top = max(v for _, v, _, _ in bars) or 1
     height = len(bars) * (bar_h + gap) + gap
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="{width}" '
@@ -187,7 +187,8 @@ def _hbars(bars: Sequence[tuple[str, int, str, str]], title: str, *, label_width
         y = gap + i * (bar_h + gap)
         length = max(1.0, area * value / top) if value else 0.0
         note = f" · {notes[i]}" if notes else ""
-        short = label if len(label) <= label_width // 6 else label[:label_width // 6 - 1] + "…"
+        fits = label_width // 7
+        short = label if len(label) <= fits else label[:fits - 1] + "…"
         parts.append(f'<g{attrs}><title>{_e(label)}: {_n(value)}{_e(note)}</title>'
                      f'<text x="{label_width - 8}" y="{y + 14}" text-anchor="end" fill="#1f2328">{_e(short)}</text>'
                      f'<rect x="{label_width}" y="{y}" width="{length:.1f}" height="{bar_h}" rx="3" fill="{colour}"/>'
@@ -281,8 +282,8 @@ def _problems_section(summary: dict[str, Any], table: _Table) -> str:
     failed_bars = []
     for (_, problem), n in api:
         attrs = f' class="clickable" data-filter-problem="{problem_at[problem]}" data-filter-column="-1"'
-        failed_bars.append((f"{problem}: {explain(problem).meaning}", n, "#8250df", attrs))
-    failed_notes = [f"e.g. row {table.first[(None, p)]}" for (_, p), _ in api]
+        failed_bars.append((problem, n, "#8250df", attrs))
+    failed_notes = [f"{explain(p).meaning} · e.g. row {table.first[(None, p)]}" for (_, p), _ in api]
     out = []
     if bars:
         out.append('<p class="note">Every problem in the file, most frequent first (a click filters the table '
@@ -444,7 +445,7 @@ def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
     flagged = {column for column, _ in table.tally}
     widths = [240 if c in flagged else min(200, max(90, 8 * len(c) + 24)) for c in table.columns]
     cols = "".join(f'<col style="width:{w}px">' for w in widths)
-    table_width = 70 + 90 + sum(widths) + 360
+    table_width = 70 + 90 + 280 + sum(widths)
     run_part = (f"<h2>Requests over time</h2>{_timeline_section(reports.timeline)}"
                 if summary.get("command") == "run" else "")
     written = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -459,8 +460,8 @@ def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
         '<p class="print-note" id="print-note"></p>'
         f'<div class="scroller" id="rows-scroller"><table class="rows" style="width:{table_width}px">'
         '<colgroup><col style="width:70px">'
-        f'<col style="width:90px">{cols}<col style="width:360px"></colgroup><thead><tr><th>row</th><th>status</th>'
-        f'{head_cells}<th>why (the row as a whole)</th></tr></thead><tbody id="rows-body"></tbody></table></div>'
+        f'<col style="width:90px"><col style="width:280px">{cols}</colgroup><thead><tr><th>row</th><th>status</th>'
+        f'<th>why (the row as a whole)</th>{head_cells}</tr></thead><tbody id="rows-body"></tbody></table></div>'
         if table.rows else '<p class="note">No row needs attention.</p>')
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
