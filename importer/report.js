@@ -120,11 +120,11 @@
     return tr;
   }
 
-  function draw(first, last) {
+  function draw(first, last, printing) {
     var frag = document.createDocumentFragment();
     frag.appendChild(spacer(first * ROW_H));
     for (var i = first; i < last; i++) frag.appendChild(rowElement(rows[shown[i]]));
-    frag.appendChild(spacer((shown.length - last) * ROW_H));
+    frag.appendChild(spacer(printing ? 0 : (shown.length - last) * ROW_H));
     body.replaceChildren(frag);
   }
 
@@ -160,7 +160,7 @@
   var printNote = document.getElementById("print-note");
   window.addEventListener("beforeprint", function () {
     var last = Math.min(shown.length, data.printCap);
-    draw(0, last);
+    draw(0, last, true);
     printNote.textContent = last < shown.length ? "Printed: the first " + last + " of " + shown.length +
       " rows; errors.csv and errors.xlsx hold them all." : "";
   });

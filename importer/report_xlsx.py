@@ -73,9 +73,9 @@ def _write_sheet(book: xlsxwriter.Workbook, header: list[str], rows: Iterator[li
         concerned = {r.column for r in parser.reasons(cell.get("mk_error_code", ""), cell.get("mk_error_message", ""),
                                                       cell.get("mk_warnings", "")) if r.column is not None}
         for i, value in enumerate(values):
-            style = reason if i < len(is_report) and is_report[i] else text
             if i < len(header) and header[i] in concerned:
-                style = flagged
-            sheet.write_string(written, i, value, style)
+                sheet.write_string(written, i, value, flagged)
+            elif value:  # an empty cell needs no writing: its column's format is already Text
+                sheet.write_string(written, i, value, reason if i < len(is_report) and is_report[i] else text)
     sheet.autofilter(0, 0, max(written, 1), max(len(header) - 1, 0))
     return written

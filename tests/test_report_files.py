@@ -114,7 +114,10 @@ def test_errors_xlsx_keeps_every_cell_as_the_text_it_was(write_csv, tmp_path: Pa
         if value:
             assert cells[column].value == value
             assert cells[column].data_type == "s"  # a string, never a number or a formula
-        assert cells[column].number_format == "@"
+            assert cells[column].number_format == "@"
+        # Text, so that a value typed into the column later stays text too.
+        index = cells[column].column
+        assert any(d.min <= index <= d.max and d.number_format == "@" for d in sheet.column_dimensions.values())
     assert cells["mk_error_code"].value == "MISSING_LAST_NAME"
     fill = cells["mk_error_message"].fill.fgColor.rgb
     assert fill not in (None, "00000000")
