@@ -28,7 +28,7 @@ from importer.errors import InputError
 from importer.mapping import MappingSpec, header_key
 from importer.reasons import Reason, ReasonParser
 from importer.report import ERROR_STATUSES, RESULT_COLUMNS, private_file
-from importer.report_xlsx import undefuse
+from importer.report_xlsx import UNDEFUSE
 from importer.timeline import Second, read_timeline
 
 #: Rows the printed table holds at most (the page on screen holds every row).
@@ -78,7 +78,9 @@ def read_originals(path: Path) -> pd.DataFrame:
         return pd.DataFrame(index=pd.Index([], dtype="int64"))
     frame.index = pd.Index(frame["mk_source_row"].astype("int64"), name="source_row")
     originals = frame[[c for c in frame.columns if not str(c).startswith("mk_")]]
-    return originals.apply(lambda column: column.map(undefuse)) if len(originals) else originals
+    # Vectorized: the page of a large run reads tens of thousands of rows here.
+    return originals.apply(lambda column: column.str.replace(UNDEFUSE, r"\1", regex=True)) if len(originals) \
+        else originals
 
 
 def read_reports(out: Path, results: pd.DataFrame | None = None) -> RunReports:

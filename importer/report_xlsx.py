@@ -22,7 +22,9 @@ from importer.report import private_binary_file
 
 #: Rows a worksheet holds, header included (Excel's limit).
 MAX_SHEET_ROWS = 1_048_576
-_UNDEFUSE = re.compile("^'([" + FORMULA_TRIGGERS.replace("-", r"\-") + "])")
+#: errors.csv's quote before a formula-like value (see report.defuse_formulas)
+UNDEFUSE = "^'([" + FORMULA_TRIGGERS.replace("-", r"\-") + "])"
+_UNDEFUSE = re.compile(UNDEFUSE)
 log = logging.getLogger("mk_import.report")
 
 

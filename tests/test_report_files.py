@@ -127,7 +127,7 @@ def test_errors_xlsx_keeps_every_cell_as_the_text_it_was(write_csv, tmp_path: Pa
 
 
 def test_the_page_holds_no_fetchable_reference_and_escapes_the_data(write_csv, tmp_path: Path):
-    evil = dv_row(key="1", first="<script>alert(1)</script>", last="", city="</script><img src=x>")
+    evil = dv_row(key="1", first="<script>alert(1)</script>", last="", city="</script><img src=x>", line1="=1+2")
     out = _validate(write_csv, tmp_path, [evil, dv_row(key="2", vin=VIN_A)])
     page = (out / "report.html").read_text()
     assert "<script>alert(1)" not in page
@@ -136,6 +136,7 @@ def test_the_page_holds_no_fetchable_reference_and_escapes_the_data(write_csv, t
     assert data is not None
     assert "<" not in data.group(1)  # the data cannot close its script element
     assert "\\u003cimg src=x\\u003e" in data.group(1)
+    assert '"=1+2"' in data.group(1)  # as the file has it, without errors.csv's defusing quote
     markup = page.replace(data.group(0), "")
     assert not re.search(r"\b(src|href|action)\s*=", markup)
     assert not re.search(r"url\(|@import", page)
