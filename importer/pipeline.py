@@ -140,7 +140,6 @@ async def _send(config: RunConfig, ledger: Ledger, jobs: Iterator[Job],
 def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str, Any]:
     """Validate, send what changed, reconcile: every input row ends with one status in results.csv."""
     started = time.monotonic()
-    timeline = Timeline()
     progress = progress or NoProgress()
     api_url = check_api_url(config.api_url, insecure_http=config.insecure_http)
     mapping = load_mapping(config.prepare.mapping)
@@ -156,6 +155,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
             ledger = Ledger(state, state.unsettled(), progress, RowOutcomes(prepared.rows.index))
             requests = prepared.requests(mapping, config.prepare.validate_vin)
             progress.start(int(prepared.rows.loc[prepared.rows["status"] == Status.VALID, "customer_key"].nunique()))
+            timeline = Timeline()  # its seconds count from the start of sending
             try:
                 stats, interrupted, api_url = asyncio.run(_send(replace(config, api_url=api_url), ledger,
                                                                 ledger.jobs(requests, config.full), timeline))

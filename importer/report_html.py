@@ -405,8 +405,8 @@ def _timeline_section(timeline: Sequence[Second]) -> str:
               f'<span style="color:#bf8700">▮ retries ({_n(total_retries)})</span></div>')
     latency_legend = ('<div class="legend"><span style="color:#0969da">━ median</span>'
                       '<span style="color:#8250df">┅ 95th percentile</span></div>')
-    return (f'<p class="note">Requests per second over the run{binned}; the marks above the plot are seconds in '
-            'which the API answered 429 (too many requests) or a request was retried.</p>' + legend +
+    return (f'<p class="note">Requests per second from the start of sending{binned}; the marks above the plot '
+            'are seconds in which the API answered 429 (too many requests) or a request was retried.</p>' + legend +
             _line_chart(bins, [("requests per second", "#0969da", rate, ""), ("saved per second", "#1a7f37", ok, "")],
                         "requests / s", "Requests per second", marks) +
             '<p class="note">Latency of each request, from sending to the answer.</p>' + latency_legend +

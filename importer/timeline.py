@@ -1,7 +1,7 @@
 """A run's requests second by second (attempts, successes, 429s, retries, latency), kept as timeline.csv.
 
 The pool reports every finished attempt to `Timeline.attempt`; the seconds are counted from the start of
-the run, so `mk-import report` can redraw the requests per second and latency of a run long after it.
+sending, so `mk-import report` can redraw the requests per second and latency of a run long after it.
 Latencies are held only for the last few seconds: a bucket is closed (its percentiles computed, its list
 dropped) once attempts finish well past it, so a night of requests costs one small row a second.
 """
@@ -27,7 +27,7 @@ _OPEN_SECONDS = 120
 class Second:
     """What happened in one second of the run (attempts counted in the second they finished)."""
 
-    #: seconds since the run started
+    #: seconds since sending started
     second: int
     attempts: int = 0
     successes: int = 0
