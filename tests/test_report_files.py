@@ -173,3 +173,22 @@ def test_report_help_exists(capsys):
         main(["report", "--help"])
     assert "OUT_DIR" in capsys.readouterr().out
 
+
+
+@pytest.mark.parametrize(("summary", "sentence", "good"), [
+    ({"command": "run", "rows": 2500, "counts": {"success": 2431, "invalid": 61, "failed": 8}},
+     "2,431 of 2,500 rows imported; 61 need fixing, 8 failed at the API.", False),
+    ({"command": "run", "rows": 3, "counts": {"success": 1, "unchanged": 2}},
+     "All 3 rows imported (2 unchanged since the last run, not sent).", True),
+    ({"command": "run", "rows": 10, "counts": {"success": 4, "not_attempted": 6},
+      "stop_reason": "time budget (--max-duration) reached"},
+     "4 of 10 rows imported; 6 not attempted (time budget (--max-duration) reached; rerunning resumes).", False),
+    ({"command": "validate", "rows": 5, "counts": {"valid": 5}}, "All 5 rows are ready to import.", True),
+    ({"command": "validate", "rows": 5, "counts": {"valid": 4, "invalid": 1}},
+     "4 of 5 rows are ready to import; 1 needs fixing.", False),
+    ({"command": "validate", "rows": 0, "counts": {}}, "The file has no data rows.", False),
+])
+def test_the_verdict_says_the_run_in_one_sentence(summary, sentence, good):
+    from importer.report_html import verdict
+
+    assert verdict(summary) == (sentence, good)
