@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -9,11 +10,16 @@ import openpyxl
 import pytest
 
 from importer.cli import main
+from importer.client import Reply
 from importer.codes import WARNINGS, ErrorCode, explain, explain_warning
+from importer.errors import RetryableError
+from importer.pool import Pool, PoolSettings
 from importer.reasons import ReasonParser
+from importer.report_html import verdict
 from importer.timeline import Second, Timeline, read_timeline, write_timeline
 from sample_data.generate import write
 from tests.helpers import DV_HEADER, VIN_A, dv_row, read_csv, read_summary
+from tests.test_pool import FakeClock, ScriptedApi, job
 from tests.test_run import run
 
 ROOT = Path(__file__).parent.parent
@@ -189,6 +195,30 @@ def test_report_help_exists(capsys):
     ({"command": "validate", "rows": 0, "counts": {}}, "The file has no data rows.", False),
 ])
 def test_the_verdict_says_the_run_in_one_sentence(summary, sentence, good):
-    from importer.report_html import verdict
-
     assert verdict(summary) == (sentence, good)
+
+
+def test_the_pool_reports_every_attempt_to_the_timeline():
+
+    clock = FakeClock()
+    timeline = Timeline(clock)
+    api = ScriptedApi({"a": [RetryableError("too many requests (HTTP 429)", retry_after=1.0, maybe_saved=False,
+                                            throttled=True),
+                             RetryableError("server error (HTTP 503)"), Reply(True, "uuid-a", "1")],
+                       "b": [Reply(False, error_code="HTTP_400", message="bad")]})
+
+    async def record(j, o) -> None:
+        pass
+
+    async def go() -> None:
+        pool = Pool(api, PoolSettings(rate=1000, concurrency=2), record, sleep=clock.sleep, clock=clock,
+                    on_attempt=timeline.attempt)
+        await pool.run([job("a"), job("b")])
+
+    asyncio.run(go())
+    seconds = timeline.seconds()
+    assert sum(s.attempts for s in seconds) == 4
+    assert sum(s.rate_limited for s in seconds) == 1
+    assert sum(s.errors for s in seconds) == 1
+    assert sum(s.retries for s in seconds) == 2
+    assert sum(s.successes for s in seconds) == 1  # the 400 is an answer, not a success
