@@ -3,7 +3,7 @@
 (function () {
   "use strict";
   var source = document.getElementById("mk-data");
-  if (!source) return;
+  if (!source || !document.getElementById("rows-scroller")) return;  // no row needs attention: no table
   var data = JSON.parse(source.textContent);
   var rows = data.rows, columns = data.columns, problems = data.problems, statuses = data.statuses;
   var ROW_H = 46, OVERSCAN = 12;
