@@ -6,7 +6,9 @@ import asyncio
 import base64
 import contextlib
 import itertools
+import os
 import shutil
+import signal
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -82,10 +84,12 @@ async def open_page(url: str, width: int = 1300, height: int = 1000) -> AsyncIte
     """A fresh headless Chromium (own profile, no network services) showing `url`, network events recorded."""
     binary = chromium_path()
     assert binary is not None
-    with tempfile.TemporaryDirectory(prefix="mk-import-chromium-") as profile:
+    # Chromium's helper processes may still be writing to the profile a moment after the browser exits.
+    with tempfile.TemporaryDirectory(prefix="mk-import-chromium-", ignore_cleanup_errors=True) as profile:
+        # Its own process group, so that its helper processes end with it.
         process = await asyncio.create_subprocess_exec(
             binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
         try:
             port_file = Path(profile) / "DevToolsActivePort"
             for _ in range(300):
@@ -126,10 +130,14 @@ async def open_page(url: str, width: int = 1300, height: int = 1000) -> AsyncIte
                 try:
                     yield page
                 finally:
+                    with contextlib.suppress(Exception):
+                        await browser(3, "Browser.close")
                     reader.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await reader
         finally:
-            if process.returncode is None:
-                process.kill()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), 10)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # the group this test started, helpers included
             await process.wait()

@@ -12,7 +12,7 @@ import pytest
 from importer.cli import main
 from tests.browser import chromium_path, open_page
 from tests.conftest import DEPARTMENT
-from tests.helpers import read_csv, read_summary
+from tests.helpers import DV_HEADER, dv_row, read_csv, read_summary
 from tests.test_mapping import LAYOUT_FILES, SAMPLES
 
 ROOT = Path(__file__).parent.parent
@@ -142,4 +142,18 @@ async def test_report_page_in_chromium(start_sandbox, creds, tmp_path: Path):
         requested = page.requested_urls()
         assert url in requested  # the recorder works: it saw the page being loaded
         assert set(requested) == {url}
+        assert [e for e in page.events if e[0] == "Runtime.exceptionThrown"] == []
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+async def test_a_page_with_nothing_to_fix_runs_its_script_cleanly(write_csv, tmp_path: Path):
+    source = write_csv([DV_HEADER, dv_row(key="1", last="Lee"), dv_row(key="2", last="Kim")])
+    out = tmp_path / "out"
+    assert await asyncio.to_thread(main, ["validate", str(source), "-m", "dealervault", "--out", str(out)]) == 0
+    url = (out / "report.html").resolve().as_uri()
+    async with open_page(url) as page:
+        assert await page.evaluate('document.getElementById("verdict").textContent') == \
+            "All 2 rows are ready to import."
+        assert await page.evaluate('document.getElementById("rows-scroller")') is None
+        assert [e for e in page.events if e[0] == "Runtime.exceptionThrown"] == []
+        assert set(page.requested_urls()) == {url}
