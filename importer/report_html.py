@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from importer.codes import explain
+from importer.codes import ErrorCode, explain, explain_warning
 from importer.errors import InputError
 from importer.mapping import MappingSpec, header_key
 from importer.reasons import Reason, ReasonParser
@@ -426,12 +426,21 @@ def _json_for_script(value: Any) -> str:
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def _words_section(table: _Table) -> str:
-    if not table.words:
+def _words_section(summary: dict[str, Any], table: _Table) -> str:
+    """Plain words for every problem on the page: the file's (counted over all its rows, from summary.json)
+    and the API's refusals (counted over the rows to fix)."""
+    words = dict(table.words)
+    file_wide: Counter[str] = Counter()
+    for item in summary.get("problems", []):
+        file_wide[_code_of(str(item.get("problem", "")))] += int(item.get("rows", 0))
+    for label, count in file_wide.items():
+        explanation = explain(label) if label in ErrorCode.__members__ else explain_warning(label)
+        words[label] = (count, explanation.meaning, explanation.fix)
+    if not words:
         return ""
     body = "".join(f"<tr><td><code>{_e(label)}</code></td><td class=\"n\">{_n(count)}</td><td>{_e(meaning)}</td>"
                    f"<td>{_e(fix)}</td></tr>"
-                   for label, (count, meaning, fix) in sorted(table.words.items(), key=lambda i: -i[1][0]))
+                   for label, (count, meaning, fix) in sorted(words.items(), key=lambda i: -i[1][0]))
     return ('<h2>What the problems mean</h2><table class="words"><tr><th>problem</th><th>rows</th>'
             f'<th>what it means</th><th>what to change</th></tr>{body}</table>')
 
@@ -480,7 +489,7 @@ def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
         "at the API), with the original values of the mapped columns; the reason is under the cell it concerns "
         "(hover for what to change). Fix the rows in errors.xlsx or errors.csv and import that file again with "
         f"the same mapping.</p>{rows_part}"
-        f"{_words_section(table)}"
+        f"{_words_section(summary, table)}"
         f"<footer>Written {written} by {_e(summary.get('program', 'mk-import'))} from the reports in "
         f"{_e(summary.get('reports', ''))}.</footer>"
         f'<script type="application/json" id="mk-data">{_json_for_script(data)}</script>'

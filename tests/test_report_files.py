@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 from pathlib import Path
 
@@ -161,6 +162,10 @@ def test_every_warning_a_file_can_raise_has_plain_words(write_csv, tmp_path: Pat
     problems = {r.problem for row in read_csv(out / "results.csv") for r in parser.warnings(row["warnings"])}
     assert len(problems) >= 8
     assert problems <= set(WARNINGS)
+    # The page explains each of them, though both rows were valid (not in its table of rows to fix).
+    page = (out / "report.html").read_text()
+    for problem in problems:
+        assert html.escape(WARNINGS[problem].meaning) in page
 
 
 def test_readme_explains_every_code_and_warning():
