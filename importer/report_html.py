@@ -189,13 +189,14 @@ def _hbars(bars: Sequence[tuple[str, int, str, str]], title: str, *, label_width
         y = gap + i * (bar_h + gap)
         length = max(1.0, area * value / top) if value else 0.0
         note = f" · {notes[i]}" if notes else ""
+        shown_note = note if len(note) <= 75 else note[:74] + "…"  # whole in the bar's tooltip
         fits = label_width // 7
         short = label if len(label) <= fits else label[:fits - 1] + "…"
         parts.append(f'<g{attrs}><title>{_e(label)}: {_n(value)}{_e(note)}</title>'
                      f'<text x="{label_width - 8}" y="{y + 14}" text-anchor="end" fill="#1f2328">{_e(short)}</text>'
                      f'<rect x="{label_width}" y="{y}" width="{length:.1f}" height="{bar_h}" rx="3" fill="{colour}"/>'
                      f'<text x="{label_width + length + 6:.1f}" y="{y + 14}" fill="#1f2328">{_n(value)}'
-                     f'<tspan fill="#59636e">{_e(note)}</tspan></text></g>')
+                     f'<tspan fill="#59636e">{_e(shown_note)}</tspan></text></g>')
     parts.append("</svg>")
     return "".join(parts)
 
