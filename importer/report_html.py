@@ -213,6 +213,8 @@ class _Table:
     first: dict[tuple[str | None, str], int]
     #: problem label → (rows, meaning, fix), for the plain words
     words: dict[str, tuple[int, str, str]]
+    #: why rows failed at the API: error code → rows
+    refused: Counter[str]
 
 
 def _shown_columns(header: Sequence[str], mapping: MappingSpec | None) -> list[str]:
@@ -242,6 +244,7 @@ def _attention_table(reports: RunReports, mapping: MappingSpec | None) -> _Table
     tally: Counter[tuple[str | None, str]] = Counter()
     first: dict[tuple[str | None, str], int] = {}
     words: dict[str, tuple[int, str, str]] = {}
+    refused: Counter[str] = Counter()
     rows: list[list[Any]] = []
     for row, status, code, message, warnings in zip(wanted.index.tolist(), wanted["status"].tolist(),
                                                      wanted["error_code"].tolist(), wanted["error_message"].tolist(),
@@ -260,10 +263,12 @@ def _attention_table(reports: RunReports, mapping: MappingSpec | None) -> _Table
             first.setdefault(key, row)
             count, meaning, fix = words.get(reason.problem, (0, reason.meaning, reason.fix))
             words[reason.problem] = (count + 1, meaning, fix)
+            if status == "failed" and reason.error:
+                refused[reason.problem] += 1
         # An error about the row as a whole (an API refusal) shows its message: the API's own words.
         detail = message if code and reasons and reasons[0].column is None and code != "INVALID_FIELD" else ""
         rows.append([row, statuses.index(status), [str(v) for v in values_of.get(row, blank)], cells, detail])
-    return _Table(columns, problems, rows, tally, first, words)
+    return _Table(columns, problems, rows, tally, first, words, refused)
 
 
 def _problems_section(summary: dict[str, Any], table: _Table) -> str:
@@ -281,12 +286,12 @@ def _problems_section(summary: dict[str, Any], table: _Table) -> str:
                      f'"{column_at[header_column] if header_column is not None else ""}"')
         bars.append((f"{column}: {problem}", int(item.get("rows", 0)), "#bc4c00", attrs))
         notes.append(f"e.g. row {item.get('example_row')}")
-    api = [(key, n) for key, n in table.tally.most_common() if key[0] is None and not key[1].startswith("API ")]
-    failed_bars = []
-    for (_, problem), n in api:
-        attrs = f' class="clickable" data-filter-problem="{problem_at[problem]}" data-filter-column="-1"'
+    failed_bars, failed_notes = [], []
+    for problem, n in table.refused.most_common():
+        attrs = f' class="clickable" data-filter-problem="{problem_at[problem]}"'
         failed_bars.append((problem, n, "#8250df", attrs))
-    failed_notes = [f"{explain(p).meaning} · e.g. row {table.first[(None, p)]}" for (_, p), _ in api]
+        example = min(row for (_, p), row in table.first.items() if p == problem)
+        failed_notes.append(f"{explain(problem).meaning} · e.g. row {example}")
     out = []
     if bars:
         out.append('<p class="note">Every problem in the file, most frequent first (a click filters the table '
