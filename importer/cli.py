@@ -212,6 +212,16 @@ def _add_mappings(sub: argparse._SubParsersAction[_Parser]) -> None:
     _add_sheet(suggest)
 
 
+def _add_report(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser("report", help="(re)build report.html from a run's reports",
+                       description="Build OUT_DIR/report.html from the reports a validate or run left in OUT_DIR "
+                                   "(summary.json, results.csv, errors.csv, timeline.csv).")
+    p.add_argument("out", type=Path, metavar="OUT_DIR", help="the report folder of a validate or run")
+    p.add_argument("--mapping", "-m", metavar="M",
+                   help="the run's mapping, to show its columns only (default: the mapping summary.json names, "
+                        "if it is built in; otherwise every column)")
+
+
 def build_parser() -> _Parser:
     parser = _Parser(
         prog="mk-import", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -232,6 +242,7 @@ def build_parser() -> _Parser:
     _add_run(sub)
     _add_mappings(sub)
     _add_sandbox(sub)
+    _add_report(sub)
     return parser
 
 
@@ -436,10 +447,26 @@ def _sandbox(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _report(args: argparse.Namespace) -> int:
+    import json
+
+    from importer.mapping import builtin_names, load_mapping
+    from importer.report_html import write_report_page
+
+    name = args.mapping
+    if name is None:
+        with contextlib.suppress(OSError, ValueError):
+            recorded = json.loads((args.out / "summary.json").read_text(encoding="utf-8")).get("mapping")
+            name = recorded if recorded in builtin_names() else None
+    path = write_report_page(args.out, mapping=load_mapping(name) if name else None)
+    print(f"report: {path}", file=sys.stderr)
+    return ExitCode.OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbosity, args.log_format)
-    commands = {"validate": _validate, "run": _run, "mappings": _mappings, "sandbox": _sandbox}
+    commands = {"validate": _validate, "run": _run, "mappings": _mappings, "sandbox": _sandbox, "report": _report}
     try:
         return int(commands[args.command](args))
     except AfterSendingError as exc:

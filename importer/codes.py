@@ -154,3 +154,66 @@ def explain(code: str) -> Explanation:
                            "check MK_USERNAME, MK_PASSWORD and --department-uuid, then run again")
     return Explanation(f"the API refused the customer with its code {code}",
                        "read the API's message next to it; correct the row if it names a field")
+
+
+# -- warnings ----------------------------------------------------------------------------------------
+# A warning does not stop a row: the field it names was left out of the request (or the API kept the
+# customer and said something about it). Field warnings are keyed by the message normalization writes
+# after the column name in results.csv (`Cell Phone: not a valid phone number: '555'`); the API's by code.
+WARNINGS: dict[str, Explanation] = {
+    "not a valid phone number": Explanation(
+        "the phone number could not be read as a real number (too short, wrong area code, letters...), so it "
+        "was left out", "correct the number, with its area code; the rest of the customer was saved"),
+    "not a valid email address": Explanation(
+        "the email address is not a usable address (no @, spaces, a missing domain...), so it was left out",
+        "correct the address; the rest of the customer was saved"),
+    "not a yes/no flag": Explanation(
+        "a yes/no column holds something else, so it was read as no",
+        "write Y or N (yes/no, true/false and 1/0 work too)"),
+    "not a valid VIN; vehicle not sent": Explanation(
+        "the VIN is not 17 valid characters (or its check digit is wrong), so the vehicle was not sent",
+        "correct the VIN from the registration or the vehicle; letters I, O and Q never appear in a VIN"),
+    "not a US ZIP or Canadian postal code": Explanation(
+        "the ZIP is neither a 5 or 9 digit US ZIP nor a Canadian postal code, so it was left out",
+        "correct the ZIP (for example 02134 or K1A 0B1)"),
+    "not a US state or Canadian province": Explanation(
+        "the state is not a US state or Canadian province, by name or 2-letter code, so it was left out",
+        "write the 2-letter code, for example MA or QC"),
+    "not a model year": Explanation(
+        "the vehicle's year is not a 4-digit model year, so it was left out", "write the model year, like 2019"),
+    "not a mileage": Explanation(
+        "the mileage is not a whole number, so it was left out", "write the mileage as digits, like 42150"),
+    "no VIN, nor a year, make and model; vehicle not sent": Explanation(
+        "the row describes a vehicle without a VIN and without all of year, make and model, so the API "
+        "could not identify it and it was not sent", "add the VIN, or the year, make and model"),
+}
+#: The API's warning codes (API.md: Kcustomer API v2).
+_API_WARNINGS = {
+    "10001": "no customer was found",
+    "10005": "all of the customer's phone numbers were deleted (an empty phone list was sent)",
+    "10006": "all of the customer's email addresses were deleted (an empty email list was sent)",
+    "10007": "the phone list was empty",
+    "10008": "the email list was empty",
+    "10011": "a phone number was empty",
+    "10012": "an email address was empty",
+    "10013": "none of the phone numbers was valid",
+    "10014": "none of the email addresses was valid",
+    "10015": "a phone number was not in the +1310xxxxxxx form",
+    "10016": "a phone number had invalid fields",
+}
+
+
+def explain_warning(warning: str) -> Explanation:
+    """Plain words for a warning: a field mk-import left out (by its message) or the API's (by its code).
+
+    Never fails: an unknown warning still gets words, so a new message never breaks a report.
+    """
+    for message, explanation in WARNINGS.items():
+        if warning.startswith(message):
+            return explanation
+    code = warning.removeprefix("API:").strip().split(" ", 1)[0]
+    if code in _API_WARNINGS:
+        return Explanation(f"the API saved the customer and said: {_API_WARNINGS[code]}",
+                           "check the customer's phones and emails in the row")
+    return Explanation(f"a field was left out or questioned: {warning}",
+                       "correct the value named; the rest of the customer was saved")

@@ -38,8 +38,11 @@ from importer.report import (
     write_results,
     write_summary,
 )
+from importer.report_html import write_report_page
+from importer.report_xlsx import write_errors_xlsx
 from importer.state import StateStore, default_state_path
 from importer.status import RunResult, Status, StopCode, StopSwitch, exit_code_for
+from importer.timeline import Timeline, write_timeline
 
 log = logging.getLogger("mk_import")
 
@@ -122,16 +125,18 @@ def validate(config: ValidateConfig) -> Finished:
         table = prepared.rows.assign(customer_uuid="", customer_id="")
         write_results(out / "results.csv", table)
         write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
+        write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
         result = RunResult(_counts(table), max_invalid=config.max_invalid, rows=len(table))
         summary = _summary("validate", source, mapping.name, table, prepared, started, out, result, api_url=None,
                            **extra)
         write_summary(out / "summary.json", summary)
+        write_report_page(out, mapping=mapping, results=table)
     return Finished(summary, result)
 
 
 # -- run ---------------------------------------------------------------------------------------------
-async def _send(config: RunConfig, recorder: Recorder, jobs: Iterator[Job], stops: StopSwitch
-                ) -> tuple[PoolStats, bool, str]:
+async def _send(config: RunConfig, recorder: Recorder, jobs: Iterator[Job], stops: StopSwitch,
+                timeline: Timeline) -> tuple[PoolStats, bool, str]:
     """Send the jobs with a pool; (stats, interrupted by Ctrl-C, the API URL used)."""
     credentials = config.credentials
     async with contextlib.AsyncExitStack() as stack:
@@ -152,7 +157,8 @@ async def _send(config: RunConfig, recorder: Recorder, jobs: Iterator[Job], stop
         settings = config.pool
         if config.max_duration is not None:
             settings = replace(settings, deadline=time.monotonic() + config.max_duration)
-        pool = Pool(ApiClient(session, api_url, config.department, credentials), settings, recorder.answer)
+        pool = Pool(ApiClient(session, api_url, config.department, credentials), settings, recorder.answer,
+                    on_attempt=timeline.attempt)
         stops.listen(pool.stop)
         interrupted = False
 
@@ -169,13 +175,15 @@ async def _send(config: RunConfig, recorder: Recorder, jobs: Iterator[Job], stop
             # A timer, not only a check between jobs: a stop cuts short every wait of the run.
             stack.callback(loop.call_later(config.max_duration, stops, "time budget (--max-duration) reached",
                                            StopCode.TIME_BUDGET).cancel)
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+        # Signals reach only the main thread (asyncio says so with RuntimeError, uvloop with ValueError): a
+        # run started from another thread, as an embedding program may, leaves them to that program.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGINT, on_sigint)
             loop.add_signal_handler(signal.SIGTERM, stops, "terminated (SIGTERM)", StopCode.TERMINATED)
         try:
             stats = await pool.run(jobs)
         finally:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGINT)
                 loop.remove_signal_handler(signal.SIGTERM)
     return stats, interrupted, api_url
@@ -215,10 +223,12 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             planner = Planner(state, recorder)
             requests = prepared.requests(mapping, config.prepare.validate_vin)
             progress.start(int(prepared.rows.loc[prepared.rows["status"] == Status.VALID, "customer_key"].nunique()))
+            timeline = Timeline()  # its seconds count from the start of sending
             try:
                 with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
                     stats, interrupted, api_url = runner.run(_send(replace(config, api_url=api_url), recorder,
-                                                                   planner.jobs(requests, config.full), stops))
+                                                                   planner.jobs(requests, config.full), stops,
+                                                                   timeline))
             finally:
                 progress.close()
                 recorder.write_pending()
@@ -238,6 +248,8 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             result = replace(result, counts=_counts(table))
             write_results(out / "results.csv", table)
             write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
+            write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
+            write_timeline(out / "timeline.csv", timeline.seconds())
             summary = _summary(
                 "run", source, mapping.name, table, prepared, started, out, result, api_url=api_url,
                 department=config.department, state=str(state_path), requests_sent=stats.requests,
@@ -247,6 +259,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 latency_p50_ms=_ms(stats.latency_p50), latency_p95_ms=_ms(stats.latency_p95),
                 stop_reason=stats.stop_reason, input_changed=input_changed, merged_customers=merged)
             write_summary(out / "summary.json", summary)
+            write_report_page(out, mapping=mapping, results=table)
         except OSError as exc:
             if not sent:
                 raise

@@ -217,6 +217,8 @@ class Pool:
     clock: Callable[[], float] = time.monotonic
     jitter: random.Random = field(default_factory=random.Random)
     stats: PoolStats = field(default_factory=PoolStats)
+    #: told of every finished POST: (sent, answered, "success"/"refused"/"rate_limited"/"error", is a retry)
+    on_attempt: Callable[[float, float, str, bool], None] = lambda sent, answered, result, retry: None
 
     def __post_init__(self) -> None:
         self.rate = RateController(self.settings.rate, self.settings.min_rate, self.clock)
@@ -376,6 +378,26 @@ class Pool:
                            detail=f"{len(found)} customers already carry customer key {job.search_key}")
         return job
 
+    async def _post(self, text: str, *, retry: bool) -> Reply:
+        """One POST through _call, reported to on_attempt with when it was sent and answered and how."""
+        async def post() -> Reply:
+            sent = self.clock()
+            try:
+                reply = await self.api.create_or_update(text)
+            except RetryableError as exc:
+                self.on_attempt(sent, self.clock(), "rate_limited" if exc.throttled else "error", retry)
+                raise
+            except FatalApiError:
+                self.on_attempt(sent, self.clock(), "refused", retry)
+                raise
+            except asyncio.CancelledError:  # past its deadline, or abandoned by a stop
+                self.on_attempt(sent, self.clock(), "error", retry)
+                raise
+            self.on_attempt(sent, self.clock(), "success" if reply.ok else "refused", retry)
+            return reply
+
+        return await self._call(post)
+
     async def _send(self, job: Job) -> Outcome:
         """Every attempt for one job, until an answer that settles it, or a stop."""
         try:
@@ -418,7 +440,7 @@ class Pool:
                 if attempt > 1:
                     self.stats.retries += 1
                 try:
-                    reply = await self._call(functools.partial(self.api.create_or_update, job.text))
+                    reply = await self._post(job.text, retry=attempt > 1)
                 except _Unanswered:
                     sent = True
                     raise

@@ -29,7 +29,7 @@ ERROR_STATUSES = ("invalid", "failed")
 #: results.csv columns that may carry text from the file or the API (a key, a message): defused like errors.csv.
 _FREE_TEXT = ("customer_key", "customer_uuid", "customer_id", "error_code", "error_message", "warnings")
 #: The files a run or validate writes into its report folder.
-REPORT_FILES = ("results.csv", "errors.csv", "summary.json")
+REPORT_FILES = ("results.csv", "errors.csv", "errors.xlsx", "summary.json", "timeline.csv", "report.html")
 #: Statuses of rows that were (or would be) saved: such a row goes to errors.csv only if a field was dropped.
 SAVED_STATUSES = ("success", "unchanged", "valid")
 #: Marks an API failure that no change to the data can fix.
@@ -103,6 +103,13 @@ def _private_path(path: Path) -> Iterator[int]:
 def private_file(path: Path, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
     """A private text file (see _private_path)."""
     with _private_path(path) as descriptor, open(descriptor, "w", encoding=encoding, newline="") as stream:
+        yield stream
+
+
+@contextlib.contextmanager
+def private_binary_file(path: Path) -> Iterator[IO[bytes]]:
+    """A private binary file (see _private_path): for writers that want a stream, such as a workbook's."""
+    with _private_path(path) as descriptor, open(descriptor, "wb") as stream:
         yield stream
 
 

@@ -1,0 +1,93 @@
+"""A row's error and warnings (as results.csv words them) → reasons in plain words, each tied to its column.
+
+results.csv says what went wrong in one text per row (`Cell Phone: not a valid phone number: '555'; VIN:
+...`); the report page and errors.xlsx put each reason next to the cell it concerns, so they need it split
+by column. The column names come from the input's header, which both have at hand.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from importer.codes import WARNINGS, Explanation, explain, explain_warning
+from importer.mapping import header_key
+
+#: Row-level error codes whose column a mapping names, when the message does not.
+_FIELD_OF_CODE = {"MISSING_LAST_NAME": "lastName", "MISSING_COMPANY": "company"}
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    #: the input column it concerns; None when it concerns the row as a whole (an API refusal, say)
+    column: str | None
+    #: what went wrong, without the value: rows with the same problem share it (a code or a message)
+    problem: str
+    #: plain words: what it means
+    meaning: str
+    #: plain words: what to change
+    fix: str
+    #: an error (the row was not saved) rather than a warning (a field was left out)
+    error: bool
+
+
+class ReasonParser:
+    """Splits results.csv's error and warnings texts by the columns of one input header."""
+
+    def __init__(self, columns: Sequence[str], fields: dict[str, str] | None = None) -> None:
+        # Messages spell a column as the mapping does, which may differ from the header in case and
+        # surrounding spaces ("First Name " in the file): match as header matching does, answer the header's.
+        self._header_of = {header_key(c): c for c in columns if header_key(c)}
+        #: longest first, so "Cell Phone 2" is not taken for "Cell Phone"
+        self._keys = sorted(self._header_of, key=len, reverse=True)
+        #: canonical field → source column, from the mapping when known
+        self.fields = {name: self._header_of.get(header_key(c), c) for name, c in (fields or {}).items()}
+        names = "|".join(re.escape(k) for k in [*self._keys, "api"])
+        self._split = re.compile(f"; (?=(?:{names}): )", re.IGNORECASE)
+
+    def column_in(self, text: str) -> str | None:
+        """The column a message is about: one it starts with, or one that opens a parenthesis in it
+        (`a person needs a last name (Last Name is empty)`). Not any column named anywhere: a column called
+        "Name" is not what "a person needs a last name" is about."""
+        folded = text.casefold()
+        return next((self._header_of[k] for k in self._keys
+                     if folded.startswith(f"{k} ") or folded.startswith(f"{k}:") or f"({k} " in folded), None)
+
+    def _column_of(self, piece: str) -> tuple[str | None, str]:
+        """The column a warning starts with, and the rest of the warning."""
+        folded = piece.casefold()
+        for key in self._keys:
+            if folded.startswith(f"{key}: "):
+                return self._header_of[key], piece[len(key) + 2:]
+        return None, piece
+
+    def _warning(self, piece: str) -> list[Reason]:
+        if piece.startswith("API: "):
+            return [Reason(None, f"API warning {w.split(' ', 1)[0]}", *_words(explain_warning(w)), error=False)
+                    for w in piece[5:].split(", ") if w]
+        column, rest = self._column_of(piece)
+        message = next((m for m in WARNINGS if rest.startswith(m)), None)
+        if message is None:
+            message = re.split(r": ['\"]", rest, maxsplit=1)[0]
+        return [Reason(column, message, *_words(explain_warning(message)), error=False)]
+
+    def warnings(self, text: str) -> list[Reason]:
+        return [r for piece in self._split.split(text) if piece for r in self._warning(piece)]
+
+    def reasons(self, error_code: str, error_message: str, warnings: str) -> list[Reason]:
+        """Every reason of one row: its error first (if any), then its warnings."""
+        found: list[Reason] = []
+        if error_code == "INVALID_FIELD":  # --strict: the message is the field warnings themselves
+            found += [Reason(r.column, r.problem, r.meaning, r.fix, error=True)
+                      for r in self.warnings(error_message)]
+        elif error_code:
+            column = self.fields.get(_FIELD_OF_CODE.get(error_code, "")) or self.column_in(error_message)
+            found.append(Reason(column, error_code, *_words(explain(error_code)), error=True))
+        if warnings and warnings != error_message:
+            found += self.warnings(warnings)
+        return found
+
+
+def _words(explanation: Explanation) -> tuple[str, str]:
+    return explanation.meaning, explanation.fix

@@ -1,0 +1,511 @@
+"""report.html: one self-contained page about a run (verdict, charts, the rows to fix) built from its reports.
+
+The page loads nothing: styles, script, data and charts (SVG drawn here) are inline, and a
+Content-Security-Policy forbids every fetch, so it opens from disk and prints anywhere. It is built from
+summary.json, errors.csv, timeline.csv and the results (results.csv, or the table a run has in memory),
+so `mk-import report OUT_DIR` draws the same page for a run long after it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import importlib.resources
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+from importer.codes import ErrorCode, explain, explain_warning
+from importer.errors import InputError
+from importer.mapping import MappingSpec, header_key
+from importer.reasons import Reason, ReasonParser
+from importer.report import ERROR_STATUSES, RESULT_COLUMNS, private_file
+from importer.report_xlsx import UNDEFUSE
+from importer.timeline import Second, read_timeline
+
+#: Rows the printed table holds at most (the page on screen holds every row).
+PRINT_CAP = 5_000
+#: Points a timeline chart draws at most: longer runs are drawn in bins of several seconds.
+MAX_POINTS = 300
+STATUS_COLORS = {"success": "#1a7f37", "unchanged": "#8c959f", "valid": "#2da44e", "invalid": "#cf222e",
+                 "failed": "#8250df", "not_attempted": "#bf8700"}
+STATUS_ORDER = ("success", "unchanged", "valid", "invalid", "failed", "not_attempted")
+EXIT_WORDS = {0: "every row went through", 1: "some rows need attention", 2: "bad usage or input: nothing sent",
+              3: "stopped early: rerunning the same command resumes",
+              4: "the API refused the credentials or the department", 130: "interrupted (Ctrl-C)"}
+_CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
+        "base-uri 'none'; form-action 'none'")
+
+
+@dataclass
+class RunReports:
+    """What the page is drawn from."""
+
+    summary: dict[str, Any]
+    #: one line per input row, indexed by source row: status, error_code, error_message, warnings
+    results: pd.DataFrame
+    #: the original cells of the rows needing attention, indexed by source row (from errors.csv)
+    originals: pd.DataFrame
+    timeline: list[Second]
+
+
+# -- reading a run's reports -------------------------------------------------------------------------
+def read_results(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise InputError(f"{path.parent}: no results.csv: not a report folder of mk-import")
+    table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(
+        column_types=dict.fromkeys(RESULT_COLUMNS, pa.string()), strings_can_be_null=False,
+        quoted_strings_can_be_null=False)).to_pandas()
+    table["source_row"] = table["source_row"].astype("int64")
+    indexed: pd.DataFrame = table.set_index("source_row")
+    return indexed
+
+
+def read_originals(path: Path) -> pd.DataFrame:
+    """errors.csv's original columns (as the file had them), indexed by source row; empty without one."""
+    if not path.exists():
+        return pd.DataFrame(index=pd.Index([], dtype="int64"))
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig")
+    if "mk_source_row" not in frame.columns:
+        return pd.DataFrame(index=pd.Index([], dtype="int64"))
+    frame.index = pd.Index(frame["mk_source_row"].astype("int64"), name="source_row")
+    originals = frame[[c for c in frame.columns if not str(c).startswith("mk_")]]
+    # Vectorized: the page of a large run reads tens of thousands of rows here.
+    return originals.apply(lambda column: column.str.replace(UNDEFUSE, r"\1", regex=True)) if len(originals) \
+        else originals
+
+
+def read_reports(out: Path, results: pd.DataFrame | None = None) -> RunReports:
+    """A run's reports from its folder (`results` when the caller already holds them)."""
+    summary_path = out / "summary.json"
+    if not summary_path.exists():
+        raise InputError(f"{out}: no summary.json: not a report folder of mk-import")
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{summary_path}: not readable as JSON ({exc})") from None
+    if results is None:
+        results = read_results(out / "results.csv")
+    return RunReports(summary, results, read_originals(out / "errors.csv"), read_timeline(out / "timeline.csv"))
+
+
+# -- the page ----------------------------------------------------------------------------------------
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def verdict(summary: dict[str, Any]) -> tuple[str, bool]:
+    """The run in one sentence, and whether it went well."""
+    counts: dict[str, int] = summary.get("counts", {})
+    rows = int(summary.get("rows", sum(counts.values())))
+    invalid, failed = counts.get("invalid", 0), counts.get("failed", 0)
+    left = counts.get("not_attempted", 0)
+    if rows == 0:
+        return "The file has no data rows.", False
+    problems = []
+    if invalid:
+        problems.append(f"{_n(invalid)} {'needs' if invalid == 1 else 'need'} fixing")
+    if failed:
+        problems.append(f"{_n(failed)} failed at the API")
+    if left:
+        why = summary.get("stop_reason") or "the run stopped early"
+        problems.append(f"{_n(left)} not attempted ({why}; rerunning resumes)")
+    if summary.get("command") == "validate":
+        ready = counts.get("valid", 0)
+        head = f"All {_n(rows)} rows are ready to import" if ready == rows else \
+            f"{_n(ready)} of {_n(rows)} rows are ready to import"
+    else:
+        done = counts.get("success", 0) + counts.get("unchanged", 0)
+        unchanged = counts.get("unchanged", 0)
+        head = f"All {_n(rows)} rows imported" if done == rows else f"{_n(done)} of {_n(rows)} rows imported"
+        if unchanged:
+            head += f" ({_n(unchanged)} unchanged since the last run, not sent)"
+    return head + ("; " + ", ".join(problems) if problems else "") + ".", not problems
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min {secs:02d} s" if hours else f"{minutes} min {secs:02d} s"
+
+
+def _facts(summary: dict[str, Any]) -> str:
+    code = summary.get("exit_code")
+    items: list[tuple[str, str]] = [
+        ("File", summary.get("input", {}).get("file", "")),
+        ("Mapping", summary.get("mapping", "")),
+        ("Department", summary.get("department") or ("(validate: nothing sent)"
+                                                     if summary.get("command") == "validate" else "")),
+        ("Duration", _duration(float(summary.get("duration_s") or 0))),
+        ("Exit code", f"{code} ({EXIT_WORDS.get(int(code), 'see the README')})" if code is not None else ""),
+        ("Rows", f"{_n(int(summary.get('rows', 0)))} ({_n(int(summary.get('customers', 0)))} customers)"),
+    ]
+    if summary.get("command") == "run":
+        items += [("Requests", f"{_n(int(summary.get('requests_sent', 0)))} sent, "
+                               f"{_n(int(summary.get('retries', 0)))} retries, "
+                               f"{_n(int(summary.get('rate_limited', 0)))} answered 429 (too many requests)"),
+                  ("API", summary.get("api_url") or "")]
+    items.append(("Input SHA-256", summary.get("input", {}).get("sha256", "")))
+    body = "".join(f"<tr><th>{_e(k)}</th><td data-fact=\"{_e(k.lower())}\">{_e(v)}</td></tr>" for k, v in items if v)
+    return f'<table class="facts">{body}</table>'
+
+
+def _status_section(summary: dict[str, Any]) -> str:
+    counts: dict[str, int] = summary.get("counts", {})
+    order = [s for s in STATUS_ORDER if s in counts] + sorted(s for s in counts if s not in STATUS_ORDER)
+    table = "".join(f'<tr><td><span class="swatch" style="background:{STATUS_COLORS.get(s, "#57606a")}"></span>'
+                    f'{_e(s)}</td><td class="n" data-status="{_e(s)}">{_n(int(counts[s]))}</td></tr>' for s in order)
+    bars = [(s, int(counts[s]), STATUS_COLORS.get(s, "#57606a"), "") for s in order]
+    return (f'<div class="grid"><table class="counts" id="counts"><tr><th>status</th><th>rows</th></tr>{table}'
+            f'</table>{_hbars(bars, "Rows by status")}</div>')
+
+
+def _hbars(bars: Sequence[tuple[str, int, str, str]], title: str, *, label_width: int = 150,
+           notes: Sequence[str] | None = None) -> str:
+    """A horizontal bar chart: (label, value, colour, extra attributes of the bar's group) per bar."""
+    if not bars:
+        return ""
+    width, bar_h, gap = label_width + 570, 20, 8
+    area = 300
+    top = max(v for _, v, _, _ in bars) or 1
+    height = len(bars) * (bar_h + gap) + gap
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}"><title>{_e(title)}</title>']
+    for i, (label, value, colour, attrs) in enumerate(bars):
+        y = gap + i * (bar_h + gap)
+        length = max(1.0, area * value / top) if value else 0.0
+        note = f" · {notes[i]}" if notes else ""
+        shown_note = note if len(note) <= 75 else note[:74] + "…"  # whole in the bar's tooltip
+        fits = label_width // 7
+        short = label if len(label) <= fits else label[:fits - 1] + "…"
+        parts.append(f'<g{attrs}><title>{_e(label)}: {_n(value)}{_e(note)}</title>'
+                     f'<text x="{label_width - 8}" y="{y + 14}" text-anchor="end" fill="#1f2328">{_e(short)}</text>'
+                     f'<rect x="{label_width}" y="{y}" width="{length:.1f}" height="{bar_h}" rx="3" fill="{colour}"/>'
+                     f'<text x="{label_width + length + 6:.1f}" y="{y + 14}" fill="#1f2328">{_n(value)}'
+                     f'<tspan fill="#59636e">{_e(shown_note)}</tspan></text></g>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+@dataclass
+class _Table:
+    """The rows needing attention, as the page's script reads them."""
+
+    columns: list[str]
+    problems: list[dict[str, str]]
+    rows: list[list[Any]]
+    #: (column or None, problem) → rows, and the first row showing it
+    tally: Counter[tuple[str | None, str]]
+    first: dict[tuple[str | None, str], int]
+    #: problem label → (rows, meaning, fix), for the plain words
+    words: dict[str, tuple[int, str, str]]
+    #: why rows failed at the API: error code → rows
+    refused: Counter[str]
+
+
+def _shown_columns(header: Sequence[str], mapping: MappingSpec | None) -> list[str]:
+    """The mapped columns in the file's order (every column, without the mapping)."""
+    if mapping is None:
+        return list(header)
+    mapped = {header_key(c) for c in mapping.source_columns()}
+    shown = [c for c in header if header_key(c) in mapped]
+    return shown or list(header)
+
+
+def _attention_table(reports: RunReports, mapping: MappingSpec | None) -> _Table:
+    results, originals = reports.results, reports.originals
+    wanted = results[results["status"].isin(ERROR_STATUSES)]
+    header = [str(c) for c in originals.columns]
+    columns = _shown_columns(header, mapping)
+    at = {c: i for i, c in enumerate(columns)}
+    parser = ReasonParser(header, mapping.fields if mapping is not None else None)
+    originals = originals.reindex(columns=columns)
+    known = wanted.index.isin(originals.index)
+    values_of = dict(zip(wanted.index[known].tolist(),
+                         originals.loc[wanted.index[known]].fillna("").to_numpy(dtype=object).tolist(), strict=True))
+    blank = [""] * len(columns)
+    statuses = list(ERROR_STATUSES)
+    problem_at: dict[str, int] = {}
+    problems: list[dict[str, str]] = []
+    tally: Counter[tuple[str | None, str]] = Counter()
+    first: dict[tuple[str | None, str], int] = {}
+    words: dict[str, tuple[int, str, str]] = {}
+    refused: Counter[str] = Counter()
+    rows: list[list[Any]] = []
+    for row, status, code, message, warnings in zip(wanted.index.tolist(), wanted["status"].tolist(),
+                                                     wanted["error_code"].tolist(), wanted["error_message"].tolist(),
+                                                     wanted["warnings"].tolist(), strict=True):
+        reasons: list[Reason] = parser.reasons(code, message, warnings)
+        cells = []
+        for reason in reasons:
+            index = problem_at.get(reason.problem)
+            if index is None:
+                index = problem_at[reason.problem] = len(problems)
+                problems.append({"label": reason.problem, "meaning": reason.meaning, "fix": reason.fix})
+            column = at.get(reason.column, -1) if reason.column is not None else -1
+            cells.append([column, index, 1 if reason.error else 0])
+            key = (reason.column, reason.problem)
+            tally[key] += 1
+            first.setdefault(key, row)
+            count, meaning, fix = words.get(reason.problem, (0, reason.meaning, reason.fix))
+            words[reason.problem] = (count + 1, meaning, fix)
+            if status == "failed" and reason.error:
+                refused[reason.problem] += 1
+        # An error about the row as a whole (an API refusal) shows its message: the API's own words.
+        detail = message if code and reasons and reasons[0].column is None and code != "INVALID_FIELD" else ""
+        rows.append([row, statuses.index(status), [str(v) for v in values_of.get(row, blank)], cells, detail])
+    return _Table(columns, problems, rows, tally, first, words, refused)
+
+
+def _problems_section(summary: dict[str, Any], table: _Table) -> str:
+    """Problems by column: every warning and error of the whole file (summary.json), and the API's refusals."""
+    bars, notes = [], []
+    column_at = {c: i for i, c in enumerate(table.columns)}
+    problem_at = {p["label"]: i for i, p in enumerate(table.problems)}
+    for item in summary.get("problems", []):
+        column, problem = str(item.get("column", "")), str(item.get("problem", ""))
+        attrs = ""
+        label = next((p for p in problem_at if problem.startswith(p) or p == _code_of(problem)), None)
+        if label is not None:
+            header_column = next((c for c in table.columns if header_key(c) == header_key(column)), None)
+            attrs = (f' class="clickable" data-filter-problem="{problem_at[label]}" data-filter-column='
+                     f'"{column_at[header_column] if header_column is not None else ""}"')
+        bars.append((f"{column}: {problem}", int(item.get("rows", 0)), "#bc4c00", attrs))
+        notes.append(f"e.g. row {item.get('example_row')}")
+    failed_bars, failed_notes = [], []
+    for problem, n in table.refused.most_common():
+        attrs = f' class="clickable" data-filter-problem="{problem_at[problem]}"'
+        failed_bars.append((problem, n, "#8250df", attrs))
+        example = min(row for (_, p), row in table.first.items() if p == problem)
+        failed_notes.append(f"{explain(problem).meaning} · e.g. row {example}")
+    out = []
+    if bars:
+        out.append('<p class="note">Every problem in the file, most frequent first (a click filters the table '
+                   'below; rows that were saved without a field appear here but not in the table).</p>')
+        out.append(_hbars(bars, "Problems by column", label_width=330, notes=notes))
+    if failed_bars:
+        out.append('<p class="note">Refused at the API, by reason:</p>')
+        out.append(_hbars(failed_bars, "Failed at the API", label_width=330, notes=failed_notes))
+    return "".join(out) or '<p class="note">No problems: every row could be read as it is.</p>'
+
+
+def _code_of(problem: str) -> str:
+    """A row rule's message back to its code, so a summary problem can point at the table's filter."""
+    from importer.schema import ROW_RULES
+
+    return next((code for code, message in ROW_RULES.items() if problem == message), problem)
+
+
+# -- timeline ----------------------------------------------------------------------------------------
+@dataclass
+class _Bin:
+    start: int
+    seconds: int
+    attempts: int
+    successes: int
+    rate_limited: int
+    retries: int
+    p50: float
+    p95: float
+
+
+def _bins(timeline: Sequence[Second]) -> list[_Bin]:
+    size = max(1, math.ceil(len(timeline) / MAX_POINTS))
+    out = []
+    for start in range(0, len(timeline), size):
+        part = timeline[start:start + size]
+        attempts = sum(s.attempts for s in part)
+        # A bin's p50 is its seconds' p50s weighted by their attempts; its p95 the worst second's.
+        p50 = sum(s.latency_p50_ms * s.attempts for s in part) / attempts if attempts else 0.0
+        out.append(_Bin(part[0].second, len(part), attempts, sum(s.successes for s in part),
+                        sum(s.rate_limited for s in part), sum(s.retries for s in part), p50,
+                        max(s.latency_p95_ms for s in part)))
+    return out
+
+
+def _nice(top: float) -> float:
+    if top <= 0:
+        return 1.0
+    magnitude = 10.0 ** math.floor(math.log10(top))
+    return next(float(m * magnitude) for m in (1, 2, 2.5, 5, 10) if m * magnitude >= top)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _line_chart(bins: list[_Bin], series: list[tuple[str, str, list[float], str]], unit: str, title: str,
+                marks: list[tuple[str, str, list[int]]]) -> str:
+    """Lines over the run's seconds: (name, colour, values, dash) per line; marks above the plot."""
+    width, height, left, right, top, bottom = 900, 230, 56, 16, 30, 34
+    plot_w, plot_h = width - left - right, height - top - bottom
+    end = bins[-1].start + bins[-1].seconds
+    y_top = _nice(max((max(v) for _, _, v, _ in series if v), default=1.0) * 1.05)
+
+    def x(second: float) -> float:
+        return left + plot_w * second / max(end, 1)
+
+    def y(value: float) -> float:
+        return top + plot_h * (1 - value / y_top)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}"><title>{_e(title)}</title>']
+    for i in range(5):
+        value = y_top * i / 4
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
+                     f'stroke="#eaeef2"/><text x="{left - 6}" y="{y(value) + 4:.1f}" text-anchor="end" '
+                     f'fill="#59636e">{value:g}</text>')
+    for i in range(6):
+        second = end * i / 5
+        parts.append(f'<text x="{x(second):.1f}" y="{height - bottom + 16}" text-anchor="middle" '
+                     f'fill="#59636e">{_clock(second)}</text>')
+    parts.append(f'<text x="{left}" y="{top - 16}" fill="#59636e">{_e(unit)}</text>')
+    for name, colour, values, dash in series:
+        points = " ".join(f"{x(b.start + b.seconds / 2):.1f},{y(v):.1f}" for b, v in zip(bins, values, strict=True))
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.8" stroke-dasharray="{dash}" '
+                     f'points="{points}"><title>{_e(name)}</title></polyline>')
+    for row, (name, colour, counts) in enumerate(marks):
+        for b, count in zip(bins, counts, strict=True):
+            if count:
+                cx = x(b.start + b.seconds / 2)
+                parts.append(f'<g class="mark" data-mark="{_e(name)}"><title>{_clock(b.start)}: {count} {_e(name)}'
+                             f'</title><rect x="{cx - 2:.1f}" y="{top - 12 + row * 6}" width="4" height="5" '
+                             f'fill="{colour}"/><line x1="{cx:.1f}" x2="{cx:.1f}" y1="{top}" y2="{top + plot_h}" '
+                             f'stroke="{colour}" stroke-opacity=".25"/></g>')
+    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#8c959f"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _timeline_section(timeline: Sequence[Second]) -> str:
+    if not timeline or not any(s.attempts for s in timeline):
+        return '<p class="note">No request was sent.</p>'
+    bins = _bins(timeline)
+    rate = [b.attempts / b.seconds for b in bins]
+    ok = [b.successes / b.seconds for b in bins]
+    marks = [("answered 429", "#cf222e", [b.rate_limited for b in bins]),
+             ("retries", "#bf8700", [b.retries for b in bins])]
+    size = bins[0].seconds
+    binned = f" (each point {size} s)" if size > 1 else ""
+    total_429 = sum(b.rate_limited for b in bins)
+    total_retries = sum(b.retries for b in bins)
+    legend = ('<div class="legend"><span style="color:#0969da">━ requests/s</span>'
+              '<span style="color:#1a7f37">━ saved/s</span>'
+              f'<span style="color:#cf222e">▮ 429 answers ({_n(total_429)})</span>'
+              f'<span style="color:#bf8700">▮ retries ({_n(total_retries)})</span></div>')
+    latency_legend = ('<div class="legend"><span style="color:#0969da">━ median</span>'
+                      '<span style="color:#8250df">┅ 95th percentile</span></div>')
+    return (f'<p class="note">Requests per second from the start of sending{binned}; the marks above the plot '
+            'are seconds in which the API answered 429 (too many requests) or a request was retried.</p>' + legend +
+            _line_chart(bins, [("requests per second", "#0969da", rate, ""), ("saved per second", "#1a7f37", ok, "")],
+                        "requests / s", "Requests per second", marks) +
+            '<p class="note">Latency of each request, from sending to the answer.</p>' + latency_legend +
+            _line_chart(bins, [("median latency", "#0969da", [b.p50 for b in bins], ""),
+                               ("95th percentile latency", "#8250df", [b.p95 for b in bins], "5 3")],
+                        "milliseconds", "Latency", marks))
+
+
+# -- assembly ----------------------------------------------------------------------------------------
+def _asset(name: str) -> str:
+    return importlib.resources.files("importer").joinpath(name).read_text(encoding="utf-8")
+
+
+def _json_for_script(value: Any) -> str:
+    """JSON safe inside <script>: no `</script>` or comment opener can appear in it."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def _words_section(summary: dict[str, Any], table: _Table) -> str:
+    """Plain words for every problem on the page: the file's (counted over all its rows, from summary.json)
+    and the API's refusals (counted over the rows to fix)."""
+    words = dict(table.words)
+    file_wide: Counter[str] = Counter()
+    for item in summary.get("problems", []):
+        file_wide[_code_of(str(item.get("problem", "")))] += int(item.get("rows", 0))
+    for label, count in file_wide.items():
+        explanation = explain(label) if label in ErrorCode.__members__ else explain_warning(label)
+        words[label] = (count, explanation.meaning, explanation.fix)
+    if not words:
+        return ""
+    body = "".join(f"<tr><td><code>{_e(label)}</code></td><td class=\"n\">{_n(count)}</td><td>{_e(meaning)}</td>"
+                   f"<td>{_e(fix)}</td></tr>"
+                   for label, (count, meaning, fix) in sorted(words.items(), key=lambda i: -i[1][0]))
+    return ('<h2>What the problems mean</h2><table class="words"><tr><th>problem</th><th>rows</th>'
+            f'<th>what it means</th><th>what to change</th></tr>{body}</table>')
+
+
+def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
+    """The page, as text."""
+    summary = reports.summary
+    sentence, good = verdict(summary)
+    table = _attention_table(reports, mapping)
+    data = {"columns": table.columns, "statuses": list(ERROR_STATUSES), "problems": table.problems,
+            "rows": table.rows, "printCap": PRINT_CAP}
+    head_cells = "".join(f"<th title=\"{_e(c)}\">{_e(c)}</th>" for c in table.columns)
+    flagged = {column for column, _ in table.tally}
+    widths = [240 if c in flagged else min(200, max(90, 8 * len(c) + 24)) for c in table.columns]
+    cols = "".join(f'<col style="width:{w}px">' for w in widths)
+    table_width = 70 + 90 + 280 + sum(widths)
+    run_part = (f"<h2>Requests over time</h2>{_timeline_section(reports.timeline)}"
+                if summary.get("command") == "run" else "")
+    written = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    title = f"mk-import {summary.get('command', '')}: {summary.get('input', {}).get('file', '')}"
+    rows_part = (
+        '<div class="filters"><label>status <select id="f-status"><option value="">all</option></select></label>'
+        '<label>column <select id="f-column"><option value="">all</option></select></label>'
+        '<label>problem <select id="f-problem"><option value="">all</option></select></label>'
+        '<label>search <input type="search" id="f-search" placeholder="name, value, row..."></label>'
+        '<span id="shown-count"></span></div>'
+        '<noscript><p>The table needs JavaScript; errors.csv and errors.xlsx hold the same rows.</p></noscript>'
+        '<p class="print-note" id="print-note"></p>'
+        f'<div class="scroller" id="rows-scroller"><table class="rows" style="width:{table_width}px">'
+        '<colgroup><col style="width:70px">'
+        f'<col style="width:90px"><col style="width:280px">{cols}</colgroup><thead><tr><th>row</th><th>status</th>'
+        f'<th>why (the row as a whole)</th>{head_cells}</tr></thead><tbody id="rows-body"></tbody></table></div>'
+        if table.rows else '<p class="note">No row needs attention.</p>')
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_asset('report.css')}</style></head><body>"
+        f"<header><h1>mk-import {_e(summary.get('command', ''))} report</h1>"
+        f'<p class="verdict {"good" if good else "bad"}" id="verdict">{_e(sentence)}</p>{_facts(summary)}</header>'
+        f"<h2>Rows by status</h2>{_status_section(summary)}"
+        f"<h2>Problems by column</h2>{_problems_section(summary, table)}"
+        f"{run_part}"
+        f"<h2>Rows to fix ({_n(len(table.rows))})</h2>"
+        '<p class="note">Every row that is <b>invalid</b> (not sent: fix it in the file) or <b>failed</b> (refused '
+        "at the API), with the original values of the mapped columns; the reason is under the cell it concerns "
+        "(hover for what to change). Fix the rows in errors.xlsx or errors.csv and import that file again with "
+        f"the same mapping.</p>{rows_part}"
+        f"{_words_section(summary, table)}"
+        f"<footer>Written {written} by {_e(summary.get('program', 'mk-import'))} from the reports in "
+        f"{_e(summary.get('reports', ''))}.</footer>"
+        f'<script type="application/json" id="mk-data">{_json_for_script(data)}</script>'
+        f"<script>{_asset('report.js')}</script></body></html>")
+
+
+def write_report_page(out: Path, *, mapping: MappingSpec | None = None, results: pd.DataFrame | None = None) -> Path:
+    """Build out/report.html from the reports in `out` (`results`: the table the run holds, if it does)."""
+    page = render(read_reports(out, results), mapping)
+    path = out / "report.html"
+    with private_file(path) as stream:
+        stream.write(page)
+    return path

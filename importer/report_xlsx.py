@@ -1,0 +1,83 @@
+"""errors.xlsx: errors.csv's rows in a workbook whose every cell is text, for people who fix rows in Excel.
+
+Excel opening errors.csv turns `0000082` into 82 and long numbers into 8.2E+11; in this workbook every
+cell is a text cell with the Text number format (so a value typed over it stays text too), nothing is a
+formula, the header is frozen, the report columns are highlighted and so is each cell a reason concerns.
+The values are the file's own: the quote errors.csv puts before a formula-like value is not needed here.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import xlsxwriter
+
+from importer.reader import FORMULA_TRIGGERS
+from importer.reasons import ReasonParser
+from importer.report import private_binary_file
+
+#: Rows a worksheet holds, header included (Excel's limit).
+MAX_SHEET_ROWS = 1_048_576
+#: errors.csv's quote before a formula-like value (see report.defuse_formulas)
+UNDEFUSE = "^'([" + FORMULA_TRIGGERS.replace("-", r"\-") + "])"
+_UNDEFUSE = re.compile(UNDEFUSE)
+log = logging.getLogger("mk_import.report")
+
+
+def undefuse(value: str) -> str:
+    """A cell of errors.csv as the input file had it (errors.csv quotes formula-like values)."""
+    return _UNDEFUSE.sub(r"\1", value)
+
+
+def write_errors_xlsx(path: Path, errors_csv: Path) -> int:
+    """errors.csv's rows as errors.xlsx; the count of data rows written."""
+    with errors_csv.open(encoding="utf-8-sig", newline="") as source, private_binary_file(path) as stream:
+        rows = csv.reader(source)
+        header = next(rows, [])
+        # constant_memory: rows go to disk as they are written, so a large error file costs no memory.
+        book = xlsxwriter.Workbook(stream, {"constant_memory": True, "strings_to_formulas": False,
+                                            "strings_to_numbers": False, "strings_to_urls": False})
+        try:
+            written = _write_sheet(book, header, rows)
+        finally:
+            book.close()
+    return written
+
+
+def _write_sheet(book: xlsxwriter.Workbook, header: list[str], rows: Iterator[list[str]]) -> int:
+    text = book.add_format({"num_format": "@"})
+    head = book.add_format({"num_format": "@", "bold": True, "bottom": 1, "bg_color": "#E8EAED"})
+    reason = book.add_format({"num_format": "@", "bg_color": "#FFF2CC"})
+    reason_head = book.add_format({"num_format": "@", "bold": True, "bottom": 1, "bg_color": "#FFD966"})
+    flagged = book.add_format({"num_format": "@", "bg_color": "#F4CCCC"})
+    sheet = book.add_worksheet("errors")
+    is_report = [c.startswith("mk_") for c in header]
+    originals = [c for c, report in zip(header, is_report, strict=True) if not report]
+    parser = ReasonParser(originals)
+    for i, column in enumerate(header):
+        width = min(60, max(10, len(column) + 2)) if not is_report[i] else 40
+        sheet.set_column(i, i, width, reason if is_report[i] else text)
+    sheet.freeze_panes(1, 0)
+    for i, column in enumerate(header):
+        sheet.write_string(0, i, column, reason_head if is_report[i] else head)
+    written = 0
+    for written, row in enumerate(rows, 1):
+        if written >= MAX_SHEET_ROWS:
+            log.warning("errors.xlsx holds the first %d rows only (a worksheet's limit); errors.csv has them all",
+                        MAX_SHEET_ROWS - 1)
+            return written - 1
+        values = [undefuse(v) for v in row]
+        cell = dict(zip(header, values, strict=False))
+        concerned = {r.column for r in parser.reasons(cell.get("mk_error_code", ""), cell.get("mk_error_message", ""),
+                                                      cell.get("mk_warnings", "")) if r.column is not None}
+        for i, value in enumerate(values):
+            if i < len(header) and header[i] in concerned:
+                sheet.write_string(written, i, value, flagged)
+            elif value:  # an empty cell needs no writing: its column's format is already Text
+                sheet.write_string(written, i, value, reason if i < len(is_report) and is_report[i] else text)
+    sheet.autofilter(0, 0, max(written, 1), max(len(header) - 1, 0))
+    return written

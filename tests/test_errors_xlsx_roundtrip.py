@@ -1,0 +1,63 @@
+"""errors.xlsx fixed in a spreadsheet and imported again: the fixed rows are saved, no customer twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openpyxl
+
+from importer.cli import main
+from tests.conftest import DEPARTMENT, Api
+from tests.helpers import read_csv
+from tests.test_mapping import LAYOUT_FILES, SAMPLES
+
+
+def test_rows_fixed_in_errors_xlsx_import_without_duplicates(start_sandbox, creds, tmp_path: Path):
+    sandbox = start_sandbox()
+    api = Api(sandbox.url)
+    state = tmp_path / "state.sqlite"
+
+    def run(source: Path, out: Path) -> int:
+        return main(["run", str(source), "--mapping", "dealervault", "--department-uuid", DEPARTMENT, "--api-url",
+                     sandbox.url, "--out", str(out), "--state", str(state), "--progress", "none"])
+
+    assert run(SAMPLES / LAYOUT_FILES["dealervault"], tmp_path / "first") == 1
+    first = read_csv(tmp_path / "first" / "results.csv")
+    uuid_of = {r["customer_key"]: r["customer_uuid"] for r in first if r["status"] == "success"}
+    before = api.stats()
+
+    # The dealer fills in the missing last names in Excel and saves the workbook.
+    book = openpyxl.load_workbook(tmp_path / "first" / "errors.xlsx")
+    sheet = book.active
+    assert sheet is not None
+    header = [c.value for c in next(sheet.iter_rows(max_row=1))]
+    last, code, key = header.index("Last Name"), header.index("mk_error_code"), header.index("Customer Number")
+    fixed_keys, fixed_rows, other_codes = [], set(), set()
+    for number, row in enumerate(sheet.iter_rows(min_row=2), start=1):
+        if row[code].value == "MISSING_LAST_NAME":
+            row[last].value = "Fixedname"
+            fixed_keys.append(str(row[key].value))
+            fixed_rows.add(str(number))
+        else:
+            other_codes.add(row[code].value)
+    rows_in_workbook = sheet.max_row - 1
+    assert fixed_keys
+    assert all(k.isdigit() and k == k.strip() for k in fixed_keys)  # keys came back as the text they were
+    book.save(tmp_path / "fixed.xlsx")
+
+    assert run(tmp_path / "fixed.xlsx", tmp_path / "second") == 0
+    second = read_csv(tmp_path / "second" / "results.csv")
+    assert len(second) == rows_in_workbook
+    # The other rows were saved without a field nobody fixed here: nothing new to send for them.
+    assert other_codes <= {"SAVED_WITHOUT_FIELD"}
+    assert {r["status"] for r in second if r["source_row"] not in fixed_rows} <= {"unchanged", "success"}
+    second = [r for r in second if r["source_row"] in fixed_rows]
+    assert {r["status"] for r in second} == {"success"}
+    # A customer the first run saved (through its other rows) is updated, not created again.
+    for r in second:
+        if r["customer_key"] in uuid_of:
+            assert r["customer_uuid"] == uuid_of[r["customer_key"]]
+    after = api.stats()
+    new = {k for k in fixed_keys if k not in uuid_of}
+    assert after["creates"] - before["creates"] == len(new)
+    assert after["customers"] == before["customers"] + len(new)

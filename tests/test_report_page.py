@@ -1,0 +1,159 @@
+"""report.html rendered in a real browser (headless Chromium): counts, the rows to fix, filters, no network."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from importer.cli import main
+from tests.browser import chromium_path, open_page
+from tests.conftest import DEPARTMENT
+from tests.helpers import DV_HEADER, dv_row, read_csv, read_summary
+from tests.test_mapping import LAYOUT_FILES, SAMPLES
+
+ROOT = Path(__file__).parent.parent
+#: Where the test leaves its screenshot of the page for a person to look at.
+SCREENSHOT = ROOT / "build" / "report-screenshot.png"
+
+# CI installs Chromium (.ci/run): there a missing browser is a failure, not a skip.
+pytestmark = pytest.mark.skipif(chromium_path() is None and not os.environ.get("CI"),
+                                reason="chromium is not installed (apt-get install chromium)")
+
+#: Every row of the table, read from the page by scrolling its window over all of them.
+ALL_ROWS = """(async () => {
+  const scroller = document.getElementById("rows-scroller");
+  const frame = () => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)));
+  const seen = new Map();
+  scroller.scrollTop = 0; await frame();
+  for (let top = 0; ; top += scroller.clientHeight / 2) {
+    scroller.scrollTop = top; scroller.dispatchEvent(new Event("scroll")); await frame();
+    for (const tr of document.querySelectorAll("#rows-body tr.r")) seen.set(Number(tr.dataset.row), tr.dataset.status);
+    if (top >= scroller.scrollHeight) break;
+  }
+  return [...seen.entries()];
+})()"""
+
+
+def _choose(select: str, label_start: str) -> str:
+    """JS: pick the option of a filter whose text starts with `label_start`, as a person would."""
+    return f"""(async () => {{
+      const select = document.getElementById("{select}");
+      const option = [...select.options].find(o => o.textContent.startsWith({json.dumps(label_start)}));
+      if (!option) throw new Error("no option " + {json.dumps(label_start)});
+      select.value = option.value; select.dispatchEvent(new Event("change"));
+      return option.textContent;
+    }})()"""
+
+
+async def _rows(page) -> dict[int, str]:
+    return dict(await page.evaluate(ALL_ROWS))
+
+
+def _sample_run(start_sandbox, creds, tmp_path: Path) -> Path:
+    """The DealerVault sample against a sandbox failing 30% of requests, two attempts each: rows invalid,
+    failed and saved after a retry."""
+    sandbox = start_sandbox(fail_rate=0.3, seed=3)
+    out = tmp_path / "out"
+    code = main(["run", str(SAMPLES / LAYOUT_FILES["dealervault"]), "--mapping", "dealervault",
+                 "--department-uuid", DEPARTMENT, "--api-url", sandbox.url, "--out", str(out), "--state",
+                 str(tmp_path / "state.sqlite"), "--progress", "none", "--max-attempts", "2", "--rate", "500"])
+    assert code == 1
+    return out
+
+
+async def test_report_page_in_chromium(start_sandbox, creds, tmp_path: Path):
+    out = await asyncio.to_thread(_sample_run, start_sandbox, creds, tmp_path)
+    summary = read_summary(out)
+    results = read_csv(out / "results.csv")
+    needing = {int(r["source_row"]): r["status"] for r in results if r["status"] in ("invalid", "failed")}
+    assert {"invalid", "failed"} <= set(needing.values()), "the sample run must have both kinds of rows"
+    page_path = out / "report.html"
+    assert page_path.stat().st_mode & 0o777 == 0o600
+    url = page_path.resolve().as_uri()
+
+    async with open_page(url) as page:
+        counts = await page.evaluate("""Object.fromEntries([...document.querySelectorAll("#counts [data-status]")]
+            .map(td => [td.dataset.status, Number(td.textContent.replace(/,/g, ""))]))""")
+        assert counts == summary["counts"]
+        verdict = await page.evaluate('document.getElementById("verdict").textContent')
+        assert verdict.startswith(f"{summary['counts']['success']:,} of {summary['rows']:,} rows imported")
+        assert f"{summary['counts']['failed']:,} failed at the API" in verdict
+
+        # The table lists exactly the invalid and failed rows.
+        assert await _rows(page) == needing
+        shown = await page.evaluate('document.getElementById("shown-count").textContent')
+        assert shown == f"{len(needing)} of {len(needing)} rows"
+
+        # Filter by status.
+        await page.evaluate(_choose("f-status", "failed"))
+        assert await _rows(page) == {row: s for row, s in needing.items() if s == "failed"}
+        await page.evaluate(_choose("f-status", "all"))
+
+        # Filter by column: the rows whose Last Name is the problem (a person needs one).
+        await page.evaluate(_choose("f-column", "Last Name"))
+        missing = {int(r["source_row"]): "invalid" for r in results if r["error_code"] == "MISSING_LAST_NAME"}
+        assert missing
+        assert await _rows(page) == missing
+        await page.evaluate(_choose("f-column", "all"))
+
+        # Filter by problem: the rows the API never answered successfully.
+        await page.evaluate(_choose("f-problem", "RETRIES_EXHAUSTED"))
+        exhausted = {int(r["source_row"]): "failed" for r in results if r["error_code"] == "RETRIES_EXHAUSTED"}
+        assert exhausted
+        assert await _rows(page) == exhausted
+        await page.evaluate(_choose("f-problem", "all"))
+
+        # Search: one customer's number finds that row, and only rows that show it somewhere.
+        target = next(r for r in results if r["status"] == "failed")
+        number = next(r["Customer Number"] for r in read_csv(out / "errors.csv")
+                      if r["mk_source_row"] == target["source_row"])
+        await page.evaluate(f"""(() => {{ const box = document.getElementById("f-search");
+            box.value = {json.dumps(number)}; box.dispatchEvent(new Event("input")); }})()""")
+        await asyncio.sleep(0.5)  # the search waits for typing to pause
+        found = await _rows(page)
+        assert int(target["source_row"]) in found
+        assert len(found) < len(needing)
+        assert await page.evaluate(f"""[...document.querySelectorAll("#rows-body tr.r")]
+            .every(tr => tr.textContent.includes({json.dumps(number)}))""")
+
+        await page.evaluate('(() => { const b = document.getElementById("f-search"); b.value = "";'
+                            ' b.dispatchEvent(new Event("input")); })()')
+        await asyncio.sleep(0.5)
+        assert await _rows(page) == needing
+
+        # The reason sits in the cell it concerns, in plain words.
+        await page.evaluate(_choose("f-column", "Last Name"))
+        why = await page.evaluate("""(() => {
+            const at = [...document.querySelectorAll("table.rows th")].findIndex(th => th.textContent === "Last Name");
+            return [...document.querySelectorAll("#rows-body tr.r")]
+                .map(tr => (tr.children[at].querySelector(".why") || {}).textContent || ""); })()""")
+        assert len(why) == len(missing)
+        assert all("no usable last name" in w for w in why)
+        await page.evaluate(_choose("f-column", "all"))
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        await page.screenshot(SCREENSHOT)
+        await page.screenshot(tmp_path / "report.png")
+
+        # No network: the only request the page caused is the page itself, from disk.
+        requested = page.requested_urls()
+        assert url in requested  # the recorder works: it saw the page being loaded
+        assert set(requested) == {url}
+        assert [e for e in page.events if e[0] == "Runtime.exceptionThrown"] == []
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+async def test_a_page_with_nothing_to_fix_runs_its_script_cleanly(write_csv, tmp_path: Path):
+    source = write_csv([DV_HEADER, dv_row(key="1", last="Lee"), dv_row(key="2", last="Kim")])
+    out = tmp_path / "out"
+    assert await asyncio.to_thread(main, ["validate", str(source), "-m", "dealervault", "--out", str(out)]) == 0
+    url = (out / "report.html").resolve().as_uri()
+    async with open_page(url) as page:
+        assert await page.evaluate('document.getElementById("verdict").textContent') == \
+            "All 2 rows are ready to import."
+        assert await page.evaluate('document.getElementById("rows-scroller")') is None
+        assert [e for e in page.events if e[0] == "Runtime.exceptionThrown"] == []
+        assert set(page.requested_urls()) == {url}
