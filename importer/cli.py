@@ -18,6 +18,7 @@ from importer.client import Credentials
 from importer.config import DEFAULT_API_URL, PrepareConfig, RunConfig, ValidateConfig
 from importer.errors import ConfigError, ImporterError, InputError
 from importer.logs import REDACT, setup_logging
+from importer.outdir import ReportFolders
 from importer.pool import PoolSettings
 from importer.progress import BarProgress, LogProgress, NoProgress, Progress
 from importer.status import ExitCode
@@ -65,10 +66,17 @@ def _add_sandbox(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("--seed", type=int, help="seed for latency jitter and faults")
 
 
-def _add_prepare_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help="the CSV export; - reads standard input")
-    p.add_argument("--mapping", "-m", required=True, metavar="M", help="a built-in mapping name or a mapping file")
+def _add_prepare_options(p: argparse.ArgumentParser, *, dealers: bool = False) -> None:
+    # With --dealers (run only), the dealer's entry gives the file and the mapping.
+    p.add_argument("file", metavar="FILE", nargs="?" if dealers else None,
+                   help="the CSV export; - reads standard input")
+    p.add_argument("--mapping", "-m", required=not dealers, metavar="M",
+                   help="a built-in mapping name or a mapping file")
     p.add_argument("--out", type=Path, metavar="DIR", help="report folder (default ./mk-import-out/<timestamp>/)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let --out name a folder that already holds an earlier run's reports")
+    p.add_argument("--keep", type=int, metavar="N",
+                   help="without --out: keep the N newest dated report folders, delete older ones")
     p.add_argument("--strict", action="store_true",
                    help="a bad phone, email, VIN or other field makes the row invalid instead of being dropped")
     p.add_argument("--no-validate-vin", dest="validate_vin", action="store_false",
@@ -89,7 +97,14 @@ def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
                        description="Validate a file, send every new or changed customer to the create-or-update "
                                    "API with duplicate search, and report what became of every row. Credentials "
                                    "come from MK_USERNAME and MK_PASSWORD or --credentials-file, never argv.")
-    _add_prepare_options(p)
+    _add_prepare_options(p, dealers=True)
+    p.add_argument("--dealers", type=Path, metavar="FILE",
+                   help="a dealers file: the --dealer entry gives FILE, --mapping, the department, credentials, "
+                        "rate, state and report folders")
+    p.add_argument("--dealer", metavar="NAME", help="the entry of --dealers to run")
+    p.add_argument("--metrics-file", type=Path, metavar="PATH",
+                   help="write the run's metrics in Prometheus text format (node_exporter's textfile collector)")
+    p.add_argument("--pushgateway", metavar="URL", help="push the run's metrics to this Prometheus Pushgateway")
     p.add_argument("--department-uuid", metavar="D", default=os.environ.get("MK_DEPARTMENT_UUID"),
                    help="the dealer department to import into (or MK_DEPARTMENT_UUID)")
     p.add_argument("--api-url", metavar="URL", default=os.environ.get("MK_API_URL", DEFAULT_API_URL),
@@ -128,6 +143,16 @@ def _add_mappings(sub: argparse._SubParsersAction[_Parser]) -> None:
     check.add_argument("--mapping", "-m", required=True, metavar="M", help="a built-in mapping name or a file")
 
 
+def _add_deploy(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser("deploy", help="schedules for every dealer of a dealers file",
+                       description="Generate a cron.d file or Kubernetes manifests that run every dealer of a "
+                                   "dealers file each night, each with `run --dealers FILE --dealer NAME`.")
+    p.add_argument("kind", choices=("crontab", "kubernetes"), help="the scheduler")
+    p.add_argument("dealers", type=Path, metavar="DEALERS", help="the dealers file")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="write crontab or kubernetes.yaml into DIR instead of standard output")
+
+
 def build_parser() -> _Parser:
     parser = _Parser(
         prog="mk-import", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -147,6 +172,7 @@ def build_parser() -> _Parser:
     _add_run(sub)
     _add_mappings(sub)
     _add_sandbox(sub)
+    _add_deploy(sub)
     return parser
 
 
@@ -178,10 +204,19 @@ def _print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"reports: {summary['reports']}", file=sys.stderr)
 
 
+def _folders(args: argparse.Namespace, root: Path | None) -> ReportFolders:
+    if args.keep is not None and args.keep < 1:
+        raise ConfigError("--keep must be at least 1")
+    if args.out is not None and args.keep is not None:
+        raise ConfigError("--keep prunes dated report folders; it does not go with --out")
+    return ReportFolders(keep=args.keep, overwrite=args.overwrite, **({"root": root} if root else {}))
+
+
 def _validate(args: argparse.Namespace) -> int:
     from importer.pipeline import validate
 
-    summary = validate(ValidateConfig(_prepare_config(args), out_dir=args.out, payloads=args.payloads))
+    summary = validate(ValidateConfig(_prepare_config(args), out_dir=args.out, payloads=args.payloads,
+                                      folders=_folders(args, None)))
     _print_summary(summary, args)
     return int(summary["exit_code"])
 
@@ -236,23 +271,99 @@ def _progress(args: argparse.Namespace) -> Progress:
     return NoProgress()
 
 
+def _dealer_args(args: argparse.Namespace) -> Path | None:
+    """Fill the run's options from the --dealer entry of --dealers; the state file, where known."""
+    from importer.dealers import load_dealers
+    from importer.state import default_state_path
+
+    if args.dealers is None:
+        if args.dealer is not None:
+            raise ConfigError("--dealer needs --dealers FILE")
+        if args.file is None or args.mapping is None:
+            raise ConfigError("give FILE and --mapping, or --dealers FILE --dealer NAME")
+        state = args.state or (None if args.sandbox or not args.department_uuid
+                               else default_state_path(args.department_uuid))
+        return state
+    if args.dealer is None:
+        raise ConfigError("--dealers needs --dealer NAME: the entry to run")
+    if args.file is not None or args.mapping is not None:
+        raise ConfigError("with --dealers, the dealer's entry gives the file and the mapping")
+    dealer = load_dealers(args.dealers).dealer(args.dealer)
+    args.department_uuid, args.mapping, args.rate = dealer.department, dealer.mapping, dealer.rate
+    args.state = args.state or dealer.state
+    args.full = args.full or dealer.full
+    args.max_duration = args.max_duration or dealer.max_duration
+    args.api_url = dealer.api_url or args.api_url
+    args.keep = args.keep if args.keep is not None else dealer.keep
+    args.reports_root = dealer.reports
+    # A Kubernetes Secret arrives as MK_USERNAME/MK_PASSWORD; on a host, the entry's env file holds them.
+    if not (os.environ.get("MK_USERNAME") and os.environ.get("MK_PASSWORD")) and args.credentials_file is None:
+        if dealer.env_file is None:
+            raise ConfigError(f"{args.dealers}: dealer {dealer.name}: credentials: no env_file, and MK_USERNAME "
+                              "and MK_PASSWORD are not set")
+        args.credentials_file = dealer.env_file
+    args.metrics_labels = (dealer.name, dealer.department)
+    try:
+        args.file = str(dealer.newest_input())
+    except InputError:
+        _publish_metrics(args, {"exit_code": ExitCode.USAGE}, args.state)  # a missing export deserves an alert
+        raise
+    state_path: Path = args.state
+    return state_path
+
+
+def _publish_metrics(args: argparse.Namespace, summary: dict[str, Any], state: Path | None) -> None:
+    if args.metrics_file is None and args.pushgateway is None:
+        return
+    from importer.metrics import publish
+
+    dealer, department = getattr(args, "metrics_labels", (args.department_uuid or "", args.department_uuid or ""))
+    publish(summary, dealer=dealer, department=department, metrics_file=args.metrics_file,
+            pushgateway=args.pushgateway, state=state)
+
+
 def _run(args: argparse.Namespace) -> int:
     from importer.pipeline import run_import
 
+    args.reports_root = None
+    state = _dealer_args(args)
     department = args.department_uuid or ("sandbox-department" if args.sandbox else None)
     if not department:
         raise ConfigError("no department: give --department-uuid or set MK_DEPARTMENT_UUID")
     if args.concurrency < 1 or args.max_attempts < 1:
         raise ConfigError("--concurrency and --max-attempts must be at least 1")
-    config = RunConfig(
-        prepare=_prepare_config(args), department=department, api_url=args.api_url,
-        credentials=_credentials(args), pool=PoolSettings(rate=args.rate, concurrency=args.concurrency,
-                                                          max_attempts=args.max_attempts),
-        out_dir=args.out, state_path=args.state, full=args.full, max_duration=args.max_duration,
-        insecure_http=args.insecure_http, sandbox=args.sandbox)
-    summary = run_import(config, _progress(args))
+    try:
+        config = RunConfig(
+            prepare=_prepare_config(args), department=department, api_url=args.api_url,
+            credentials=_credentials(args), pool=PoolSettings(rate=args.rate, concurrency=args.concurrency,
+                                                              max_attempts=args.max_attempts),
+            out_dir=args.out, state_path=args.state, full=args.full, max_duration=args.max_duration,
+            insecure_http=args.insecure_http, sandbox=args.sandbox, folders=_folders(args, args.reports_root))
+        summary = run_import(config, _progress(args))
+    except (ConfigError, InputError, OSError):
+        _publish_metrics(args, {"exit_code": ExitCode.USAGE}, state)
+        raise
+    except ImporterError:
+        _publish_metrics(args, {"exit_code": ExitCode.STOPPED}, state)
+        raise
+    _publish_metrics(args, summary, state)
     _print_summary(summary, args)
     return int(summary["exit_code"])
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from importer.dealers import load_dealers
+    from importer.deploy import FILE_NAMES, render
+
+    text = render(args.kind, load_dealers(args.dealers))
+    if args.out is None:
+        print(text, end="")
+    else:
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / FILE_NAMES[args.kind]
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
+    return ExitCode.OK
 
 
 def _mappings(args: argparse.Namespace) -> int:
@@ -310,7 +421,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbosity, args.log_format)
-    commands = {"validate": _validate, "run": _run, "mappings": _mappings, "sandbox": _sandbox}
+    commands = {"validate": _validate, "run": _run, "mappings": _mappings, "sandbox": _sandbox, "deploy": _deploy}
     try:
         return int(commands[args.command](args))
     except (ConfigError, InputError) as exc:

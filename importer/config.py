@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from importer.client import Credentials
+from importer.outdir import ReportFolders
 from importer.pool import PoolSettings
 
 DEFAULT_API_URL = "https://api.mykaarma.com"
@@ -32,6 +33,8 @@ class ValidateConfig:
     out_dir: Path | None = None
     #: where to write the exact JSON bodies a run would send, one per line
     payloads: Path | None = None
+    #: the dated folder and its `latest` link without out_dir; whether out_dir may hold reports already
+    folders: ReportFolders = field(default_factory=ReportFolders)
 
 
 @dataclass(frozen=True)
@@ -54,3 +57,5 @@ class RunConfig:
     insecure_http: bool = False
     #: start the embedded sandbox in-process and import into it
     sandbox: bool = False
+    #: the dated folder and its `latest` link without out_dir; whether out_dir may hold reports already
+    folders: ReportFolders = field(default_factory=ReportFolders)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import platform
 import secrets
 import signal
@@ -23,6 +22,8 @@ from importer.config import RunConfig, ValidateConfig
 from importer.errors import ConfigError
 from importer.ledger import Ledger, RowOutcomes
 from importer.mapping import load_mapping
+from importer.outdir import choose as choose_out_dir
+from importer.outdir import finish as finish_out_dir
 from importer.pool import Job, Pool, PoolStats
 from importer.prepare import Prepared, prepare
 from importer.progress import NoProgress, Progress
@@ -31,16 +32,6 @@ from importer.report import make_private_dir, write_errors, write_payloads, writ
 from importer.sandbox.server import SandboxConfig, running_sandbox
 from importer.state import StateStore, default_state_path
 from importer.status import Status, exit_code_for
-
-
-def default_out_dir(root: Path = Path("mk-import-out")) -> Path:
-    """./mk-import-out/<timestamp>/, with a suffix if a run in the same second took the name."""
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate, n = root / stamp, 1
-    while candidate.exists():
-        n += 1
-        candidate = root / f"{stamp}-{n}"
-    return candidate
 
 
 def _summary(command: str, source: InputFile, mapping: str, table: pd.DataFrame, prepared: Prepared,
@@ -75,10 +66,11 @@ def _summary(command: str, source: InputFile, mapping: str, table: pd.DataFrame,
 def validate(config: ValidateConfig) -> dict[str, Any]:
     """Read, map, validate and group; send nothing; write the reports a run would, with valid/invalid."""
     started = time.monotonic()
+    out = choose_out_dir(config.out_dir, config.folders)
     mapping = load_mapping(config.prepare.mapping)
     with open_input(config.prepare.input) as source:
         prepared = prepare(source, mapping, config.prepare, keep_rows=config.payloads is not None)
-        out = make_private_dir(config.out_dir or default_out_dir())
+        make_private_dir(out)
         if config.payloads is not None:
             write_payloads(config.payloads, (encode_body(r.body) for r in
                                              prepared.requests(mapping, config.prepare.validate_vin)))
@@ -87,6 +79,7 @@ def validate(config: ValidateConfig) -> dict[str, Any]:
         write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
         summary = _summary("validate", source, mapping.name, table, prepared, started, out, api_url=None)
         write_summary(out / "summary.json", summary)
+    finish_out_dir(out, config.folders)
     return summary
 
 
@@ -135,10 +128,10 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
     started = time.monotonic()
     progress = progress or NoProgress()
     api_url = check_api_url(config.api_url, insecure_http=config.insecure_http)
+    out = choose_out_dir(config.out_dir, config.folders)
     mapping = load_mapping(config.prepare.mapping)
     with open_input(config.prepare.input) as source:
         prepared = prepare(source, mapping, config.prepare, keep_rows=True)
-        out = config.out_dir or default_out_dir()
         # The sandbox forgets its customers when the run ends, so its state lives with the run's reports.
         state_path = config.state_path or (out / "state.sqlite" if config.sandbox
                                            else default_state_path(config.department))
@@ -167,4 +160,5 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> dict[str,
             stopped=stats.stop_reason is not None and not interrupted, interrupted=interrupted,
             stop_reason=stats.stop_reason)
         write_summary(out / "summary.json", summary)
+    finish_out_dir(out, config.folders)
     return summary

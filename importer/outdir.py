@@ -1,0 +1,70 @@
+"""Where a run's reports go: a dated folder per run with a `latest` link, or a chosen one never overwritten."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from importer.errors import ConfigError
+
+#: Files whose presence means a folder holds an earlier run's reports.
+REPORT_FILES = ("results.csv", "errors.csv", "summary.json", "report.html")
+#: The link, beside the dated folders, to the newest finished one.
+LATEST = "latest"
+_DATED = re.compile(r"^\d{8}-\d{6}(-\d+)?$")
+
+
+@dataclass(frozen=True)
+class ReportFolders:
+    """How the report folder is chosen when `--out` is not given, and what `--out` may replace."""
+
+    #: the dated folders go here
+    root: Path = Path("mk-import-out")
+    #: keep this many dated folders (the newest); None keeps them all
+    keep: int | None = None
+    #: `--out` may name a folder that already holds reports
+    overwrite: bool = False
+
+
+def dated_folder(root: Path) -> Path:
+    """root/<YYYYmmdd-HHMMSS>, with a suffix if a run in the same second took the name."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    candidate, n = root / stamp, 1
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = root / f"{stamp}-{n}"
+    return candidate
+
+
+def choose(out: Path | None, folders: ReportFolders) -> Path:
+    """The report folder of a run about to start; refuses an `out` holding an earlier run's reports."""
+    if out is None:
+        return dated_folder(folders.root)
+    if not folders.overwrite:
+        found = [name for name in REPORT_FILES if (out / name).exists()]
+        if found:
+            raise ConfigError(f"{out}: already holds an earlier run's reports ({', '.join(found)}); "
+                              f"give another --out, or --overwrite to replace them")
+    return out
+
+
+def finish(out: Path, folders: ReportFolders) -> None:
+    """After the reports are written in a dated folder: point `latest` at it, prune beyond `keep`."""
+    if out.parent != folders.root or not _DATED.match(out.name):
+        return  # a folder the user chose: nothing around it is ours to touch
+    link = folders.root / LATEST
+    temporary = folders.root / f".{LATEST}.{os.getpid()}"
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(out.name)  # relative, so the tree can be moved or mounted elsewhere
+    os.replace(temporary, link)  # atomic: a reader never sees `latest` missing
+    if folders.keep is None:
+        return
+    dated = sorted((p for p in folders.root.iterdir() if _DATED.match(p.name) and p.is_dir() and not p.is_symlink()),
+                   key=lambda p: p.name)
+    # Names sort by time; the one just written is never pruned, whatever the clock did.
+    for old in [p for p in dated if p != out][:max(0, len(dated) - max(folders.keep, 1))]:
+        shutil.rmtree(old)
