@@ -294,7 +294,8 @@ def _dealer_args(args: argparse.Namespace) -> Path | None:
     args.full = args.full or dealer.full
     args.max_duration = args.max_duration or dealer.max_duration
     args.api_url = dealer.api_url or args.api_url
-    args.keep = args.keep if args.keep is not None else dealer.keep
+    if args.keep is None and args.out is None:
+        args.keep = dealer.keep
     args.reports_root = dealer.reports
     # A Kubernetes Secret arrives as MK_USERNAME/MK_PASSWORD; on a host, the entry's env file holds them.
     if not (os.environ.get("MK_USERNAME") and os.environ.get("MK_PASSWORD")) and args.credentials_file is None:

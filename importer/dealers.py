@@ -32,9 +32,9 @@ ENTRY_KEYS = ("name", "department", "input", "mapping", "credentials", "schedule
               "max_age", "full", "keep", "api_url")
 #: Keys only the defaults may carry: they concern every dealer together.
 SHARED_KEYS = ("stagger", "night_ends", "state_dir", "reports")
-CRON_KEYS = ("user", "command", "log_dir", "metrics_dir", "lock_dir")
+CRON_KEYS = ("user", "command", "dealers_file", "log_dir", "metrics_dir", "lock_dir")
 KUBERNETES_KEYS = ("namespace", "image", "time_zone", "pushgateway", "exports", "state_storage",
-                   "reports_storage", "storage_class", "resources", "run_as_user")
+                   "reports_storage", "reports_access_mode", "storage_class", "resources", "run_as_user")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -251,6 +251,9 @@ def load_dealers(path: Path) -> DealersFile:
     defaults = _section(raw, "defaults", tuple(k for k in ENTRY_KEYS + SHARED_KEYS
                                                if k not in ("name", "department")), problems)
     cron = _section(raw, "cron", CRON_KEYS, problems)
+    for key in ("log_dir", "metrics_dir", "lock_dir"):
+        if cron.get(key) is not None:
+            cron[key] = str(_path(path.resolve().parent, cron[key]))
     kubernetes = _section(raw, "kubernetes", KUBERNETES_KEYS, problems)
     entries = raw.get("dealers")
     if not isinstance(entries, list) or not entries:

@@ -25,14 +25,32 @@ CONFIG_MOUNT = "/etc/mk-import"
 RESOURCES = {"requests": {"cpu": "500m", "memory": "1536Mi"}, "limits": {"memory": "2Gi"}}
 
 
+class _Dumper(yaml.SafeDumper):
+    """Writes multi-line texts (the files in the ConfigMap) as readable literal blocks."""
+
+
+def _text_block(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
+
+
+_Dumper.add_representer(str, _text_block)
+
+
 def _seconds(value: float) -> int:
     return max(1, int(value))
 
 
-def _run_args(dealer: Dealer, dealers_path: str) -> list[str]:
+Options = list[tuple[str, str | None]]
+
+
+def _run_options(dealer: Dealer, dealers_path: str) -> Options:
     """The arguments after the program name, the same for cron, Kubernetes and a person rerunning a night."""
-    return ["--log-format", "json", "run", "--dealers", dealers_path, "--dealer", dealer.name,
-            "--max-duration", str(_seconds(dealer.max_duration))]
+    return [("--log-format", "json"), ("run", None), ("--dealers", dealers_path), ("--dealer", dealer.name),
+            ("--max-duration", str(_seconds(dealer.max_duration)))]
+
+
+def _words(options: Options) -> list[str]:
+    return [word for option, value in options for word in (option, value) if word is not None]
 
 
 # -- crontab -----------------------------------------------------------------------------------------
@@ -43,6 +61,8 @@ def crontab(dealers: DealersFile) -> str:
     command = str(cron.get("command", "/opt/mk-import/bin/mk-import"))
     log_dir = Path(str(cron.get("log_dir", "/var/log/mk-import")))
     metrics_dir = cron.get("metrics_dir")
+    # Where the dealers file will be on the host, if not where it is now.
+    dealers_file = str(cron.get("dealers_file") or dealers.path.resolve())
     missing = [d.name for d in dealers.dealers if d.env_file is None]
     if missing:
         raise ConfigError(f"{dealers.path}: credentials: env_file missing for {', '.join(missing)}: a host "
@@ -54,12 +74,12 @@ def crontab(dealers: DealersFile) -> str:
         "# before the night ends. Output goes to one JSON log per dealer, so cron mails nothing: watch the",
         "# metrics and the alerts (deploy/alerts.yaml) instead.",
         'MAILTO=""',
-        "SHELL=/bin/sh",
     ]
     for dealer in dealers.dealers:
-        args = [*shlex.split(command), *_run_args(dealer, str(dealers.path.resolve()))]
+        options = _run_options(dealer, dealers_file)
         if metrics_dir is not None:
-            args += ["--metrics-file", str(Path(str(metrics_dir)) / f"mk-import-{dealer.name}.prom")]
+            options.append(("--metrics-file", str(Path(str(metrics_dir)) / f"mk-import-{dealer.name}.prom")))
+        args = [*shlex.split(command), *_words(options)]
         lock = Path(str(cron["lock_dir"])) / f"{dealer.state.name}.lock" if cron.get("lock_dir") else \
             dealer.state.with_name(dealer.state.name + ".lock")
         line = shlex.join(["flock", "-n", str(lock), *args])
@@ -109,7 +129,7 @@ def _embedded(dealers: DealersFile) -> tuple[str, dict[str, str]]:
 
 
 def kubernetes(dealers: DealersFile) -> str:
-    """Manifests: the state and reports PersistentVolumeClaims, a ConfigMap, one CronJob per dealer."""
+    """Manifests: PersistentVolumeClaims for the state and the reports, a ConfigMap, one CronJob per dealer."""
     kube = dealers.kubernetes
     missing = [d.name for d in dealers.dealers if d.secret is None]
     if missing:
@@ -139,23 +159,30 @@ def kubernetes(dealers: DealersFile) -> str:
             meta["namespace"] = str(namespace)
         return meta
 
-    def claim(name: str, size: str) -> dict[str, Any]:
-        spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    def claim(name: str, size: str, mode: str) -> dict[str, Any]:
+        spec: dict[str, Any] = {"accessModes": [mode], "resources": {"requests": {"storage": size}}}
         if kube.get("storage_class"):
             spec["storageClassName"] = str(kube["storage_class"])
         return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata(name), "spec": spec}
 
+    # State: a volume per dealer, ReadWriteOnce. SQLite's write-ahead log needs a local-disk-like volume (not
+    # NFS, which most ReadWriteMany volumes are), and only that dealer's pod mounts it, one night at a time.
+    # Reports: plain files from every dealer, possibly at once on several nodes, so ReadWriteMany.
     documents: list[dict[str, Any]] = [
-        claim(f"{base}-state", str(kube.get("state_storage", "1Gi"))),
-        claim(f"{base}-reports", str(kube.get("reports_storage", "10Gi"))),
+        *(claim(f"{base}-state-{d.name}", str(kube.get("state_storage", "1Gi")), "ReadWriteOnce")
+          for d in dealers.dealers),
+        claim(f"{base}-reports", str(kube.get("reports_storage", "10Gi")),
+              str(kube.get("reports_access_mode", "ReadWriteMany"))),
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(_config_map_name(base)),
          "data": {"dealers.yaml": embedded, **files}},
     ]
     uid = int(kube.get("run_as_user", 10001))
     for dealer in dealers.dealers:
-        args = _run_args(dealer, f"{CONFIG_MOUNT}/dealers.yaml")
+        options = _run_options(dealer, f"{CONFIG_MOUNT}/dealers.yaml")
         if kube.get("pushgateway"):
-            args += ["--pushgateway", str(kube["pushgateway"])]
+            options.append(("--pushgateway", str(kube["pushgateway"])))
+        # --option=value: one list item per option reads better in a manifest.
+        args = [option if value is None else f"{option}={value}" for option, value in options]
         container = {
             "name": "mk-import",
             "image": str(kube["image"]),
@@ -181,7 +208,7 @@ def kubernetes(dealers: DealersFile) -> str:
             "containers": [container],
             "volumes": [
                 {"name": "config", "configMap": {"name": _config_map_name(base)}},
-                {"name": "state", "persistentVolumeClaim": {"claimName": f"{base}-state"}},
+                {"name": "state", "persistentVolumeClaim": {"claimName": f"{base}-state-{dealer.name}"}},
                 {"name": "reports", "persistentVolumeClaim": {"claimName": f"{base}-reports"}},
                 {"name": "exports", "persistentVolumeClaim": {"claimName": str(exports["claim"]),
                                                               "readOnly": True}},
@@ -209,7 +236,7 @@ def kubernetes(dealers: DealersFile) -> str:
     header = (f"# Generated by `mk-import deploy kubernetes {dealers.path.name}`: edit the dealers file, not this "
               "one.\n# Create each dealer's Secret once, outside this file:\n"
               "#   kubectl create secret generic NAME --from-literal=username=... --from-literal=password=...\n")
-    return header + yaml.safe_dump_all(documents, sort_keys=False, explicit_start=True)
+    return header + yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, explicit_start=True)
 
 
 def render(kind: str, dealers: DealersFile) -> str:

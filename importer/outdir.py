@@ -40,6 +40,12 @@ def dated_folder(root: Path) -> Path:
     return candidate
 
 
+def _age_order(folder: Path) -> tuple[str, int]:
+    """Oldest first: by stamp, then by the suffix of runs within one second (2 before 10)."""
+    stamp, _, n = folder.name.partition("-")[2].partition("-")
+    return folder.name[:8] + stamp, int(n or 1)
+
+
 def choose(out: Path | None, folders: ReportFolders) -> Path:
     """The report folder of a run about to start; refuses an `out` holding an earlier run's reports."""
     if out is None:
@@ -64,7 +70,7 @@ def finish(out: Path, folders: ReportFolders) -> None:
     if folders.keep is None:
         return
     dated = sorted((p for p in folders.root.iterdir() if _DATED.match(p.name) and p.is_dir() and not p.is_symlink()),
-                   key=lambda p: p.name)
-    # Names sort by time; the one just written is never pruned, whatever the clock did.
+                   key=_age_order)
+    # The one just written is never pruned, whatever the clock did.
     for old in [p for p in dated if p != out][:max(0, len(dated) - max(folders.keep, 1))]:
         shutil.rmtree(old)
