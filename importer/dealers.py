@@ -140,10 +140,35 @@ def _clock(value: Any) -> int:
     return int(match.group(1)) * 60 + int(match.group(2))
 
 
+_CRON_RANGES = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("weekday", 0, 7))
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_CRON_NAMES: tuple[dict[str, int], ...] = ({}, {}, {}, {m: i + 1 for i, m in enumerate(_MONTHS)},
+                                          {d: i for i, d in enumerate(_WEEKDAYS)})
+
+
+def _cron_value(text: str, index: int) -> int:
+    what, low, high = _CRON_RANGES[index]
+    number = _CRON_NAMES[index].get(text.lower()) if not text.isdigit() else int(text)
+    if number is None or not low <= number <= high:
+        raise ValueError(f"{text!r} is not a {what} ({low}-{high})")
+    return number
+
+
 def _check_schedule(value: Any) -> str:
+    """Five cron fields, each a list of *, N, N-M, with an optional /step, in its range."""
     fields = str(value).split()
     if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
         raise ValueError(f"{value!r} is not five cron fields (minute hour day month weekday)")
+    for index, text in enumerate(fields):
+        for part in text.split(","):
+            span, _, step = part.partition("/")
+            if step and (not step.isdigit() or int(step) == 0):
+                raise ValueError(f"{value!r}: {part!r} has a bad step")
+            if span != "*":
+                ends = [_cron_value(end, index) for end in span.split("-", 1)]
+                if ends != sorted(ends):
+                    raise ValueError(f"{value!r}: {part!r} runs backwards")
     return " ".join(fields)
 
 
@@ -181,10 +206,12 @@ class _Entry:
     """Reads one entry's keys (defaults applied), recording every mistake under its entry and key."""
 
     def __init__(self, values: dict[str, Any], where: str, problems: _Problems, base: Path,
-                 own: set[str] | None = None) -> None:
+                 own: set[str] | None = None, templated: set[str] | None = None) -> None:
         self.values, self.where, self.problems, self.base = values, where, problems, base
-        #: keys the entry itself gives; a mistake in another one is the defaults' (for this entry)
+        #: keys the entry itself gives; a mistake in another one is the defaults'
         self.own = set(values) if own is None else own
+        #: default keys holding {name}: their mistakes differ by entry, so they name it
+        self.templated = templated or set()
 
     def get(self, key: str, convert: Callable[[Any], Any], default: Any = None, *, required: bool = False) -> Any:
         if key not in self.values or self.values[key] is None:
@@ -194,7 +221,8 @@ class _Entry:
         try:
             return convert(self.values[key])
         except (ValueError, TypeError) as exc:
-            where = self.where if key in self.own else f"defaults (for {self.where})"
+            where = (self.where if key in self.own else
+                     f"defaults (for {self.where})" if key in self.templated else "defaults")
             self.problems.add(where, key, str(exc))
             return default
 
@@ -266,6 +294,7 @@ def load_dealers(path: Path) -> DealersFile:
     state_dir = shared.get("state_dir", lambda v: _path(base, v), Path("/var/lib/mk-import/state"))
     reports = shared.get("reports", lambda v: _path(base, v), Path("/var/lib/mk-import/reports"))
     default_schedule = shared.get("schedule", _check_schedule, "0 1 * * *")
+    templated = {k for k, v in defaults.items() if "{name}" in str(v)}
     dealers: list[Dealer] = []
     names: set[str] = set()
     unscheduled = 0
@@ -288,7 +317,7 @@ def load_dealers(path: Path) -> DealersFile:
         # The default schedule is not copied: an entry without its own gets it staggered, below.
         values = {k: _fill_name(v, name) for k, v in defaults.items()
                   if k in ENTRY_KEYS and k != "schedule"} | entry
-        dealer = _dealer(_Entry(values, where, problems, base, set(entry)), name, state_dir, reports)
+        dealer = _dealer(_Entry(values, where, problems, base, set(entry), templated), name, state_dir, reports)
         if dealer is None:
             continue
         if not dealer.schedule:
