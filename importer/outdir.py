@@ -31,13 +31,10 @@ class ReportFolders:
 
 
 def dated_folder(root: Path) -> Path:
-    """root/<YYYYmmdd-HHMMSS>, with a suffix if a run in the same second took the name."""
+    """root/<YYYYmmdd-HHMMSS>, suffixed -2, -3... after the runs of the same second, even pruned ones' names."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate, n = root / stamp, 1
-    while candidate.exists() or candidate.is_symlink():
-        n += 1
-        candidate = root / f"{stamp}-{n}"
-    return candidate
+    taken = [_age_order(p)[1] for p in root.glob(f"{stamp}*") if _DATED.match(p.name)] if root.is_dir() else []
+    return root / (f"{stamp}-{max(taken) + 1}" if taken else stamp)
 
 
 def _age_order(folder: Path) -> tuple[str, int]:
