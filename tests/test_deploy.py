@@ -224,3 +224,13 @@ def test_shipped_schedules_are_what_the_example_dealers_file_generates(tmp_path:
     for document in check_kubernetes_objects:
         kubernetes_validate.validate(document, kubernetes_validate.latest_version(), strict=True)
     assert all(job.is_valid() for job in CronTab(tab=(ROOT / "deploy" / "crontab").read_text(), user=False))
+
+
+def test_readme_shows_the_dealers_file_both_schedules_and_the_alerts():
+    readme = (ROOT / "README.md").read_text()
+    operations = readme[readme.index("## Operations"):readme.index("## Troubleshooting")]
+    for name in ("dealers.yaml", "crontab", "alerts.yaml"):
+        assert (ROOT / "deploy" / name).read_text() in operations, f"README shows deploy/{name} as it is"
+    cronjob = next(d for d in (ROOT / "deploy" / "kubernetes.yaml").read_text().split("\n---\n")
+                   if "kind: CronJob" in d)
+    assert cronjob.strip() in operations
