@@ -324,23 +324,10 @@ def _publish_metrics(args: argparse.Namespace, summary: dict[str, Any], state: P
 
 
 def _run(args: argparse.Namespace) -> int:
-    from importer.pipeline import run_import
-
     args.reports_root = None
     state = _dealer_args(args)
-    department = args.department_uuid or ("sandbox-department" if args.sandbox else None)
-    if not department:
-        raise ConfigError("no department: give --department-uuid or set MK_DEPARTMENT_UUID")
-    if args.concurrency < 1 or args.max_attempts < 1:
-        raise ConfigError("--concurrency and --max-attempts must be at least 1")
     try:
-        config = RunConfig(
-            prepare=_prepare_config(args), department=department, api_url=args.api_url,
-            credentials=_credentials(args), pool=PoolSettings(rate=args.rate, concurrency=args.concurrency,
-                                                              max_attempts=args.max_attempts),
-            out_dir=args.out, state_path=args.state, full=args.full, max_duration=args.max_duration,
-            insecure_http=args.insecure_http, sandbox=args.sandbox, folders=_folders(args, args.reports_root))
-        summary = run_import(config, _progress(args))
+        summary = _import(args)
     except (ConfigError, InputError, OSError):
         _publish_metrics(args, {"exit_code": ExitCode.USAGE}, state)
         raise
@@ -350,6 +337,23 @@ def _run(args: argparse.Namespace) -> int:
     _publish_metrics(args, summary, state)
     _print_summary(summary, args)
     return int(summary["exit_code"])
+
+
+def _import(args: argparse.Namespace) -> dict[str, Any]:
+    from importer.pipeline import run_import
+
+    department = args.department_uuid or ("sandbox-department" if args.sandbox else None)
+    if not department:
+        raise ConfigError("no department: give --department-uuid or set MK_DEPARTMENT_UUID")
+    if args.concurrency < 1 or args.max_attempts < 1:
+        raise ConfigError("--concurrency and --max-attempts must be at least 1")
+    config = RunConfig(
+        prepare=_prepare_config(args), department=department, api_url=args.api_url,
+        credentials=_credentials(args), pool=PoolSettings(rate=args.rate, concurrency=args.concurrency,
+                                                          max_attempts=args.max_attempts),
+        out_dir=args.out, state_path=args.state, full=args.full, max_duration=args.max_duration,
+        insecure_http=args.insecure_http, sandbox=args.sandbox, folders=_folders(args, args.reports_root))
+    return run_import(config, _progress(args))
 
 
 def _deploy(args: argparse.Namespace) -> int:
