@@ -318,7 +318,8 @@ def _publish_metrics(args: argparse.Namespace, summary: dict[str, Any], state: P
         return
     from importer.metrics import publish
 
-    dealer, department = getattr(args, "metrics_labels", (args.department_uuid or "", args.department_uuid or ""))
+    department = args.department_uuid or ("sandbox-department" if args.sandbox else "")
+    dealer, department = getattr(args, "metrics_labels", (department, department))
     publish(summary, dealer=dealer, department=department, metrics_file=args.metrics_file,
             pushgateway=args.pushgateway, state=state)
 

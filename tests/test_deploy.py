@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import subprocess
@@ -15,11 +16,13 @@ import kubernetes_validate
 import pytest
 import yaml
 from crontab import CronTab
+from prometheus_client.parser import text_string_to_metric_families
 
 from importer.cli import main
 from importer.mapping import mapping_text
 from tests.conftest import Api
 from tests.helpers import DV_HEADER, dv_row, read_summary
+from tests.pushgateway import Pushgateway
 
 ROOT = Path(__file__).parent.parent
 USER, PASSWORD = "ops", "night-shift-pass"
@@ -46,6 +49,13 @@ def sandbox_process() -> Iterator[str]:
             process.stderr.close()
 
 
+@pytest.fixture
+def pushgateway() -> Iterator[Pushgateway]:
+    gateway = Pushgateway()
+    yield gateway
+    gateway.close()
+
+
 def write_rows(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     import csv
 
@@ -59,7 +69,7 @@ def cdk_row(key: str, first: str, last: str, email: str) -> list[str]:
     return [key, first, last, "", "1 Main St", "Austin", "TX", "78701", "", "", "", email, "", "", "", "", "", ""]
 
 
-def three_dealers(tmp_path: Path, api_url: str) -> Path:
+def three_dealers(tmp_path: Path, api_url: str, pushgateway: str = "") -> Path:
     """Three dealers: a built-in mapping, a mapping file, and a glob whose newest file is the one to import."""
     exports = tmp_path / "exports"
     write_rows(exports / "alpha" / "sales.csv", DV_HEADER,
@@ -85,7 +95,8 @@ def three_dealers(tmp_path: Path, api_url: str) -> Path:
         "cron": {"user": "mkimport", "command": f"{sys.executable} -m importer", "log_dir": "logs",
                  "metrics_dir": "metrics", "lock_dir": "locks"},
         "kubernetes": {"image": "registry.example.com/mk-import:0.1.0", "namespace": "mk-import",
-                       "time_zone": "America/Chicago", "exports": {"claim": "dms-exports", "mount": str(exports)}},
+                       "time_zone": "America/Chicago", "exports": {"claim": "dms-exports", "mount": str(exports)},
+                       **({"pushgateway": pushgateway} if pushgateway else {})},
         "dealers": [
             {"name": "alpha", "department": "dept-alpha", "input": "exports/alpha/sales.csv", "mapping": "dealervault"},
             {"name": "bravo", "department": "dept-bravo", "input": "exports/bravo/customers.csv",
@@ -162,8 +173,8 @@ def check_kubernetes(text: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 def test_three_dealers_deploy_both_ways_and_every_cronjob_runs(sandbox_process: str, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch):
-    dealers = three_dealers(tmp_path, sandbox_process)
+                                                             monkeypatch: pytest.MonkeyPatch, pushgateway: Pushgateway):
+    dealers = three_dealers(tmp_path, sandbox_process, pushgateway.url)
     out = tmp_path / "deploy"
     assert main(["deploy", "crontab", str(dealers), "--out", str(out)]) == 0
     assert main(["deploy", "kubernetes", str(dealers), "--out", str(out)]) == 0
@@ -195,6 +206,19 @@ def test_three_dealers_deploy_both_ways_and_every_cronjob_runs(sandbox_process: 
                 assert summary["requests_sent"] == 0
         if round_ == 1:
             sent_after_first = api.stats()["requests"]
+    # Each CronJob pushed its metrics, grouped by its dealer; the second round's say nothing was sent.
+    pushed: dict[str, list[dict[tuple[str, str], float]]] = {}
+    for _, path, body in pushgateway.pushes:
+        dealer = path.rsplit("/", 1)[1]
+        pushed.setdefault(dealer, []).append(
+            {(s.name, s.labels.get("status", "")): s.value for f in text_string_to_metric_families(body)
+             for s in f.samples if s.labels["dealer"] == dealer and s.labels["department"] == f"dept-{dealer}"})
+    assert sorted(pushed) == sorted(expected)
+    for dealer, (first, second) in pushed.items():
+        assert first[("mk_import_requests", "")] == first[("mk_import_rows", "success")] == expected[dealer]
+        assert second[("mk_import_requests", "")] == 0
+        assert second[("mk_import_rows", "unchanged")] == expected[dealer]
+        assert second[("mk_import_exit_code", "")] == 0
     assert api.stats()["requests"] == sent_after_first == sum(expected.values())
     assert api.stats()["customers"] == sum(expected.values()), "the older charlie file was not imported"
     assert len({p.name for p in (tmp_path / "state").glob("*.sqlite")}) == 3
@@ -204,6 +228,13 @@ def test_three_dealers_deploy_both_ways_and_every_cronjob_runs(sandbox_process: 
     monkeypatch.delenv("MK_PASSWORD")
     (tmp_path / "logs").mkdir()
     (tmp_path / "locks").mkdir()
+    # While a night still runs (its lock held), the next one is skipped, not started beside it.
+    lock = jobs[0].command.split()[2]
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        skipped = subprocess.run(["sh", "-c", jobs[0].command], cwd=ROOT, timeout=120, env=os.environ.copy())
+    assert skipped.returncode == 1
+    assert (tmp_path / "logs" / "alpha.log").read_text() == "", "mk-import did not start"
     for job, dealer in zip(jobs, expected, strict=True):
         done = subprocess.run(["sh", "-c", job.command], cwd=ROOT, timeout=120, env=os.environ.copy())
         assert done.returncode == 0, (dealer, (tmp_path / "logs" / f"{dealer}.log").read_text())
