@@ -120,16 +120,26 @@ def history_path(state: Path) -> Path:
 
 def publish(summary: Mapping[str, Any], *, dealer: str, department: str, metrics_file: Path | None,
             pushgateway: str | None, state: Path | None, now: float | None = None) -> None:
-    """Write and/or push the run's metrics. A Pushgateway that cannot be reached is a warning, not a failure."""
+    """Write and/or push the run's metrics.
+
+    The import is over when this runs: a metric that cannot be written or pushed is a warning, and the run's
+    exit code stands.
+    """
     now = time.time() if now is None else now
     facts = facts_from_summary(summary)
     memory = history_path(state) if state is not None else None
     history = History.load(memory).after(facts, now)
-    history.save(memory)
+    try:
+        history.save(memory)
+    except OSError as exc:
+        log.warning("could not remember the run for the metrics in %s: %s", memory, exc.strerror or exc)
     registry = registry_for(facts, history, dealer, department, now)
     if metrics_file is not None:
-        metrics_file.parent.mkdir(parents=True, exist_ok=True)
-        write_to_textfile(str(metrics_file), registry)  # through a temporary file: node_exporter never reads half
+        try:
+            metrics_file.parent.mkdir(parents=True, exist_ok=True)
+            write_to_textfile(str(metrics_file), registry)  # through a temporary file: never read half written
+        except OSError as exc:
+            log.warning("could not write the metrics to %s: %s", metrics_file, exc.strerror or exc)
     if pushgateway is not None:
         try:
             push_to_gateway(pushgateway, job=JOB, registry=registry, grouping_key={"dealer": dealer}, timeout=10)

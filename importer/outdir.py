@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ REPORT_FILES = ("results.csv", "errors.csv", "summary.json", "report.html")
 #: The link, beside the dated folders, to the newest finished one.
 LATEST = "latest"
 _DATED = re.compile(r"^\d{8}-\d{6}(-\d+)?$")
+log = logging.getLogger("mk_import.outdir")
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,20 @@ def choose(out: Path | None, folders: ReportFolders) -> Path:
 
 
 def finish(out: Path, folders: ReportFolders) -> None:
-    """After the reports are written in a dated folder: point `latest` at it, prune beyond `keep`."""
+    """After the reports are written in a dated folder: point `latest` at it, prune beyond `keep`.
+
+    The run is over and its reports are written: a failure here is a warning, never the run's outcome.
+    """
     if out.parent != folders.root or not _DATED.match(out.name):
         return  # a folder the user chose: nothing around it is ours to touch
+    try:
+        _link_and_prune(out, folders)
+    except OSError as exc:
+        log.warning("reports written in %s, but updating %s failed: %s", out, folders.root / LATEST,
+                    exc.strerror or exc)
+
+
+def _link_and_prune(out: Path, folders: ReportFolders) -> None:
     link = folders.root / LATEST
     temporary = folders.root / f".{LATEST}.{os.getpid()}"
     temporary.unlink(missing_ok=True)

@@ -139,3 +139,13 @@ def test_alert_rules_read_only_metrics_a_run_reports(start_sandbox, creds, write
     assert ">= 2" in alerts["MkImportOutOfTimeTwoNightsInARow"]
     for expr in alerts.values():
         assert set(re.findall(r"mk_import_\w+", expr)) <= reported, expr
+
+
+def test_metrics_that_cannot_be_written_leave_the_exit_code_alone(start_sandbox, creds, write_csv, tmp_path, capsys):
+    sandbox = start_sandbox()
+    csv = write_csv([DV_HEADER, dv_row("K1", email="k1@example.com")])
+    (tmp_path / "not-a-folder").write_text("")
+    assert main(["run", str(csv), "--mapping", "dealervault", "--department-uuid", DEPARTMENT, "--api-url",
+                 sandbox.url, "--out", str(tmp_path / "out"), "--state", str(tmp_path / "state.sqlite"),
+                 "--progress", "none", "--metrics-file", str(tmp_path / "not-a-folder" / "m.prom")]) == 0
+    assert "could not write the metrics to" in capsys.readouterr().err
