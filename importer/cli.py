@@ -100,7 +100,7 @@ def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
     _add_prepare_options(p, dealers=True)
     p.add_argument("--dealers", type=Path, metavar="FILE",
                    help="a dealers file: the --dealer entry gives FILE, --mapping, the department, credentials, "
-                        "rate, state and report folders")
+                        "rate, API URL, state and report folders; --max-duration and --full given here win")
     p.add_argument("--dealer", metavar="NAME", help="the entry of --dealers to run")
     p.add_argument("--metrics-file", type=Path, metavar="PATH",
                    help="write the run's metrics in Prometheus text format (node_exporter's textfile collector)")
