@@ -23,7 +23,8 @@ cp "$repo"/sample_data/*.csv "$repo"/sample_data/*.txt "$work/opt/sample_data/"
 cd "$work/data/out"
 status=0
 XDG_STATE_HOME="$work/data/state" "$work/runtime/bin/mk-import" -q run "$work/opt/sample_data/dealervault_sales.csv" \
-    --mapping dealervault --sandbox --rate 1000 --out "$work/data/out/sample" || status=$?
+    --mapping dealervault --sandbox --rate 1000 --out "$work/data/out/sample" \
+    --metrics-file "$work/data/out/sample.prom" || status=$?
 if [ "$status" -gt 1 ]; then
     echo "check_image_steps: the sample import failed with exit code $status" >&2
     exit 1
@@ -33,5 +34,10 @@ if [ "$rows" -ne 250 ]; then
     echo "check_image_steps: results.csv has $rows rows, expected 250" >&2
     exit 1
 fi
+if ! grep -q '^mk_import_rows{' "$work/data/out/sample.prom"; then
+    echo "check_image_steps: the sample import wrote no metrics" >&2
+    exit 1
+fi
 "$work/runtime/bin/mk-import" mappings list > /dev/null
+"$work/runtime/bin/mk-import" deploy kubernetes "$repo/deploy/dealers.yaml" > /dev/null
 echo "check_image_steps: wheel installed non-editable; sample import accounted for all $rows rows (exit $status)"

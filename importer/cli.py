@@ -13,16 +13,20 @@ import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from importer import __version__
 from importer.client import Credentials
 from importer.config import DEFAULT_API_URL, PrepareConfig, RunConfig, ValidateConfig
 from importer.errors import AfterSendingError, ConfigError, ImporterError, InputError
 from importer.logs import REDACT, setup_logging
+from importer.outdir import ReportFolders
 from importer.pool import PoolSettings
 from importer.progress import BarProgress, LogProgress, NoProgress, Progress
 from importer.status import ExitCode, exit_code_for
+
+if TYPE_CHECKING:  # the pipeline (pandas, pyarrow) is imported by the commands that need it, not by --help
+    from importer.pipeline import Finished
 
 
 class _Parser(argparse.ArgumentParser):
@@ -116,11 +120,17 @@ def _add_sheet(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sheet", metavar="NAME", help="the sheet of a workbook to read (default: the first)")
 
 
-def _add_prepare_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help=_FILE_HELP)
-    p.add_argument("--mapping", "-m", required=True, metavar="M", help="a built-in mapping name or a mapping file")
+def _add_prepare_options(p: argparse.ArgumentParser, *, dealers: bool = False) -> None:
+    # With --dealers (run only), the dealer's entry gives the file and the mapping.
+    p.add_argument("file", metavar="FILE", nargs="?" if dealers else None, help=_FILE_HELP)
+    p.add_argument("--mapping", "-m", required=not dealers, metavar="M",
+                   help="a built-in mapping name or a mapping file")
     _add_sheet(p)
     p.add_argument("--out", type=Path, metavar="DIR", help="report folder (default ./mk-import-out/<timestamp>/)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let --out name a folder that already holds an earlier run's reports")
+    p.add_argument("--keep", type=int, metavar="N",
+                   help="without --out: keep the N newest dated report folders, delete older ones")
     p.add_argument("--strict", action="store_true",
                    help="a bad phone, email, VIN or other field makes the row invalid instead of being dropped")
     p.add_argument("--no-validate-vin", dest="validate_vin", action="store_false",
@@ -151,7 +161,14 @@ def _add_run(sub: argparse._SubParsersAction[_Parser]) -> None:
                        description="Validate a file, send every new or changed customer to the create-or-update "
                                    "API with duplicate search, and report what became of every row. Credentials "
                                    "come from MK_USERNAME and MK_PASSWORD or --credentials-file, never argv.")
-    _add_prepare_options(p)
+    _add_prepare_options(p, dealers=True)
+    p.add_argument("--dealers", type=Path, metavar="FILE",
+                   help="a dealers file: the --dealer entry gives FILE, --mapping, the department, credentials, "
+                        "rate, API URL, state and report folders; --max-duration and --full given here win")
+    p.add_argument("--dealer", metavar="NAME", help="the entry of --dealers to run")
+    p.add_argument("--metrics-file", type=Path, metavar="PATH",
+                   help="write the run's metrics in Prometheus text format (node_exporter's textfile collector)")
+    p.add_argument("--pushgateway", metavar="URL", help="push the run's metrics to this Prometheus Pushgateway")
     p.add_argument("--department-uuid", metavar="D", default=os.environ.get("MK_DEPARTMENT_UUID"),
                    help="the dealer department to import into (or MK_DEPARTMENT_UUID)")
     p.add_argument("--api-url", metavar="URL", default=os.environ.get("MK_API_URL", DEFAULT_API_URL),
@@ -222,6 +239,16 @@ def _add_report(sub: argparse._SubParsersAction[_Parser]) -> None:
                         "if it is built in; otherwise every column)")
 
 
+def _add_deploy(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser("deploy", help="schedules for every dealer of a dealers file",
+                       description="Generate a cron.d file or Kubernetes manifests that run every dealer of a "
+                                   "dealers file each night, each with `run --dealers FILE --dealer NAME`.")
+    p.add_argument("kind", choices=("crontab", "kubernetes"), help="the scheduler")
+    p.add_argument("dealers", type=Path, metavar="DEALERS", help="the dealers file")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="write crontab or kubernetes.yaml into DIR instead of standard output")
+
+
 def build_parser() -> _Parser:
     parser = _Parser(
         prog="mk-import", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -243,6 +270,7 @@ def build_parser() -> _Parser:
     _add_mappings(sub)
     _add_sandbox(sub)
     _add_report(sub)
+    _add_deploy(sub)
     return parser
 
 
@@ -279,6 +307,14 @@ def _print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"reports: {summary['reports']}", file=sys.stderr)
 
 
+def _folders(args: argparse.Namespace, root: Path | None) -> ReportFolders:
+    if args.keep is not None and args.keep < 1:
+        raise ConfigError("--keep must be at least 1")
+    if args.out is not None and args.keep is not None:
+        raise ConfigError("--keep prunes dated report folders; it does not go with --out")
+    return ReportFolders(keep=args.keep, overwrite=args.overwrite, **({"root": root} if root else {}))
+
+
 def _validate(args: argparse.Namespace) -> int:
     from importer.pipeline import validate
     from importer.state import default_state_path
@@ -286,7 +322,8 @@ def _validate(args: argparse.Namespace) -> int:
     department = _checked_department(args.department_uuid) if args.department_uuid else None
     state = args.state or (default_state_path(department) if department else None)
     finished = validate(ValidateConfig(_prepare_config(args), out_dir=args.out, payloads=args.payloads,
-                                       max_invalid=args.max_invalid, state_path=state, department=department))
+                                       max_invalid=args.max_invalid, state_path=state, department=department,
+                                       folders=_folders(args, None)))
     _print_summary(finished.summary, args)
     return exit_code_for(finished.result)
 
@@ -343,7 +380,79 @@ def _progress(args: argparse.Namespace) -> Progress:
     return NoProgress()
 
 
+def _dealer_args(args: argparse.Namespace) -> Path | None:
+    """Fill the run's options from the --dealer entry of --dealers; the state file, where known."""
+    from importer.dealers import load_dealers
+    from importer.state import default_state_path
+
+    if args.dealers is None:
+        if args.dealer is not None:
+            raise ConfigError("--dealer needs --dealers FILE")
+        if args.file is None or args.mapping is None:
+            raise ConfigError("give FILE and --mapping, or --dealers FILE --dealer NAME")
+        state = args.state or (None if args.sandbox or not args.department_uuid
+                               else default_state_path(args.department_uuid))
+        return state
+    if args.dealer is None:
+        raise ConfigError("--dealers needs --dealer NAME: the entry to run")
+    if args.file is not None or args.mapping is not None:
+        raise ConfigError("with --dealers, the dealer's entry gives the file and the mapping")
+    dealer = load_dealers(args.dealers).dealer(args.dealer)
+    args.department_uuid, args.mapping, args.rate = dealer.department, dealer.mapping, dealer.rate
+    args.state = args.state or dealer.state
+    args.full = args.full or dealer.full
+    args.max_duration = args.max_duration or dealer.max_duration
+    args.api_url = dealer.api_url or args.api_url
+    if args.keep is None and args.out is None:
+        args.keep = dealer.keep
+    args.reports_root = dealer.reports
+    # A Kubernetes Secret arrives as MK_USERNAME/MK_PASSWORD; on a host, the entry's env file holds them.
+    if not (os.environ.get("MK_USERNAME") and os.environ.get("MK_PASSWORD")) and args.credentials_file is None:
+        if dealer.env_file is None:
+            raise ConfigError(f"{args.dealers}: dealer {dealer.name}: credentials: no env_file, and MK_USERNAME "
+                              "and MK_PASSWORD are not set")
+        args.credentials_file = dealer.env_file
+    args.metrics_labels = (dealer.name, dealer.department)
+    try:
+        args.file = str(dealer.newest_input())
+    except InputError:
+        _publish_metrics(args, {"exit_code": ExitCode.USAGE}, args.state)  # a missing export deserves an alert
+        raise
+    state_path: Path = args.state
+    return state_path
+
+
+def _publish_metrics(args: argparse.Namespace, summary: dict[str, Any], state: Path | None) -> None:
+    if args.metrics_file is None and args.pushgateway is None:
+        return
+    from importer.metrics import publish
+
+    department = args.department_uuid or ("sandbox-department" if args.sandbox else "")
+    dealer, department = getattr(args, "metrics_labels", (department, department))
+    publish(summary, dealer=dealer, department=department, metrics_file=args.metrics_file,
+            pushgateway=args.pushgateway, state=state)
+
+
 def _run(args: argparse.Namespace) -> int:
+    args.reports_root = None
+    state = _dealer_args(args)
+    try:
+        finished = _import(args)
+    except AfterSendingError as exc:
+        _publish_metrics(args, {"exit_code": int(exit_code_for(exc.result)), "stop_code": exc.result.stop}, state)
+        raise
+    except (ConfigError, InputError, OSError):
+        _publish_metrics(args, {"exit_code": ExitCode.USAGE}, state)
+        raise
+    except ImporterError:
+        _publish_metrics(args, {"exit_code": ExitCode.STOPPED}, state)
+        raise
+    _publish_metrics(args, finished.summary, state)
+    _print_summary(finished.summary, args)
+    return exit_code_for(finished.result)
+
+
+def _import(args: argparse.Namespace) -> Finished:
     from importer.pipeline import run_import
 
     department = args.department_uuid or ("sandbox-department" if args.sandbox else None)
@@ -362,10 +471,23 @@ def _run(args: argparse.Namespace) -> int:
                                                           patience=args.patience),
         out_dir=args.out, state_path=args.state, full=args.full, max_duration=args.max_duration,
         insecure_http=args.insecure_http, sandbox=args.sandbox, sandbox_db=args.sandbox_db,
-        max_invalid=args.max_invalid)
-    finished = run_import(config, _progress(args))
-    _print_summary(finished.summary, args)
-    return exit_code_for(finished.result)
+        max_invalid=args.max_invalid, folders=_folders(args, args.reports_root))
+    return run_import(config, _progress(args))
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from importer.dealers import load_dealers
+    from importer.deploy import FILE_NAMES, render
+
+    text = render(args.kind, load_dealers(args.dealers))
+    if args.out is None:
+        print(text, end="")
+    else:
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / FILE_NAMES[args.kind]
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
+    return ExitCode.OK
 
 
 def _mappings(args: argparse.Namespace) -> int:
@@ -466,7 +588,8 @@ def _report(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbosity, args.log_format)
-    commands = {"validate": _validate, "run": _run, "mappings": _mappings, "sandbox": _sandbox, "report": _report}
+    commands = {"validate": _validate, "run": _run, "mappings": _mappings, "sandbox": _sandbox, "report": _report,
+                "deploy": _deploy}
     try:
         return int(commands[args.command](args))
     except AfterSendingError as exc:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from importer.client import Credentials
+from importer.outdir import ReportFolders
 from importer.pool import PoolSettings
 
 DEFAULT_API_URL = "https://api.mykaarma.com"
@@ -44,6 +45,8 @@ class ValidateConfig:
     state_path: Path | None = None
     #: the department of that state (None: the one the state file names)
     department: str | None = None
+    #: the dated folder and its `latest` link without out_dir; whether out_dir may hold reports already
+    folders: ReportFolders = field(default_factory=ReportFolders)
 
 
 @dataclass(frozen=True)
@@ -70,3 +73,5 @@ class RunConfig:
     max_invalid: float | None = None
     #: the embedded sandbox keeps its customers in this SQLite file (the state defaults to beside it)
     sandbox_db: Path | None = None
+    #: the dated folder and its `latest` link without out_dir; whether out_dir may hold reports already
+    folders: ReportFolders = field(default_factory=ReportFolders)

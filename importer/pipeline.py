@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import platform
 import secrets
@@ -26,6 +25,8 @@ from importer.forecast import forecast, saved_customers
 from importer.ledger import Planner, Recorder, RowOutcomes
 from importer.mapping import load_mapping
 from importer.merges import flag_merged
+from importer.outdir import choose as choose_out_dir
+from importer.outdir import finish as finish_out_dir
 from importer.pool import Job, Pool, PoolStats, event_loop_factory
 from importer.prepare import Prepared, prepare
 from importer.progress import NoProgress, Progress
@@ -45,16 +46,6 @@ from importer.status import RunResult, Status, StopCode, StopSwitch, exit_code_f
 from importer.timeline import Timeline, write_timeline
 
 log = logging.getLogger("mk_import")
-
-
-def default_out_dir(root: Path = Path("mk-import-out")) -> Path:
-    """./mk-import-out/<timestamp>/, with a suffix if a run in the same second took the name."""
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate, n = root / stamp, 1
-    while candidate.exists():
-        n += 1
-        candidate = root / f"{stamp}-{n}"
-    return candidate
 
 
 @dataclass(frozen=True)
@@ -107,6 +98,7 @@ def validate(config: ValidateConfig) -> Finished:
     """Read, map, validate and group; send nothing; write the reports a run would, with valid/invalid."""
     started = time.monotonic()
     refuse_overwriting_input(config.prepare.input, config.out_dir, config.payloads)
+    out = choose_out_dir(config.out_dir, config.folders)
     mapping = load_mapping(config.prepare.mapping)
     with open_input(config.prepare.input, config.prepare.sheet) as source:
         wants_requests = config.payloads is not None or config.state_path is not None
@@ -118,7 +110,7 @@ def validate(config: ValidateConfig) -> Finished:
             prepared.recognise_known_keys(saved.index, mapping.customer_key)
             extra["forecast"] = forecast(prepared.requests(mapping, config.prepare.validate_vin), saved, invalid)
             extra["state"] = str(config.state_path)
-        out = make_private_dir(config.out_dir or default_out_dir())
+        make_private_dir(out)
         if config.payloads is not None:
             write_payloads(config.payloads, (encode_body(r.body) for r in
                                              prepared.requests(mapping, config.prepare.validate_vin)))
@@ -131,6 +123,7 @@ def validate(config: ValidateConfig) -> Finished:
                            **extra)
         write_summary(out / "summary.json", summary)
         write_report_page(out, mapping=mapping, results=table)
+    finish_out_dir(out, config.folders)
     return Finished(summary, result)
 
 
@@ -205,10 +198,10 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
     progress = progress or NoProgress()
     api_url = check_api_url(config.api_url, insecure_http=config.insecure_http)
     refuse_overwriting_input(config.prepare.input, config.out_dir)
+    out = choose_out_dir(config.out_dir, config.folders)
     mapping = load_mapping(config.prepare.mapping)
     with open_input(config.prepare.input, config.prepare.sheet, keep_rows=True) as source:
         prepared = prepare(source, mapping, config.prepare, keep_rows=True)
-        out = config.out_dir or default_out_dir()
         # The sandbox forgets its customers when the run ends, so its state lives with the run's reports;
         # unless it keeps them (--sandbox-db), and then the state lives beside them.
         state_path = config.state_path or (
@@ -271,4 +264,5 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 raise
             raise _after_sending("interrupted while the reports were written", recorder, state_path,
                                  replace(result, stop=StopCode.INTERRUPTED)) from None
+    finish_out_dir(out, config.folders)
     return Finished(summary, result)

@@ -20,6 +20,7 @@ import pyarrow.csv as pa_csv
 
 from importer.codes import RETRIED_NEXT_RUN, ErrorCode
 from importer.errors import ConfigError
+from importer.outdir import REPORT_FILES
 from importer.reader import FORMULA_TRIGGERS, RAW_LINE_COLUMN, REPORT_COLUMNS, InputFile, read_chunks
 
 RESULT_COLUMNS = ("source_row", "status", "customer_key", "customer_uuid", "customer_id", "error_code",
@@ -28,8 +29,6 @@ RESULT_COLUMNS = ("source_row", "status", "customer_key", "customer_uuid", "cust
 ERROR_STATUSES = ("invalid", "failed")
 #: results.csv columns that may carry text from the file or the API (a key, a message): defused like errors.csv.
 _FREE_TEXT = ("customer_key", "customer_uuid", "customer_id", "error_code", "error_message", "warnings")
-#: The files a run or validate writes into its report folder.
-REPORT_FILES = ("results.csv", "errors.csv", "errors.xlsx", "summary.json", "timeline.csv", "report.html")
 #: Statuses of rows that were (or would be) saved: such a row goes to errors.csv only if a field was dropped.
 SAVED_STATUSES = ("success", "unchanged", "valid")
 #: Marks an API failure that no change to the data can fix.

@@ -32,7 +32,7 @@ def test_image_check_script_mirrors_the_dockerfile_steps():
 
 
 def test_cronjob_never_overlaps_and_outlives_the_time_budget():
-    documents = [d for d in yaml.safe_load_all((ROOT / "deploy" / "cronjob.yaml").read_text()) if d]
+    documents = [d for d in yaml.safe_load_all((ROOT / "deploy" / "kubernetes.yaml").read_text()) if d]
     cronjob = next(d for d in documents if d["kind"] == "CronJob")
     spec = cronjob["spec"]
     assert spec["concurrencyPolicy"] == "Forbid"

@@ -1,0 +1,88 @@
+"""Where a run's reports go: a dated folder per run with a `latest` link, or a chosen one never overwritten."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from importer.errors import ConfigError
+
+#: The files a run or validate writes into its report folder.
+REPORT_FILES = ("results.csv", "errors.csv", "errors.xlsx", "summary.json", "timeline.csv", "report.html")
+
+#: The link, beside the dated folders, to the newest finished one.
+LATEST = "latest"
+_DATED = re.compile(r"^\d{8}-\d{6}(-\d+)?$")
+log = logging.getLogger("mk_import.outdir")
+
+
+@dataclass(frozen=True)
+class ReportFolders:
+    """How the report folder is chosen when `--out` is not given, and what `--out` may replace."""
+
+    #: the dated folders go here
+    root: Path = Path("mk-import-out")
+    #: keep this many dated folders (the newest); None keeps them all
+    keep: int | None = None
+    #: `--out` may name a folder that already holds reports
+    overwrite: bool = False
+
+
+def dated_folder(root: Path) -> Path:
+    """root/<YYYYmmdd-HHMMSS>, suffixed -2, -3... after the runs of the same second, even pruned ones' names."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    taken = [_age_order(p)[1] for p in root.glob(f"{stamp}*") if _DATED.match(p.name)] if root.is_dir() else []
+    return root / (f"{stamp}-{max(taken) + 1}" if taken else stamp)
+
+
+def _age_order(folder: Path) -> tuple[str, int]:
+    """Oldest first: by stamp, then by the suffix of runs within one second (2 before 10)."""
+    stamp, _, n = folder.name.partition("-")[2].partition("-")
+    return folder.name[:8] + stamp, int(n or 1)
+
+
+def choose(out: Path | None, folders: ReportFolders) -> Path:
+    """The report folder of a run about to start; refuses an `out` holding an earlier run's reports."""
+    if out is None:
+        return dated_folder(folders.root)
+    if not folders.overwrite:
+        # Any of the files a run writes means the folder holds an earlier run's reports.
+        found = [name for name in REPORT_FILES if (out / name).exists()]
+        if found:
+            raise ConfigError(f"{out}: already holds an earlier run's reports ({', '.join(found)}); "
+                              f"give another --out, or --overwrite to replace them")
+    return out
+
+
+def finish(out: Path, folders: ReportFolders) -> None:
+    """After the reports are written in a dated folder: point `latest` at it, prune beyond `keep`.
+
+    The run is over and its reports are written: a failure here is a warning, never the run's outcome.
+    """
+    if out.parent != folders.root or not _DATED.match(out.name):
+        return  # a folder the user chose: nothing around it is ours to touch
+    try:
+        _link_and_prune(out, folders)
+    except OSError as exc:
+        log.warning("reports written in %s, but updating %s failed: %s", out, folders.root / LATEST,
+                    exc.strerror or exc)
+
+
+def _link_and_prune(out: Path, folders: ReportFolders) -> None:
+    link = folders.root / LATEST
+    temporary = folders.root / f".{LATEST}.{os.getpid()}"
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(out.name)  # relative, so the tree can be moved or mounted elsewhere
+    os.replace(temporary, link)  # atomic: a reader never sees `latest` missing
+    if folders.keep is None:
+        return
+    dated = sorted((p for p in folders.root.iterdir() if _DATED.match(p.name) and p.is_dir() and not p.is_symlink()),
+                   key=_age_order)
+    # The one just written is never pruned, whatever the clock did.
+    for old in [p for p in dated if p != out][:max(0, len(dated) - max(folders.keep, 1))]:
+        shutil.rmtree(old)
