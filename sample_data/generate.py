@@ -233,13 +233,18 @@ XLSX_SAMPLES = {"dealervault": "dealervault_sales.xlsx"}
 
 def write_xlsx(layout: str, path: Path, rows: int, seed: int = 7, repeat_ratio: float = 0.15) -> Path:
     """The layout's rows as an Excel workbook, one sheet, cells typed as a spreadsheet types them."""
-    import xlsxwriter  # only the .xlsx export needs it (the test and bench extras install it)
-
     generator = LAYOUTS[layout][0]
-    table = generator(Messy(seed), rows, repeat_ratio)
+    return write_sheet(path, generator(Messy(seed), rows, repeat_ratio), "Export")
+
+
+def write_sheet(path: Path, table: list[list[str]], sheet_name: str) -> Path:
+    """Rows of text as a one-sheet workbook, the way a person keying it would have it: plain numbers (years,
+    mileages, numbers without a leading zero) as numbers, everything else as text."""
+    import xlsxwriter  # only the .xlsx exports need it (a runtime dependency, for errors.xlsx)
+
     book = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_numbers": False})
     book.set_properties({"created": datetime.datetime(2026, 1, 1)})  # the same bytes on every run
-    sheet = book.add_worksheet("Export")
+    sheet = book.add_worksheet(sheet_name)
     for r, row in enumerate(table):
         for c, value in enumerate(row):
             if r and value.isdigit() and not value.startswith("0") and len(value) < 10:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 from pathlib import Path
@@ -32,3 +33,19 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def read_summary(out: Path) -> dict[str, Any]:
     result: dict[str, Any] = json.loads((out / "summary.json").read_text())
     return result
+
+
+class FakeClock:
+    """A clock for the pool and the rate: `sleep` moves it on at once (the sleeps are kept)."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)

@@ -11,20 +11,7 @@ from importer.client import Reply
 from importer.errors import FatalApiError, RetryableError
 from importer.pool import Job, Outcome, Pool, PoolSettings
 from importer.status import Status, StopCode
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
+from tests.helpers import FakeClock
 
 
 class ScriptedApi:

@@ -8,25 +8,12 @@ import itertools
 import pytest
 
 from importer.rate import START_RATE, Latencies, Pacer, RateController, Slots, in_flight_needed
+from tests.helpers import FakeClock
 from tests.ratesim import simulate
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
 def test_slow_start_begins_low_and_doubles_while_everything_is_accepted():
-    clock = Clock()
+    clock = FakeClock(500.0)
     rate = RateController(ceiling=500, floor=0.5, clock=clock)
     assert rate.rate == START_RATE
     seen = []
@@ -39,7 +26,7 @@ def test_slow_start_begins_low_and_doubles_while_everything_is_accepted():
 
 
 def test_the_rate_does_not_grow_when_it_is_not_what_holds_the_run_back():
-    clock = Clock()
+    clock = FakeClock(500.0)
     rate = RateController(ceiling=500, floor=0.5, clock=clock)
     for _ in range(20):
         clock.now += 0.5
@@ -48,7 +35,7 @@ def test_the_rate_does_not_grow_when_it_is_not_what_holds_the_run_back():
 
 
 def test_a_429_sets_the_rate_from_what_the_api_accepted_in_the_last_second():
-    clock = Clock()
+    clock = FakeClock(500.0)
     rate = RateController(ceiling=500, floor=0.5, clock=clock)
     rate.rate = 200
     for _ in range(50):  # the API accepted 50 in the last second
@@ -65,7 +52,7 @@ def test_a_429_sets_the_rate_from_what_the_api_accepted_in_the_last_second():
 
 
 def test_probing_is_additive_and_slow_near_the_limit_found():
-    clock = Clock()
+    clock = FakeClock(500.0)
     rate = RateController(ceiling=500, floor=0.5, clock=clock)
     rate.slow_start, rate.limit_seen, rate.rate = False, 50.0, 40.0
     for _ in range(10):
@@ -83,7 +70,7 @@ def test_probing_is_additive_and_slow_near_the_limit_found():
 
 
 def test_the_rate_never_leaves_floor_and_ceiling():
-    clock = Clock()
+    clock = FakeClock(500.0)
     rate = RateController(ceiling=40, floor=2, clock=clock)
     for _ in range(30):
         clock.now += 1.5
@@ -97,7 +84,7 @@ def test_the_rate_never_leaves_floor_and_ceiling():
 
 
 def test_pacer_spaces_requests_evenly_without_a_burst():
-    clock = Clock()
+    clock = FakeClock(500.0)
     rate = RateController(ceiling=10, floor=1, clock=clock)
     rate.slow_start = False
     pacer = Pacer(rate, clock.sleep, clock)
@@ -178,7 +165,7 @@ def test_below_the_limit_the_ceiling_is_the_rate():
 
 
 def test_pacer_spreads_turns_that_a_busy_machine_made_late_instead_of_bursting():
-    clock = Clock()
+    clock = FakeClock(500.0)
     rate = RateController(ceiling=10, floor=1, clock=clock)
     pacer = Pacer(rate, clock.sleep, clock)
     sent: list[float] = []

@@ -19,23 +19,15 @@ from importer.reasons import ReasonParser
 from importer.report_html import verdict
 from importer.timeline import Second, Timeline, read_timeline, write_timeline
 from sample_data.generate import write
-from tests.helpers import DV_HEADER, VIN_A, dv_row, read_csv, read_summary
-from tests.test_pool import FakeClock, ScriptedApi, job
+from tests.helpers import DV_HEADER, VIN_A, FakeClock, dv_row, read_csv, read_summary
+from tests.test_pool import ScriptedApi, job
 from tests.test_run import run
 
 ROOT = Path(__file__).parent.parent
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_timeline_counts_each_second_and_fills_the_quiet_ones():
-    clock = Clock()
+    clock = FakeClock(100.0)
     timeline = Timeline(clock)
     timeline.attempt(100.0, 100.1, "success", False)
     timeline.attempt(100.2, 100.5, "rate_limited", False)
@@ -52,7 +44,7 @@ def test_timeline_counts_each_second_and_fills_the_quiet_ones():
 
 
 def test_timeline_closes_old_seconds_and_survives_a_round_trip(tmp_path: Path):
-    clock = Clock()
+    clock = FakeClock(100.0)
     timeline = Timeline(clock)
     for n in range(500):
         timeline.attempt(100.0 + n, 100.0 + n + 0.05, "success", n % 7 == 0)

@@ -12,15 +12,12 @@ emails, a `LAST FIRST MI` name column). An .xlsx and a .zip copy of two of them 
 from __future__ import annotations
 
 import csv
-import datetime
 import io
 import random
 import zipfile
 from pathlib import Path
 
-import xlsxwriter
-
-from sample_data.generate import VEHICLES, Messy
+from sample_data.generate import VEHICLES, Messy, write_sheet
 
 HERE = Path(__file__).parent
 ROWS = 80
@@ -150,17 +147,7 @@ def main() -> None:
         random.Random(seed).shuffle(rows[1:])
         _csv(HERE / name, rows, delimiter, encoding)
         if name == "dealertrack_two_vehicles.csv":
-            book = xlsxwriter.Workbook(str(HERE / "dealertrack_two_vehicles.xlsx"))
-            book.set_properties({"created": datetime.datetime(2026, 1, 1)})
-            sheet = book.add_worksheet("Customers")
-            for r, row in enumerate(rows):
-                for c, value in enumerate(row):
-                    # As a person keying the sheet would have it: years and plain numbers as numbers.
-                    if r and value.isdigit() and not value.startswith("0") and len(value) < 10:
-                        sheet.write_number(r, c, int(value))
-                    else:
-                        sheet.write_string(r, c, value)
-            book.close()
+            write_sheet(HERE / "dealertrack_two_vehicles.xlsx", rows, "Customers")
         if name == "quebec_french.csv":
             with zipfile.ZipFile(HERE / "quebec_french.zip", "w", zipfile.ZIP_DEFLATED) as archive:
                 archive.write(HERE / name, f"export/{name}")
