@@ -41,8 +41,8 @@ def main() -> None:
     before = load()
     with tempfile.TemporaryDirectory() as scratch, Sandbox() as sandbox:
         command = [sys.executable, "-m", "importer", "run", str(source), "-m", "dealervault", "--department-uuid",
-                   "bench", "--api-url", sandbox.url, "--rate", "1000000", "--concurrency", str(args.concurrency),
-                   "--state", str(Path(scratch) / "s.sqlite"), "--out", str(out), "--progress", "none"]
+                   "bench", "--api-url", sandbox.url, "--rate", "10000", "--concurrency", str(args.concurrency),
+                   "--state", str(Path(scratch) / "s.sqlite"), "--overwrite", "--out", str(out), "--progress", "none"]
         # The sandbox's stats are not asked for meanwhile: counting a million customers' vehicles takes it
         # longer than a sampling period.
         samples: list[tuple[float, float]] = []  # (seconds, MB)

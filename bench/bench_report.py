@@ -91,9 +91,9 @@ def main() -> None:
     shutil.rmtree(out, ignore_errors=True)
     with Sandbox() as sandbox:
         run = timed([sys.executable, "-m", "importer", "run", str(source), "-m", "dealervault", "--department-uuid",
-                     "bench", "--api-url", sandbox.url, "--rate", "1000000", "--concurrency", "16", "--out", str(out),
-                     "--state", str(out.parent / f"report-state-{args.rows}.sqlite"), "--full", "--progress",
-                     "none"], env=sandbox.env())
+                     "bench", "--api-url", sandbox.url, "--rate", "10000", "--concurrency", "16", "--overwrite",
+                     "--out", str(out), "--state", str(out.parent / f"report-state-{args.rows}.sqlite"), "--full",
+                     "--progress", "none"], env=sandbox.env())
     if run.returncode not in (0, 1):
         raise SystemExit(run.stderr)
     summary = json.loads((out / "summary.json").read_text())

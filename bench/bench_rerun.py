@@ -23,8 +23,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
     source = dealervault_file(args.rows)
-    validate = timed([sys.executable, "-m", "importer", "validate", str(source), "-m", "dealervault", "--out",
-                      str(OUT / "rerun-validate")])
+    validate = timed([sys.executable, "-m", "importer", "validate", str(source), "-m", "dealervault",
+                      "--overwrite", "--out", str(OUT / "rerun-validate")])
     with tempfile.TemporaryDirectory() as scratch, Sandbox() as sandbox:
         state = Path(scratch) / "state.sqlite"
         runs = []
@@ -37,8 +37,9 @@ def main() -> None:
             out = OUT / f"rerun-{name.replace(', ', '-').replace(' ', '-')}"
             shutil.rmtree(out, ignore_errors=True)
             timing = timed([sys.executable, "-m", "importer", "run", str(source), "-m", "dealervault",
-                            "--department-uuid", "bench", "--api-url", sandbox.url, "--rate", "1000000",
-                            "--concurrency", "16", "--state", str(state), "--out", str(out), "--progress", "none"],
+                            "--department-uuid", "bench", "--api-url", sandbox.url, "--rate", "10000",
+                            "--concurrency", "16", "--state", str(state), "--overwrite", "--out", str(out),
+                            "--progress", "none"],
                            env=sandbox.env())
             runs.append((name, timing, json.loads((out / "summary.json").read_text())))
     print(f"{args.rows:,} rows\n")

@@ -32,7 +32,7 @@ def main() -> None:
     # No repeat customers and no invalid-row filtering needed: every row is its own customer.
     write("cdk", source, args.customers, seed=21, repeat_ratio=0.0)
     payloads = OUT / f"payloads-{args.customers}.jsonl"
-    validated = timed([sys.executable, "-m", "importer", "validate", str(source), "-m", "cdk", "--out",
+    validated = timed([sys.executable, "-m", "importer", "validate", str(source), "-m", "cdk", "--overwrite", "--out",
                        str(OUT / "bench-run-validate"), "--payloads", str(payloads)])
     count = sum(1 for _ in payloads.open())
     rows: list[tuple[str, float, float, str, str]] = []
@@ -43,9 +43,9 @@ def main() -> None:
                 shutil.rmtree(OUT / "bench-run", ignore_errors=True)
                 before = load()
                 run = timed([sys.executable, "-m", "importer", "run", str(source), "-m", "cdk", "--department-uuid",
-                             DEPARTMENT, "--api-url", sandbox.url, "--rate", "1000000", "--concurrency",
-                             str(args.concurrency), "--state", str(Path(scratch) / f"state{n}.sqlite"), "--out",
-                             str(OUT / "bench-run"), "--progress", "none"], env=sandbox.env())
+                             DEPARTMENT, "--api-url", sandbox.url, "--rate", "10000", "--concurrency",
+                             str(args.concurrency), "--state", str(Path(scratch) / f"state{n}.sqlite"),
+                             "--overwrite", "--out", str(OUT / "bench-run"), "--progress", "none"], env=sandbox.env())
                 summary = json.loads((OUT / "bench-run" / "summary.json").read_text())
                 rows.append(("mk-import run", run.wall_s, run.cpu_s, before,
                              f"{sandbox.stats()['creates']} created; sending phase {summary['send_s']:.2f} s; "

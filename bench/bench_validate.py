@@ -23,7 +23,7 @@ def main() -> None:
         out = OUT / f"validate-{rows}"
         shutil.rmtree(out, ignore_errors=True)
         timing = timed([sys.executable, "-m", "importer", "validate", str(source), "--mapping", "dealervault",
-                        "--out", str(out)])
+                        "--overwrite", "--out", str(out)])
         if timing.returncode not in (0, 1):
             raise SystemExit(timing.stderr)
         print(f"| {rows:,} | {timing.wall_s:.2f} | {timing.max_rss_mb:.0f} | {rows / timing.wall_s:,.0f} |")

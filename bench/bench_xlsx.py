@@ -38,7 +38,7 @@ def main() -> None:
         for measure, command in (
                 ("read every row", [sys.executable, "-c", READ_ONLY, str(path)]),
                 ("validate", [sys.executable, "-m", "importer", "validate", str(path), "--mapping", "dealervault",
-                              "--out", str(OUT / f"xlsx-{path.suffix[1:]}")])):
+                              "--overwrite", "--out", str(OUT / f"xlsx-{path.suffix[1:]}")])):
             timings = []
             for _ in range(args.repeat):
                 shutil.rmtree(OUT / f"xlsx-{path.suffix[1:]}", ignore_errors=True)
