@@ -24,6 +24,9 @@ from importer.shared import PROBLEM as SHARED_PROBLEM
 from importer.shared import ContactCollector
 from importer.status import Status
 
+#: The problem tally's column for the rows the API refused or never answered, by error code.
+API_COLUMN = "(API)"
+
 
 @dataclass
 class ProblemTally:
@@ -41,7 +44,7 @@ class ProblemTally:
         """Rows the API refused or never answered, by error code, beside the data's own problems."""
         failed = table[table["status"] == Status.FAILED.value]
         for code, rows in failed.groupby("error_code", sort=False):
-            self.add("(API)", f"{code}: {explain(str(code)).meaning}", rows.index.to_numpy())
+            self.add(API_COLUMN, f"{code}: {explain(str(code)).meaning}", rows.index.to_numpy())
 
     def most_common(self, n: int = 10) -> list[dict[str, object]]:
         return [{"column": column, "problem": problem, "rows": count, "example_row": self.first_row[(column, problem)]}

@@ -26,6 +26,7 @@ import pyarrow.csv as pa_csv
 from importer.codes import ErrorCode, explain, explain_warning
 from importer.errors import InputError
 from importer.mapping import MappingSpec, header_key
+from importer.prepare import API_COLUMN
 from importer.reasons import Reason, ReasonParser
 from importer.report import ERROR_STATUSES, RESULT_COLUMNS, private_file
 from importer.report_xlsx import UNDEFUSE
@@ -278,6 +279,8 @@ def _problems_section(summary: dict[str, Any], table: _Table) -> str:
     problem_at = {p["label"]: i for i, p in enumerate(table.problems)}
     for item in summary.get("problems", []):
         column, problem = str(item.get("column", "")), str(item.get("problem", ""))
+        if column == API_COLUMN:
+            continue  # the API's refusals have their own chart, from the rows to fix
         attrs = ""
         label = next((p for p in problem_at if problem.startswith(p) or p == _code_of(problem)), None)
         if label is not None:
@@ -438,7 +441,8 @@ def _words_section(summary: dict[str, Any], table: _Table) -> str:
     words = dict(table.words)
     file_wide: Counter[str] = Counter()
     for item in summary.get("problems", []):
-        file_wide[_code_of(str(item.get("problem", "")))] += int(item.get("rows", 0))
+        if item.get("column") != API_COLUMN:  # those are among the refusals already
+            file_wide[_code_of(str(item.get("problem", "")))] += int(item.get("rows", 0))
     for label, count in file_wide.items():
         explanation = explain(label) if label in ErrorCode.__members__ else explain_warning(label)
         words[label] = (count, explanation.meaning, explanation.fix)

@@ -83,6 +83,17 @@ def test_a_run_keeps_its_timeline_and_the_page_redraws_it(start_sandbox, creds, 
     assert (out / "report.html").stat().st_mode & 0o777 == 0o600
 
 
+def test_the_api_refusals_in_the_summary_are_explained_as_refusals(start_sandbox, creds, write_csv, tmp_path: Path):
+    sandbox = start_sandbox(fail_rate=1.0, seed=1)  # every request fails: every row RETRIES_EXHAUSTED
+    out = tmp_path / "out"
+    assert run(write_csv([DV_HEADER, dv_row("1"), dv_row("2")]), sandbox.url, out, "--max-attempts", "1") == 1
+    assert [p["column"] for p in read_summary(out)["problems"]] == ["(API)"]
+    page = html.unescape((out / "report.html").read_text())
+    assert explain("RETRIES_EXHAUSTED").meaning in page
+    assert "a field was left out or questioned" not in page  # never read as a warning about a field
+    assert "(API): RETRIES_EXHAUSTED" not in page  # nor drawn as a problem of a column
+
+
 def test_report_of_a_folder_without_reports_is_a_one_line_error(tmp_path: Path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
