@@ -104,16 +104,18 @@ def validate(config: ValidateConfig) -> Finished:
         wants_requests = config.payloads is not None or config.state_path is not None
         prepared = prepare(source, mapping, config.prepare, keep_rows=wants_requests)
         extra: dict[str, Any] = {}
-        if config.state_path is not None:
-            invalid = int((prepared.rows["status"] == Status.INVALID.value).sum())
-            saved = saved_customers(config.state_path, config.department)
+        saved = None if config.state_path is None else saved_customers(config.state_path, config.department)
+        if saved is not None:
             prepared.recognise_known_keys(saved.index, mapping.customer_key)
-            extra["forecast"] = forecast(prepared.requests(mapping, config.prepare.validate_vin), saved, invalid)
+        # Built once, after the keys the state knows are recognised: the forecast and the payloads share it.
+        requests = prepared.requests(mapping, config.prepare.validate_vin) if wants_requests else None
+        if saved is not None and requests is not None:
+            invalid = int((prepared.rows["status"] == Status.INVALID.value).sum())
+            extra["forecast"] = forecast(requests, saved, invalid)
             extra["state"] = str(config.state_path)
         make_private_dir(out)
-        if config.payloads is not None:
-            write_payloads(config.payloads, (encode_body(r.body) for r in
-                                             prepared.requests(mapping, config.prepare.validate_vin)))
+        if config.payloads is not None and requests is not None:
+            write_payloads(config.payloads, (encode_body(r.body) for r in requests))
         table = prepared.rows.assign(customer_uuid="", customer_id="")
         write_results(out / "results.csv", table)
         write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
