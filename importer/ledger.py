@@ -210,10 +210,11 @@ class Planner:
         #: keys an earlier run sent without learning the outcome (the state's journal, as the run started)
         self.journaled = state.journaled()
 
-    def jobs(self, requests: Requests, full: bool) -> Iterator[Job]:
-        """A job for every customer to send; the unchanged ones are recorded here, in bulk."""
+    def jobs(self, requests: Requests, full: bool, stored: pd.DataFrame) -> Iterator[Job]:
+        """A job for every customer to send; the unchanged ones are recorded here, in bulk. `stored` is what the
+        state holds (StateStore.load), dropped once joined to the requests."""
         recorder = self.recorder
-        customers = requests.table().join(self.state.load(), on="key")
+        customers = requests.table().join(stored, on="key")
         same_rows = (customers["rows_hash"] == customers["fingerprint"]).fillna(False).to_numpy(dtype=bool)
         skip = same_rows & (not full)  # same rows, same mapping, same program: same body, not even built
         recorder.unchanged = customers.loc[skip, ["key", "customer_uuid", "customer_id"]]
@@ -222,7 +223,7 @@ class Planner:
         saved = customers.loc[~skip & customers["customer_uuid"].notna().to_numpy()]
         known_of = {key: Saved(h, uuid, cid if isinstance(cid, str) else None) for key, h, uuid, cid in
                     saved[["key", "body_hash", "customer_uuid", "customer_id"]].itertuples(index=False)}
-        del customers, saved  # a line per customer, not to be held while the sending takes its hours
+        del customers, saved, stored  # a line per customer, not to be held while the sending takes its hours
         for group in requests.groups(~skip):
             known = known_of.get(group.key)
             request = requests.request(group)

@@ -213,17 +213,18 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
         make_private_dir(out)
         stops = StopSwitch()
         try:
-            prepared.recognise_known_keys(state.load().index, mapping.customer_key)
+            known = state.load()  # read once: for the keys the state knows, then for what the planner skips
+            prepared.recognise_known_keys(known.index, mapping.customer_key)
             recorder = Recorder(state, progress, RowOutcomes(prepared.rows.index), stops)
-            planner = Planner(state, recorder)
             requests = prepared.requests(mapping, config.prepare.validate_vin)
+            jobs = Planner(state, recorder).jobs(requests, config.full, known)
+            del known  # held by the planner until it has joined it to the requests, not while sending
             progress.start(int(prepared.rows.loc[prepared.rows["status"] == Status.VALID, "customer_key"].nunique()))
             timeline = Timeline()  # its seconds count from the start of sending
             try:
                 with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
                     stats, interrupted, api_url = runner.run(_send(replace(config, api_url=api_url), recorder,
-                                                                   planner.jobs(requests, config.full), stops,
-                                                                   timeline))
+                                                                   jobs, stops, timeline))
             finally:
                 progress.close()
                 recorder.write_pending()
