@@ -3,7 +3,8 @@
 The API's limit is not documented and may be shared with other clients of the same account, so the rate is
 found, not configured (`--rate` is only a ceiling):
 
-- slow start: from a low rate, doubling every couple of round trips while the API accepts everything;
+- slow start: from a low rate, doubling every couple of round trips (and a handful of requests) while the API
+  accepts everything;
 - on a 429, the new rate is what the API actually accepted from this process in the last second, a little
   under it (not a fixed cut of a rate the API never sustained), and the answer's 429 siblings within the
   next second do not cut again;
@@ -30,6 +31,9 @@ from collections.abc import Awaitable, Callable
 
 #: the rate the slow start begins at (requests/s), unless the ceiling is lower
 START_RATE = 8.0
+#: the slow start doubles once the API has accepted about this many requests at the current rate (and the
+#: answers to it are in), but after a tenth of a second at most
+SLOW_START_PROOF = 16
 #: after a 429, the new rate is this share of what the API accepted in the last second
 BELOW_ACCEPTED = 0.9
 #: additive increase per second, in requests/s, far from the last limit found ...
@@ -165,8 +169,10 @@ class RateController:
             self._last_change = now
             return
         if self.slow_start:
-            # Double every two round trips (at least 0.1 s): the answers to the last rate are in.
-            if elapsed >= max(0.1, 2 * self.round_trip):
+            # Double once the answers to the last rate are in (two round trips) and it carried enough requests
+            # to say the API takes it. A fixed tenth of a second per doubling kept a fast API waiting a whole
+            # second before 8/s reached thousands; below 160/s it is still that tenth.
+            if elapsed >= max(2 * self.round_trip, min(0.1, SLOW_START_PROOF / self.rate)):
                 self.rate = min(self.ceiling, self.rate * 2)
                 self._last_change = now
             return
