@@ -6,10 +6,11 @@ and at the end gives every row its status for the reports. Words kept to one mea
 hash of a customer's input rows (records.CustomerGroup.fingerprint), `body_hash` the hash of the body
 sent; the `journal` is the state's list of requests whose fate a crash would leave unknown.
 
-Saves reach the state in group commits: the answers that arrive in one turn of the event loop are written
-in one transaction at the start of the next, and each worker waits for its answer's commit before it takes
-another job. A kill -9 still loses at most the requests in flight, while a fast API costs one commit per
-turn instead of one per answer (a SQLite commit is the largest per-request cost after HTTP itself).
+Saves reach the state in group commits: the answers that arrive within COMMIT_EVERY of the first one not yet
+written share one transaction. A worker does not wait for its commit before it takes another job (that wait
+would idle every worker for the window): a kill -9 loses at most the requests in flight and the answers of
+the last few milliseconds, and the next run sends those again, where the server's matching or the journal
+finds them. One commit per answer cost more than any other step of a request after HTTP itself.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ from importer.status import Status, StopCode
 StopRun = Callable[[str, StopCode], None]
 
 NOTED_BATCH = 10_000
+#: seconds an answered save may wait to share a transaction with those answered after it ...
+COMMIT_EVERY = 0.005
+#: ... unless this many are waiting already
+COMMIT_BATCH = 1_000
 log = logging.getLogger("mk_import.ledger")
 
 
@@ -104,12 +109,14 @@ class Recorder:
         self.rows_hash_of: dict[str, str] = {}
         #: customers skipped because their rows are the ones last saved: key → customer_uuid, customer_id
         self.unchanged = pd.DataFrame()
-        #: saves answered in this turn of the event loop, and the commit that will write them
+        #: saves answered and not yet written, and the timer that will write them
         self._saves: list[tuple[str, Saved, bool]] = []
         #: saved customers whose rows changed but not their body: (key, new rows hash). Written with the next
         #: commit or every NOTED_BATCH: losing them costs only rebuilding those bodies on the next run.
         self._noted: list[tuple[str, str]] = []
-        self._commit: asyncio.Future[None] | None = None
+        self._commit: asyncio.TimerHandle | None = None
+        #: a commit that failed for a reason other than the state file (a defect): raised at the next answer
+        self._defect: Exception | None = None
 
     def expect(self, key: str, rows: tuple[int, ...], rows_hash: str) -> None:
         """A job is about to be sent for these rows."""
@@ -124,7 +131,9 @@ class Recorder:
         self.record_rows(rows, outcome)
 
     async def answer(self, job: Job, outcome: Outcome) -> None:
-        """Record a job's outcome; returns once a success is written to the state."""
+        """Record a job's outcome; a success is written to the state within COMMIT_EVERY seconds."""
+        if self._defect is not None:
+            raise self._defect
         rows_hash = self.rows_hash_of.pop(job.key)
         if (job.search_key is not None and outcome.status == Status.NOT_ATTEMPTED and not job.maybe_saved
                 and not outcome.error_code):
@@ -136,27 +145,24 @@ class Recorder:
             self.saved += 1
             saved = Saved(job.body_hash, outcome.customer_uuid, outcome.customer_id, rows_hash)
             self._saves.append((job.key, saved, job.search_key is not None or job.maybe_saved))
-            await self._committed()
-
-    async def _committed(self) -> None:
-        if self._commit is None:
-            loop = asyncio.get_running_loop()
-            self._commit = loop.create_future()
-            loop.call_soon(self._write_saves)
-        await asyncio.shield(self._commit)
+            if len(self._saves) >= COMMIT_BATCH:
+                self._write_saves()
+            elif self._commit is None:
+                self._commit = asyncio.get_running_loop().call_later(COMMIT_EVERY, self._write_saves)
 
     def _write_saves(self) -> None:
-        commit, self._commit = self._commit, None
-        assert commit is not None  # scheduled by _committed, together with the future
+        if self._commit is not None:
+            self._commit.cancel()
+            self._commit = None
         try:
             self.write_pending()
-        except Exception as exc:  # a defect, not the state file: every worker waiting on this commit sees it
-            commit.set_exception(exc)
-        else:
-            commit.set_result(None)
+        except Exception as exc:  # a defect, not the state file (write_state stops the run for that)
+            self._defect = exc
 
     def write_pending(self) -> None:
-        """Write what the state does not have yet (also at the end, should the event loop stop first)."""
+        """Write what the state does not have yet (also at the end, after the event loop has stopped)."""
+        if self._defect is not None:
+            raise self._defect
         if self._saves or self._noted:
             saves, noted, self._saves, self._noted = self._saves, self._noted, [], []
             self.write_state(self.state.record, saves, noted)
