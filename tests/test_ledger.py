@@ -100,8 +100,8 @@ def _two_answers(tmp_path: Path, monkeypatch, failure: Exception) -> tuple[Recor
         ledger.expect(job.key, (i + 1,), "")
 
     async def go() -> list[object]:
-        answered = await asyncio.gather(*(ledger.answer(j, Outcome(j.key, Status.SUCCESS, "u", "1")) for j in jobs),
-                                        return_exceptions=True)
+        answers = (ledger.answer(j, Outcome(j.key, Status.SUCCESS, "u", "1")) for j in jobs)
+        answered: list[object] = await asyncio.gather(*answers, return_exceptions=True)
         await asyncio.sleep(COMMIT_EVERY * 4)
         return answered
 
