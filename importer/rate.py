@@ -197,6 +197,14 @@ class Pacer:
         self.controller, self.sleep, self.clock = controller, sleep, clock
         self._next = -math.inf
 
+    def take_now(self) -> bool:
+        """Take the current turn if it is due now; False (and nothing taken) when acquire() must wait."""
+        now = self.clock()
+        if self._next > now:
+            return False
+        self._next = now + 1.0 / self.controller.rate
+        return True
+
     async def acquire(self) -> None:
         for _ in range(2):  # a second turn at most: a machine busy for longer has no burst left to avoid
             now = self.clock()
@@ -224,9 +232,15 @@ class Slots:
         self.peak = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
-    async def acquire(self) -> None:
+    def take_now(self) -> bool:
+        """Take a free slot if nobody waits for one; False (and nothing taken) when acquire() must wait."""
         if self.held < self.limit and not self._waiters:
             self._take()
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        if self.take_now():
             return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)

@@ -25,6 +25,28 @@ def test_slow_start_begins_low_and_doubles_while_everything_is_accepted():
     assert seen == [16, 32, 64, 128, 256, 500]
 
 
+def test_slow_start_doubles_faster_once_a_handful_of_requests_come_within_a_tenth_of_a_second():
+    clock = FakeClock(500.0)
+    rate = RateController(ceiling=100_000, floor=0.5, clock=clock)
+    rate.rate = 1600.0  # SLOW_START_PROOF requests take 10 ms at this rate
+    for _ in range(40):
+        clock.now += 0.0002
+        rate.bound()
+        rate.accepted(0.001)  # answers in 1 ms: two round trips are soon over
+    assert rate.rate == 1600  # 8 ms carried 13 requests, too few to say the API takes this rate
+    clock.now += 0.003
+    rate.bound()
+    rate.accepted(0.001)
+    assert rate.rate == 3200  # after 11 ms, not a tenth of a second
+    slow = RateController(ceiling=100_000, floor=0.5, clock=clock)
+    slow.rate = 1600.0
+    for _ in range(5):
+        clock.now += 0.011
+        slow.bound()
+        slow.accepted(0.2)  # answers take 200 ms: the rate doubles once they are in, not before
+    assert slow.rate == 1600
+
+
 def test_the_rate_does_not_grow_when_it_is_not_what_holds_the_run_back():
     clock = FakeClock(500.0)
     rate = RateController(ceiling=500, floor=0.5, clock=clock)
@@ -95,6 +117,22 @@ def test_pacer_spaces_requests_evenly_without_a_burst():
 
     asyncio.run(go())
     assert clock.sleeps == pytest.approx([0.125] * 4)  # 8/s: the slow start's first rate
+
+
+def test_a_due_turn_and_a_free_slot_are_taken_without_waiting_and_only_then():
+    clock = FakeClock(500.0)
+    rate = RateController(ceiling=10, floor=1, clock=clock)
+    pacer = Pacer(rate, clock.sleep, clock)
+    assert pacer.take_now()
+    assert not pacer.take_now()  # the next turn is 1/8 s away (the slow start's first rate)
+    clock.now += 0.125
+    assert pacer.take_now()
+    slots = Slots(1)
+    assert slots.take_now()
+    assert not slots.take_now()
+    assert slots.held == 1
+    slots.release()
+    assert slots.take_now()
 
 
 def test_slots_hold_at_most_the_limit_and_follow_a_new_limit():
