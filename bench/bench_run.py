@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 from bench.common import OUT, Sandbox, load, timed
+from importer.timeline import read_timeline
 from sample_data.generate import write
 
 DEPARTMENT = "bench-department"
@@ -41,21 +43,28 @@ def main() -> None:
         for n in range(args.repeat):
             with Sandbox() as sandbox:
                 shutil.rmtree(OUT / "bench-run", ignore_errors=True)
-                before = load()
+                before, server_before = load(), sandbox.cpu_s()
                 run = timed([sys.executable, "-m", "importer", "run", str(source), "-m", "cdk", "--department-uuid",
                              DEPARTMENT, "--api-url", sandbox.url, "--rate", "10000", "--concurrency",
                              str(args.concurrency), "--state", str(Path(scratch) / f"state{n}.sqlite"),
                              "--overwrite", "--out", str(OUT / "bench-run"), "--progress", "none"], env=sandbox.env())
+                server_s = sandbox.cpu_s() - server_before
                 summary = json.loads((OUT / "bench-run" / "summary.json").read_text())
+                seconds = read_timeline(OUT / "bench-run" / "timeline.csv")
+                # Whole seconds only: the first holds the slow start, the last the end of the file.
+                steady = statistics.median(s.attempts for s in seconds[1:-1]) if len(seconds) > 2 else None
                 rows.append(("mk-import run", run.wall_s, run.cpu_s, before,
                              f"{sandbox.stats()['creates']} created; sending phase {summary['send_s']:.2f} s; "
-                             f"in flight {summary['concurrency_used']}"))
+                             f"in flight {summary['concurrency_used']}; "
+                             f"first second {seconds[0].attempts if seconds else 0} requests, "
+                             f"then {steady or 0:,.0f}/s (median); sandbox CPU {server_s:.2f} s"))
             with Sandbox() as sandbox:
-                before = load()
+                before, server_before = load(), sandbox.cpu_s()
                 bare = timed([sys.executable, "bench/bare_loop.py", str(payloads), sandbox.url, DEPARTMENT,
                               str(args.concurrency)], env=sandbox.env())
+                server_s = sandbox.cpu_s() - server_before
                 rows.append(("bare aiohttp loop", bare.wall_s, bare.cpu_s, before,
-                             f"{sandbox.stats()['creates']} created"))
+                             f"{sandbox.stats()['creates']} created; sandbox CPU {server_s:.2f} s"))
             ratios.append((bare.wall_s / run.wall_s, bare.wall_s / summary["send_s"], bare.cpu_s / run.cpu_s))
         if not args.no_sequential:
             with Sandbox() as sandbox:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -77,9 +78,12 @@ class Sandbox:
         if self.process.stderr is not None:
             self.process.stderr.close()
 
-    def env(self) -> dict[str, str]:
-        import os
+    def cpu_s(self) -> float:
+        """User + system CPU seconds the sandbox process has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def env(self) -> dict[str, str]:
         return {**os.environ, "MK_USERNAME": self.USER, "MK_PASSWORD": self.PASSWORD}
 
     def stats(self) -> dict[str, object]:
