@@ -17,7 +17,7 @@ from importer.config import PrepareConfig
 from importer.errors import ConfigError, InputError
 from importer.mapping import MappingSpec, check_header, header_key, to_canonical
 from importer.normalize import FORMULA_START, PLACEHOLDER_MESSAGE, FieldProblem, normalize_frame
-from importer.reader import RAW_LINE_COLUMN, BadLine, InputFile, read_chunks
+from importer.reader import RAW_LINE_COLUMN, BadLine, InputFile, read_chunks, release_memory
 from importer.records import Requests, customer_keys, legacy_keys
 from importer.schema import ROW_RULES, row_errors
 from importer.shared import PROBLEM as SHARED_PROBLEM
@@ -258,6 +258,7 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
     bad: list[BadLine] = []
     contacts = ContactCollector()
     for chunk in read_chunks(source, config.chunk_rows, bad):
+        release_memory()  # the previous chunk's working copies: without this, the heap grows chunk by chunk
         canonical = to_canonical(mapping, chunk, header.resolved)
         frame, problems = normalize_frame(canonical, mapping.customer_defaults.get("preferredLocale", ""))
         warnings = _warning_texts(problems, mapping, chunk.index, tally)
