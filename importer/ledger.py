@@ -25,6 +25,7 @@ import pandas as pd
 from importer.client import encode_body
 from importer.pool import Job, Outcome
 from importer.progress import Progress
+from importer.reader import release_memory
 from importer.records import CustomerRequest, Requests
 from importer.state import Saved, StateStore, payload_hash
 from importer.status import Status, StopCode
@@ -224,6 +225,7 @@ class Planner:
         known_of = {key: Saved(h, uuid, cid if isinstance(cid, str) else None) for key, h, uuid, cid in
                     saved[["key", "body_hash", "customer_uuid", "customer_id"]].itertuples(index=False)}
         del customers, saved, stored  # a line per customer, not to be held while the sending takes its hours
+        release_memory()  # and what grouping and fingerprinting every row needed for a moment
         for group in requests.groups(~skip):
             known = known_of.get(group.key)
             request = requests.request(group)

@@ -234,12 +234,17 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 recorder.write_pending()
         finally:
             state.close()
+        # Every body is built: the normalized rows and the grouping are not needed for the reports.
+        prepared.frame = None
+        del requests, jobs
+        release_memory()
         stop = StopCode.INTERRUPTED if interrupted else stats.stop_code
         sent = stats.requests + stats.searches > 0
         result = RunResult({}, sent=sent, stop=stop, max_invalid=config.max_invalid, rows=len(prepared.rows))
         try:
             table = recorder.apply(prepared.rows.assign(customer_uuid="", customer_id=""), stats.stop_reason)
             table, merged = flag_merged(table)
+            release_memory()  # the per-row copies made to give each row its outcome
             prepared.problems.add_failures(table)
             input_changed = source.changed_since_read()
             if input_changed:
