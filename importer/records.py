@@ -30,6 +30,7 @@ import pandas as pd
 from importer import __version__
 from importer.mapping import ADDRESS_FIELDS, VEHICLE_FIELDS, MappingSpec, vehicle_groups, vehicle_prefix
 from importer.normalize import text_column, vehicle_send_column
+from importer.reader import release_memory
 
 _SCALARS = ("firstName", "middleName", "lastName", "company", "preferredLocale")
 _IDENTITY = ("lastName", "firstName", "company", "address.zip", "address.line1")
@@ -246,6 +247,9 @@ class Requests:
             lengths = ends[batch] - starts[batch]
             before = np.cumsum(lengths) - lengths  # where each group begins within the batch
             rows = order[np.repeat(starts[batch] - before, lengths) + np.arange(lengths.sum())]
+            # What the previous batches' bodies, requests and answers freed: handed back, or resident
+            # memory creeps up through the whole sending (by ~300 MB over a million customers).
+            release_memory()
             builder = _BodyBuilder(self._frame.take(rows), self._mapping, self._validate_vin)
             batch_rows = source_rows[rows].tolist()
             place = 0
