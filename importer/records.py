@@ -205,6 +205,8 @@ class Requests:
 
     #: customers whose rows are copied out of the frame together
     BATCH = 20_000
+    #: rows hashed together for the fingerprints
+    HASHED_AT_ONCE = 100_000
 
     def __init__(self, frame: pd.DataFrame, keys: pd.Series, mapping: MappingSpec, *, validate_vin: bool) -> None:
         self._frame, self._keys = frame, keys
@@ -265,7 +267,11 @@ class Requests:
         Each row hash is re-hashed with its place in the group (order matters: the last row wins), the
         group's values are combined with xor, and the context is mixed in last.
         """
-        row_hashes = pd.util.hash_pandas_object(self._frame, index=False).to_numpy()[order]
+        # A slice of rows at a time (a row's hash does not depend on the others): hashing a text column
+        # makes a Python string of each distinct value, a million at once for the whole frame.
+        size = self.HASHED_AT_ONCE
+        row_hashes = np.concatenate([pd.util.hash_pandas_object(self._frame.iloc[at:at + size], index=False).to_numpy()
+                                     for at in range(0, len(self._frame), size)])[order]
         place = np.arange(len(order)) - np.repeat(starts, ends - starts)
         salted = pd.util.hash_array(row_hashes ^ (place.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
         combined = np.bitwise_xor.reduceat(salted, starts)
