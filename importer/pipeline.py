@@ -243,8 +243,9 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
         result = RunResult({}, sent=sent, stop=stop, max_invalid=config.max_invalid, rows=len(prepared.rows))
         try:
             table = recorder.apply(prepared.rows.assign(customer_uuid="", customer_id=""), stats.stop_reason)
-            table, merged = flag_merged(table)
             release_memory()  # the per-row copies made to give each row its outcome
+            table, merged = flag_merged(table)
+            release_memory()
             prepared.problems.add_failures(table)
             input_changed = source.changed_since_read()
             if input_changed:
@@ -254,6 +255,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             write_results(out / "results.csv", table)
             write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
             write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
+            release_memory()  # what the files of a million rows needed, before the page is drawn
             write_timeline(out / "timeline.csv", timeline.seconds())
             summary = _summary(
                 "run", source, mapping.name, table, prepared, started, out, result, api_url=api_url,
