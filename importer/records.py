@@ -225,7 +225,9 @@ class Requests:
         order = np.argsort(codes, kind="stable")
         starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0])
         ends = np.r_[starts[1:], len(order)]
-        return pd.Index(uniques, dtype="str"), order, starts, ends, self._fingerprints(order, starts, ends)
+        fingerprints = self._fingerprints(order, starts, ends)
+        release_memory()  # what grouping and hashing every row needed, before the per-customer table is made
+        return pd.Index(uniques, dtype="str"), order, starts, ends, fingerprints
 
     def table(self) -> pd.DataFrame:
         """One line per customer, in sending order: key, fingerprint, rows."""
