@@ -22,10 +22,13 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from importer.client import encode_body
 from importer.pool import Job, Outcome
 from importer.progress import Progress
+from importer.reader import release_memory
 from importer.records import CustomerRequest, Requests
 from importer.state import Saved, StateStore, payload_hash
 from importer.status import Status, StopCode
@@ -51,43 +54,61 @@ def _identities(request: CustomerRequest) -> frozenset[str]:
 
 
 class RowOutcomes:
-    """The outcome of each input row, written as its customer's answer arrives: one slot per row and column,
-    the strings shared by a customer's rows. A million rows cost ~50 MB of slots, where a tuple and an
-    object per customer, flattened into per-row lists at the end, cost several hundred MB."""
+    """The outcome of each input row, written as its customer's answer arrives: per row, the number of its
+    outcome; per outcome (one per customer), its texts in Arrow string columns, filled a block at a time.
+    A million rows cost 4 MB of numbers and each customer about the length of its texts, where Python
+    strings in per-row slots cost ~50 MB of slots and ~145 bytes a customer."""
 
     COLUMNS = ("status", "customer_uuid", "customer_id", "error_code", "error_message")
+    #: outcomes held as Python tuples before they are packed into Arrow columns
+    BLOCK = 50_000
 
     def __init__(self, index: pd.Index) -> None:
         self._first = int(index[0]) if len(index) else 0
         if not index.equals(pd.RangeIndex(self._first, self._first + len(index))):
             raise ValueError("row outcomes need the consecutive row numbers the reader gives")
-        self._slots = {name: np.full(len(index), None, dtype=object) for name in self.COLUMNS}
-        self._api_warnings = np.full(len(index), None, dtype=object)
+        #: each row's outcome, as its place among the outcomes; -1 for none yet
+        self._outcome_of = np.full(len(index), -1, dtype=np.int32)
+        #: COLUMNS and then the API's warnings (null for none), one list of blocks each
+        self._blocks: list[list[pa.Array]] = [[] for _ in range(len(self.COLUMNS) + 1)]
+        self._unpacked: list[tuple[str | None, ...]] = []
+        self._count = 0
 
     def set(self, rows: tuple[int, ...], outcome: Outcome) -> None:
-        values = (outcome.status.value, outcome.customer_uuid or "", outcome.customer_id or "",
-                  outcome.error_code or "", outcome.detail)
         api_warnings = "API: " + ", ".join(outcome.warnings) if outcome.warnings else None
+        self._unpacked.append((outcome.status.value, outcome.customer_uuid or "", outcome.customer_id or "",
+                               outcome.error_code or "", outcome.detail, api_warnings))
         for row in rows:
-            at = row - self._first
-            for slots, value in zip(self._slots.values(), values, strict=True):
-                slots[at] = value
-            self._api_warnings[at] = api_warnings
+            self._outcome_of[row - self._first] = self._count
+        self._count += 1
+        if len(self._unpacked) >= self.BLOCK:
+            self._pack()
+
+    def _pack(self) -> None:
+        if self._unpacked:
+            for blocks, values in zip(self._blocks, zip(*self._unpacked, strict=True), strict=True):
+                blocks.append(pa.array(values, pa.string()))  # 32-bit offsets: half the cost of pandas' 64
+            self._unpacked = []
 
     def apply(self, table: pd.DataFrame) -> pd.DataFrame:
         """`table` (indexed like the rows given) with the outcome of every row that has one."""
-        answered = pd.notna(self._slots["status"])
+        answered = self._outcome_of >= 0
         if not answered.any():
             return table
-        columns = {name: pd.Series(np.where(answered, slots, table[name].to_numpy(dtype=object)), index=table.index,
-                                   dtype="str") for name, slots in self._slots.items()}
-        warned = np.flatnonzero(pd.notna(self._api_warnings))
-        if len(warned):
-            warnings = table["warnings"].to_numpy(dtype=object).copy()
-            warnings[warned] = [f"{mine}; {api}" if mine else api
-                                for mine, api in zip(warnings[warned], self._api_warnings[warned], strict=True)]
-            columns["warnings"] = pd.Series(warnings, index=table.index, dtype="str")
-        return table.assign(**columns)
+        self._pack()
+        # Arrow all the way: a row's texts are taken from its outcome's without a Python string per row.
+        picks = pa.array(self._outcome_of, mask=~answered)
+        taken = [pa.chunked_array(blocks, pa.string()).take(picks).cast(pa.large_string()) for blocks in self._blocks]
+        columns = {name: pc.coalesce(theirs, pa.array(table[name]))
+                   for name, theirs in zip(self.COLUMNS, taken[:-1], strict=True)}
+        api = taken[-1]
+        if api.null_count < len(api):
+            mine = pa.array(table["warnings"])
+            separator = pa.scalar("; ", pa.large_string())
+            both = pc.if_else(pc.equal(mine, ""), api, pc.binary_join_element_wise(mine, api, separator))
+            columns["warnings"] = pc.coalesce(both, mine)
+        return table.assign(**{name: pd.Series(values, index=table.index, dtype="str")
+                               for name, values in columns.items()})
 
 
 class Recorder:
@@ -230,6 +251,7 @@ class Planner:
         known_of = {key: Saved(h, uuid, cid if isinstance(cid, str) else None) for key, h, uuid, cid in
                     saved[["key", "body_hash", "customer_uuid", "customer_id"]].itertuples(index=False)}
         del customers, saved, stored  # a line per customer, not to be held while the sending takes its hours
+        release_memory()  # and what grouping and fingerprinting every row needed for a moment
         for group in requests.groups(~skip):
             known = known_of.get(group.key)
             request = requests.request(group)

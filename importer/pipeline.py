@@ -30,7 +30,7 @@ from importer.outdir import finish as finish_out_dir
 from importer.pool import Job, Pool, PoolStats, event_loop_factory
 from importer.prepare import Prepared, prepare
 from importer.progress import NoProgress, Progress
-from importer.reader import InputFile, open_input
+from importer.reader import InputFile, open_input, release_memory, use_system_allocator
 from importer.report import (
     make_private_dir,
     refuse_overwriting_input,
@@ -100,9 +100,11 @@ def validate(config: ValidateConfig) -> Finished:
     refuse_overwriting_input(config.prepare.input, config.out_dir, config.payloads)
     out = choose_out_dir(config.out_dir, config.folders)
     mapping = load_mapping(config.prepare.mapping)
+    use_system_allocator()
     with open_input(config.prepare.input, config.prepare.sheet) as source:
         wants_requests = config.payloads is not None or config.state_path is not None
         prepared = prepare(source, mapping, config.prepare, keep_rows=wants_requests)
+        release_memory()
         extra: dict[str, Any] = {}
         saved = None if config.state_path is None else saved_customers(config.state_path, config.department)
         if saved is not None:
@@ -202,8 +204,10 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
     refuse_overwriting_input(config.prepare.input, config.out_dir)
     out = choose_out_dir(config.out_dir, config.folders)
     mapping = load_mapping(config.prepare.mapping)
+    use_system_allocator()
     with open_input(config.prepare.input, config.prepare.sheet, keep_rows=True) as source:
         prepared = prepare(source, mapping, config.prepare, keep_rows=True)
+        release_memory()  # reading's chunks, before the hours of sending
         # The sandbox forgets its customers when the run ends, so its state lives with the run's reports;
         # unless it keeps them (--sandbox-db), and then the state lives beside them.
         state_path = config.state_path or (
@@ -230,12 +234,18 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 recorder.write_pending()
         finally:
             state.close()
+        # Every body is built: the normalized rows and the grouping are not needed for the reports.
+        prepared.frame = None
+        del requests, jobs
+        release_memory()
         stop = StopCode.INTERRUPTED if interrupted else stats.stop_code
         sent = stats.requests + stats.searches > 0
         result = RunResult({}, sent=sent, stop=stop, max_invalid=config.max_invalid, rows=len(prepared.rows))
         try:
             table = recorder.apply(prepared.rows.assign(customer_uuid="", customer_id=""), stats.stop_reason)
+            release_memory()  # the per-row copies made to give each row its outcome
             table, merged = flag_merged(table)
+            release_memory()
             prepared.problems.add_failures(table)
             input_changed = source.changed_since_read()
             if input_changed:
@@ -245,6 +255,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             write_results(out / "results.csv", table)
             write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
             write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
+            release_memory()  # what the files of a million rows needed, before the page is drawn
             write_timeline(out / "timeline.csv", timeline.seconds())
             summary = _summary(
                 "run", source, mapping.name, table, prepared, started, out, result, api_url=api_url,

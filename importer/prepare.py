@@ -17,7 +17,7 @@ from importer.config import PrepareConfig
 from importer.errors import ConfigError, InputError
 from importer.mapping import MappingSpec, check_header, header_key, to_canonical
 from importer.normalize import FORMULA_START, PLACEHOLDER_MESSAGE, FieldProblem, normalize_frame
-from importer.reader import RAW_LINE_COLUMN, BadLine, InputFile, read_chunks
+from importer.reader import RAW_LINE_COLUMN, BadLine, InputFile, read_chunks, release_memory
 from importer.records import Requests, customer_keys, legacy_keys
 from importer.schema import ROW_RULES, row_errors
 from importer.shared import PROBLEM as SHARED_PROBLEM
@@ -244,6 +244,21 @@ def _mark_bad_lines(table: pd.DataFrame, raw: pd.DataFrame, bad: list[BadLine]) 
     return table, raw
 
 
+def _valid_only(frames: list[pd.DataFrame], valid_rows: pd.Index) -> pd.DataFrame:
+    """The kept chunks' valid rows in one frame; `frames` is emptied. Joining chunks of Arrow strings
+    copies none of them, and filtering the joined frame would copy every row: each chunk is filtered
+    on its own instead, only if it holds rows that stayed invalid, and replaced by what is left of it."""
+    if not frames:
+        return pd.DataFrame(index=pd.RangeIndex(0, name="source_row"))
+    for place, frame in enumerate(frames):
+        valid = frame.index.isin(valid_rows)
+        if not valid.all():
+            frames[place] = frame[valid]
+    kept = pd.concat(frames)
+    frames.clear()
+    return kept
+
+
 def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, keep_rows: bool) -> Prepared:
     """Read, map, normalize and check every row; keep the normalized valid rows if requests are wanted.
 
@@ -258,6 +273,7 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
     bad: list[BadLine] = []
     contacts = ContactCollector()
     for chunk in read_chunks(source, config.chunk_rows, bad):
+        release_memory()  # the previous chunk's working copies: without this, the heap grows chunk by chunk
         canonical = to_canonical(mapping, chunk, header.resolved)
         frame, problems = normalize_frame(canonical, mapping.customer_defaults.get("preferredLocale", ""))
         warnings = _warning_texts(problems, mapping, chunk.index, tally)
@@ -295,10 +311,7 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
     for code in map(str, rows.loc[rows["error_code"] != "", "error_code"].unique()):
         scope, rule = ("(line)", _LINE_RULES[code]) if code in _LINE_RULES else ("(row)", ROW_RULES.get(code, code))
         tally.add(scope, rule, rows.index[(rows["error_code"] == code).to_numpy()].to_numpy())
-    kept = None
-    if keep_rows:
-        kept = pd.concat(frames) if frames else pd.DataFrame(index=pd.RangeIndex(0, name="source_row"))
-        kept = kept.loc[kept.index.intersection(valid_rows)]
+    kept = _valid_only(frames, valid_rows) if keep_rows else None
     shared = contacts.shared(mapping.shared_contact_limit, valid_rows)
     if shared:
         source_of = {c: mapping.source_of(c) for c in contacts.columns}

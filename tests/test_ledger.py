@@ -13,6 +13,7 @@ import pytest
 
 from importer import ledger as ledger_module
 from importer.ledger import COMMIT_BATCH, COMMIT_EVERY, Recorder, RowOutcomes
+from importer.merges import flag_merged
 from importer.pool import Job, Outcome
 from importer.progress import NoProgress
 from importer.state import StateStore
@@ -153,3 +154,34 @@ def test_every_row_of_a_customer_gets_its_outcome_and_rows_without_one_keep_thei
 def test_row_numbers_must_be_the_readers_consecutive_ones():
     with pytest.raises(ValueError, match="consecutive"):
         RowOutcomes(pd.Index([1, 2, 5]))
+
+
+def test_outcomes_packed_in_blocks_reach_their_rows_and_a_later_outcome_wins(monkeypatch):
+    monkeypatch.setattr(RowOutcomes, "BLOCK", 2)
+    table = pd.DataFrame({"status": "valid", "customer_key": ["A", "B", "C", "D", "E"], "customer_uuid": "",
+                          "customer_id": "", "error_code": "", "error_message": "", "warnings": ""},
+                         index=pd.RangeIndex(1, 6, name="source_row"))
+    outcomes = RowOutcomes(table.index)
+    for row, key in zip((1, 2, 3, 4), "ABCD", strict=True):
+        outcomes.set((row,), Outcome(key, Status.SUCCESS, f"uuid-{key}", str(row)))
+    outcomes.set((2,), Outcome("B", Status.FAILED, error_code="10015", detail="bad request"))
+    result = outcomes.apply(table)
+    assert result["status"].tolist() == ["success", "failed", "success", "success", "valid"]
+    assert result["customer_uuid"].tolist() == ["uuid-A", "", "uuid-C", "uuid-D", ""]
+    assert result["customer_id"].tolist() == ["1", "", "3", "4", ""]
+    assert result["warnings"].tolist() == [""] * 5
+    assert str(result["customer_uuid"].dtype) == "str"
+
+
+def test_keys_saved_as_one_uuid_are_warned_on_every_saved_row_of_it():
+    table = pd.DataFrame({"status": ["success", "unchanged", "success", "failed", "success", "success"],
+                          "customer_key": ["B", "A", "B", "C", "D", "E"],
+                          "customer_uuid": ["u1", "u1", "u1", "u1", "u2", ""],
+                          "warnings": ["", "x", "", "", "", ""]},
+                         index=pd.RangeIndex(1, 7, name="source_row"))
+    flagged, counts = flag_merged(table)
+    assert counts == {"uuids": 1, "customer_keys": 2, "rows": 3}
+    note = ("customer keys A, B were all saved as one myKaarma customer by the API's duplicate search; "
+            "check them in myKaarma")
+    assert flagged["warnings"].tolist() == [note, "x; " + note, note, "", "", ""]
+    assert flag_merged(table[table["customer_key"] != "A"])[1] == {"uuids": 0, "customer_keys": 0, "rows": 0}

@@ -247,3 +247,21 @@ def test_a_value_that_breaks_its_normalized_format_refuses_the_row():
                           "isBusiness": [False, False]}).astype({"lastName": "str", "company": "str", "phone1": "str"})
     assert list(row_errors(frame)) == ["", "INTERNAL_FORMAT"]
     assert "defect" in ROW_RULES["INTERNAL_FORMAT"]
+
+
+def test_fingerprints_do_not_depend_on_how_many_rows_are_hashed_at_once(monkeypatch):
+    from importer.config import PrepareConfig
+    from importer.mapping import load_mapping
+    from importer.prepare import prepare
+    from importer.reader import open_input
+    from importer.records import Requests
+
+    path = str(SAMPLES / LAYOUT_FILES["dealervault"])
+    mapping = load_mapping("dealervault")
+    with open_input(path) as source:
+        prepared = prepare(source, mapping, PrepareConfig(input=path, mapping="dealervault"), keep_rows=True)
+    whole = prepared.requests(mapping, validate_vin=True).table()
+    monkeypatch.setattr(Requests, "HASHED_AT_ONCE", 3)
+    sliced = prepared.requests(mapping, validate_vin=True).table()
+    assert len(whole) > 3
+    assert sliced["fingerprint"].tolist() == whole["fingerprint"].tolist()
