@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from importer.client import encode_body
+from importer.notes import append_notes
 from importer.pool import Job, Outcome
 from importer.progress import Progress
 from importer.reader import release_memory
@@ -90,25 +91,29 @@ class RowOutcomes:
                 blocks.append(pa.array(values, pa.string()))  # 32-bit offsets: half the cost of pandas' 64
             self._unpacked = []
 
+    @staticmethod
+    def _taken(blocks: list[pa.Array], picks: pa.Array) -> pa.Array:
+        """Each row's text of one column (null for a row without an outcome), with 64-bit offsets as pandas has
+        them. The blocks are joined first: pyarrow's take over many chunks joins them anyway, at every call."""
+        return pa.chunked_array(blocks, pa.string()).combine_chunks().take(picks).cast(pa.large_string())
+
     def apply(self, table: pd.DataFrame) -> pd.DataFrame:
         """`table` (indexed like the rows given) with the outcome of every row that has one."""
         answered = self._outcome_of >= 0
         if not answered.any():
             return table
         self._pack()
-        # Arrow all the way: a row's texts are taken from its outcome's without a Python string per row.
+        # Arrow all the way: a row's texts are taken from its outcome's without a Python string per row, a
+        # column at a time so that the copies of one column are gone before the next is made.
         picks = pa.array(self._outcome_of, mask=~answered)
-        taken = [pa.chunked_array(blocks, pa.string()).take(picks).cast(pa.large_string()) for blocks in self._blocks]
-        columns = {name: pc.coalesce(theirs, pa.array(table[name]))
-                   for name, theirs in zip(self.COLUMNS, taken[:-1], strict=True)}
-        api = taken[-1]
+        columns = {name: pd.Series(pc.coalesce(self._taken(blocks, picks), pa.array(table[name])), index=table.index,
+                                   dtype="str") for name, blocks in zip(self.COLUMNS, self._blocks, strict=False)}
+        api = self._taken(self._blocks[-1], picks)
         if api.null_count < len(api):
-            mine = pa.array(table["warnings"])
-            separator = pa.scalar("; ", pa.large_string())
-            both = pc.if_else(pc.equal(mine, ""), api, pc.binary_join_element_wise(mine, api, separator))
-            columns["warnings"] = pc.coalesce(both, mine)
-        return table.assign(**{name: pd.Series(values, index=table.index, dtype="str")
-                               for name, values in columns.items()})
+            warned = api.is_valid()
+            columns["warnings"] = append_notes(table["warnings"], warned.to_numpy(zero_copy_only=False),
+                                               api.filter(warned))
+        return table.assign(**columns)
 
 
 class Recorder:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from importer.notes import append_notes
 from importer.status import Status
 
 _SAVED = (Status.SUCCESS.value, Status.UNCHANGED.value)
@@ -21,6 +23,15 @@ def flag_merged(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     Worked out on numbers (each uuid's and key's place among the distinct ones) rather than on a million
     rows' strings: only the uuids that are shared have their keys spelled out.
     """
+    involved, notes, counts = _shared_uuids(table)
+    if not involved.any():
+        return table, counts
+    return table.assign(warnings=append_notes(table["warnings"], involved, notes)), counts
+
+
+def _shared_uuids(table: pd.DataFrame) -> tuple[np.ndarray, pa.Array, dict[str, int]]:
+    """The rows involved (a mask), the note for each of them in order, and the counts. A function of its own
+    so that the per-row numbers it needs are gone before the warnings column is copied."""
     saved = (table["status"].isin(_SAVED) & (table["customer_uuid"] != "")).to_numpy()
     uuid_codes, uuids = pd.factorize(table["customer_uuid"], use_na_sentinel=False)
     key_codes, keys = pd.factorize(table["customer_key"], use_na_sentinel=False)
@@ -28,17 +39,13 @@ def flag_merged(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     pair_uuids, pair_keys = np.divmod(pairs, len(keys))
     keys_per_uuid = np.bincount(pair_uuids, minlength=len(uuids))
     shared = keys_per_uuid > 1
-    counts = {"uuids": int(shared.sum()), "customer_keys": int(keys_per_uuid[shared].sum()), "rows": 0}
-    if not shared.any():
-        return table, counts
     involved = saved & shared[uuid_codes]
-    counts["rows"] = int(involved.sum())
+    counts = {"uuids": int(shared.sum()), "customer_keys": int(keys_per_uuid[shared].sum()),
+              "rows": int(involved.sum())}
     of_shared = shared[pair_uuids]
     notes = pd.Series(keys.take(pair_keys[of_shared]), dtype="str").groupby(pair_uuids[of_shared]).agg(
         lambda same: "customer keys " + ", ".join(sorted(same)) + " were all saved as one myKaarma customer "
         "by the API's duplicate search; check them in myKaarma")
-    note = pd.Series(notes.reindex(uuid_codes[involved]).to_numpy(), index=table.index[involved], dtype="str")
-    current = table.loc[involved, "warnings"]
-    warnings = table["warnings"].copy()
-    warnings.loc[involved] = current.where(current == "", current + "; ") + note
-    return table.assign(warnings=warnings), counts
+    # notes is ordered by uuid code: each involved row's note is found by its uuid's code
+    places = np.searchsorted(notes.index.to_numpy(), uuid_codes[involved])
+    return involved, pa.chunked_array(notes).combine_chunks().take(pa.array(places)), counts

@@ -190,9 +190,9 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
 
 
-def _after_sending(what: str, recorder: Recorder, state_path: Path, result: RunResult) -> AfterSendingError:
+def _after_sending(what: str, saved: int, state_path: Path, result: RunResult) -> AfterSendingError:
     return AfterSendingError(
-        f"{what} after requests were sent: {recorder.saved:,} customers were saved and the state file "
+        f"{what} after requests were sent: {saved:,} customers were saved and the state file "
         f"{state_path} has them; rerunning the same command resumes", result)
 
 
@@ -241,9 +241,14 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
         stop = StopCode.INTERRUPTED if interrupted else stats.stop_code
         sent = stats.requests + stats.searches > 0
         result = RunResult({}, sent=sent, stop=stop, max_invalid=config.max_invalid, rows=len(prepared.rows))
+        saved = recorder.saved
         try:
             table = recorder.apply(prepared.rows.assign(customer_uuid="", customer_id=""), stats.stop_reason)
-            release_memory()  # the per-row copies made to give each row its outcome
+            # The outcomes are on the rows now: the recorder's copies of them and the rows' columns from
+            # before the sending go, with the per-row copies made to join them.
+            del recorder
+            prepared.rows = table
+            release_memory()
             table, merged = flag_merged(table)
             release_memory()
             prepared.problems.add_failures(table)
@@ -253,9 +258,10 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                             source.name)
             result = replace(result, counts=_counts(table))
             write_results(out / "results.csv", table)
+            release_memory()  # what formatting a million rows needed
             write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
             write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
-            release_memory()  # what the files of a million rows needed, before the page is drawn
+            release_memory()  # and the error files, before the page is drawn
             write_timeline(out / "timeline.csv", timeline.seconds())
             summary = _summary(
                 "run", source, mapping.name, table, prepared, started, out, result, api_url=api_url,
@@ -271,12 +277,12 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             if not sent:
                 raise
             failed = f"the reports in {out} could not be written ({exc.strerror or exc})"
-            raise _after_sending(failed, recorder, state_path,
+            raise _after_sending(failed, saved, state_path,
                                  replace(result, stop=StopCode.REPORT_WRITE_FAILED)) from None
         except KeyboardInterrupt:
             if not sent:
                 raise
-            raise _after_sending("interrupted while the reports were written", recorder, state_path,
+            raise _after_sending("interrupted while the reports were written", saved, state_path,
                                  replace(result, stop=StopCode.INTERRUPTED)) from None
     finish_out_dir(out, config.folders)
     return Finished(summary, result)

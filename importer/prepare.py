@@ -256,6 +256,15 @@ def _valid_only(frames: list[pd.DataFrame], valid_rows: pd.Index) -> pd.DataFram
             frames[place] = frame[valid]
     kept = pd.concat(frames)
     frames.clear()
+    # One Arrow chunk per column, a column at a time: the bodies are built from the rows of 20,000
+    # customers at a time, and pyarrow's take over a column of many chunks joins the whole column first
+    # (14x slower than over one chunk, and a column's worth of memory for every batch).
+    for name in kept.columns:
+        column = kept[name]
+        if isinstance(column.dtype, pd.StringDtype) and pa.chunked_array(column).num_chunks > 1:
+            kept[name] = pd.array(pa.chunked_array(column).combine_chunks(), dtype=column.dtype)
+            del column
+            release_memory()  # the column's chunks, before the next column is copied
     return kept
 
 

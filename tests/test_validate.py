@@ -265,3 +265,23 @@ def test_fingerprints_do_not_depend_on_how_many_rows_are_hashed_at_once(monkeypa
     sliced = prepared.requests(mapping, validate_vin=True).table()
     assert len(whole) > 3
     assert sliced["fingerprint"].tolist() == whole["fingerprint"].tolist()
+
+
+def test_the_rows_kept_for_sending_are_one_block_per_column_however_many_chunks_were_read(monkeypatch):
+    import pyarrow as pa
+
+    from importer import reader
+    from importer.config import PrepareConfig
+    from importer.mapping import load_mapping
+    from importer.prepare import prepare
+
+    monkeypatch.setattr(reader, "ARROW_BLOCK_BYTES", 4096)  # a few dozen rows a chunk
+    path = str(SAMPLES / LAYOUT_FILES["dealervault"])
+    with reader.open_input(path) as source:
+        prepared = prepare(source, load_mapping("dealervault"), PrepareConfig(input=path, mapping="dealervault"),
+                           keep_rows=True)
+    assert prepared.frame is not None
+    assert len(prepared.frame) > 2
+    texts = [name for name in prepared.frame.columns if str(prepared.frame[name].dtype) == "str"]
+    assert texts
+    assert all(pa.chunked_array(prepared.frame[name]).num_chunks == 1 for name in texts)

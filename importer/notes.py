@@ -1,0 +1,27 @@
+"""A row's `warnings` cell gathers every note about it, joined by "; ": more notes appended to many rows at once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_SEPARATOR = pa.scalar("; ", pa.large_string())
+
+
+def _one_array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def append_notes(warnings: pd.Series, rows: np.ndarray, notes: pa.Array | pa.ChunkedArray) -> pd.Series:
+    """`warnings` with `notes` (one per row of the mask `rows`, in order) appended to those rows' cells.
+
+    Done in Arrow on the rows concerned, then placed in one copy of the column: a masked assignment into a
+    pandas column of a million rows copies it several times over, and Python strings would cost more."""
+    mine = _one_array(pa.array(warnings))
+    current = mine.filter(rows)
+    notes = _one_array(notes).cast(mine.type)
+    joined = pc.if_else(pc.equal(current, ""), notes, pc.binary_join_element_wise(current, notes,
+                                                                                  _SEPARATOR.cast(mine.type)))
+    return pd.Series(pc.replace_with_mask(mine, pa.array(rows), joined), index=warnings.index, dtype="str")

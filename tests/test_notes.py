@@ -1,0 +1,19 @@
+"""Notes appended to rows' warnings cells."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from importer.notes import append_notes
+
+
+def test_a_note_joins_the_cells_it_is_for_and_leaves_the_others_alone():
+    warnings = pd.concat([pd.Series(["", "phone1: too short"], dtype="str"),
+                          pd.Series(["", "email1: no domain"], dtype="str")], ignore_index=True)
+    rows = np.array([True, True, False, False])
+    appended = append_notes(warnings, rows, pa.chunked_array([["merged A"], ["merged B"]]))
+    assert appended.tolist() == ["merged A", "phone1: too short; merged B", "", "email1: no domain"]
+    assert str(appended.dtype) == "str"
+    assert appended.index.equals(warnings.index)
