@@ -26,10 +26,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from importer.client import encode_body
+from importer.memory import release_memory
 from importer.notes import append_notes
 from importer.pool import Job, Outcome
 from importer.progress import Progress
-from importer.reader import release_memory
 from importer.records import CustomerRequest, Requests
 from importer.state import Saved, StateStore, payload_hash
 from importer.status import Status, StopCode

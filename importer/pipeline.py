@@ -24,13 +24,14 @@ from importer.errors import AfterSendingError, ConfigError
 from importer.forecast import forecast, saved_customers
 from importer.ledger import Planner, Recorder, RowOutcomes
 from importer.mapping import load_mapping
+from importer.memory import release_memory, use_system_allocator
 from importer.merges import flag_merged
 from importer.outdir import choose as choose_out_dir
 from importer.outdir import finish as finish_out_dir
 from importer.pool import Job, Pool, PoolStats, event_loop_factory
 from importer.prepare import Prepared, prepare
 from importer.progress import NoProgress, Progress
-from importer.reader import InputFile, open_input, release_memory, use_system_allocator
+from importer.reader import InputFile, open_input
 from importer.report import (
     make_private_dir,
     refuse_overwriting_input,

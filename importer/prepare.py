@@ -16,8 +16,9 @@ from importer.codes import explain
 from importer.config import PrepareConfig
 from importer.errors import ConfigError, InputError
 from importer.mapping import MappingSpec, check_header, header_key, to_canonical
+from importer.memory import release_memory
 from importer.normalize import FORMULA_START, PLACEHOLDER_MESSAGE, FieldProblem, normalize_frame
-from importer.reader import RAW_LINE_COLUMN, BadLine, InputFile, read_chunks, release_memory
+from importer.reader import RAW_LINE_COLUMN, BadLine, InputFile, read_chunks
 from importer.records import Requests, customer_keys, legacy_keys
 from importer.schema import ROW_RULES, row_errors
 from importer.shared import PROBLEM as SHARED_PROBLEM

@@ -29,8 +29,8 @@ import pandas as pd
 
 from importer import __version__
 from importer.mapping import ADDRESS_FIELDS, VEHICLE_FIELDS, MappingSpec, vehicle_groups, vehicle_prefix
+from importer.memory import release_memory
 from importer.normalize import text_column, vehicle_send_column
-from importer.reader import release_memory
 
 _SCALARS = ("firstName", "middleName", "lastName", "company", "preferredLocale")
 _IDENTITY = ("lastName", "firstName", "company", "address.zip", "address.line1")
