@@ -107,7 +107,7 @@ class RowOutcomes:
         # column at a time so that the copies of one column are gone before the next is made.
         picks = pa.array(self._outcome_of, mask=~answered)
         columns = {name: pd.Series(pc.coalesce(self._taken(blocks, picks), pa.array(table[name])), index=table.index,
-                                   dtype="str") for name, blocks in zip(self.COLUMNS, self._blocks, strict=False)}
+                                   dtype="str") for name, blocks in zip(self.COLUMNS, self._blocks[:-1], strict=True)}
         api = self._taken(self._blocks[-1], picks)
         if api.null_count < len(api):
             warned = api.is_valid()
