@@ -10,6 +10,9 @@ from importer.notes import append_notes
 from importer.status import Status
 
 _SAVED = (Status.SUCCESS.value, Status.UNCHANGED.value)
+#: keys a note names; it is on every row of every one of them, so a uuid that took thousands of keys
+#: (a server matching on a shared placeholder, say) would otherwise cost their square in text
+NAMED_KEYS = 10
 
 
 def flag_merged(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -43,9 +46,14 @@ def _shared_uuids(table: pd.DataFrame) -> tuple[np.ndarray, pa.Array, dict[str, 
     counts = {"uuids": int(shared.sum()), "customer_keys": int(keys_per_uuid[shared].sum()),
               "rows": int(involved.sum())}
     of_shared = shared[pair_uuids]
-    notes = pd.Series(keys.take(pair_keys[of_shared]), dtype="str").groupby(pair_uuids[of_shared]).agg(
-        lambda same: "customer keys " + ", ".join(sorted(same)) + " were all saved as one myKaarma customer "
-        "by the API's duplicate search; check them in myKaarma")
+    notes = pd.Series(keys.take(pair_keys[of_shared]), dtype="str").groupby(pair_uuids[of_shared]).agg(_note)
     # notes is ordered by uuid code: each involved row's note is found by its uuid's code
     places = np.searchsorted(notes.index.to_numpy(), uuid_codes[involved])
     return involved, pa.chunked_array(notes).combine_chunks().take(pa.array(places)), counts
+
+
+def _note(same: pd.Series) -> str:
+    keys = sorted(same)
+    named = ", ".join(keys[:NAMED_KEYS]) + (f" and {len(keys) - NAMED_KEYS:,} more" if len(keys) > NAMED_KEYS else "")
+    return (f"customer keys {named} were all saved as one myKaarma customer by the API's duplicate search; "
+            "check them in myKaarma")

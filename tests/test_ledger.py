@@ -185,3 +185,13 @@ def test_keys_saved_as_one_uuid_are_warned_on_every_saved_row_of_it():
             "check them in myKaarma")
     assert flagged["warnings"].tolist() == [note, "x; " + note, note, "", "", ""]
     assert flag_merged(table[table["customer_key"] != "A"])[1] == {"uuids": 0, "customer_keys": 0, "rows": 0}
+
+
+def test_a_uuid_that_took_many_keys_names_the_first_ones_and_counts_the_rest():
+    keys = [f"K{n:02d}" for n in range(25)]
+    table = pd.DataFrame({"status": "success", "customer_key": keys, "customer_uuid": "u1", "warnings": ""},
+                         index=pd.RangeIndex(1, 26, name="source_row"))
+    flagged, counts = flag_merged(table)
+    assert counts == {"uuids": 1, "customer_keys": 25, "rows": 25}
+    assert set(flagged["warnings"]) == {"customer keys " + ", ".join(keys[:10]) + " and 15 more were all saved as "
+                                        "one myKaarma customer by the API's duplicate search; check them in myKaarma"}
