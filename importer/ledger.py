@@ -106,8 +106,10 @@ class RowOutcomes:
         # Arrow all the way: a row's texts are taken from its outcome's without a Python string per row, a
         # column at a time so that the copies of one column are gone before the next is made.
         picks = pa.array(self._outcome_of, mask=~answered)
-        columns = {name: pd.Series(pc.coalesce(self._taken(blocks, picks), pa.array(table[name])), index=table.index,
-                                   dtype="str") for name, blocks in zip(self.COLUMNS, self._blocks[:-1], strict=True)}
+        columns = {}
+        for name, blocks in zip(self.COLUMNS, self._blocks[:-1], strict=True):
+            theirs = pc.coalesce(self._taken(blocks, picks), pa.array(table[name]).cast(pa.large_string()))
+            columns[name] = pd.Series(theirs, index=table.index, dtype="str")
         api = self._taken(self._blocks[-1], picks)
         if api.null_count < len(api):
             warned = api.is_valid()

@@ -49,7 +49,7 @@ def _shared_uuids(table: pd.DataFrame) -> tuple[np.ndarray, pa.Array, dict[str, 
     notes = pd.Series(keys.take(pair_keys[of_shared]), dtype="str").groupby(pair_uuids[of_shared]).agg(_note)
     # notes is ordered by uuid code: each involved row's note is found by its uuid's code
     places = np.searchsorted(notes.index.to_numpy(), uuid_codes[involved])
-    return involved, pa.chunked_array(notes).combine_chunks().take(pa.array(places)), counts
+    return involved, pa.array(notes).take(pa.array(places)), counts
 
 
 def _note(same: pd.Series) -> str:

@@ -19,9 +19,9 @@ def append_notes(warnings: pd.Series, rows: np.ndarray, notes: pa.Array | pa.Chu
 
     Done in Arrow on the rows concerned, then placed in one copy of the column: a masked assignment into a
     pandas column of a million rows copies it several times over, and Python strings would cost more."""
-    mine = _one_array(pa.array(warnings))
-    current = mine.filter(rows)
-    notes = _one_array(notes).cast(mine.type)
-    joined = pc.if_else(pc.equal(current, ""), notes, pc.binary_join_element_wise(current, notes,
-                                                                                  _SEPARATOR.cast(mine.type)))
-    return pd.Series(pc.replace_with_mask(mine, pa.array(rows), joined), index=warnings.index, dtype="str")
+    mine = _one_array(pa.array(warnings)).cast(pa.large_string())
+    picked = pa.array(rows)
+    current = mine.filter(picked)
+    notes = _one_array(notes).cast(pa.large_string())
+    joined = pc.if_else(pc.equal(current, ""), notes, pc.binary_join_element_wise(current, notes, _SEPARATOR))
+    return pd.Series(pc.replace_with_mask(mine, picked, joined), index=warnings.index, dtype="str")

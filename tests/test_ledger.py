@@ -170,7 +170,7 @@ def test_outcomes_packed_in_blocks_reach_their_rows_and_a_later_outcome_wins(mon
     assert result["customer_uuid"].tolist() == ["uuid-A", "", "uuid-C", "uuid-D", ""]
     assert result["customer_id"].tolist() == ["1", "", "3", "4", ""]
     assert result["warnings"].tolist() == [""] * 5
-    assert str(result["customer_uuid"].dtype) == "str"
+    assert result["customer_uuid"].dtype == pd.Series([""], dtype="str").dtype
 
 
 def test_keys_saved_as_one_uuid_are_warned_on_every_saved_row_of_it():
