@@ -20,7 +20,7 @@ from importer.mapping import builtin_names
 DEADLINE_MARGIN = 600
 #: Where the pod finds the ConfigMap (the dealers file and the mapping files beside it).
 CONFIG_MOUNT = "/etc/mk-import"
-#: Peak memory of a 1M-row first import, and its CPU use (BENCHMARKS.md: 766 MB; the client takes about
+#: Peak memory of a 1M-row first import, and its CPU use (BENCHMARKS.md: 742 MB; the client takes about
 #: one core while sending). The limit leaves headroom (a workbook is held as CSV text while it is read);
 #: no CPU limit, so a busy night is slowed, not killed.
 RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}

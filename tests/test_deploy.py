@@ -161,7 +161,7 @@ def check_kubernetes(text: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         assert budget < job["activeDeadlineSeconds"] <= budget + 1800
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
-        assert container["resources"]["limits"]["memory"] == "2Gi"  # BENCHMARKS.md: 1M rows peak at 766 MB
+        assert container["resources"]["limits"]["memory"] == "2Gi"  # BENCHMARKS.md: 1M rows peak at 742 MB
         for env in container["env"]:
             assert "value" not in env
             assert env["valueFrom"]["secretKeyRef"]["name"].startswith("mk-import-")
