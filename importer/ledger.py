@@ -219,12 +219,16 @@ class Recorder:
             same = self.unchanged.set_index("key")
             where = same.index.get_indexer(pd.Index(table["customer_key"]))
             hit = (where >= 0) & (table["status"] == Status.VALID.value).to_numpy()
-            picked = np.where(hit, where, 0)
-            table = table.assign(**{
-                "status": table["status"].mask(hit, Status.UNCHANGED.value),
-                **{name: pd.Series(np.where(hit, same[name].to_numpy(dtype=object)[picked],
-                                            table[name].to_numpy(dtype=object)), index=table.index, dtype="str")
-                   for name in ("customer_uuid", "customer_id")}})
+            picks = pa.array(where, mask=~hit)  # in Arrow: a million rows' uuids are no Python strings
+
+            def saved_else_own(name: str) -> pd.Series:
+                saved = pa.array(same[name]).cast(pa.large_string()).take(picks)
+                return pd.Series(pc.coalesce(saved, pa.array(table[name]).cast(pa.large_string())),
+                                 index=table.index, dtype="str")
+
+            table = table.assign(status=table["status"].mask(hit, Status.UNCHANGED.value),
+                                 customer_uuid=saved_else_own("customer_uuid"),
+                                 customer_id=saved_else_own("customer_id"))
         table = self.outcomes.apply(table)
         # Rows of customers never reached (the run stopped before building their request).
         left = (table["status"] == Status.VALID.value).to_numpy()

@@ -25,6 +25,9 @@ import pandas as pd
 from importer.errors import ConfigError
 
 SCHEMA_VERSION = 1
+#: customers turned from SQLite rows into a frame at a time by load(): fetched all at once, a million
+#: customers' rows are several hundred MB of Python tuples and strings before the frame holds them
+LOAD_BATCH = 100_000
 
 
 def default_state_path(department: str) -> Path:
@@ -111,15 +114,17 @@ class StateStore:
     def load(self) -> pd.DataFrame:
         """Everything saved for this department, indexed by customer key (one frame: a million customers
         load in a fraction of a second, where a million objects would not)."""
+        columns = ["customer_key", "body_hash", "customer_uuid", "customer_id", "rows_hash"]
+        frames = [pd.DataFrame(columns=columns).astype("str")]
         try:
-            rows = self._db.execute("SELECT customer_key, payload_hash, customer_uuid, customer_id, input_hash"
-                                    " FROM customers").fetchall()
+            cursor = self._db.execute("SELECT customer_key, payload_hash, customer_uuid, customer_id, input_hash"
+                                      " FROM customers")
+            while rows := cursor.fetchmany(LOAD_BATCH):
+                frames.append(pd.DataFrame.from_records(rows, columns=columns).astype("str"))
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{self.path}: not a usable mk-import state file ({exc}); "
                               "move it aside to start afresh") from None
-        columns = ["customer_key", "body_hash", "customer_uuid", "customer_id", "rows_hash"]
-        frame = pd.DataFrame.from_records(rows, columns=columns).astype("str")
-        return frame.set_index("customer_key")
+        return pd.concat(frames, ignore_index=True).set_index("customer_key")
 
     def record(self, saves: Sequence[tuple[str, Saved, bool]], noted: Sequence[tuple[str, str]] = ()) -> None:
         """In one transaction: successful saves (key, what was saved, whether it was journaled), each with
