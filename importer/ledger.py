@@ -23,11 +23,10 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from importer.client import encode_body
+from importer.columns import append_notes, given_else_own
 from importer.memory import release_memory
-from importer.notes import append_notes
 from importer.pool import Job, Outcome
 from importer.progress import Progress
 from importer.records import CustomerRequest, Requests
@@ -106,10 +105,8 @@ class RowOutcomes:
         # Arrow all the way: a row's texts are taken from its outcome's without a Python string per row, a
         # column at a time so that the copies of one column are gone before the next is made.
         picks = pa.array(self._outcome_of, mask=~answered)
-        columns = {}
-        for name, blocks in zip(self.COLUMNS, self._blocks[:-1], strict=True):
-            theirs = pc.coalesce(self._taken(blocks, picks), pa.array(table[name]).cast(pa.large_string()))
-            columns[name] = pd.Series(theirs, index=table.index, dtype="str")
+        columns = {name: given_else_own(table[name], self._taken(blocks, picks))
+                   for name, blocks in zip(self.COLUMNS, self._blocks[:-1], strict=True)}
         api = self._taken(self._blocks[-1], picks)
         if api.null_count < len(api):
             warned = api.is_valid()
@@ -220,15 +217,9 @@ class Recorder:
             where = same.index.get_indexer(pd.Index(table["customer_key"]))
             hit = (where >= 0) & (table["status"] == Status.VALID.value).to_numpy()
             picks = pa.array(where, mask=~hit)  # in Arrow: a million rows' uuids are no Python strings
-
-            def saved_else_own(name: str) -> pd.Series:
-                saved = pa.array(same[name]).cast(pa.large_string()).take(picks)
-                return pd.Series(pc.coalesce(saved, pa.array(table[name]).cast(pa.large_string())),
-                                 index=table.index, dtype="str")
-
-            table = table.assign(status=table["status"].mask(hit, Status.UNCHANGED.value),
-                                 customer_uuid=saved_else_own("customer_uuid"),
-                                 customer_id=saved_else_own("customer_id"))
+            table = table.assign(status=table["status"].mask(hit, Status.UNCHANGED.value), **{
+                name: given_else_own(table[name], pa.array(same[name]).take(picks))
+                for name in ("customer_uuid", "customer_id")})
         table = self.outcomes.apply(table)
         # Rows of customers never reached (the run stopped before building their request).
         left = (table["status"] == Status.VALID.value).to_numpy()

@@ -262,8 +262,10 @@ def _valid_only(frames: list[pd.DataFrame], valid_rows: pd.Index) -> pd.DataFram
     # (14x slower than over one chunk, and a column's worth of memory for every batch).
     for name in kept.columns:
         column = kept[name]
+        if not isinstance(column.dtype, pd.StringDtype):
+            continue
         values = pa.array(column)
-        if isinstance(column.dtype, pd.StringDtype) and isinstance(values, pa.ChunkedArray) and values.num_chunks > 1:
+        if isinstance(values, pa.ChunkedArray) and values.num_chunks > 1:
             kept[name] = pd.array(values.combine_chunks(), dtype=column.dtype)
             del column, values
             release_memory()  # the column's chunks, before the next column is copied

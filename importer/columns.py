@@ -1,4 +1,6 @@
-"""A row's `warnings` cell gathers every note about it, joined by "; ": more notes appended to many rows at once."""
+"""Text columns of the row table changed for many rows at once, in Arrow: a million rows' cells never become
+Python strings, and the column is copied once. A row's `warnings` cell gathers every note about it, joined by
+"; "; an outcome's values replace a row's own where it has them."""
 
 from __future__ import annotations
 
@@ -12,6 +14,12 @@ _SEPARATOR = pa.scalar("; ", pa.large_string())
 
 def _one_array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def given_else_own(column: pd.Series, given: pa.Array | pa.ChunkedArray) -> pd.Series:
+    """`column` with each row's value from `given` (one per row) where that has one; a null keeps the row's own."""
+    own = pa.array(column).cast(pa.large_string())
+    return pd.Series(pc.coalesce(given.cast(pa.large_string()), own), index=column.index, dtype="str")
 
 
 def append_notes(warnings: pd.Series, rows: np.ndarray, notes: pa.Array | pa.ChunkedArray) -> pd.Series:

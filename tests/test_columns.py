@@ -1,4 +1,4 @@
-"""Notes appended to rows' warnings cells."""
+"""Text columns of the row table changed in Arrow."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from importer.notes import append_notes
+from importer.columns import append_notes, given_else_own
 
 
 def test_a_note_joins_the_cells_it_is_for_and_leaves_the_others_alone():
@@ -17,3 +17,11 @@ def test_a_note_joins_the_cells_it_is_for_and_leaves_the_others_alone():
     assert appended.tolist() == ["merged A", "phone1: too short; merged B", "", "email1: no domain"]
     assert appended.dtype == warnings.dtype
     assert appended.index.equals(warnings.index)
+
+
+def test_given_values_replace_a_rows_own_and_a_null_keeps_it():
+    own = pd.concat([pd.Series(["a", ""], dtype="str"), pd.Series(["c"], dtype="str")], ignore_index=True)
+    replaced = given_else_own(own, pa.array(["x", None, "z"], pa.string()))
+    assert replaced.tolist() == ["x", "", "z"]
+    assert replaced.dtype == own.dtype
+    assert replaced.index.equals(own.index)
