@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 from bench.common import OUT, Sandbox, dealervault_file, timed
-from importer.mapping import load_mapping
-from importer.report_html import write_report_page
-from importer.report_xlsx import write_errors_xlsx
+from importer.prepare.mapping import load_mapping
+from importer.report.page import write_report_page
+from importer.report.workbook import write_errors_xlsx
 from tests.browser import chromium_path, open_page
 
 PLACEHOLDERS = {"", "N/A", "NA", "NONE", "NULL", "-", "UNKNOWN"}

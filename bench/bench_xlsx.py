@@ -16,7 +16,7 @@ import sys
 from bench.common import OUT, dealervault_file, timed
 from sample_data.generate import write_xlsx
 
-READ_ONLY = ("import sys\nfrom importer.reader import open_input, read_chunks\n"
+READ_ONLY = ("import sys\nfrom importer.read.reader import open_input, read_chunks\n"
              "with open_input(sys.argv[1]) as source:\n"
              "    rows = sum(len(chunk) for chunk in read_chunks(source))\n"
              "print(rows)\n")

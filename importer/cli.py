@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from importer import __version__
-from importer.client import Credentials
 from importer.config import DEFAULT_API_URL, PrepareConfig, RunConfig, ValidateConfig
 from importer.errors import AfterSendingError, ConfigError, ImporterError, InputError
 from importer.logs import REDACT, setup_logging
-from importer.outdir import ReportFolders
-from importer.pool import PoolSettings
-from importer.progress import BarProgress, LogProgress, NoProgress, Progress
+from importer.report.folders import ReportFolders
+from importer.send.client import Credentials
+from importer.send.pool import PoolSettings
+from importer.send.progress import BarProgress, LogProgress, NoProgress, Progress
 from importer.status import ExitCode, exit_code_for
 
 if TYPE_CHECKING:  # the pipeline (pandas, pyarrow) is imported by the commands that need it, not by --help
@@ -317,7 +317,7 @@ def _folders(args: argparse.Namespace, root: Path | None) -> ReportFolders:
 
 def _validate(args: argparse.Namespace) -> int:
     from importer.pipeline import validate
-    from importer.state import default_state_path
+    from importer.send.state import default_state_path
 
     department = _checked_department(args.department_uuid) if args.department_uuid else None
     state = args.state or (default_state_path(department) if department else None)
@@ -382,8 +382,8 @@ def _progress(args: argparse.Namespace) -> Progress:
 
 def _dealer_args(args: argparse.Namespace) -> Path | None:
     """Fill the run's options from the --dealer entry of --dealers; the state file, where known."""
-    from importer.dealers import load_dealers
-    from importer.state import default_state_path
+    from importer.ops.dealers import load_dealers
+    from importer.send.state import default_state_path
 
     if args.dealers is None:
         if args.dealer is not None:
@@ -425,7 +425,7 @@ def _dealer_args(args: argparse.Namespace) -> Path | None:
 def _publish_metrics(args: argparse.Namespace, summary: dict[str, Any], state: Path | None) -> None:
     if args.metrics_file is None and args.pushgateway is None:
         return
-    from importer.metrics import publish
+    from importer.ops.metrics import publish
 
     department = args.department_uuid or ("sandbox-department" if args.sandbox else "")
     dealer, department = getattr(args, "metrics_labels", (department, department))
@@ -476,8 +476,8 @@ def _import(args: argparse.Namespace) -> Finished:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from importer.dealers import load_dealers
-    from importer.deploy import FILE_NAMES, render
+    from importer.ops.dealers import load_dealers
+    from importer.ops.deploy import FILE_NAMES, render
 
     text = render(args.kind, load_dealers(args.dealers))
     if args.out is None:
@@ -491,8 +491,8 @@ def _deploy(args: argparse.Namespace) -> int:
 
 
 def _mappings(args: argparse.Namespace) -> int:
-    from importer.mapping import builtin_names, check_header, load_mapping, mapping_text
-    from importer.reader import open_input
+    from importer.prepare.mapping import builtin_names, check_header, load_mapping, mapping_text
+    from importer.read.reader import open_input
 
     if args.action == "list":
         for name in builtin_names():
@@ -514,7 +514,7 @@ def _mappings(args: argparse.Namespace) -> int:
     if result.missing:
         return ExitCode.USAGE
     print(f"ok: every column mapping {mapping.name} reads is in the header")
-    from importer.preview import preview, render
+    from importer.onboard.preview import preview, render
 
     with open_input(args.file, args.sheet) as source:
         previews = preview(mapping, source, result.resolved)
@@ -524,9 +524,9 @@ def _mappings(args: argparse.Namespace) -> int:
 
 
 def _suggest(args: argparse.Namespace) -> int:
-    from importer.reader import open_input
-    from importer.report import private_file
-    from importer.suggest import suggest
+    from importer.onboard.suggest import suggest
+    from importer.read.reader import open_input
+    from importer.report.files import private_file
 
     with open_input(args.file, args.sheet) as source:
         proposal = suggest(args.file, source)
@@ -572,8 +572,8 @@ def _sandbox(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     import json
 
-    from importer.mapping import builtin_names, load_mapping
-    from importer.report_html import write_report_page
+    from importer.prepare.mapping import builtin_names, load_mapping
+    from importer.report.page import write_report_page
 
     name = args.mapping
     if name is None:

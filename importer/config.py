@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from importer.client import Credentials
-from importer.outdir import ReportFolders
-from importer.pool import PoolSettings
+from importer.report.folders import ReportFolders
+from importer.send.client import Credentials
+from importer.send.pool import PoolSettings
 
 DEFAULT_API_URL = "https://api.mykaarma.com"
 

@@ -18,21 +18,13 @@ import aiohttp
 import pandas as pd
 
 from importer import __version__
-from importer.client import ApiClient, Credentials, check_api_url, encode_body
 from importer.config import RunConfig, ValidateConfig
 from importer.errors import AfterSendingError, ConfigError
-from importer.forecast import forecast, saved_customers
-from importer.ledger import Planner, Recorder, RowOutcomes
-from importer.mapping import load_mapping
 from importer.memory import release_memory, use_system_allocator
-from importer.merges import flag_merged
-from importer.outdir import choose as choose_out_dir
-from importer.outdir import finish as finish_out_dir
-from importer.pool import Job, Pool, PoolStats, event_loop_factory
-from importer.prepare import Prepared, prepare
-from importer.progress import NoProgress, Progress
-from importer.reader import InputFile, open_input
-from importer.report import (
+from importer.prepare.mapping import load_mapping
+from importer.prepare.stage import Prepared, prepare
+from importer.read.reader import InputFile, open_input
+from importer.report.files import (
     make_private_dir,
     refuse_overwriting_input,
     write_errors,
@@ -40,11 +32,19 @@ from importer.report import (
     write_results,
     write_summary,
 )
-from importer.report_html import write_report_page
-from importer.report_xlsx import write_errors_xlsx
-from importer.state import StateStore, default_state_path
+from importer.report.folders import choose as choose_out_dir
+from importer.report.folders import finish as finish_out_dir
+from importer.report.merges import flag_merged
+from importer.report.page import write_report_page
+from importer.report.workbook import write_errors_xlsx
+from importer.send.client import ApiClient, Credentials, check_api_url, encode_body
+from importer.send.plan import forecast, saved_customers
+from importer.send.pool import Job, Pool, PoolStats, event_loop_factory
+from importer.send.progress import NoProgress, Progress
+from importer.send.recorder import Planner, Recorder, RowOutcomes
+from importer.send.state import StateStore, default_state_path
+from importer.send.timeline import Timeline, write_timeline
 from importer.status import RunResult, Status, StopCode, StopSwitch, exit_code_for
-from importer.timeline import Timeline, write_timeline
 
 log = logging.getLogger("mk_import")
 

@@ -7,7 +7,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-from importer.rate import RateController
+from importer.send.rate import RateController
 
 
 @dataclass

@@ -9,7 +9,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from importer.client import (
+from importer.errors import ApiUnavailableError, ConfigError, FatalApiError, RetryableError
+from importer.send.client import (
     AnswerWatch,
     ApiClient,
     Credentials,
@@ -18,7 +19,6 @@ from importer.client import (
     classify,
     retry_after_seconds,
 )
-from importer.errors import ApiUnavailableError, ConfigError, FatalApiError, RetryableError
 from importer.status import StopCode
 
 URL = "https://api.example.test"

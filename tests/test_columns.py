@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from importer.columns import append_notes, given_else_own
+from importer.report.outcomes import append_notes, given_else_own
 
 
 def test_a_note_joins_the_cells_it_is_for_and_leaves_the_others_alone():

@@ -12,8 +12,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from importer.cli import main
-from importer.dealers import load_dealers, parse_duration
 from importer.errors import ConfigError, InputError
+from importer.ops.dealers import load_dealers, parse_duration
 from tests.conftest import PASSWORD, USER
 from tests.helpers import DV_HEADER, dv_row, read_summary
 

@@ -19,7 +19,7 @@ from crontab import CronTab
 from prometheus_client.parser import text_string_to_metric_families
 
 from importer.cli import main
-from importer.mapping import mapping_text
+from importer.prepare.mapping import mapping_text
 from tests.conftest import Api
 from tests.helpers import DV_HEADER, dv_row, read_summary
 from tests.pushgateway import Pushgateway

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from importer.cli import main
-from importer.state import StateStore
+from importer.send.state import StateStore
 from tests.conftest import DEPARTMENT, PASSWORD, USER, Api
 from tests.helpers import DV_HEADER, VIN_A, dv_row, read_csv, read_summary
 from tests.test_run import assert_accounted, run

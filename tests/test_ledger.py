@@ -11,12 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from importer import ledger as ledger_module
-from importer.ledger import COMMIT_BATCH, COMMIT_EVERY, Recorder, RowOutcomes
-from importer.merges import flag_merged
-from importer.pool import Job, Outcome
-from importer.progress import NoProgress
-from importer.state import StateStore
+from importer.report.merges import flag_merged
+from importer.send import recorder as ledger_module
+from importer.send.pool import Job, Outcome
+from importer.send.progress import NoProgress
+from importer.send.recorder import COMMIT_BATCH, COMMIT_EVERY, Recorder, RowOutcomes
+from importer.send.state import StateStore
 from importer.status import Status
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from importer.client import Credentials
 from importer.config import PrepareConfig, RunConfig
+from importer.send.client import Credentials
 from tests.conftest import DEPARTMENT, USER
 from tests.helpers import DV_HEADER, dv_row
 
@@ -126,7 +126,7 @@ def test_json_progress_lines_carry_their_figures_as_fields(caplog):
     import logging
 
     from importer.logs import JsonFormatter
-    from importer.progress import LogProgress
+    from importer.send.progress import LogProgress
     from importer.status import Status
 
     progress = LogProgress(every=0)

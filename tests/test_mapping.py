@@ -9,7 +9,7 @@ import pytest
 
 from importer.cli import main
 from importer.errors import ConfigError
-from importer.mapping import builtin_names, check_header, load_mapping, to_canonical
+from importer.prepare.mapping import builtin_names, check_header, load_mapping, to_canonical
 
 SAMPLES = Path(__file__).parent.parent / "sample_data"
 LAYOUT_FILES = {"dealervault": "dealervault_sales.csv", "tekion-ro": "tekion_ro_history.csv",

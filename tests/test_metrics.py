@@ -11,7 +11,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from importer.cli import main
-from importer.metrics import facts_from_summary
+from importer.ops.metrics import facts_from_summary
 from tests.conftest import DEPARTMENT
 from tests.helpers import DV_HEADER, dv_row, read_summary
 from tests.pushgateway import Pushgateway

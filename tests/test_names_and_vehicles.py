@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from importer import names
 from importer.cli import main
 from importer.errors import ConfigError
-from importer.names import split_name
+from importer.prepare import full_names as names
+from importer.prepare.full_names import split_name
 from tests.helpers import VIN_A, VIN_B, read_csv, read_jsonl
 
 
@@ -84,7 +84,7 @@ values:
     ("customer: {lastName: L}\nvehicles: []\n", "expected a list of column groups"),
 ])
 def test_bad_full_name_and_vehicles_are_refused(tmp_path, text, message):
-    from importer.mapping import load_mapping
+    from importer.prepare.mapping import load_mapping
 
     path = tmp_path / "m.yaml"
     path.write_text(text)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from importer.normalize import (
+from importer.prepare.normalize import (
     email_by_library,
     normalize_emails,
     normalize_mileage,
@@ -20,7 +20,7 @@ from importer.normalize import (
     phone_by_library,
     valid_vin_mask,
 )
-from importer.vin import check_digit, is_valid_vin
+from importer.prepare.vin import check_digit, is_valid_vin
 
 
 def series(*values: str) -> pd.Series:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from importer.cli import main
-from importer.outdir import ReportFolders, finish
+from importer.report.folders import ReportFolders, finish
 from tests.conftest import DEPARTMENT, Api
 from tests.helpers import DV_HEADER, dv_row, read_summary
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from importer.client import Reply
 from importer.errors import FatalApiError, RetryableError
-from importer.pool import Job, Outcome, Pool, PoolSettings
+from importer.send.client import Reply
+from importer.send.pool import Job, Outcome, Pool, PoolSettings
 from importer.status import Status, StopCode
 from tests.helpers import FakeClock
 
@@ -322,7 +322,7 @@ def test_the_event_loop_library_is_loaded_by_a_run_not_by_help():
     import subprocess
     import sys
 
-    from importer.pool import event_loop_factory
+    from importer.send.pool import event_loop_factory
 
     code = "import sys, importer.cli; importer.cli.build_parser(); print('uvloop' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from importer.rate import START_RATE, Latencies, Pacer, RateController, Slots, in_flight_needed
+from importer.send.rate import START_RATE, Latencies, Pacer, RateController, Slots, in_flight_needed
 from tests.helpers import FakeClock
 from tests.ratesim import simulate
 

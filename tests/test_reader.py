@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from importer.errors import InputError
-from importer.reader import MAX_FIELD_CHARS, BadLine, open_input, read_chunks
+from importer.read.reader import MAX_FIELD_CHARS, BadLine, open_input, read_chunks
 
 ROWS = [["Customer Number", " First Name ", "Zip"], ["007", "José", "02134"], ["008", 'Ann "Annie"', "0"],
         ["009", "multi\nline, with comma", ""]]
@@ -94,9 +94,9 @@ def test_missing_file_is_refused(tmp_path: Path):
 
 
 def test_a_short_row_midway_hands_over_to_pandas_without_losing_or_repeating_rows(tmp_path: Path, monkeypatch):
-    import importer.reader
+    import importer.read.reader
 
-    monkeypatch.setattr(importer.reader, "ARROW_BLOCK_BYTES", 256)  # many small chunks on the fast path
+    monkeypatch.setattr(importer.read.reader, "ARROW_BLOCK_BYTES", 256)  # many small chunks on the fast path
     lines = ["a,b,c"] + [f"{i},x{i},y{i}" for i in range(1, 301)]
     lines[250] = "250,short"  # too few fields: pyarrow refuses, the line reader flags it
     path = tmp_path / "x.csv"

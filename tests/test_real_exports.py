@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from importer.cli import main
-from importer.normalize import placeholder_emails, placeholder_phones
+from importer.prepare.normalize import placeholder_emails, placeholder_phones
 from tests.conftest import Api
 from tests.helpers import DV_HEADER, VIN_A, dv_row, read_csv, read_jsonl, read_summary
 from tests.test_run import run

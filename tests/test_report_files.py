@@ -11,13 +11,13 @@ import openpyxl
 import pytest
 
 from importer.cli import main
-from importer.client import Reply
-from importer.codes import WARNINGS, ErrorCode, explain, explain_warning
+from importer.error_codes import WARNINGS, ErrorCode, explain, explain_warning
 from importer.errors import RetryableError
-from importer.pool import Pool, PoolSettings
-from importer.reasons import ReasonParser
-from importer.report_html import verdict
-from importer.timeline import Second, Timeline, read_timeline, write_timeline
+from importer.report.page import verdict
+from importer.report.reasons import ReasonParser
+from importer.send.client import Reply
+from importer.send.pool import Pool, PoolSettings
+from importer.send.timeline import Second, Timeline, read_timeline, write_timeline
 from sample_data.generate import write
 from tests.helpers import DV_HEADER, VIN_A, FakeClock, dv_row, read_csv, read_summary
 from tests.test_pool import ScriptedApi, job

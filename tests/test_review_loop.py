@@ -187,9 +187,9 @@ def test_derived_keys_are_readable_and_a_state_of_hashed_keys_still_knows_them(s
     import sqlite3
 
     from importer.config import PrepareConfig
-    from importer.mapping import load_mapping
-    from importer.prepare import prepare
-    from importer.reader import open_input
+    from importer.prepare.mapping import load_mapping
+    from importer.prepare.stage import prepare
+    from importer.read.reader import open_input
     from sample_data.generate import write
 
     source = write("tekion-ro", tmp_path / "ro.csv", 60, seed=8)

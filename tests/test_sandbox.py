@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from importer.vin import check_digit
+from importer.prepare.vin import check_digit
 from tests.conftest import DEPARTMENT, Api
 
 PHONE, EMAIL = "+13105551234", "ann@example.com"

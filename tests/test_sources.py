@@ -13,8 +13,8 @@ import xlsxwriter
 import xlwt
 
 from importer.cli import main
-from importer.reader import open_input, read_chunks
-from importer.sources import cell_text
+from importer.read.containers import cell_text
+from importer.read.reader import open_input, read_chunks
 from tests.conftest import DEPARTMENT
 from tests.helpers import DV_HEADER, VIN_A, dv_row, read_csv, read_jsonl, read_summary
 

@@ -241,7 +241,7 @@ def test_every_command_has_help():
 def test_a_value_that_breaks_its_normalized_format_refuses_the_row():
     import pandas as pd
 
-    from importer.schema import ROW_RULES, row_errors
+    from importer.prepare.schema import ROW_RULES, row_errors
 
     frame = pd.DataFrame({"lastName": ["Lee", "Day"], "company": ["", ""], "phone1": ["+13105551234", "3105551234"],
                           "isBusiness": [False, False]}).astype({"lastName": "str", "company": "str", "phone1": "str"})
@@ -251,10 +251,10 @@ def test_a_value_that_breaks_its_normalized_format_refuses_the_row():
 
 def test_fingerprints_do_not_depend_on_how_many_rows_are_hashed_at_once(monkeypatch):
     from importer.config import PrepareConfig
-    from importer.mapping import load_mapping
-    from importer.prepare import prepare
-    from importer.reader import open_input
-    from importer.records import Requests
+    from importer.prepare.customers import Requests
+    from importer.prepare.mapping import load_mapping
+    from importer.prepare.stage import prepare
+    from importer.read.reader import open_input
 
     path = str(SAMPLES / LAYOUT_FILES["dealervault"])
     mapping = load_mapping("dealervault")
@@ -270,10 +270,10 @@ def test_fingerprints_do_not_depend_on_how_many_rows_are_hashed_at_once(monkeypa
 def test_the_rows_kept_for_sending_are_one_block_per_column_however_many_chunks_were_read(monkeypatch):
     import pyarrow as pa
 
-    from importer import reader
     from importer.config import PrepareConfig
-    from importer.mapping import load_mapping
-    from importer.prepare import prepare
+    from importer.prepare.mapping import load_mapping
+    from importer.prepare.stage import prepare
+    from importer.read import reader
 
     monkeypatch.setattr(reader, "ARROW_BLOCK_BYTES", 4096)  # a few dozen rows a chunk
     path = str(SAMPLES / LAYOUT_FILES["dealervault"])

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from importer.vin import is_valid_vin
+from importer.prepare.vin import is_valid_vin
 
 E164 = re.compile(r"\+[1-9]\d{7,14}")
 _STRING_FIELDS = ("customerKey", "firstName", "middleName", "lastName", "company", "preferredLocale",

@@ -36,10 +36,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
-from importer.client import Reply, encode_body
-from importer.codes import ErrorCode
+from importer.error_codes import ErrorCode
 from importer.errors import FatalApiError, RetryableError
-from importer.rate import Latencies, Pacer, RateController, Slots, in_flight_needed
+from importer.send.client import Reply, encode_body
+from importer.send.rate import Latencies, Pacer, RateController, Slots, in_flight_needed
 from importer.status import Status, StopCode
 
 log = logging.getLogger("mk_import.pool")

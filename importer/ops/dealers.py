@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from importer.errors import ConfigError, InputError
-from importer.mapping import builtin_names
+from importer.prepare.mapping import builtin_names
 
 #: Keys an entry may carry; all but name and department may also be defaults.
 ENTRY_KEYS = ("name", "department", "input", "mapping", "credentials", "schedule", "rate", "max_duration",

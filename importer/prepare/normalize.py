@@ -26,8 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from phonenumbers import phonenumberutil
 
-from importer.mapping import base_field, vehicle_groups, vehicle_prefix
-from importer.vin import NORTH_AMERICAN_PREFIX, TRANSLITERATION, VIN_PATTERN, WEIGHTS
+from importer.prepare.mapping import base_field, vehicle_groups, vehicle_prefix
+from importer.prepare.vin import NORTH_AMERICAN_PREFIX, TRANSLITERATION, VIN_PATTERN, WEIGHTS
 
 Normalized = tuple[pd.Series, pd.Series]  # (normalized values, mask of dropped non-empty values)
 # Regexes here avoid \s and \d: pandas runs those through Python's re value by value (their Unicode

@@ -28,8 +28,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.ipc as pa_ipc
 
 from importer.errors import InputError
-from importer.mapping import header_key
-from importer.sources import as_text
+from importer.prepare.mapping import header_key
+from importer.read.containers import as_text
 
 DELIMITERS = (",", "\t", "|", ";")
 #: Columns that the error report adds after the original ones; a re-import drops them.
@@ -62,7 +62,7 @@ class BadLine:
 
     #: 1-based data row number
     row: int
-    #: MALFORMED_LINE or FIELD_TOO_LONG (see codes.py)
+    #: MALFORMED_LINE or FIELD_TOO_LONG (see error_codes.py)
     code: str
     message: str
     #: the row as the export wrote it (cut to MAX_RAW_CHARS), to be fixed and imported again; "" if unknown

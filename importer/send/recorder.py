@@ -24,13 +24,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from importer.client import encode_body
-from importer.columns import append_notes, given_else_own
 from importer.memory import release_memory
-from importer.pool import Job, Outcome
-from importer.progress import Progress
-from importer.records import CustomerRequest, Requests
-from importer.state import Saved, StateStore, payload_hash
+from importer.prepare.customers import CustomerRequest, Requests
+from importer.report.outcomes import append_notes, given_else_own
+from importer.send.client import encode_body
+from importer.send.pool import Job, Outcome
+from importer.send.progress import Progress
+from importer.send.state import Saved, StateStore, payload_hash
 from importer.status import Status, StopCode
 
 #: How the bookkeeping stops the run (a reason in words, and its code); given at construction.

@@ -21,10 +21,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from importer import vocabulary as vocab
-from importer.mapping import DEFAULT_PLACEHOLDERS, VEHICLE_FIELDS
-from importer.names import is_business
-from importer.normalize import (
+from importer.onboard import vocabulary as vocab
+from importer.prepare.full_names import is_business
+from importer.prepare.mapping import DEFAULT_PLACEHOLDERS, VEHICLE_FIELDS
+from importer.prepare.normalize import (
     normalize_emails,
     normalize_mileage,
     normalize_phones,
@@ -33,7 +33,7 @@ from importer.normalize import (
     parse_flags,
     valid_vin_mask,
 )
-from importer.reader import InputFile, read_chunks
+from importer.read.reader import InputFile, read_chunks
 
 #: Rows looked at: enough to see what a column holds, few enough to answer at once on a huge file.
 SAMPLE_ROWS = 2_000

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from importer.columns import append_notes
+from importer.report.outcomes import append_notes
 from importer.status import Status
 
 _SAVED = (Status.SUCCESS.value, Status.UNCHANGED.value)

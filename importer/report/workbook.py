@@ -16,9 +16,9 @@ from pathlib import Path
 
 import xlsxwriter
 
-from importer.reader import FORMULA_TRIGGERS
-from importer.reasons import ReasonParser
-from importer.report import private_binary_file
+from importer.read.reader import FORMULA_TRIGGERS
+from importer.report.files import private_binary_file
+from importer.report.reasons import ReasonParser
 
 #: Rows a worksheet holds, header included (Excel's limit).
 MAX_SHEET_ROWS = 1_048_576

@@ -29,9 +29,9 @@ import pandas as pd
 import pyarrow as pa
 
 from importer import __version__
-from importer.mapping import ADDRESS_FIELDS, VEHICLE_FIELDS, MappingSpec, vehicle_groups, vehicle_prefix
 from importer.memory import release_memory
-from importer.normalize import text_column, vehicle_send_column
+from importer.prepare.mapping import ADDRESS_FIELDS, VEHICLE_FIELDS, MappingSpec, vehicle_groups, vehicle_prefix
+from importer.prepare.normalize import text_column, vehicle_send_column
 
 _SCALARS = ("firstName", "middleName", "lastName", "company", "preferredLocale")
 _IDENTITY = ("lastName", "firstName", "company", "address.zip", "address.line1")

@@ -10,8 +10,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from importer.normalize import text_column
-from importer.vin import VIN_PATTERN
+from importer.prepare.normalize import text_column
+from importer.prepare.vin import VIN_PATTERN
 
 # Value patterns spell out [0-9] rather than \d so pandas keeps them in pyarrow (see normalize.py).
 #: (error code, message) for each row rule, by the name of its pandera check.

@@ -18,10 +18,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from importer.codes import RETRIED_NEXT_RUN, ErrorCode
+from importer.error_codes import RETRIED_NEXT_RUN, ErrorCode
 from importer.errors import ConfigError
-from importer.outdir import REPORT_FILES
-from importer.reader import FORMULA_TRIGGERS, RAW_LINE_COLUMN, REPORT_COLUMNS, InputFile, read_chunks
+from importer.read.reader import FORMULA_TRIGGERS, RAW_LINE_COLUMN, REPORT_COLUMNS, InputFile, read_chunks
+from importer.report.folders import REPORT_FILES
 
 RESULT_COLUMNS = ("source_row", "status", "customer_key", "customer_uuid", "customer_id", "error_code",
                   "error_message", "warnings", "original_row")

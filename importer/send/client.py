@@ -35,7 +35,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 import orjson
 
-from importer.codes import ErrorCode
+from importer.error_codes import ErrorCode
 from importer.errors import ApiUnavailableError, ConfigError, FatalApiError, RetryableError
 from importer.status import StopCode
 

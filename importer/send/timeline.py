@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
-from importer.report import private_file
+from importer.report.files import private_file
 
 #: The result of one attempt, as the pool reports it.
 SUCCESS, REFUSED, RATE_LIMITED, ERROR = "success", "refused", "rate_limited", "error"

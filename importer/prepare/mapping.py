@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 
 from importer.errors import ConfigError
-from importer.names import NAME_PARTS, split_names
+from importer.prepare.full_names import NAME_PARTS, split_names
 
 CUSTOMER_FIELDS = ("firstName", "middleName", "lastName", "company", "isBusiness", "preferredLocale")
 ADDRESS_FIELDS = ("line1", "line2", "city", "state", "zip", "country")

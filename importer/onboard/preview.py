@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from importer.mapping import MappingSpec, to_canonical
-from importer.names import NAME_PARTS
-from importer.normalize import normalize_frame
-from importer.reader import InputFile, read_chunks
+from importer.prepare.full_names import NAME_PARTS
+from importer.prepare.mapping import MappingSpec, to_canonical
+from importer.prepare.normalize import normalize_frame
+from importer.read.reader import InputFile, read_chunks
 
 SAMPLES = 3
 #: Below this share of clean values, a field is pointed out.

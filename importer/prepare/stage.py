@@ -12,17 +12,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from importer.codes import explain
 from importer.config import PrepareConfig
+from importer.error_codes import explain
 from importer.errors import ConfigError, InputError
-from importer.mapping import MappingSpec, check_header, header_key, to_canonical
 from importer.memory import release_memory
-from importer.normalize import FORMULA_START, PLACEHOLDER_MESSAGE, FieldProblem, normalize_frame
-from importer.reader import RAW_LINE_COLUMN, BadLine, InputFile, read_chunks
-from importer.records import Requests, customer_keys, legacy_keys
-from importer.schema import ROW_RULES, row_errors
-from importer.shared import PROBLEM as SHARED_PROBLEM
-from importer.shared import ContactCollector
+from importer.prepare.customers import Requests, customer_keys, legacy_keys
+from importer.prepare.mapping import MappingSpec, check_header, header_key, to_canonical
+from importer.prepare.normalize import FORMULA_START, PLACEHOLDER_MESSAGE, FieldProblem, normalize_frame
+from importer.prepare.schema import ROW_RULES, row_errors
+from importer.prepare.shared_contacts import PROBLEM as SHARED_PROBLEM
+from importer.prepare.shared_contacts import ContactCollector
+from importer.read.reader import RAW_LINE_COLUMN, BadLine, InputFile, read_chunks
 from importer.status import Status
 
 #: The problem tally's column for the rows the API refused or never answered, by error code.

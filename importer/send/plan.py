@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from importer.client import encode_body
 from importer.errors import ConfigError
-from importer.records import Requests
-from importer.state import StateStore, payload_hash
+from importer.prepare.customers import Requests
+from importer.send.client import encode_body
+from importer.send.state import StateStore, payload_hash
 
 
 def state_department(path: Path) -> str:

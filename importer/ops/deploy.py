@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from importer.dealers import Dealer, DealersFile
 from importer.errors import ConfigError
-from importer.mapping import builtin_names
+from importer.ops.dealers import Dealer, DealersFile
+from importer.prepare.mapping import builtin_names
 
 #: Seconds between the run's --max-duration and Kubernetes' activeDeadlineSeconds: the run stops taking
 #: new work, finishes what is in flight and writes its reports (exit 3, resumable) before the pod is killed.

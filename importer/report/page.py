@@ -23,14 +23,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from importer.codes import ErrorCode, explain, explain_warning
+from importer.error_codes import ErrorCode, explain, explain_warning
 from importer.errors import InputError
-from importer.mapping import MappingSpec, header_key
-from importer.prepare import API_COLUMN
-from importer.reasons import Reason, ReasonParser
-from importer.report import ERROR_STATUSES, RESULT_COLUMNS, private_file
-from importer.report_xlsx import UNDEFUSE
-from importer.timeline import Second, read_timeline
+from importer.prepare.mapping import MappingSpec, header_key
+from importer.prepare.stage import API_COLUMN
+from importer.report.files import ERROR_STATUSES, RESULT_COLUMNS, private_file
+from importer.report.reasons import Reason, ReasonParser
+from importer.report.workbook import UNDEFUSE
+from importer.send.timeline import Second, read_timeline
 
 #: Rows the printed table holds at most (the page on screen holds every row).
 PRINT_CAP = 5_000
@@ -308,7 +308,7 @@ def _problems_section(summary: dict[str, Any], table: _Table) -> str:
 
 def _code_of(problem: str) -> str:
     """A row rule's message back to its code, so a summary problem can point at the table's filter."""
-    from importer.schema import ROW_RULES
+    from importer.prepare.schema import ROW_RULES
 
     return next((code for code, message in ROW_RULES.items() if problem == message), problem)
 
@@ -426,7 +426,7 @@ def _timeline_section(timeline: Sequence[Second]) -> str:
 
 # -- assembly ----------------------------------------------------------------------------------------
 def _asset(name: str) -> str:
-    return importlib.resources.files("importer").joinpath(name).read_text(encoding="utf-8")
+    return importlib.resources.files("importer.report").joinpath(name).read_text(encoding="utf-8")
 
 
 def _json_for_script(value: Any) -> str:
@@ -488,7 +488,7 @@ def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_asset('report.css')}</style></head><body>"
+        f"<title>{_e(title)}</title><style>{_asset('page.css')}</style></head><body>"
         f"<header><h1>mk-import {_e(summary.get('command', ''))} report</h1>"
         f'<p class="verdict {"good" if good else "bad"}" id="verdict">{_e(sentence)}</p>{_facts(summary)}</header>'
         f"<h2>Rows by status</h2>{_status_section(summary)}"
@@ -503,7 +503,7 @@ def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
         f"<footer>Written {written} by {_e(summary.get('program', 'mk-import'))} from the reports in "
         f"{_e(summary.get('reports', ''))}.</footer>"
         f'<script type="application/json" id="mk-data">{_json_for_script(data)}</script>'
-        f"<script>{_asset('report.js')}</script></body></html>")
+        f"<script>{_asset('page.js')}</script></body></html>")
 
 
 def write_report_page(out: Path, *, mapping: MappingSpec | None = None, results: pd.DataFrame | None = None) -> Path:

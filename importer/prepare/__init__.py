@@ -1,0 +1,1 @@
+"""Preparing: rows of text → mapped, normalized, checked rows → one request body per customer."""

@@ -1,0 +1,1 @@
+"""Reading: an export file (text, workbook or archive) → chunks of text rows with their row numbers."""
