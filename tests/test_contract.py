@@ -19,13 +19,18 @@ from importer.prepare.schema import ROW_RULES
 from importer.status import ExitCode, Status, StopCode
 
 ROOT = Path(__file__).parent.parent
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+REPORTS = (ROOT / "docs" / "reports.md").read_text(encoding="utf-8")
+QUICK_START = (
+    "python3 -m venv .venv && .venv/bin/pip install -q . && .venv/bin/mk-import run "
+    "sample_data/dealervault_sales.csv --mapping dealervault --sandbox",
+    "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/python -m pytest",
+)
 
 
 def _section(title: str) -> str:
-    start = README.index(f"### {title}\n")
-    end = README.find("\n#", start + 4)
-    return README[start:end if end > 0 else None]
+    start = REPORTS.index(f"### {title}\n")
+    end = REPORTS.find("\n#", start + 4)
+    return REPORTS[start:end if end > 0 else None]
 
 
 def _first_cells(section: str) -> list[str]:
@@ -34,25 +39,38 @@ def _first_cells(section: str) -> list[str]:
     return [c for c in cells if c not in ("status", "code")]
 
 
-def test_readme_statuses_are_the_codes_statuses():
+def test_reports_page_statuses_are_the_codes_statuses():
     assert _first_cells(_section("Statuses")) == [s.value for s in Status]
 
 
-def test_readme_exit_codes_are_the_codes_exit_codes():
+def test_reports_page_exit_codes_are_the_codes_exit_codes():
     assert [int(c) for c in _first_cells(_section("Exit codes"))] == [int(e) for e in ExitCode]
     epilog = build_parser().epilog or ""
     for code in ExitCode:
         assert re.search(rf"\b{int(code)}\b", epilog), f"exit code {int(code)} missing from --help"
 
 
-def test_readme_error_code_table_is_generated_from_codes():
+def test_reports_page_error_code_table_is_generated_from_codes():
     assert readme_table() in _section("Error codes")
     assert _first_cells(_section("Error codes")) == [c.value for c in ErrorCode]
 
 
-def test_readme_names_every_stop_code():
+def test_reports_page_names_every_stop_code():
     for code in StopCode:
-        assert f"`{code.value}`" in README
+        assert f"`{code.value}`" in REPORTS
+
+
+def test_readme_is_short_starts_with_the_quick_start_and_links_every_docs_page():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = readme.splitlines()
+    assert len(lines) <= 250, f"README.md has {len(lines)} lines; move detail into docs/"
+    top = lines[:40]
+    for command in QUICK_START:
+        assert command in top, f"the Quick-start command is not in README.md's first 40 lines: {command}"
+    pages = sorted((ROOT / "docs").glob("*.md"))
+    assert pages
+    for page in pages:
+        assert f"](docs/{page.name})" in readme, f"README.md does not link docs/{page.name}"
 
 
 def test_every_error_code_has_words():

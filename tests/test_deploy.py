@@ -257,11 +257,11 @@ def test_shipped_schedules_are_what_the_example_dealers_file_generates(tmp_path:
     assert all(job.is_valid() for job in CronTab(tab=(ROOT / "deploy" / "crontab").read_text(), user=False))
 
 
-def test_readme_shows_the_dealers_file_both_schedules_and_the_alerts():
-    readme = (ROOT / "README.md").read_text()
-    operations = readme[readme.index("## Operations"):readme.index("## Troubleshooting")]
-    for name in ("dealers.yaml", "crontab", "alerts.yaml"):
-        assert (ROOT / "deploy" / name).read_text() in operations, f"README shows deploy/{name} as it is"
-    cronjob = next(d for d in (ROOT / "deploy" / "kubernetes.yaml").read_text().split("\n---\n")
-                   if "kind: CronJob" in d)
-    assert cronjob.strip() in operations
+def test_operations_page_links_the_dealers_file_both_schedules_and_the_alerts():
+    page = ROOT / "docs" / "operations.md"
+    targets = re.findall(r"\]\(([^)\s#]+)(?:#[^)\s]*)?\)", page.read_text())
+    linked = {(page.parent / target).resolve() for target in targets if "://" not in target}
+    for name in ("dealers.yaml", "crontab", "kubernetes.yaml", "alerts.yaml"):
+        deploy_file = (ROOT / "deploy" / name).resolve()
+        assert deploy_file.is_file()
+        assert deploy_file in linked, f"docs/operations.md does not link deploy/{name} by a relative path"

@@ -173,14 +173,14 @@ def test_every_warning_a_file_can_raise_has_plain_words(write_csv, tmp_path: Pat
         assert html.escape(WARNINGS[problem].meaning) in page
 
 
-def test_readme_explains_every_code_and_warning():
-    readme = (ROOT / "README.md").read_text()
+def test_reports_page_explains_every_code_and_warning():
+    reports = (ROOT / "docs" / "reports.md").read_text()
     for code in ErrorCode:
-        assert f"`{code.value}`" in readme
-        assert explain(code.value).meaning in readme
+        assert f"`{code.value}`" in reports
+        assert explain(code.value).meaning in reports
     for message, explanation in WARNINGS.items():
-        assert message in readme
-        assert explanation.meaning in readme
+        assert message in reports
+        assert explanation.meaning in reports
     assert explain_warning("API: 10015 INCORRECT_PHONE_FORMAT").meaning.endswith("+1310xxxxxxx form")
 
 
