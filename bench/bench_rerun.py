@@ -33,7 +33,7 @@ def main() -> None:
                 # As after an upgrade (the program version is part of every fingerprint): each customer's
                 # body is built again and compared with the saved one; none is sent.
                 with sqlite3.connect(state) as db:
-                    db.execute("UPDATE customers SET input_hash = 'old'")
+                    db.execute("UPDATE customers SET fingerprint = 'old'")
             out = OUT / f"rerun-{name.replace(', ', '-').replace(' ', '-')}"
             shutil.rmtree(out, ignore_errors=True)
             timing = timed([sys.executable, "-m", "importer", "run", str(source), "-m", "dealervault",

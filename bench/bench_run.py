@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import OUT, Sandbox, load, timed
-from importer.send.timeline import read_timeline
+from importer.report.files import read_timeline
 from sample_data.generate import write
 
 DEPARTMENT = "bench-department"

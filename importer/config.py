@@ -1,15 +1,60 @@
-"""Frozen configuration handed from the command line to the pipeline (secrets kept out of repr)."""
+"""Frozen configuration handed from the command line to the pipeline (secrets kept out of repr).
+
+Plain types only: this module imports nothing of the package, so every stage can take its part of it."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from importer.report.folders import ReportFolders
-from importer.send.client import Credentials
-from importer.send.pool import PoolSettings
-
 DEFAULT_API_URL = "https://api.mykaarma.com"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+
+    def authorization(self) -> str:
+        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
+        return f"Basic {token}"
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    #: requests per second at most; the rate actually used is found below it
+    rate: float = 20.0
+    #: requests in flight at most; the number actually used follows rate x latency
+    concurrency: int = 64
+    max_attempts: int = 6
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    retry_after_cap: float = 120.0
+    #: the adaptive rate never drops below this
+    min_rate: float = 0.5
+    #: stop taking new jobs at this time.monotonic() value
+    deadline: float | None = None
+    #: seconds an attempt may take in all, however slowly its answer trickles in
+    request_timeout: float = 120.0
+    #: seconds a request in flight is given to finish once the run is stopping
+    stop_grace: float = 5.0
+    #: stop when the API has accepted no request (answered only 429s, or nothing) for this many seconds
+    patience: float = 900.0
+
+
+@dataclass(frozen=True)
+class ReportFolders:
+    """How the report folder is chosen when `--out` is not given, and what `--out` may replace."""
+
+    #: the dated folders go here
+    root: Path = Path("mk-import-out")
+    #: keep this many dated folders (the newest); None keeps them all
+    keep: int | None = None
+    #: `--out` may name a folder that already holds reports
+    overwrite: bool = False
+
+
 
 
 @dataclass(frozen=True)

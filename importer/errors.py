@@ -14,11 +14,16 @@ Every message is one line a user can act on. None of them carries a secret or a 
 
 from __future__ import annotations
 
-from importer.status import RunResult, StopCode
+from typing import ClassVar
+
+from importer.status import ExitCode, RunResult, StopCode
 
 
 class ImporterError(Exception):
     """Something stopped mk-import."""
+
+    #: the process exit code when this stops a command (status.exit_code_for)
+    exit_code: ClassVar[ExitCode] = ExitCode.STOPPED
 
 
 class AfterSendingError(ImporterError):
@@ -33,9 +38,13 @@ class AfterSendingError(ImporterError):
 class ConfigError(ImporterError):
     """The command line, a mapping file, the credentials or the state file are not usable."""
 
+    exit_code = ExitCode.USAGE
+
 
 class InputError(ImporterError):
     """The input file cannot be read as a CSV export."""
+
+    exit_code = ExitCode.USAGE
 
 
 class ApiError(ImporterError):

@@ -18,32 +18,27 @@ import aiohttp
 import pandas as pd
 
 from importer import __version__
-from importer.config import RunConfig, ValidateConfig
+from importer.config import Credentials, RunConfig, ValidateConfig
 from importer.errors import AfterSendingError, ConfigError
 from importer.memory import release_memory, use_system_allocator
 from importer.prepare.mapping import load_mapping
-from importer.prepare.stage import Prepared, prepare
+from importer.prepare.stage import ProblemTally, prepare
 from importer.read.reader import InputFile, open_input
-from importer.report.files import (
-    make_private_dir,
-    refuse_overwriting_input,
-    write_errors,
-    write_payloads,
-    write_results,
-    write_summary,
-)
+from importer.report.files import write_errors, write_payloads, write_results, write_summary, write_timeline
 from importer.report.folders import choose as choose_out_dir
 from importer.report.folders import finish as finish_out_dir
+from importer.report.folders import make_private_dir, refuse_overwriting_input
 from importer.report.merges import flag_merged
+from importer.report.outcomes import RowOutcomes, tally_failures, with_outcomes
 from importer.report.page import write_report_page
 from importer.report.workbook import write_errors_xlsx
-from importer.send.client import ApiClient, Credentials, check_api_url, encode_body
-from importer.send.plan import forecast, saved_customers
+from importer.send.client import ApiClient, check_api_url, encode_body
+from importer.send.plan import Planner, forecast, saved_customers
 from importer.send.pool import Job, Pool, PoolStats, event_loop_factory
 from importer.send.progress import NoProgress, Progress
-from importer.send.recorder import Planner, Recorder, RowOutcomes
+from importer.send.recorder import Recorder
 from importer.send.state import StateStore, default_state_path
-from importer.send.timeline import Timeline, write_timeline
+from importer.send.timeline import Timeline
 from importer.status import RunResult, Status, StopCode, StopSwitch, exit_code_for
 
 log = logging.getLogger("mk_import")
@@ -63,7 +58,7 @@ def sandbox_state_path(sandbox_db: Path) -> Path:
     return sandbox_db.with_name(sandbox_db.name + ".state.sqlite")
 
 
-def _summary(command: str, source: InputFile, mapping: str, table: pd.DataFrame, prepared: Prepared,
+def _summary(command: str, source: InputFile, mapping: str, table: pd.DataFrame, problems: ProblemTally,
              started: float, out: Path, result: RunResult, **extra: Any) -> dict[str, Any]:
     duration = time.monotonic() - started
     valid = table["status"] != Status.INVALID.value
@@ -82,7 +77,7 @@ def _summary(command: str, source: InputFile, mapping: str, table: pd.DataFrame,
         "rate_limited": 0,
         "duration_s": round(duration, 3),
         "rows_per_s": round(len(table) / duration, 1) if duration > 0 else None,
-        "problems": prepared.problems.most_common(),
+        "problems": problems.most_common(),
         "reports": str(out),
         "max_invalid": result.max_invalid,
         **extra,
@@ -124,7 +119,8 @@ def validate(config: ValidateConfig) -> Finished:
         write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
         write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
         result = RunResult(_counts(table), max_invalid=config.max_invalid, rows=len(table))
-        summary = _summary("validate", source, mapping.name, table, prepared, started, out, result, api_url=None,
+        summary = _summary("validate", source, mapping.name, table, prepared.problems, started, out, result,
+                           api_url=None,
                            **extra)
         write_summary(out / "summary.json", summary)
         write_report_page(out, mapping=mapping, results=table)
@@ -220,39 +216,42 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
         try:
             known = state.load()  # read once: for the keys the state knows, then for what the planner skips
             prepared.recognise_known_keys(known.index, mapping.customer_key)
-            recorder = Recorder(state, progress, RowOutcomes(prepared.rows.index), stops)
-            requests = prepared.requests(mapping, config.prepare.validate_vin)
-            jobs = Planner(state, recorder).jobs(requests, config.full, known)
-            del known  # held by the planner until it has joined it to the requests, not while sending
-            progress.start(int(prepared.rows.loc[prepared.rows["status"] == Status.VALID, "customer_key"].nunique()))
+            rows, problems, invalid_raw = prepared.rows, prepared.problems, prepared.invalid_raw
+            requests = prepared.requests(mapping, config.prepare.validate_vin)  # the normalized rows move in
+            del prepared
+            outcomes = RowOutcomes(rows.index)
+            recorder = Recorder(state, progress, outcomes.set, stops)
+            plan = Planner(state, recorder).plan(requests, config.full, known)
+            del known  # joined to the requests by the planner, not to be held while sending
+            progress.start(int(rows.loc[rows["status"] == Status.VALID, "customer_key"].nunique()))
+            progress.advance(Status.UNCHANGED, plan.unchanged_rows, len(plan.unchanged))
             timeline = Timeline()  # its seconds count from the start of sending
             try:
                 with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
                     stats, interrupted, api_url = runner.run(_send(replace(config, api_url=api_url), recorder,
-                                                                   jobs, stops, timeline))
+                                                                   plan.jobs, stops, timeline))
             finally:
                 progress.close()
                 recorder.write_pending()
         finally:
             state.close()
-        # Every body is built: the normalized rows and the grouping are not needed for the reports.
-        prepared.frame = None
-        del requests, jobs
+        unchanged, saved = plan.unchanged, recorder.saved
+        # Every body is built: the normalized rows, the grouping and the bookkeeping are not needed for the reports.
+        del requests, plan, recorder
         release_memory()
         stop = StopCode.INTERRUPTED if interrupted else stats.stop_code
         sent = stats.requests + stats.searches > 0
-        result = RunResult({}, sent=sent, stop=stop, max_invalid=config.max_invalid, rows=len(prepared.rows))
-        saved = recorder.saved
+        result = RunResult({}, sent=sent, stop=stop, max_invalid=config.max_invalid, rows=len(rows))
         try:
-            table = recorder.apply(prepared.rows.assign(customer_uuid="", customer_id=""), stats.stop_reason)
-            # The outcomes are on the rows now: the recorder's copies of them and the rows' columns from
-            # before the sending go, with the per-row copies made to join them.
-            del recorder
-            prepared.rows = table
+            table = with_outcomes(rows.assign(customer_uuid="", customer_id=""), outcomes, unchanged,
+                                  stats.stop_reason)
+            # The outcomes are on the rows now: their packed copies and the rows' columns from before the
+            # sending go, with the per-row copies made to join them.
+            del rows, outcomes, unchanged
             release_memory()
             table, merged = flag_merged(table)
             release_memory()
-            prepared.problems.add_failures(table)
+            tally_failures(problems, table)
             input_changed = source.changed_since_read()
             if input_changed:
                 log.warning("%s changed during the run; the reports hold the rows as they were read at the start",
@@ -260,12 +259,12 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             result = replace(result, counts=_counts(table))
             write_results(out / "results.csv", table)
             release_memory()  # what formatting a million rows needed
-            write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
+            write_errors(out / "errors.csv", source, table, invalid_raw)
             write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
             release_memory()  # and the error files, before the page is drawn
             write_timeline(out / "timeline.csv", timeline.seconds())
             summary = _summary(
-                "run", source, mapping.name, table, prepared, started, out, result, api_url=api_url,
+                "run", source, mapping.name, table, problems, started, out, result, api_url=api_url,
                 department=config.department, state=str(state_path), requests_sent=stats.requests,
                 retries=stats.retries, rate_limited=stats.rate_limited, searches=stats.searches,
                 final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3),

@@ -57,8 +57,19 @@ class RunResult:
         return int(self.counts.get(status, 0))
 
 
-def exit_code_for(result: RunResult) -> ExitCode:
-    """The one place that turns what happened into the process exit code (PRODUCT.md's contract)."""
+def exit_code_for(outcome: RunResult | BaseException) -> ExitCode:
+    """The one place that turns what happened into the process exit code (docs/reports.md's contract): a
+    command's result, or the exception that stopped it (an ImporterError says its code as `exit_code`)."""
+    if isinstance(outcome, BaseException):
+        result = getattr(outcome, "result", None)  # failed after sending: decided by what the run did
+        if isinstance(result, RunResult):
+            return exit_code_for(result)
+        if isinstance(outcome, KeyboardInterrupt):
+            return ExitCode.INTERRUPTED
+        if isinstance(outcome, OSError):  # a file or folder named on the command line
+            return ExitCode.USAGE
+        return ExitCode(getattr(outcome, "exit_code", ExitCode.STOPPED))
+    result = outcome
     if result.stop == StopCode.INTERRUPTED:
         return ExitCode.INTERRUPTED
     if result.stop == StopCode.CREDENTIALS_REFUSED:

@@ -9,11 +9,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from importer.config import Credentials
 from importer.errors import ApiUnavailableError, ConfigError, FatalApiError, RetryableError
 from importer.send.client import (
     AnswerWatch,
     ApiClient,
-    Credentials,
     Reply,
     check_api_url,
     classify,

@@ -13,7 +13,7 @@ from pathlib import Path
 from packaging.version import Version
 
 from importer import __version__
-from importer.cli import build_parser
+from importer.arguments import build_parser
 from importer.error_codes import EXPLANATIONS, ErrorCode, explain, readme_table
 from importer.prepare.schema import ROW_RULES
 from importer.status import ExitCode, Status, StopCode

@@ -171,16 +171,15 @@ def test_errors_csv_keeps_the_rows_read_at_the_start(start_sandbox, creds, write
     sandbox = start_sandbox(fail_rate=1.0, seed=1)  # every request fails: every row goes to errors.csv
     rows = [dv_row(str(i), first=f"First{i}", last=f"Last{i}") for i in range(1, 6)]
     source = write_csv([DV_HEADER, *rows])
-    import importer.send.recorder
+    import importer.pipeline
+    from importer.report.outcomes import with_outcomes as original
 
-    original = importer.send.recorder.Recorder.apply
-
-    def apply_after_the_file_changed(self, table, stop_reason):  # the export is replaced mid-run
+    def apply_after_the_file_changed(*args):  # the export is replaced mid-run
         source.write_text("\n".join(",".join(r) for r in [DV_HEADER, *(dv_row(str(i), first="Stranger", last="X")
                                                                           for i in range(1, 6))]) + "\n")
-        return original(self, table, stop_reason)
+        return original(*args)
 
-    monkeypatch.setattr(importer.send.recorder.Recorder, "apply", apply_after_the_file_changed)
+    monkeypatch.setattr(importer.pipeline, "with_outcomes", apply_after_the_file_changed)
     out = tmp_path / "o"
     assert run(source, sandbox.url, out, "--max-attempts", "1") == 1
     errors = read_csv(out / "errors.csv")

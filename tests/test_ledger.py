@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 
 from importer.report.merges import flag_merged
+from importer.report.outcomes import RowOutcomes, with_outcomes
 from importer.send import recorder as ledger_module
 from importer.send.pool import Job, Outcome
 from importer.send.progress import NoProgress
-from importer.send.recorder import COMMIT_BATCH, COMMIT_EVERY, Recorder, RowOutcomes
+from importer.send.recorder import COMMIT_BATCH, COMMIT_EVERY, Recorder
 from importer.send.state import StateStore
 from importer.status import Status
 
@@ -28,7 +29,8 @@ def saved_keys(path: Path) -> set[str]:
 def test_answers_close_together_are_one_transaction_on_disk_within_the_commit_window(tmp_path: Path, monkeypatch):
     path = tmp_path / "state.sqlite"
     state = StateStore(path, "dept")
-    ledger = Recorder(state, NoProgress(), RowOutcomes(pd.RangeIndex(1, 6)), lambda reason, code: None)
+    outcomes = RowOutcomes(pd.RangeIndex(1, 6))
+    ledger = Recorder(state, NoProgress(), outcomes.set, lambda reason, code: None)
     transactions: list[list[str]] = []
     record = state.record
 
@@ -61,9 +63,9 @@ def test_answers_close_together_are_one_transaction_on_disk_within_the_commit_wi
     ledger.write_pending()  # what the event loop left unwritten when it stopped
     assert transactions[-1] == ["k4"]
     assert saved_keys(path) == {f"k{i}" for i in range(5)}
-    table = ledger.apply(pd.DataFrame({"status": "valid", "customer_key": [j.key for j in jobs], "customer_uuid": "",
+    table = with_outcomes(pd.DataFrame({"status": "valid", "customer_key": [j.key for j in jobs], "customer_uuid": "",
                                        "customer_id": "", "error_code": "", "error_message": "", "warnings": ""},
-                                      index=pd.RangeIndex(1, 6)), None)
+                                      index=pd.RangeIndex(1, 6)), outcomes, pd.DataFrame(), None)
     assert table["customer_uuid"].tolist() == [f"uuid-k{i}" for i in range(5)]
     state.close()
 
@@ -72,7 +74,7 @@ def test_many_answers_at_once_are_written_without_waiting_for_the_window(tmp_pat
     path = tmp_path / "state.sqlite"
     state = StateStore(path, "dept")
     count = COMMIT_BATCH + 1
-    ledger = Recorder(state, NoProgress(), RowOutcomes(pd.RangeIndex(1, count + 1)), lambda reason, code: None)
+    ledger = Recorder(state, NoProgress(), RowOutcomes(pd.RangeIndex(1, count + 1)).set, lambda reason, code: None)
     jobs = [Job(f"k{i}", {"customer": {}}, frozenset({f"key:k{i}"})) for i in range(count)]
     for i, job in enumerate(jobs):
         ledger.expect(job.key, (i + 1,), "")
@@ -89,7 +91,7 @@ def test_many_answers_at_once_are_written_without_waiting_for_the_window(tmp_pat
 def _two_answers(tmp_path: Path, monkeypatch, failure: Exception) -> tuple[Recorder, list[str], list[object]]:
     state = StateStore(tmp_path / "state.sqlite", "dept")
     stops: list[str] = []
-    ledger = Recorder(state, NoProgress(), RowOutcomes(pd.RangeIndex(1, 3)),
+    ledger = Recorder(state, NoProgress(), RowOutcomes(pd.RangeIndex(1, 3)).set,
                       lambda reason, code: stops.append(f"{code}: {reason}"))
 
     def failing(saves: object, noted: object) -> None:

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from importer.config import PrepareConfig, RunConfig
-from importer.send.client import Credentials
+from importer.config import Credentials, PrepareConfig, RunConfig
 from tests.conftest import DEPARTMENT, USER
 from tests.helpers import DV_HEADER, dv_row
 

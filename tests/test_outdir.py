@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from importer.cli import main
-from importer.report.folders import ReportFolders, finish
+from importer.config import ReportFolders
+from importer.report.folders import finish
 from tests.conftest import DEPARTMENT, Api
 from tests.helpers import DV_HEADER, dv_row, read_summary
 

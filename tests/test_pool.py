@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from importer.config import PoolSettings
 from importer.errors import FatalApiError, RetryableError
 from importer.send.client import Reply
-from importer.send.pool import Job, Outcome, Pool, PoolSettings
+from importer.send.pool import Job, Outcome, Pool
 from importer.status import Status, StopCode
 from tests.helpers import FakeClock
 

@@ -11,13 +11,15 @@ import openpyxl
 import pytest
 
 from importer.cli import main
+from importer.config import PoolSettings
 from importer.error_codes import WARNINGS, ErrorCode, explain, explain_warning
 from importer.errors import RetryableError
+from importer.report.files import read_timeline, write_timeline
 from importer.report.page import verdict
 from importer.report.reasons import ReasonParser
 from importer.send.client import Reply
-from importer.send.pool import Pool, PoolSettings
-from importer.send.timeline import Second, Timeline, read_timeline, write_timeline
+from importer.send.pool import Pool
+from importer.send.timeline import Second, Timeline
 from sample_data.generate import write
 from tests.helpers import DV_HEADER, VIN_A, FakeClock, dv_row, read_csv, read_summary
 from tests.test_pool import ScriptedApi, job

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from importer.cli import main
+from importer.config import PoolSettings
 from importer.errors import RetryableError
 from importer.send.client import Reply
-from importer.send.pool import Job, Outcome, Pool, PoolSettings
+from importer.send.pool import Job, Outcome, Pool
 from importer.status import Status, StopCode
 from tests.conftest import DEPARTMENT, PASSWORD, USER
 from tests.helpers import DV_HEADER, dv_row, read_csv, read_summary

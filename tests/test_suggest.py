@@ -13,8 +13,8 @@ import yaml
 from importer.cli import main
 from importer.onboard.suggest import suggest
 from importer.onboard.vocabulary import match_header
-from importer.prepare.mapping import MappingSpec, header_key, load_mapping
-from importer.read.reader import open_input
+from importer.prepare.mapping import MappingSpec, load_mapping
+from importer.read.reader import header_key, open_input
 from tests.helpers import read_csv, read_jsonl
 
 DATA = Path(__file__).parent / "data" / "onboarding"

@@ -226,7 +226,7 @@ def test_invalid_mapping_yaml_exits_2(tmp_path: Path, write_csv):
 
 
 def test_every_command_has_help():
-    from importer.cli import build_parser
+    from importer.arguments import build_parser
 
     parser = build_parser()
     actions = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
@@ -258,11 +258,14 @@ def test_fingerprints_do_not_depend_on_how_many_rows_are_hashed_at_once(monkeypa
 
     path = str(SAMPLES / LAYOUT_FILES["dealervault"])
     mapping = load_mapping("dealervault")
-    with open_input(path) as source:
-        prepared = prepare(source, mapping, PrepareConfig(input=path, mapping="dealervault"), keep_rows=True)
-    whole = prepared.requests(mapping, validate_vin=True).table()
+    def requests() -> Requests:
+        with open_input(path) as source:
+            prepared = prepare(source, mapping, PrepareConfig(input=path, mapping="dealervault"), keep_rows=True)
+        return prepared.requests(mapping, validate_vin=True)
+
+    whole = requests().table()
     monkeypatch.setattr(Requests, "HASHED_AT_ONCE", 3)
-    sliced = prepared.requests(mapping, validate_vin=True).table()
+    sliced = requests().table()
     assert len(whole) > 3
     assert sliced["fingerprint"].tolist() == whole["fingerprint"].tolist()
 

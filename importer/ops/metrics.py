@@ -17,7 +17,7 @@ from urllib.error import URLError
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
 
-from importer.report.files import private_file
+from importer.report.folders import private_file
 from importer.status import Status, StopCode
 
 log = logging.getLogger("mk_import.metrics")

@@ -20,6 +20,7 @@ import yaml
 
 from importer.errors import ConfigError
 from importer.prepare.full_names import NAME_PARTS, split_names
+from importer.read.reader import header_key
 
 CUSTOMER_FIELDS = ("firstName", "middleName", "lastName", "company", "isBusiness", "preferredLocale")
 ADDRESS_FIELDS = ("line1", "line2", "city", "state", "zip", "country")
@@ -55,11 +56,6 @@ def vehicle_groups(columns: Iterable[str]) -> list[int]:
     """The vehicle groups (1-based) that canonical `columns` hold, in order; always the first."""
     groups = {int(m.group(1)) for c in columns if (m := _VEHICLE_GROUP.match(str(c)))}
     return [1, *sorted(groups - {1})]
-
-
-def header_key(name: str) -> str:
-    """Header names match ignoring case and surrounding spaces (real exports carry "First Name ")."""
-    return name.strip().casefold()
 
 
 @dataclass(frozen=True)

@@ -13,20 +13,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from importer.config import PrepareConfig
-from importer.error_codes import explain
 from importer.errors import ConfigError, InputError
 from importer.memory import release_memory
 from importer.prepare.customers import Requests, customer_keys, legacy_keys
-from importer.prepare.mapping import MappingSpec, check_header, header_key, to_canonical
+from importer.prepare.mapping import MappingSpec, check_header, to_canonical
 from importer.prepare.normalize import FORMULA_START, PLACEHOLDER_MESSAGE, FieldProblem, normalize_frame
 from importer.prepare.schema import ROW_RULES, row_errors
 from importer.prepare.shared_contacts import PROBLEM as SHARED_PROBLEM
 from importer.prepare.shared_contacts import ContactCollector
-from importer.read.reader import RAW_LINE_COLUMN, BadLine, InputFile, read_chunks
+from importer.read.reader import RAW_LINE_COLUMN, BadLine, InputFile, header_key, read_chunks
 from importer.status import Status
-
-#: The problem tally's column for the rows the API refused or never answered, by error code.
-API_COLUMN = "(API)"
 
 
 @dataclass
@@ -40,12 +36,6 @@ class ProblemTally:
         if len(rows):
             self.counts[(column, problem)] += len(rows)
             self.first_row.setdefault((column, problem), int(rows[0]))
-
-    def add_failures(self, table: pd.DataFrame) -> None:
-        """Rows the API refused or never answered, by error code, beside the data's own problems."""
-        failed = table[table["status"] == Status.FAILED.value]
-        for code, rows in failed.groupby("error_code", sort=False):
-            self.add(API_COLUMN, f"{code}: {explain(str(code)).meaning}", rows.index.to_numpy())
 
     def most_common(self, n: int = 10) -> list[dict[str, object]]:
         return [{"column": column, "problem": problem, "rows": count, "example_row": self.first_row[(column, problem)]}
@@ -121,10 +111,12 @@ class Prepared:
         return int(hit.sum())
 
     def requests(self, mapping: MappingSpec, validate_vin: bool) -> Requests:
-        if self.frame is None:
-            raise RuntimeError("prepared without keeping the rows")
+        """The customers' requests. The normalized rows move into them: built once, and gone with them."""
+        frame, self.frame = self.frame, None
+        if frame is None:
+            raise RuntimeError("prepared without keeping the rows, or its requests were built already")
         valid = self.rows["status"] == Status.VALID
-        return Requests(self.frame, self.rows.loc[valid, "customer_key"], mapping, validate_vin=validate_vin)
+        return Requests(frame, self.rows.loc[valid, "customer_key"], mapping, validate_vin=validate_vin)
 
 
 #: Fields that, dropped because they could not be read, leave a saved customer incomplete: fixing the cell

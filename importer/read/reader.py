@@ -28,7 +28,6 @@ import pyarrow.csv as pa_csv
 import pyarrow.ipc as pa_ipc
 
 from importer.errors import InputError
-from importer.prepare.mapping import header_key
 from importer.read.containers import as_text
 
 DELIMITERS = (",", "\t", "|", ";")
@@ -54,6 +53,11 @@ MAX_RAW_CHARS = 1 << 14
 # Python's csv module refuses fields over 128 KiB; an oversized field must reach the check above instead.
 csv.field_size_limit(max(csv.field_size_limit(), 64 << 20))
 log = logging.getLogger("mk_import.reader")
+
+
+def header_key(name: str) -> str:
+    """Header names match ignoring case and surrounding spaces (real exports carry "First Name ")."""
+    return name.strip().casefold()
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,12 +6,12 @@ temporary name first, so a report that exists is a finished one.
 
 from __future__ import annotations
 
-import contextlib
+import csv
 import json
-import os
 from collections.abc import Iterable, Iterator
+from dataclasses import astuple
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,9 +19,10 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from importer.error_codes import RETRIED_NEXT_RUN, ErrorCode
-from importer.errors import ConfigError
 from importer.read.reader import FORMULA_TRIGGERS, RAW_LINE_COLUMN, REPORT_COLUMNS, InputFile, read_chunks
-from importer.report.folders import REPORT_FILES
+from importer.report.folders import private_binary_file, private_file
+from importer.send.timeline import COLUMNS as TIMELINE_COLUMNS
+from importer.send.timeline import Second
 
 RESULT_COLUMNS = ("source_row", "status", "customer_key", "customer_uuid", "customer_id", "error_code",
                   "error_message", "warnings", "original_row")
@@ -61,57 +62,6 @@ def error_rows(table: pd.DataFrame) -> pd.DataFrame:
 _DEFUSE = "^([" + FORMULA_TRIGGERS.replace("-", r"\-") + "])"
 
 
-def refuse_overwriting_input(input_name: str, out_dir: Path | None, payloads: Path | None = None) -> None:
-    """Refuse a report folder or payloads file that would overwrite the input (an errors.csv imported again
-    with --out naming its own folder, say): the export would be lost while it is being read."""
-    if input_name == "-":
-        return
-    source = Path(input_name)
-    targets = [payloads] if payloads is not None else []
-    if out_dir is not None:
-        targets += [out_dir, *(out_dir / name for name in REPORT_FILES)]
-    for target in targets:
-        try:
-            same = target.exists() and os.path.samefile(target, source)
-        except OSError:
-            same = False
-        if same:
-            flag = "--payloads" if target == payloads else "--out"
-            raise ConfigError(f"{flag} {target}: would overwrite the input file {input_name}; choose another place")
-
-
-def make_private_dir(path: Path) -> Path:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
-
-
-@contextlib.contextmanager
-def _private_path(path: Path) -> Iterator[int]:
-    """A descriptor for a file only its owner can read, renamed into place once completely written."""
-    temporary = path.with_name(f".{path.name}.partial")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        yield descriptor
-        os.replace(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-
-
-@contextlib.contextmanager
-def private_file(path: Path, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
-    """A private text file (see _private_path)."""
-    with _private_path(path) as descriptor, open(descriptor, "w", encoding=encoding, newline="") as stream:
-        yield stream
-
-
-@contextlib.contextmanager
-def private_binary_file(path: Path) -> Iterator[IO[bytes]]:
-    """A private binary file (see _private_path): for writers that want a stream, such as a workbook's."""
-    with _private_path(path) as descriptor, open(descriptor, "wb") as stream:
-        yield stream
-
-
 def defuse_formulas(values: pd.Series) -> pd.Series:
     """Prefix a quote to cells a spreadsheet would evaluate (=, +, -, @, tab, CR, and a leading quote).
 
@@ -126,7 +76,7 @@ def write_results(path: Path, table: pd.DataFrame) -> None:
     frame = frame.assign(**{column: defuse_formulas(frame[column].astype("str")) for column in _FREE_TEXT})
     arrow = pa.Table.from_pandas(frame, preserve_index=False)
     # pyarrow's writer: several times faster than DataFrame.to_csv on a million rows.
-    with _private_path(path) as descriptor, open(descriptor, "wb") as stream:
+    with private_binary_file(path) as stream:
         pa_csv.write_csv(arrow, stream)
 
 
@@ -196,3 +146,21 @@ def write_payloads(path: Path, bodies: Iterable[str]) -> int:
             stream.write("\n")
             count += 1
     return count
+
+
+def write_timeline(path: Path, seconds: Iterable[Second]) -> None:
+    with private_file(path) as stream:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(TIMELINE_COLUMNS)
+        writer.writerows(astuple(s) for s in seconds)
+
+
+def read_timeline(path: Path) -> list[Second]:
+    """timeline.csv as written by write_timeline; [] when the run has none (validate, or an older run)."""
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", newline="") as stream:
+        return [Second(int(row["second"]), int(row["attempts"]), int(row["successes"]), int(row["rate_limited"]),
+                       int(row["retries"]), int(row["errors"]), float(row["latency_p50_ms"]),
+                       float(row["latency_p95_ms"]))
+                for row in csv.DictReader(stream)]

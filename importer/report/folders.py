@@ -1,15 +1,20 @@
-"""Where a run's reports go: a dated folder per run with a `latest` link, or a chosen one never overwritten."""
+"""Where a run's reports go: a dated folder per run with a `latest` link, or a chosen one never overwritten;
+and the files in it, each readable by its owner only (reports carry customer PII) and renamed into place once
+whole."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
+from importer.config import ReportFolders
 from importer.errors import ConfigError
 
 #: The files a run or validate writes into its report folder.
@@ -19,18 +24,6 @@ REPORT_FILES = ("results.csv", "errors.csv", "errors.xlsx", "summary.json", "tim
 LATEST = "latest"
 _DATED = re.compile(r"^\d{8}-\d{6}(-\d+)?$")
 log = logging.getLogger("mk_import.outdir")
-
-
-@dataclass(frozen=True)
-class ReportFolders:
-    """How the report folder is chosen when `--out` is not given, and what `--out` may replace."""
-
-    #: the dated folders go here
-    root: Path = Path("mk-import-out")
-    #: keep this many dated folders (the newest); None keeps them all
-    keep: int | None = None
-    #: `--out` may name a folder that already holds reports
-    overwrite: bool = False
 
 
 def dated_folder(root: Path) -> Path:
@@ -86,3 +79,54 @@ def _link_and_prune(out: Path, folders: ReportFolders) -> None:
     # The one just written is never pruned, whatever the clock did.
     for old in [p for p in dated if p != out][:max(0, len(dated) - max(folders.keep, 1))]:
         shutil.rmtree(old)
+
+
+def refuse_overwriting_input(input_name: str, out_dir: Path | None, payloads: Path | None = None) -> None:
+    """Refuse a report folder or payloads file that would overwrite the input (an errors.csv imported again
+    with --out naming its own folder, say): the export would be lost while it is being read."""
+    if input_name == "-":
+        return
+    source = Path(input_name)
+    targets = [payloads] if payloads is not None else []
+    if out_dir is not None:
+        targets += [out_dir, *(out_dir / name for name in REPORT_FILES)]
+    for target in targets:
+        try:
+            same = target.exists() and os.path.samefile(target, source)
+        except OSError:
+            same = False
+        if same:
+            flag = "--payloads" if target == payloads else "--out"
+            raise ConfigError(f"{flag} {target}: would overwrite the input file {input_name}; choose another place")
+
+
+def make_private_dir(path: Path) -> Path:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def _private_path(path: Path) -> Iterator[int]:
+    """A descriptor for a file only its owner can read, renamed into place once completely written."""
+    temporary = path.with_name(f".{path.name}.partial")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        yield descriptor
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+@contextlib.contextmanager
+def private_file(path: Path, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
+    """A private text file (see _private_path)."""
+    with _private_path(path) as descriptor, open(descriptor, "w", encoding=encoding, newline="") as stream:
+        yield stream
+
+
+@contextlib.contextmanager
+def private_binary_file(path: Path) -> Iterator[IO[bytes]]:
+    """A private binary file (see _private_path): for writers that want a stream, such as a workbook's."""
+    with _private_path(path) as descriptor, open(descriptor, "wb") as stream:
+        yield stream

@@ -25,12 +25,14 @@ import pyarrow.csv as pa_csv
 
 from importer.error_codes import ErrorCode, explain, explain_warning
 from importer.errors import InputError
-from importer.prepare.mapping import MappingSpec, header_key
-from importer.prepare.stage import API_COLUMN
-from importer.report.files import ERROR_STATUSES, RESULT_COLUMNS, private_file
+from importer.prepare.mapping import MappingSpec
+from importer.read.reader import header_key
+from importer.report.files import ERROR_STATUSES, RESULT_COLUMNS, read_timeline
+from importer.report.folders import private_file
+from importer.report.outcomes import API_COLUMN
 from importer.report.reasons import Reason, ReasonParser
 from importer.report.workbook import UNDEFUSE
-from importer.send.timeline import Second, read_timeline
+from importer.send.timeline import Second
 
 #: Rows the printed table holds at most (the page on screen holds every row).
 PRINT_CAP = 5_000
@@ -99,11 +101,13 @@ def read_reports(out: Path, results: pd.DataFrame | None = None) -> RunReports:
 
 
 # -- the page ----------------------------------------------------------------------------------------
-def _e(value: object) -> str:
+def _html(value: object) -> str:
+    """Text as HTML shows it: every value on the page comes from the file or the API, and is escaped."""
     return html.escape(str(value), quote=True)
 
 
-def _n(value: int) -> str:
+def _count(value: int) -> str:
+    """A count with thousands separators."""
     return f"{value:,}"
 
 
@@ -117,22 +121,23 @@ def verdict(summary: dict[str, Any]) -> tuple[str, bool]:
         return "The file has no data rows.", False
     problems = []
     if invalid:
-        problems.append(f"{_n(invalid)} {'needs' if invalid == 1 else 'need'} fixing")
+        problems.append(f"{_count(invalid)} {'needs' if invalid == 1 else 'need'} fixing")
     if failed:
-        problems.append(f"{_n(failed)} failed at the API")
+        problems.append(f"{_count(failed)} failed at the API")
     if left:
         why = summary.get("stop_reason") or "the run stopped early"
-        problems.append(f"{_n(left)} not attempted ({why}; rerunning resumes)")
+        problems.append(f"{_count(left)} not attempted ({why}; rerunning resumes)")
     if summary.get("command") == "validate":
         ready = counts.get("valid", 0)
-        head = f"All {_n(rows)} rows are ready to import" if ready == rows else \
-            f"{_n(ready)} of {_n(rows)} rows are ready to import"
+        head = f"All {_count(rows)} rows are ready to import" if ready == rows else \
+            f"{_count(ready)} of {_count(rows)} rows are ready to import"
     else:
         done = counts.get("success", 0) + counts.get("unchanged", 0)
         unchanged = counts.get("unchanged", 0)
-        head = f"All {_n(rows)} rows imported" if done == rows else f"{_n(done)} of {_n(rows)} rows imported"
+        head = (f"All {_count(rows)} rows imported" if done == rows
+                else f"{_count(done)} of {_count(rows)} rows imported")
         if unchanged:
-            head += f" ({_n(unchanged)} unchanged since the last run, not sent)"
+            head += f" ({_count(unchanged)} unchanged since the last run, not sent)"
     return head + ("; " + ", ".join(problems) if problems else "") + ".", not problems
 
 
@@ -153,15 +158,16 @@ def _facts(summary: dict[str, Any]) -> str:
                                                      if summary.get("command") == "validate" else "")),
         ("Duration", _duration(float(summary.get("duration_s") or 0))),
         ("Exit code", f"{code} ({EXIT_WORDS.get(int(code), 'see the README')})" if code is not None else ""),
-        ("Rows", f"{_n(int(summary.get('rows', 0)))} ({_n(int(summary.get('customers', 0)))} customers)"),
+        ("Rows", f"{_count(int(summary.get('rows', 0)))} ({_count(int(summary.get('customers', 0)))} customers)"),
     ]
     if summary.get("command") == "run":
-        items += [("Requests", f"{_n(int(summary.get('requests_sent', 0)))} sent, "
-                               f"{_n(int(summary.get('retries', 0)))} retries, "
-                               f"{_n(int(summary.get('rate_limited', 0)))} answered 429 (too many requests)"),
+        items += [("Requests", f"{_count(int(summary.get('requests_sent', 0)))} sent, "
+                               f"{_count(int(summary.get('retries', 0)))} retries, "
+                               f"{_count(int(summary.get('rate_limited', 0)))} answered 429 (too many requests)"),
                   ("API", summary.get("api_url") or "")]
     items.append(("Input SHA-256", summary.get("input", {}).get("sha256", "")))
-    body = "".join(f"<tr><th>{_e(k)}</th><td data-fact=\"{_e(k.lower())}\">{_e(v)}</td></tr>" for k, v in items if v)
+    body = "".join(f"<tr><th>{_html(k)}</th><td data-fact=\"{_html(k.lower())}\">{_html(v)}</td></tr>"
+                   for k, v in items if v)
     return f'<table class="facts">{body}</table>'
 
 
@@ -169,7 +175,8 @@ def _status_section(summary: dict[str, Any]) -> str:
     counts: dict[str, int] = summary.get("counts", {})
     order = [s for s in STATUS_ORDER if s in counts] + sorted(s for s in counts if s not in STATUS_ORDER)
     table = "".join(f'<tr><td><span class="swatch" style="background:{STATUS_COLORS.get(s, "#57606a")}"></span>'
-                    f'{_e(s)}</td><td class="n" data-status="{_e(s)}">{_n(int(counts[s]))}</td></tr>' for s in order)
+                    f'{_html(s)}</td><td class="n" data-status="{_html(s)}">{_count(int(counts[s]))}</td></tr>'
+                    for s in order)
     bars = [(s, int(counts[s]), STATUS_COLORS.get(s, "#57606a"), "") for s in order]
     return (f'<div class="grid"><table class="counts" id="counts"><tr><th>status</th><th>rows</th></tr>{table}'
             f'</table>{_hbars(bars, "Rows by status")}</div>')
@@ -185,7 +192,7 @@ def _hbars(bars: Sequence[tuple[str, int, str, str]], title: str, *, label_width
     top = max(v for _, v, _, _ in bars) or 1
     height = len(bars) * (bar_h + gap) + gap
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="{width}" '
-             f'height="{height}"><title>{_e(title)}</title>']
+             f'height="{height}"><title>{_html(title)}</title>']
     for i, (label, value, colour, attrs) in enumerate(bars):
         y = gap + i * (bar_h + gap)
         length = max(1.0, area * value / top) if value else 0.0
@@ -193,11 +200,11 @@ def _hbars(bars: Sequence[tuple[str, int, str, str]], title: str, *, label_width
         shown_note = note if len(note) <= 75 else note[:74] + "…"  # whole in the bar's tooltip
         fits = label_width // 7
         short = label if len(label) <= fits else label[:fits - 1] + "…"
-        parts.append(f'<g{attrs}><title>{_e(label)}: {_n(value)}{_e(note)}</title>'
-                     f'<text x="{label_width - 8}" y="{y + 14}" text-anchor="end" fill="#1f2328">{_e(short)}</text>'
+        parts.append(f'<g{attrs}><title>{_html(label)}: {_count(value)}{_html(note)}</title>'
+                     f'<text x="{label_width - 8}" y="{y + 14}" text-anchor="end" fill="#1f2328">{_html(short)}</text>'
                      f'<rect x="{label_width}" y="{y}" width="{length:.1f}" height="{bar_h}" rx="3" fill="{colour}"/>'
-                     f'<text x="{label_width + length + 6:.1f}" y="{y + 14}" fill="#1f2328">{_n(value)}'
-                     f'<tspan fill="#59636e">{_e(shown_note)}</tspan></text></g>')
+                     f'<text x="{label_width + length + 6:.1f}" y="{y + 14}" fill="#1f2328">{_count(value)}'
+                     f'<tspan fill="#59636e">{_html(shown_note)}</tspan></text></g>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -368,7 +375,7 @@ def _line_chart(bins: list[_Bin], series: list[tuple[str, str, list[float], str]
         return top + plot_h * (1 - value / y_top)
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="{width}" '
-             f'height="{height}"><title>{_e(title)}</title>']
+             f'height="{height}"><title>{_html(title)}</title>']
     for i in range(5):
         value = y_top * i / 4
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
@@ -378,16 +385,17 @@ def _line_chart(bins: list[_Bin], series: list[tuple[str, str, list[float], str]
         second = end * i / 5
         parts.append(f'<text x="{x(second):.1f}" y="{height - bottom + 16}" text-anchor="middle" '
                      f'fill="#59636e">{_clock(second)}</text>')
-    parts.append(f'<text x="{left}" y="{top - 16}" fill="#59636e">{_e(unit)}</text>')
+    parts.append(f'<text x="{left}" y="{top - 16}" fill="#59636e">{_html(unit)}</text>')
     for name, colour, values, dash in series:
         points = " ".join(f"{x(b.start + b.seconds / 2):.1f},{y(v):.1f}" for b, v in zip(bins, values, strict=True))
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.8" stroke-dasharray="{dash}" '
-                     f'points="{points}"><title>{_e(name)}</title></polyline>')
+                     f'points="{points}"><title>{_html(name)}</title></polyline>')
     for row, (name, colour, counts) in enumerate(marks):
         for b, count in zip(bins, counts, strict=True):
             if count:
                 cx = x(b.start + b.seconds / 2)
-                parts.append(f'<g class="mark" data-mark="{_e(name)}"><title>{_clock(b.start)}: {count} {_e(name)}'
+                parts.append(f'<g class="mark" data-mark="{_html(name)}">'
+                             f'<title>{_clock(b.start)}: {count} {_html(name)}'
                              f'</title><rect x="{cx - 2:.1f}" y="{top - 12 + row * 6}" width="4" height="5" '
                              f'fill="{colour}"/><line x1="{cx:.1f}" x2="{cx:.1f}" y1="{top}" y2="{top + plot_h}" '
                              f'stroke="{colour}" stroke-opacity=".25"/></g>')
@@ -410,8 +418,8 @@ def _timeline_section(timeline: Sequence[Second]) -> str:
     total_retries = sum(b.retries for b in bins)
     legend = ('<div class="legend"><span style="color:#0969da">━ requests/s</span>'
               '<span style="color:#1a7f37">━ saved/s</span>'
-              f'<span style="color:#cf222e">▮ 429 answers ({_n(total_429)})</span>'
-              f'<span style="color:#bf8700">▮ retries ({_n(total_retries)})</span></div>')
+              f'<span style="color:#cf222e">▮ 429 answers ({_count(total_429)})</span>'
+              f'<span style="color:#bf8700">▮ retries ({_count(total_retries)})</span></div>')
     latency_legend = ('<div class="legend"><span style="color:#0969da">━ median</span>'
                       '<span style="color:#8250df">┅ 95th percentile</span></div>')
     return (f'<p class="note">Requests per second from the start of sending{binned}; the marks above the plot '
@@ -448,8 +456,8 @@ def _words_section(summary: dict[str, Any], table: _Table) -> str:
         words[label] = (count, explanation.meaning, explanation.fix)
     if not words:
         return ""
-    body = "".join(f"<tr><td><code>{_e(label)}</code></td><td class=\"n\">{_n(count)}</td><td>{_e(meaning)}</td>"
-                   f"<td>{_e(fix)}</td></tr>"
+    body = "".join(f"<tr><td><code>{_html(label)}</code></td><td class=\"n\">{_count(count)}</td>"
+                   f"<td>{_html(meaning)}</td><td>{_html(fix)}</td></tr>"
                    for label, (count, meaning, fix) in sorted(words.items(), key=lambda i: -i[1][0]))
     return ('<h2>What the problems mean</h2><table class="words"><tr><th>problem</th><th>rows</th>'
             f'<th>what it means</th><th>what to change</th></tr>{body}</table>')
@@ -462,7 +470,7 @@ def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
     table = _attention_table(reports, mapping)
     data = {"columns": table.columns, "statuses": list(ERROR_STATUSES), "problems": table.problems,
             "rows": table.rows, "printCap": PRINT_CAP}
-    head_cells = "".join(f"<th title=\"{_e(c)}\">{_e(c)}</th>" for c in table.columns)
+    head_cells = "".join(f"<th title=\"{_html(c)}\">{_html(c)}</th>" for c in table.columns)
     flagged = {column for column, _ in table.tally}
     widths = [240 if c in flagged else min(200, max(90, 8 * len(c) + 24)) for c in table.columns]
     cols = "".join(f'<col style="width:{w}px">' for w in widths)
@@ -488,20 +496,20 @@ def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_asset('page.css')}</style></head><body>"
-        f"<header><h1>mk-import {_e(summary.get('command', ''))} report</h1>"
-        f'<p class="verdict {"good" if good else "bad"}" id="verdict">{_e(sentence)}</p>{_facts(summary)}</header>'
+        f"<title>{_html(title)}</title><style>{_asset('page.css')}</style></head><body>"
+        f"<header><h1>mk-import {_html(summary.get('command', ''))} report</h1>"
+        f'<p class="verdict {"good" if good else "bad"}" id="verdict">{_html(sentence)}</p>{_facts(summary)}</header>'
         f"<h2>Rows by status</h2>{_status_section(summary)}"
         f"<h2>Problems by column</h2>{_problems_section(summary, table)}"
         f"{run_part}"
-        f"<h2>Rows to fix ({_n(len(table.rows))})</h2>"
+        f"<h2>Rows to fix ({_count(len(table.rows))})</h2>"
         '<p class="note">Every row that is <b>invalid</b> (not sent: fix it in the file) or <b>failed</b> (refused '
         "at the API), with the original values of the mapped columns; the reason is under the cell it concerns "
         "(hover for what to change). Fix the rows in errors.xlsx or errors.csv and import that file again with "
         f"the same mapping.</p>{rows_part}"
         f"{_words_section(summary, table)}"
-        f"<footer>Written {written} by {_e(summary.get('program', 'mk-import'))} from the reports in "
-        f"{_e(summary.get('reports', ''))}.</footer>"
+        f"<footer>Written {written} by {_html(summary.get('program', 'mk-import'))} from the reports in "
+        f"{_html(summary.get('reports', ''))}.</footer>"
         f'<script type="application/json" id="mk-data">{_json_for_script(data)}</script>'
         f"<script>{_asset('page.js')}</script></body></html>")
 

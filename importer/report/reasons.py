@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from importer.error_codes import WARNINGS, Explanation, explain, explain_warning
-from importer.prepare.mapping import header_key
+from importer.read.reader import header_key
 
 #: Row-level error codes whose column a mapping names, when the message does not.
 _FIELD_OF_CODE = {"MISSING_LAST_NAME": "lastName", "MISSING_COMPANY": "company"}

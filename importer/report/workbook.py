@@ -17,7 +17,7 @@ from pathlib import Path
 import xlsxwriter
 
 from importer.read.reader import FORMULA_TRIGGERS
-from importer.report.files import private_binary_file
+from importer.report.folders import private_binary_file
 from importer.report.reasons import ReasonParser
 
 #: Rows a worksheet holds, header included (Excel's limit).

@@ -22,19 +22,19 @@ Response bodies may carry customer PII: messages keep the API's error code and m
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import ipaddress
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import aiohttp
 import orjson
 
+from importer.config import Credentials
 from importer.error_codes import ErrorCode
 from importer.errors import ApiUnavailableError, ConfigError, FatalApiError, RetryableError
 from importer.status import StopCode
@@ -42,16 +42,6 @@ from importer.status import StopCode
 #: Answers larger than this are refused unread: the envelope is a few hundred bytes.
 MAX_RESPONSE_BYTES = 1 << 20
 log = logging.getLogger("mk_import.client")
-
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str = field(repr=False)
-
-    def authorization(self) -> str:
-        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
-        return f"Basic {token}"
 
 
 @dataclass(frozen=True, slots=True)

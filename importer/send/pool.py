@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
+from importer.config import PoolSettings
 from importer.error_codes import ErrorCode
 from importer.errors import FatalApiError, RetryableError
 from importer.send.client import Reply, encode_body
@@ -108,28 +109,6 @@ class Outcome:
     #: no secrets, no response bodies
     detail: str = ""
     warnings: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class PoolSettings:
-    #: requests per second at most; the rate actually used is found below it
-    rate: float = 20.0
-    #: requests in flight at most; the number actually used follows rate x latency
-    concurrency: int = 64
-    max_attempts: int = 6
-    backoff_base: float = 0.5
-    backoff_cap: float = 30.0
-    retry_after_cap: float = 120.0
-    #: the adaptive rate never drops below this
-    min_rate: float = 0.5
-    #: stop taking new jobs at this time.monotonic() value
-    deadline: float | None = None
-    #: seconds an attempt may take in all, however slowly its answer trickles in
-    request_timeout: float = 120.0
-    #: seconds a request in flight is given to finish once the run is stopping
-    stop_grace: float = 5.0
-    #: stop when the API has accepted no request (answered only 429s, or nothing) for this many seconds
-    patience: float = 900.0
 
 
 @dataclass

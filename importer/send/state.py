@@ -1,8 +1,9 @@
 """What was saved, per department: SQLite (standard library, WAL), written as each answer arrives.
 
-For each customer key: the hash of the last body saved successfully, its customerUuid and customerId, and
-when. A rerun compares hashes to skip unchanged customers, and sends known customers with their
-customerUuid so an update never depends on the server's duplicate matching.
+For each customer key: the hash of the last body saved successfully, its customerUuid and customerId, the
+fingerprint of the rows that built that body, and when. A rerun compares hashes to skip unchanged
+customers, and sends known customers with their customerUuid so an update never depends on the server's
+duplicate matching.
 
 Default location: `$XDG_STATE_HOME/mk-import/<department>.sqlite` (`~/.local/state/...` without it).
 A state file that is corrupt, was made for another department or by a newer mk-import is refused, never
@@ -24,7 +25,11 @@ import pandas as pd
 
 from importer.errors import ConfigError
 
-SCHEMA_VERSION = 1
+#: 2: the rows' hash is called `fingerprint`, as everywhere else (1 called it `input_hash`); a state of
+#: schema 1 is migrated when it is opened.
+SCHEMA_VERSION = 2
+#: What load() gives for each customer key.
+STATE_COLUMNS = ["body_hash", "customer_uuid", "customer_id", "fingerprint"]
 #: customers turned from SQLite rows into a frame at a time by load(): fetched all at once, a million
 #: customers' rows are several hundred MB of Python tuples and strings before the frame holds them
 LOAD_BATCH = 100_000
@@ -46,8 +51,8 @@ class Saved:
     body_hash: str
     customer_uuid: str
     customer_id: str | None
-    #: the hash of the rows that built that body (records.CustomerGroup.fingerprint), to skip rebuilding it
-    rows_hash: str = ""
+    #: the hash of the rows that built that body (customers.CustomerGroup.fingerprint), to skip rebuilding it
+    fingerprint: str = ""
 
 
 class StateStore:
@@ -95,7 +100,7 @@ class StateStore:
             self._db.executescript(
                 "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
                 "CREATE TABLE customers (customer_key TEXT PRIMARY KEY, payload_hash TEXT NOT NULL,"
-                " customer_uuid TEXT NOT NULL, customer_id TEXT, saved_at TEXT NOT NULL, input_hash TEXT);"
+                " customer_uuid TEXT NOT NULL, customer_id TEXT, saved_at TEXT NOT NULL, fingerprint TEXT);"
                 "CREATE TABLE sending (customer_key TEXT PRIMARY KEY);")
             self._db.executemany("INSERT INTO meta VALUES (?, ?)",
                                  [("schema_version", str(SCHEMA_VERSION)), ("department", department)])
@@ -110,14 +115,24 @@ class StateStore:
             raise ConfigError(f"{self.path}: made by a newer mk-import (state schema {version}); upgrade mk-import")
         if meta.get("department") != department:
             raise ConfigError(f"{self.path}: state of department {meta.get('department')!r}, not {department!r}")
+        if version < SCHEMA_VERSION:
+            self._migrate(version)
+
+    def _migrate(self, version: int) -> None:
+        """Bring a state written by an earlier mk-import to this schema, in one transaction."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            if version < 2:
+                self._db.execute("ALTER TABLE customers RENAME COLUMN input_hash TO fingerprint")
+            self._db.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def load(self) -> pd.DataFrame:
         """Everything saved for this department, indexed by customer key (one frame: a million customers
         load in a fraction of a second, where a million objects would not)."""
-        columns = ["customer_key", "body_hash", "customer_uuid", "customer_id", "rows_hash"]
+        columns = ["customer_key", *STATE_COLUMNS]
         frames = [pd.DataFrame(columns=columns).astype("str")]
         try:
-            cursor = self._db.execute("SELECT customer_key, payload_hash, customer_uuid, customer_id, input_hash"
+            cursor = self._db.execute("SELECT customer_key, payload_hash, customer_uuid, customer_id, fingerprint"
                                       " FROM customers")
             while rows := cursor.fetchmany(LOAD_BATCH):
                 frames.append(pd.DataFrame.from_records(rows, columns=columns).astype("str"))
@@ -128,10 +143,10 @@ class StateStore:
 
     def record(self, saves: Sequence[tuple[str, Saved, bool]], noted: Sequence[tuple[str, str]] = ()) -> None:
         """In one transaction: successful saves (key, what was saved, whether it was journaled), each with
-        the end of its journal entry; and `noted` (key, rows hash): saved customers whose rows changed but
+        the end of its journal entry; and `noted` (key, fingerprint): saved customers whose rows changed but
         build the same body, so the next run need not build it again."""
         now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        rows = [(key, saved.body_hash, saved.customer_uuid, saved.customer_id, now, saved.rows_hash)
+        rows = [(key, saved.body_hash, saved.customer_uuid, saved.customer_id, now, saved.fingerprint)
                 for key, saved, _ in saves]
         journal_ends = [(key,) for key, _, journaled in saves if journaled]
         with self._db:
@@ -140,8 +155,8 @@ class StateStore:
             if journal_ends:
                 self._db.executemany("DELETE FROM sending WHERE customer_key = ?", journal_ends)
             if noted:
-                self._db.executemany("UPDATE customers SET input_hash = ? WHERE customer_key = ?",
-                                     [(rows_hash, key) for key, rows_hash in noted])
+                self._db.executemany("UPDATE customers SET fingerprint = ? WHERE customer_key = ?",
+                                     [(fingerprint, key) for key, fingerprint in noted])
 
     def journal_sending(self, key: str) -> None:
         """Note, before it is sent, a request whose fate a crash would leave unknown."""

@@ -8,14 +8,10 @@ dropped) once attempts finish well past it, so a night of requests costs one sma
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import astuple, dataclass, fields
-from pathlib import Path
-
-from importer.report.files import private_file
+from dataclasses import dataclass, fields
 
 #: The result of one attempt, as the pool reports it.
 SUCCESS, REFUSED, RATE_LIMITED, ERROR = "success", "refused", "rate_limited", "error"
@@ -103,21 +99,3 @@ def fill_gaps(seconds: Iterable[Second]) -> list[Second]:
     if not by_second:
         return []
     return [by_second.get(n, Second(n)) for n in range(max(by_second) + 1)]
-
-
-def write_timeline(path: Path, seconds: Iterable[Second]) -> None:
-    with private_file(path) as stream:
-        writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        writer.writerows(astuple(s) for s in seconds)
-
-
-def read_timeline(path: Path) -> list[Second]:
-    """timeline.csv as written by write_timeline; [] when the run has none (validate, or an older run)."""
-    if not path.exists():
-        return []
-    with path.open(encoding="utf-8", newline="") as stream:
-        return [Second(int(row["second"]), int(row["attempts"]), int(row["successes"]), int(row["rate_limited"]),
-                       int(row["retries"]), int(row["errors"]), float(row["latency_p50_ms"]),
-                       float(row["latency_p95_ms"]))
-                for row in csv.DictReader(stream)]
