@@ -9,7 +9,7 @@ from importer.cli import main
 from importer.sandbox import SandboxConfig, SandboxThread
 from tests.conftest import USER, Api
 from tests.helpers import DV_HEADER, dv_row, read_csv, read_summary
-from tests.test_mapping import LAYOUT_FILES, SAMPLES
+from tests.prepare.test_mapping import LAYOUT_FILES, SAMPLES
 from tests.test_run import run
 
 

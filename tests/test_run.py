@@ -14,7 +14,7 @@ from importer.cli import main
 from sample_data.generate import write
 from tests.conftest import DEPARTMENT, PASSWORD, USER, Api
 from tests.helpers import DV_HEADER, dv_row, read_csv, read_summary
-from tests.test_mapping import LAYOUT_FILES, SAMPLES
+from tests.prepare.test_mapping import LAYOUT_FILES, SAMPLES
 
 
 def run(path: Path, url: str, out: Path, *extra: str, mapping: str = "dealervault") -> int:

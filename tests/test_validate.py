@@ -11,7 +11,7 @@ import pytest
 
 from importer.cli import main
 from tests.helpers import DV_HEADER, VIN_A, VIN_B, dv_row, read_csv, read_jsonl, read_summary
-from tests.test_mapping import LAYOUT_FILES, SAMPLES
+from tests.prepare.test_mapping import LAYOUT_FILES, SAMPLES
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUT_FILES))

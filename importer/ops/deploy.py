@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from importer import __version__
 from importer.errors import ConfigError
 from importer.ops.dealers import Dealer, DealersFile
 from importer.prepare.mapping import builtin_names
@@ -28,6 +29,13 @@ RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": 
 
 class _Dumper(yaml.SafeDumper):
     """Writes multi-line texts (the files in the ConfigMap) as readable literal blocks."""
+
+
+def image_reference(image: str) -> str:
+    """The image as given, with this mk-import's version as its tag where it names none: the tag is written
+    in one place, the package's version, and the schedules run the mk-import that generated them."""
+    name = image.rsplit("/", 1)[-1]
+    return image if ":" in name or "@" in name else f"{image}:{__version__}"
 
 
 def _text_block(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
@@ -192,7 +200,7 @@ def kubernetes(dealers: DealersFile) -> str:
         args = [option if value is None else f"{option}={value}" for option, value in options]
         container = {
             "name": "mk-import",
-            "image": str(kube["image"]),
+            "image": image_reference(str(kube["image"])),
             "args": args,
             # The credentials come from the Secret at run time: the manifest names it, never holds them.
             "env": [{"name": env, "valueFrom": {"secretKeyRef": {"name": dealer.secret, "key": key}}}

@@ -8,7 +8,7 @@ value is far too slow for a million-row file. So each works on unique values onl
 shapes with a vectorized test derived from the library's own data: for phones, the libphonenumber
 metadata of the North American numbering plan, applied as RE2 regexes; for emails, a deliberately
 narrow pattern that the library always accepts. Only values outside those shapes reach the library itself.
-tests/test_normalize.py proves both fast paths agree with the library value by value.
+tests/prepare/test_normalize.py proves both fast paths agree with the library value by value.
 """
 
 from __future__ import annotations

@@ -184,7 +184,7 @@ def test_sheet_on_a_text_file_and_a_missing_sheet_are_refused(tmp_path, csv_file
 
 
 def test_the_sample_xlsx_export_gives_the_sample_csv_payloads(tmp_path):
-    samples = Path(__file__).parent.parent / "sample_data"
+    samples = Path(__file__).parents[2] / "sample_data"
     got = payloads(tmp_path, samples / "dealervault_sales.xlsx")
     assert got == payloads(tmp_path, samples / "dealervault_sales.csv")
     assert len(got) > 100

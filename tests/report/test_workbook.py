@@ -9,7 +9,7 @@ import openpyxl
 from importer.cli import main
 from tests.conftest import DEPARTMENT, Api
 from tests.helpers import read_csv
-from tests.test_mapping import LAYOUT_FILES, SAMPLES
+from tests.prepare.test_mapping import LAYOUT_FILES, SAMPLES
 
 
 def test_rows_fixed_in_errors_xlsx_import_without_duplicates(start_sandbox, creds, tmp_path: Path):

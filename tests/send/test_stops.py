@@ -25,7 +25,7 @@ from importer.send.pool import Job, Outcome, Pool
 from importer.status import Status, StopCode
 from tests.conftest import DEPARTMENT, PASSWORD, USER
 from tests.helpers import DV_HEADER, dv_row, read_csv, read_summary
-from tests.test_pool import job
+from tests.send.test_pool import job
 
 
 class Api:

@@ -11,7 +11,7 @@ from importer.cli import main
 from importer.errors import ConfigError
 from importer.prepare.mapping import builtin_names, check_header, load_mapping, to_canonical
 
-SAMPLES = Path(__file__).parent.parent / "sample_data"
+SAMPLES = Path(__file__).parents[2] / "sample_data"
 LAYOUT_FILES = {"dealervault": "dealervault_sales.csv", "tekion-ro": "tekion_ro_history.csv",
                 "reynolds-customers": "reynolds_customers.txt", "cdk": "cdk_customers.csv"}
 

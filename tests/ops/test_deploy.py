@@ -24,7 +24,7 @@ from tests.conftest import Api
 from tests.helpers import DV_HEADER, dv_row, read_summary
 from tests.pushgateway import Pushgateway
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 USER, PASSWORD = "ops", "night-shift-pass"
 CDK_HEADER = ["CustNo", "FirstName", "LastName", "BusinessName", "Address", "City", "State", "ZipOrPostalCode",
               "HomePhone", "CellPhone", "WorkPhone", "Email1", "VIN", "Year", "MakeName", "ModelName",
@@ -265,3 +265,17 @@ def test_operations_page_links_the_dealers_file_both_schedules_and_the_alerts():
         deploy_file = (ROOT / "deploy" / name).resolve()
         assert deploy_file.is_file()
         assert deploy_file in linked, f"docs/operations.md does not link deploy/{name} by a relative path"
+
+
+def test_the_image_tag_is_the_package_version_unless_the_dealers_file_gives_one():
+    from importer import __version__
+    from importer.ops.deploy import image_reference
+
+    registry = "registry.example.com:5000/mk-import"
+    assert image_reference(registry) == f"{registry}:{__version__}"
+    assert image_reference("registry.example.com/mk-import:9.9") == "registry.example.com/mk-import:9.9"
+    assert image_reference("mk-import@sha256:" + "a" * 64) == "mk-import@sha256:" + "a" * 64
+    manifest = (ROOT / "deploy" / "kubernetes.yaml").read_text().splitlines()
+    images = [line.split("image:", 1)[1].strip() for line in manifest if "image:" in line]
+    assert images
+    assert all(image.endswith(f":{__version__}") for image in images)

@@ -13,9 +13,9 @@ from importer.cli import main
 from tests.browser import chromium_path, open_page
 from tests.conftest import DEPARTMENT
 from tests.helpers import DV_HEADER, dv_row, read_csv, read_summary
-from tests.test_mapping import LAYOUT_FILES, SAMPLES
+from tests.prepare.test_mapping import LAYOUT_FILES, SAMPLES
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 #: Where the test leaves its screenshot of the page for a person to look at.
 SCREENSHOT = ROOT / "build" / "report-screenshot.png"
 

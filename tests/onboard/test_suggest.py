@@ -17,7 +17,7 @@ from importer.prepare.mapping import MappingSpec, load_mapping
 from importer.read.reader import header_key, open_input
 from tests.helpers import read_csv, read_jsonl
 
-DATA = Path(__file__).parent / "data" / "onboarding"
+DATA = Path(__file__).parents[1] / "data" / "onboarding"
 #: file → the layout (reference mapping and expected payloads) it holds
 FILES = {"dealertrack_two_vehicles.csv": "dealertrack_two_vehicles", "automate_last_first.csv": "automate_last_first",
          "pbs_dotted.csv": "pbs_dotted", "quebec_french.csv": "quebec_french", "silent_headers.csv": "silent_headers",
@@ -86,7 +86,7 @@ def test_the_untouched_suggestion_maps_at_least_98_percent_of_the_fields(tmp_pat
 
 def test_on_the_built_in_layouts_the_suggestion_matches_their_hand_written_mappings(tmp_path, capsys):
     """The four built-in mappings were written by hand before suggest existed: an independent reference."""
-    samples = Path(__file__).parent.parent / "sample_data"
+    samples = Path(__file__).parents[2] / "sample_data"
     files = {"dealervault": "dealervault_sales.csv", "tekion-ro": "tekion_ro_history.csv",
              "reynolds-customers": "reynolds_customers.txt", "cdk": "cdk_customers.csv"}
     right = total = 0
@@ -203,7 +203,7 @@ def test_values_win_over_a_header_that_lies(write_csv):
 
 
 def test_suggest_prints_to_stdout_and_reads_a_sheet(tmp_path, capsys):
-    from tests.test_sources import ROWS, write_xlsx
+    from tests.read.test_containers import ROWS, write_xlsx
 
     path = write_xlsx(tmp_path / "x.xlsx", ROWS, sheet="Export", first_sheet="Cover")
     assert main(["mappings", "suggest", str(path), "--sheet", "Export"]) == 0

@@ -22,10 +22,10 @@ from importer.send.pool import Pool
 from importer.send.timeline import Second, Timeline
 from sample_data.generate import write
 from tests.helpers import DV_HEADER, VIN_A, FakeClock, dv_row, read_csv, read_summary
-from tests.test_pool import ScriptedApi, job
+from tests.send.test_pool import ScriptedApi, job
 from tests.test_run import run
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 def test_timeline_counts_each_second_and_fills_the_quiet_ones():

@@ -16,7 +16,7 @@ from tests.conftest import DEPARTMENT
 from tests.helpers import DV_HEADER, dv_row, read_summary
 from tests.pushgateway import Pushgateway
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture
