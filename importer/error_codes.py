@@ -1,9 +1,9 @@
-"""Every error code a report can carry, in plain words: the one table the README and report.html read.
+"""Every error code a report can carry, in plain words: the one table docs/reports.md and report.html read.
 
 A code names why a row is `invalid`, `failed` or `not_attempted`. Every code mk-import writes is a member
 of `ErrorCode`, those that classify the API's answers included; the API's own codes (numeric, such as
 10015) pass through as the server sent them. `explain` gives words for any of them and never fails
-(`HTTP_<status>`, written by earlier versions, included). The README's error-code table is
+(`HTTP_<status>`, written by earlier versions, included). The error-code table of docs/reports.md is
 `readme_table()`, checked by a test.
 """
 
@@ -110,7 +110,7 @@ EXPLANATIONS: dict[ErrorCode, Explanation] = {
 
 
 def readme_table() -> str:
-    """The README's table of error codes, generated from EXPLANATIONS (a test keeps the README equal to it)."""
+    """The table of error codes in docs/reports.md, generated from EXPLANATIONS (a test keeps the page equal to it)."""
     lines = ["| code | meaning | what to do |", "|---|---|---|"]
     lines += [f"| `{code.value}` | {words.meaning} | {words.fix} |" for code, words in EXPLANATIONS.items()]
     return "\n".join(lines)

@@ -1,6 +1,6 @@
 """A full-name column split into first, middle and last name (or left whole as a company), by fixed rules.
 
-The rules, in order (README, "Full names"):
+The rules, in order (docs/mappings.md, "Full names"):
 1. Titles (`Mr`, `Mrs`, `Ms`, `Dr`, `M.`, `Mme`, ...) go; suffixes (`Jr`, `Sr`, `II`, `III`, `IV`) stay
    with the last name (`Smith Jr`); a one-letter initial loses its period (`Q.` → `Q`).
 2. Where the column may hold businesses, a name with a business word (`LLC`, `Inc`, `Corp`, `Motors`,

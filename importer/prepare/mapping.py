@@ -1,6 +1,6 @@
 """Mapping files: which source column feeds which API field; and a raw chunk → canonical columns.
 
-A mapping is YAML (see mappings/*.yaml and the README). Canonical column names are the API's own field
+A mapping is YAML (see mappings/*.yaml and docs/mappings.md). Canonical column names are the API's own field
 names (`firstName`, `vin`), with `address.` before address fields and numbered slots for phones and emails
 (`phone1`, `phone1.block` or `phone1.consent`, `email1`, ...), and `vehicle2.` before the fields of the second
 and later vehicles of a row (`vehicles:`). Everything downstream speaks canonical columns only.

@@ -157,7 +157,7 @@ def _facts(summary: dict[str, Any]) -> str:
         ("Department", summary.get("department") or ("(validate: nothing sent)"
                                                      if summary.get("command") == "validate" else "")),
         ("Duration", _duration(float(summary.get("duration_s") or 0))),
-        ("Exit code", f"{code} ({EXIT_WORDS.get(int(code), 'see the README')})" if code is not None else ""),
+        ("Exit code", f"{code} ({EXIT_WORDS.get(int(code), 'see docs/reports.md')})" if code is not None else ""),
         ("Rows", f"{_count(int(summary.get('rows', 0)))} ({_count(int(summary.get('customers', 0)))} customers)"),
     ]
     if summary.get("command") == "run":
