@@ -51,12 +51,16 @@ def test_a_phone_on_more_customers_than_the_limit_is_warned_on_each_of_its_rows_
 
 
 def test_a_phone_on_exactly_as_many_customers_as_the_limit_is_kept():
-    collector, valid = collected(chunk(1, ["A", "B", "C"], [DEALER, DEALER, DEALER]))
+    # Three customers, the limit, over more rows than the limit (A twice): counted by customer, not by row.
+    rows = chunk(1, ["A", "B", "C", "A"], [DEALER] * 4)
+    collector, valid = collected(rows)
     shared = collector.shared(3, valid)
     assert not shared
     assert shared.warnings(SOURCE_OF).empty
-    frame = chunk(1, ["A", "B", "C"], [DEALER, DEALER, DEALER])[0]
-    assert shared.drop(frame)["phone1"].tolist() == [DEALER] * 3
+    assert shared.drop(rows[0])["phone1"].tolist() == [DEALER] * 4
+    # one customer more, and it is dropped for all four
+    collector, valid = collected(chunk(1, ["A", "B", "C", "A", "D"], [DEALER] * 5))
+    assert sorted(collector.shared(3, valid).hits["row"].tolist()) == [1, 2, 3, 4, 5]
 
 
 def test_the_same_contact_on_many_rows_of_one_customer_is_not_shared():
