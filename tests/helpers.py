@@ -1,4 +1,4 @@
-"""Reading the reports back in tests."""
+"""Reading the reports back in tests, and prepared requests from a written file."""
 
 from __future__ import annotations
 
@@ -7,6 +7,12 @@ import csv
 import json
 from pathlib import Path
 from typing import Any
+
+from importer.config import PrepareConfig
+from importer.prepare.customers import Requests
+from importer.prepare.mapping import load_mapping
+from importer.prepare.stage import prepare
+from importer.read.reader import open_input
 
 DV_HEADER = ["Customer Number", "First Name ", "Last Name", "Email 1", "Cell Phone", "Home Phone", "Address Line 1",
              "City", "State", "Zip", "Block Email", "Block Phone", "VIN", "Year", "Make", "Model", "Mileage"]
@@ -19,6 +25,14 @@ def dv_row(key: str = "", first: str = "Ann", last: str = "Lee", email: str = ""
            mileage: str = "") -> list[str]:
     return [key, first, last, email, cell, home, line1, city, state, zip_code, block_email, block_phone, vin, year,
             make, model, mileage]
+
+
+def requests_from(path: Path, mapping: str = "dealervault", *, validate_vin: bool = True) -> Requests:
+    """The customers' requests of a file, prepared as a run prepares them."""
+    spec = load_mapping(mapping)
+    with open_input(str(path)) as source:
+        prepared = prepare(source, spec, PrepareConfig(input=str(path), mapping=mapping), keep_rows=True)
+    return prepared.requests(spec, validate_vin=validate_vin)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

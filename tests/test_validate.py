@@ -249,27 +249,6 @@ def test_a_value_that_breaks_its_normalized_format_refuses_the_row():
     assert "defect" in ROW_RULES["INTERNAL_FORMAT"]
 
 
-def test_fingerprints_do_not_depend_on_how_many_rows_are_hashed_at_once(monkeypatch):
-    from importer.config import PrepareConfig
-    from importer.prepare.customers import Requests
-    from importer.prepare.mapping import load_mapping
-    from importer.prepare.stage import prepare
-    from importer.read.reader import open_input
-
-    path = str(SAMPLES / LAYOUT_FILES["dealervault"])
-    mapping = load_mapping("dealervault")
-    def requests() -> Requests:
-        with open_input(path) as source:
-            prepared = prepare(source, mapping, PrepareConfig(input=path, mapping="dealervault"), keep_rows=True)
-        return prepared.requests(mapping, validate_vin=True)
-
-    whole = requests().table()
-    monkeypatch.setattr(Requests, "HASHED_AT_ONCE", 3)
-    sliced = requests().table()
-    assert len(whole) > 3
-    assert sliced["fingerprint"].tolist() == whole["fingerprint"].tolist()
-
-
 def test_the_rows_kept_for_sending_are_one_block_per_column_however_many_chunks_were_read(monkeypatch):
     import pyarrow as pa
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from importer.report.merges import flag_merged
 from importer.report.outcomes import RowOutcomes, with_outcomes
 from importer.send import recorder as ledger_module
 from importer.send.pool import Job, Outcome
@@ -131,69 +130,3 @@ def test_a_defect_in_the_commit_reaches_the_next_answer_and_the_end_of_the_run(t
     with pytest.raises(RuntimeError, match="defect"):
         ledger.write_pending()
     assert stops == []
-
-
-def test_every_row_of_a_customer_gets_its_outcome_and_rows_without_one_keep_theirs():
-    table = pd.DataFrame({"status": ["valid", "invalid", "valid", "valid"], "customer_key": ["A", "", "A", "B"],
-                          "customer_uuid": "", "customer_id": "", "error_code": ["", "MISSING_LAST_NAME", "", ""],
-                          "error_message": ["", "a person needs a last name", "", ""],
-                          "warnings": ["Cell: not a valid phone number: 'x'", "", "", ""]},
-                         index=pd.RangeIndex(1, 5, name="source_row"))
-    outcomes = RowOutcomes(table.index)
-    outcomes.set((1, 3), Outcome("A", Status.SUCCESS, "uuid-A", "7", warnings=("10017 VIN not decoded",)))
-    result = outcomes.apply(table)
-    assert result["status"].tolist() == ["success", "invalid", "success", "valid"]
-    assert result["customer_uuid"].tolist() == ["uuid-A", "", "uuid-A", ""]
-    assert result["customer_id"].tolist() == ["7", "", "7", ""]
-    assert result["error_message"].tolist() == ["", "a person needs a last name", "", ""]
-    assert result["warnings"].tolist() == ["Cell: not a valid phone number: 'x'; API: 10017 VIN not decoded", "",
-                                           "API: 10017 VIN not decoded", ""]
-    outcomes.set((4,), Outcome("B", Status.FAILED, error_code="10015", detail="bad request", attempts=1))
-    failed = outcomes.apply(table).loc[4]
-    assert (failed["status"], failed["error_code"], failed["error_message"]) == ("failed", "10015", "bad request")
-
-
-def test_row_numbers_must_be_the_readers_consecutive_ones():
-    with pytest.raises(ValueError, match="consecutive"):
-        RowOutcomes(pd.Index([1, 2, 5]))
-
-
-def test_outcomes_packed_in_blocks_reach_their_rows_and_a_later_outcome_wins(monkeypatch):
-    monkeypatch.setattr(RowOutcomes, "BLOCK", 2)
-    table = pd.DataFrame({"status": "valid", "customer_key": ["A", "B", "C", "D", "E"], "customer_uuid": "",
-                          "customer_id": "", "error_code": "", "error_message": "", "warnings": ""},
-                         index=pd.RangeIndex(1, 6, name="source_row"))
-    outcomes = RowOutcomes(table.index)
-    for row, key in zip((1, 2, 3, 4), "ABCD", strict=True):
-        outcomes.set((row,), Outcome(key, Status.SUCCESS, f"uuid-{key}", str(row)))
-    outcomes.set((2,), Outcome("B", Status.FAILED, error_code="10015", detail="bad request"))
-    result = outcomes.apply(table)
-    assert result["status"].tolist() == ["success", "failed", "success", "success", "valid"]
-    assert result["customer_uuid"].tolist() == ["uuid-A", "", "uuid-C", "uuid-D", ""]
-    assert result["customer_id"].tolist() == ["1", "", "3", "4", ""]
-    assert result["warnings"].tolist() == [""] * 5
-    assert result["customer_uuid"].dtype == pd.Series([""], dtype="str").dtype
-
-
-def test_keys_saved_as_one_uuid_are_warned_on_every_saved_row_of_it():
-    table = pd.DataFrame({"status": ["success", "unchanged", "success", "failed", "success", "success"],
-                          "customer_key": ["B", "A", "B", "C", "D", "E"],
-                          "customer_uuid": ["u1", "u1", "u1", "u1", "u2", ""],
-                          "warnings": ["", "x", "", "", "", ""]},
-                         index=pd.RangeIndex(1, 7, name="source_row"))
-    flagged, counts = flag_merged(table)
-    assert counts == {"uuids": 1, "customer_keys": 2, "rows": 3}
-    note = ("customer keys A, B were all saved as one myKaarma customer by the API's duplicate search; "
-            "check them in myKaarma")
-    assert flagged["warnings"].tolist() == [note, "x; " + note, note, "", "", ""]
-    assert flag_merged(table[table["customer_key"] != "A"])[1] == {"uuids": 0, "customer_keys": 0, "rows": 0}
-
-
-def test_a_uuid_that_took_many_keys_names_the_first_ones_and_counts_the_rest():
-    keys = [f"K{n:02d}" for n in range(25)]
-    table = pd.DataFrame({"status": "success", "customer_key": keys, "customer_uuid": "u1", "warnings": ""},
-                         index=pd.RangeIndex(1, 26, name="source_row"))
-    flagged, counts = flag_merged(table)
-    assert counts == {"uuids": 1, "customer_keys": 25, "rows": 25}
-    assert set(flagged["warnings"]) == {"customer keys " + ", ".join(keys[:10]) + " and 15 more were all saved as "
-                                        "one myKaarma customer by the API's duplicate search; check them in myKaarma"}
