@@ -58,6 +58,8 @@ def _add_sandbox(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     p.add_argument("--db", metavar="PATH", help="keep customers in this SQLite file across restarts")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (its chain after it)")
+    p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
     p.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD",
                    help="an account allowed in (repeatable); without one a demo account is made and printed")
     p.add_argument("--department", action="append", default=[], metavar="UUID",
@@ -169,6 +171,10 @@ def _add_run(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("--max-duration", type=_positive, metavar="S",
                    help="start no request after S seconds; the rest are not_attempted (exit 3) and a rerun resumes")
     p.add_argument("--insecure-http", action="store_true", help="allow plain http to a host other than loopback")
+    p.add_argument("--ca-bundle", type=Path, metavar="PATH",
+                   help="PEM file of CA certificates trusted besides the system's: a private authority, or a proxy "
+                        "that inspects TLS (also SSL_CERT_FILE); verification is never turned off. The proxy comes "
+                        "from HTTPS_PROXY, NO_PROXY excepted")
     p.add_argument("--progress", choices=("auto", "bar", "log", "none"), default="auto",
                    help="a bar on a terminal, a log line every --log-every seconds otherwise (default auto)")
     p.add_argument("--log-every", type=_positive, default=60.0, metavar="S",

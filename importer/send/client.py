@@ -9,6 +9,7 @@ for the listMinimal search alike:
     2xx/4xx that is not the JSON envelope → Reply(failed, NOT_JSON): an HTML login page, a proxy
     3xx                                   → Reply(failed, REDIRECTED): redirects are not followed
     401, 403                              → FatalApiError: no further request can succeed
+    407                                   → FatalApiError(PROXY_REFUSED): the proxy wants credentials
     429                                   → RetryableError(retry_after, surely not saved)
     5xx                                   → RetryableError (the request may have been saved)
 
@@ -37,6 +38,7 @@ import orjson
 from importer.config import Credentials
 from importer.error_codes import ErrorCode
 from importer.errors import ApiUnavailableError, ConfigError, FatalApiError, RetryableError
+from importer.send.network import Proxy, explain_failure
 from importer.status import StopCode
 
 #: Answers larger than this are refused unread: the envelope is a few hundred bytes.
@@ -168,6 +170,10 @@ def classify(status: int, content_type: str, body: bytes, headers: Mapping[str, 
         raise FatalApiError(f"the API refused the credentials or the department (HTTP {status}"
                             f"{', ' + code if code else ''}{': ' + text if text else ''})",
                             code=code or ErrorCode.CREDENTIALS_REFUSED)
+    if status == 407:  # a plain-http request through a proxy; over https the tunnel's 407 is an exception
+        raise FatalApiError("the proxy asked for credentials (HTTP 407): put them in the proxy URL or in "
+                            "MK_PROXY_USERNAME and MK_PROXY_PASSWORD", code=ErrorCode.PROXY_REFUSED,
+                            stop_code=StopCode.PROXY_REFUSED)
     if status == 429:
         raise RetryableError("rate limited (HTTP 429)", retry_after=retry_after_seconds(headers.get("Retry-After")),
                              maybe_saved=False, throttled=True, from_api=True)
@@ -237,6 +243,12 @@ class AnswerWatch:
         return self.streak >= (self.AFTER_SOME if self.api_answered else self.BEFORE_ANY)
 
     def error(self) -> ApiUnavailableError:
+        if self.code in (StopCode.TLS_FAILED, StopCode.PROXY_REFUSED):
+            if not self.api_answered:  # never got through: the setting is wrong, not the API away
+                code = ErrorCode.TLS_FAILED if self.code == StopCode.TLS_FAILED else ErrorCode.PROXY_REFUSED
+                return ApiUnavailableError(f"{self.last} ({self.streak} requests in a row)", code=code,
+                                           stop_code=self.code)
+            self.code = StopCode.API_UNAVAILABLE  # it worked in this run: a passing fault, a rerun resumes
         if self.code == StopCode.API_UNAVAILABLE:
             reason = f"the API is unavailable: {self.streak} requests in a row got no answer (last: {self.last})"
             return ApiUnavailableError(reason, code=ErrorCode.API_UNAVAILABLE, stop_code=self.code)
@@ -263,8 +275,11 @@ class ApiClient:
     """The Customer API of one department, over one aiohttp session."""
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str, department: str,
-                 credentials: Credentials) -> None:
+                 credentials: Credentials, proxy: Proxy | None = None) -> None:
         self._session = session
+        self._proxy = proxy
+        self._proxy_url = None if proxy is None else proxy.url
+        self._proxy_auth = None if proxy is None else proxy.auth()
         self._customers = f"{base_url}/customer/v2/department/{quote(department, safe='')}/customer"
         self._headers = {"Authorization": credentials.authorization(), "Accept": "application/json"}
         self._post_headers = {**self._headers, "Content-Type": "application/json"}
@@ -282,7 +297,8 @@ class ApiClient:
         started = time.monotonic()
         try:
             async with self._session.request(method, url, data=data, params=params, headers=headers,
-                                             allow_redirects=False) as response:
+                                             allow_redirects=False, proxy=self._proxy_url,
+                                             proxy_auth=self._proxy_auth) as response:
                 body = await _read_bounded(response)
                 if log.isEnabledFor(logging.DEBUG):
                     # Method, path and status only: headers carry the credentials, bodies customer data.
@@ -290,6 +306,14 @@ class ApiClient:
                               (time.monotonic() - started) * 1000)
                 status, headers_in = response.status, response.headers
                 content_type = headers_in.get("Content-Type", "") if body is not None else ""
+        except (aiohttp.ClientSSLError, aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError) as exc:
+            # Nothing reached the API: a certificate, a handshake or the proxy stood in the way.
+            failure = explain_failure(exc, self._proxy)
+            assert failure is not None
+            if failure.at_once:
+                raise FatalApiError(failure.message, code=failure.error_code, stop_code=failure.stop_code) from None
+            self.watch.not_from_api(failure.message, failure.stop_code)
+            raise RetryableError(failure.message, maybe_saved=False) from None
         except aiohttp.ClientConnectorError as exc:
             self.watch.not_from_api(f"cannot connect ({exc.__class__.__name__})", StopCode.API_UNAVAILABLE)
             raise RetryableError(f"cannot connect ({exc.__class__.__name__})", maybe_saved=False) from None
