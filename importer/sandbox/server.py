@@ -328,12 +328,12 @@ def server_tls(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:  # an OSError too: first
+        raise ConfigError(f"--tls-cert {cert} / --tls-key {key}: not a PEM certificate and its matching private key "
+                          f"({exc.reason or exc})") from None
     except OSError as exc:
         raise ConfigError(f"--tls-cert/--tls-key: cannot read {exc.filename or cert} ({exc.strerror or exc})") \
             from None
-    except ssl.SSLError as exc:
-        raise ConfigError(f"--tls-cert {cert} / --tls-key {key}: not a PEM certificate and its matching private key "
-                          f"({exc.reason or exc})") from None
     return context
 
 

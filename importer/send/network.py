@@ -151,10 +151,10 @@ def ssl_context(ca_bundle: Path | None, environ: Mapping[str, str] | None = None
     for path, source in named:
         try:
             context.load_verify_locations(cafile=path)
+        except ssl.SSLError:  # an OSError too: first
+            raise ConfigError(f"{source} {path}: not a PEM file of CA certificates") from None
         except OSError as exc:
             raise ConfigError(f"{source} {path}: cannot read the CA bundle ({exc.strerror or exc})") from None
-        except ssl.SSLError:
-            raise ConfigError(f"{source} {path}: not a PEM file of CA certificates") from None
     return context
 
 
