@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import DEPARTMENT, PASSWORD, USER, Tls
 from tests.helpers import DV_HEADER, dv_row, read_csv, read_summary
@@ -203,3 +204,45 @@ def test_a_missing_ca_bundle_is_a_usage_error(export, tmp_path: Path):
     assert "--ca-bundle" in done.stderr
     assert "missing.pem" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_dealer_behind_a_proxy_with_its_own_ca_bundle(start_sandbox, make_tls, start_proxy, export,
+                                                        tmp_path: Path):
+    """The dealers file's proxy (a bare URL) and ca_bundle; the proxy's credentials in the dealer's env file."""
+    tls: Tls = make_tls()
+    sandbox = start_sandbox(**tls.sandbox())
+    proxy = start_proxy()
+    env_file = tmp_path / "dealer.env"
+    env_file.write_text(f"MK_USERNAME={USER}\nMK_PASSWORD={PASSWORD}\nMK_PROXY_USERNAME={PROXY_USER}\n"
+                        f"MK_PROXY_PASSWORD={PROXY_PASSWORD}\n", encoding="utf-8")
+    env_file.chmod(0o600)
+    dealers = tmp_path / "dealers.yaml"
+    dealers.write_text(yaml.safe_dump({
+        "defaults": {"state_dir": "state", "reports": "reports", "proxy": proxy.url, "ca_bundle": str(tls.ca_file),
+                     "api_url": sandbox.url, "credentials": {"env_file": str(env_file)}},
+        "dealers": [{"name": "north", "department": DEPARTMENT, "input": str(export), "mapping": "dealervault"}]}))
+    environ = {k: v for k, v in os.environ.items() if k not in ("MK_USERNAME", "MK_PASSWORD")}
+    done = subprocess.run([sys.executable, "-m", "importer", "-v", "run", "--dealers", str(dealers), "--dealer",
+                           "north", "--progress", "none"], env=environ, capture_output=True, text=True, check=False,
+                          cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert proxy.tunnels
+    assert set(proxy.authorizations) == {f"Basic {PROXY_TOKEN}"}
+    summary = read_summary(tmp_path / "reports" / "north" / "latest")
+    assert summary["counts"] == {"success": ROWS}
+    assert summary["proxy"] == proxy.url
+    texts = [done.stdout, done.stderr, *(p.read_bytes().decode("utf-8", errors="replace")
+                                         for p in (tmp_path / "reports").rglob("*") if p.is_file())]
+    assert not any(PROXY_PASSWORD in t or PROXY_TOKEN in t for t in texts)
+
+
+def test_https_to_a_plain_http_server_stops_on_the_handshake_within_a_few_requests(start_sandbox, export,
+                                                                                   tmp_path: Path):
+    sandbox = start_sandbox()  # plain HTTP
+    done = run_cli(tmp_path, export, sandbox.url.replace("http://", "https://"), "--max-attempts", "1")
+    assert done.returncode == 4, done.stderr
+    summary = read_summary(tmp_path / "out")
+    assert summary["stop_code"] == "tls_failed"
+    assert "TLS: the handshake with 127.0.0.1" in summary["stop_reason"]
+    assert "check that --api-url is an https server" in summary["stop_reason"]
+    assert summary["counts"].get("not_attempted", 0) >= ROWS - 10
