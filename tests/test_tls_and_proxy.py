@@ -121,7 +121,7 @@ def assert_stopped_on_tls(tmp_path: Path, done: subprocess.CompletedProcess[str]
     assert done.returncode == 4, done.stderr
     summary = read_summary(tmp_path / "out")
     assert summary["stop_code"] == "tls_failed"
-    assert summary["requests_sent"] <= 4  # at most the requests in flight together (--concurrency 4)
+    assert summary["requests_sent"] == 1  # one request until one is answered: it met the certificate
     assert summary["counts"].get("not_attempted", 0) >= ROWS - 4
     assert "success" not in summary["counts"]
     results = read_csv(tmp_path / "out" / "results.csv")
@@ -144,6 +144,7 @@ def test_an_untrusted_certificate_stops_at_once_with_exit_4(start_sandbox, make_
     assert "unable to get local issuer certificate" in reason
     assert "--ca-bundle" in reason
     assert f"through the proxy http://127.0.0.1:{proxy.port}" in reason
+    assert len(proxy.tunnels) == 1  # the one request that met the certificate; no other left
     assert_no_proxy_secret(tmp_path, done)
 
 

@@ -23,6 +23,7 @@ Response bodies may carry customer PII: messages keep the API's error code and m
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import ipaddress
 import logging
@@ -284,6 +285,11 @@ class ApiClient:
         self._headers = {"Authorization": credentials.authorization(), "Accept": "application/json"}
         self._post_headers = {**self._headers, "Content-Type": "application/json"}
         self.watch = AnswerWatch()
+        #: an HTTP answer came back: the address, the certificate and any proxy work
+        self._reached = False
+        self._first_contact = asyncio.Lock()
+        #: the refusal that stops the run (401, 407, a certificate): every later request is refused unsent
+        self._refusal: FatalApiError | None = None
 
     @staticmethod
     def timeouts(connect: float, read: float) -> aiohttp.ClientTimeout:
@@ -291,14 +297,31 @@ class ApiClient:
 
     async def _call(self, method: str, url: str, expect: str, data: bytes | None = None,
                     params: Mapping[str, str] | None = None) -> Reply:
+        if not self._reached:
+            # One request at a time until one is answered: an untrusted certificate, a proxy that refuses or a
+            # dead address then meets one connection, not every request of the pool at once.
+            async with self._first_contact:
+                if not self._reached:
+                    return await self._exchange(method, url, expect, data, params)
+        return await self._exchange(method, url, expect, data, params)
+
+    async def _exchange(self, method: str, url: str, expect: str, data: bytes | None,
+                        params: Mapping[str, str] | None) -> Reply:
+        """One request and what its answer (or its failure) means."""
+        if self._refusal is not None:
+            raise FatalApiError(str(self._refusal), code=self._refusal.code, stop_code=self._refusal.stop_code,
+                                before_sending=True)
         if self.watch.given_up:
-            raise self.watch.error()  # refused before sending: nothing of this request reached anyone
+            error = self.watch.error()
+            error.before_sending = True  # nothing of this request reached anyone
+            raise error
         headers = self._headers if data is None else self._post_headers
         started = time.monotonic()
         try:
             async with self._session.request(method, url, data=data, params=params, headers=headers,
                                              allow_redirects=False, proxy=self._proxy_url,
                                              proxy_auth=self._proxy_auth) as response:
+                self._reached = True
                 body = await _read_bounded(response)
                 if log.isEnabledFor(logging.DEBUG):
                     # Method, path and status only: headers carry the credentials, bodies customer data.
@@ -311,7 +334,8 @@ class ApiClient:
             failure = explain_failure(exc, self._proxy)
             assert failure is not None
             if failure.at_once:
-                raise FatalApiError(failure.message, code=failure.error_code, stop_code=failure.stop_code) from None
+                self._refusal = FatalApiError(failure.message, code=failure.error_code, stop_code=failure.stop_code)
+                raise self._refusal from None
             self.watch.not_from_api(failure.message, failure.stop_code)
             raise RetryableError(failure.message, maybe_saved=False) from None
         except aiohttp.ClientConnectorError as exc:
@@ -328,8 +352,9 @@ class ApiClient:
             else:
                 self.watch.not_from_api(f"HTTP {status} without the API's envelope", StopCode.API_UNAVAILABLE)
             raise
-        except FatalApiError:
+        except FatalApiError as exc:
             self.watch.from_api()
+            self._refusal = exc
             raise
         if reply.from_api:
             self.watch.from_api()
