@@ -353,7 +353,8 @@ class ApiClient:
                 self.watch.not_from_api(f"HTTP {status} without the API's envelope", StopCode.API_UNAVAILABLE)
             raise
         except FatalApiError as exc:
-            self.watch.from_api()
+            if exc.stop_code != StopCode.PROXY_REFUSED:  # a 407 is the proxy's answer, not the API's
+                self.watch.from_api()
             self._refusal = exc
             raise
         if reply.from_api:
