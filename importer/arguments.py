@@ -58,6 +58,8 @@ def _add_sandbox(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     p.add_argument("--db", metavar="PATH", help="keep customers in this SQLite file across restarts")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (its chain after it)")
+    p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
     p.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD",
                    help="an account allowed in (repeatable); without one a demo account is made and printed")
     p.add_argument("--department", action="append", default=[], metavar="UUID",
@@ -169,6 +171,10 @@ def _add_run(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("--max-duration", type=_positive, metavar="S",
                    help="start no request after S seconds; the rest are not_attempted (exit 3) and a rerun resumes")
     p.add_argument("--insecure-http", action="store_true", help="allow plain http to a host other than loopback")
+    p.add_argument("--ca-bundle", type=Path, metavar="PATH",
+                   help="PEM file of CA certificates trusted besides the system's: a private authority, or a proxy "
+                        "that inspects TLS (also SSL_CERT_FILE); verification is never turned off. The proxy comes "
+                        "from HTTPS_PROXY, NO_PROXY excepted")
     p.add_argument("--progress", choices=("auto", "bar", "log", "none"), default="auto",
                    help="a bar on a terminal, a log line every --log-every seconds otherwise (default auto)")
     p.add_argument("--log-every", type=_positive, default=60.0, metavar="S",
@@ -225,8 +231,9 @@ def build_parser() -> Parser:
         description="Load a dealer's customer and vehicle CSV export into myKaarma's create-or-update\n"
                     "Customer API, and report what became of every row.",
         epilog="exit codes: 0 all rows fine · 1 some rows failed, or invalid beyond --max-invalid · 2 bad usage, "
-               "mapping, state or input: nothing sent\n            3 stopped early (rerun resumes) · 4 credentials "
-               "or department refused · 130 Ctrl-C after a clean stop")
+               "mapping, state or input: nothing sent\n            3 stopped early (rerun resumes) · 4 fix before "
+               "rerunning: credentials or department refused, TLS certificate not trusted, proxy refused\n"
+               "            130 Ctrl-C after a clean stop")
     parser.add_argument("--version", action="version", version=f"mk-import {__version__}")
     parser.add_argument("-v", "--verbose", action="store_const", const=1, default=0, dest="verbosity",
                         help="debug detail (one line per request; never a secret)")

@@ -101,6 +101,15 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _read_credentials_file(path: Path) -> Credentials:
     """MK_USERNAME=/MK_PASSWORD= lines (or user:password on one line) from a file only its owner can read."""
+    values = _read_env_file(path)
+    if not values.get("MK_USERNAME") or not values.get("MK_PASSWORD"):
+        raise ConfigError(f"{path}: expected MK_USERNAME=... and MK_PASSWORD=... lines")
+    return _remembered(Credentials(values["MK_USERNAME"], values["MK_PASSWORD"]))
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    """NAME=value lines (or user:password on one line, as MK_USERNAME and MK_PASSWORD) from a file only its
+    owner can read."""
     try:
         mode = path.stat().st_mode
         text = path.read_text(encoding="utf-8")
@@ -118,9 +127,21 @@ def _read_credentials_file(path: Path) -> Credentials:
     if "MK_USERNAME" not in values and text.count(":") >= 1 and len(text.strip().splitlines()) == 1:
         user, _, password = text.strip().partition(":")
         values = {"MK_USERNAME": user, "MK_PASSWORD": password}
-    if not values.get("MK_USERNAME") or not values.get("MK_PASSWORD"):
-        raise ConfigError(f"{path}: expected MK_USERNAME=... and MK_PASSWORD=... lines")
-    return _remembered(Credentials(values["MK_USERNAME"], values["MK_PASSWORD"]))
+    return values
+
+
+def _proxy_credentials(args: argparse.Namespace) -> Credentials | None:
+    """MK_PROXY_USERNAME and MK_PROXY_PASSWORD, from the environment or the credentials file: for a proxy whose
+    URL (in a dealers file, a crontab or a manifest) must not carry them."""
+    values = {k: os.environ.get(k, "") for k in ("MK_PROXY_USERNAME", "MK_PROXY_PASSWORD")}
+    if not all(values.values()) and args.credentials_file is not None and not args.sandbox:
+        values = {k: v for k, v in _read_env_file(args.credentials_file).items() if k in values}
+    user, password = values.get("MK_PROXY_USERNAME"), values.get("MK_PROXY_PASSWORD")
+    if not user and not password:
+        return None
+    if not user or not password:
+        raise ConfigError("MK_PROXY_USERNAME and MK_PROXY_PASSWORD go together: set both, or neither")
+    return _remembered(Credentials(user, password))
 
 
 def _remembered(credentials: Credentials) -> Credentials:
@@ -174,6 +195,8 @@ def _dealer_args(args: argparse.Namespace) -> Path | None:
     args.full = args.full or dealer.full
     args.max_duration = args.max_duration or dealer.max_duration
     args.api_url = dealer.api_url or args.api_url
+    args.proxy = dealer.proxy
+    args.ca_bundle = args.ca_bundle or dealer.ca_bundle
     if args.keep is None and args.out is None:
         args.keep = dealer.keep
     args.reports_root = dealer.reports
@@ -236,7 +259,8 @@ def _import(args: argparse.Namespace) -> Finished:
                                                           request_timeout=args.request_timeout,
                                                           patience=args.patience),
         out_dir=args.out, state_path=args.state, full=args.full, max_duration=args.max_duration,
-        insecure_http=args.insecure_http, sandbox=args.sandbox, sandbox_db=args.sandbox_db,
+        insecure_http=args.insecure_http, ca_bundle=args.ca_bundle, proxy=getattr(args, "proxy", None),
+        proxy_credentials=_proxy_credentials(args), sandbox=args.sandbox, sandbox_db=args.sandbox_db,
         max_invalid=args.max_invalid, folders=_folders(args, args.reports_root))
     return run_import(config, _progress(args))
 
@@ -323,6 +347,7 @@ def _sandbox(args: argparse.Namespace) -> int:
         rate_limit_mode=args.rate_limit_mode,
         latency_ms=args.latency_ms, jitter_ms=args.jitter_ms, fail_rate=args.fail_rate,
         commit_fail_rate=args.commit_fail_rate, drop_rate=args.drop_rate, seed=args.seed, db_path=args.db,
+        tls_cert=args.tls_cert, tls_key=args.tls_key,
     )
 
     async def serve() -> None:

@@ -112,6 +112,12 @@ class RunConfig:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     insecure_http: bool = False
+    #: CA certificates trusted besides the system's (a private authority, a proxy that inspects TLS)
+    ca_bundle: Path | None = None
+    #: the proxy for every request (a dealers file's); None: HTTPS_PROXY and the like decide
+    proxy: str | None = field(default=None, repr=False)
+    #: the proxy's user and password when its URL carries none (MK_PROXY_USERNAME, MK_PROXY_PASSWORD)
+    proxy_credentials: Credentials | None = field(default=None, repr=False)
     #: start the embedded sandbox in-process and import into it
     sandbox: bool = False
     #: invalid rows up to this percentage of the file do not make exit code 1

@@ -38,6 +38,8 @@ class ErrorCode(StrEnum):
     NO_RESULT = "NO_RESULT"
     CREDENTIALS_REFUSED = "CREDENTIALS_REFUSED"
     API_UNAVAILABLE = "API_UNAVAILABLE"
+    TLS_FAILED = "TLS_FAILED"
+    PROXY_REFUSED = "PROXY_REFUSED"
     NOT_THE_API = "NOT_THE_API"
     MALFORMED_LINE = "MALFORMED_LINE"
     FIELD_TOO_LONG = "FIELD_TOO_LONG"
@@ -87,6 +89,16 @@ EXPLANATIONS: dict[ErrorCode, Explanation] = {
         "the API did not answer (connection refused, unknown host, timeouts) request after request, so the "
         "run stopped",
         "nothing to fix in the file: check the network path and --api-url, then run again to resume"),
+    ErrorCode.TLS_FAILED: Explanation(
+        "the API's TLS certificate was not trusted (an unknown issuer, another host's name, expired) or the "
+        "TLS handshake failed, so the run stopped before sending",
+        "nothing to fix in the file: when a proxy or a private authority re-signs the traffic, give its CA "
+        "certificate with --ca-bundle (or SSL_CERT_FILE); otherwise check --api-url and the clock, then run again"),
+    ErrorCode.PROXY_REFUSED: Explanation(
+        "the proxy refused the request (HTTP 407: its credentials; 403: its rules) or could not be connected "
+        "to, so the run stopped",
+        "nothing to fix in the file: check HTTPS_PROXY (or the dealers file's proxy) and MK_PROXY_USERNAME and "
+        "MK_PROXY_PASSWORD, then run again"),
     ErrorCode.NOT_THE_API: Explanation(
         "something other than the API answered request after request (a login page, a proxy, a redirect), so "
         "the run stopped",

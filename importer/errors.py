@@ -70,12 +70,15 @@ class RetryableError(ApiError):
 class FatalApiError(ApiError):
     """The API refused the credentials or the department: no further request can succeed."""
 
-    def __init__(self, message: str, *, code: str, stop_code: StopCode = StopCode.CREDENTIALS_REFUSED) -> None:
+    def __init__(self, message: str, *, code: str, stop_code: StopCode = StopCode.CREDENTIALS_REFUSED,
+                 before_sending: bool = False) -> None:
         super().__init__(message)
         #: the error code for the rows of the request it stopped
         self.code = code
         #: why the run stopped, as summary.json names it
         self.stop_code = stop_code
+        #: the client refused the request itself, after an earlier refusal: nothing of it left this machine
+        self.before_sending = before_sending
 
 
 class ApiUnavailableError(FatalApiError):

@@ -20,6 +20,7 @@ import pandas as pd
 from importer import __version__
 from importer.config import Credentials, RunConfig, ValidateConfig
 from importer.errors import AfterSendingError, ConfigError
+from importer.logs import REDACT
 from importer.memory import release_memory, use_system_allocator
 from importer.prepare.mapping import load_mapping
 from importer.prepare.stage import ProblemTally, prepare
@@ -33,6 +34,7 @@ from importer.report.outcomes import RowOutcomes, tally_failures, with_outcomes
 from importer.report.page import write_report_page
 from importer.report.workbook import write_errors_xlsx
 from importer.send.client import ApiClient, check_api_url, encode_body
+from importer.send.network import Proxy, choose_proxy, ssl_context
 from importer.send.plan import Planner, forecast, saved_customers
 from importer.send.pool import Job, Pool, PoolStats, event_loop_factory
 from importer.send.progress import NoProgress, Progress
@@ -145,13 +147,17 @@ async def _send(config: RunConfig, recorder: Recorder, jobs: Iterator[Job], stop
                                               db_path=str(config.sandbox_db) if config.sandbox_db else None)))
         if credentials is None:
             raise ConfigError("no credentials: set MK_USERNAME and MK_PASSWORD, or --credentials-file")
+        # trust_env stays off: the proxy is chosen by network.choose_proxy, and aiohttp would also take the
+        # API host's credentials from ~/.netrc, which cannot go with the Authorization header sent.
         session = await stack.enter_async_context(aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=config.pool.concurrency),
-            timeout=ApiClient.timeouts(config.connect_timeout, config.read_timeout)))
+            connector=aiohttp.TCPConnector(limit=config.pool.concurrency, ssl=ssl_context(config.ca_bundle)),
+            timeout=ApiClient.timeouts(config.connect_timeout, config.read_timeout), trust_env=False))
         settings = config.pool
         if config.max_duration is not None:
             settings = replace(settings, deadline=time.monotonic() + config.max_duration)
-        pool = Pool(ApiClient(session, api_url, config.department, credentials), settings, recorder.answer,
+        # The embedded sandbox is on this machine's loopback: never through a proxy.
+        proxy = None if config.sandbox else run_proxy(config, api_url)
+        pool = Pool(ApiClient(session, api_url, config.department, credentials, proxy), settings, recorder.answer,
                     on_attempt=timeline.attempt)
         stops.listen(pool.stop)
         interrupted = False
@@ -183,6 +189,14 @@ async def _send(config: RunConfig, recorder: Recorder, jobs: Iterator[Job], stop
     return stats, interrupted, api_url
 
 
+def run_proxy(config: RunConfig, api_url: str) -> Proxy | None:
+    """The proxy of a run to `api_url`, its password taught to the log filter."""
+    proxy = choose_proxy(api_url, config.proxy, credentials=config.proxy_credentials)
+    if proxy is not None and proxy.credentials is not None:
+        REDACT.add([proxy.credentials.password, proxy.credentials.authorization().split(" ", 1)[1]])
+    return proxy
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
 
@@ -198,6 +212,9 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
     started = time.monotonic()
     progress = progress or NoProgress()
     api_url = check_api_url(config.api_url, insecure_http=config.insecure_http)
+    # Checked before any report: a wrong proxy setting or CA bundle is a usage error, exit 2.
+    proxy = None if config.sandbox else run_proxy(config, api_url)
+    ssl_context(config.ca_bundle)
     refuse_overwriting_input(config.prepare.input, config.out_dir)
     out = choose_out_dir(config.out_dir, config.folders)
     mapping = load_mapping(config.prepare.mapping)
@@ -270,7 +287,9 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3),
                 concurrency_used=stats.concurrency_used, concurrency_limit=stats.concurrency_limit,
                 latency_p50_ms=_ms(stats.latency_p50), latency_p95_ms=_ms(stats.latency_p95),
-                stop_reason=stats.stop_reason, input_changed=input_changed, merged_customers=merged)
+                stop_reason=stats.stop_reason, input_changed=input_changed, merged_customers=merged,
+                proxy=proxy.url if proxy else None,
+                ca_bundle=str(config.ca_bundle) if config.ca_bundle else None)
             write_summary(out / "summary.json", summary)
             write_report_page(out, mapping=mapping, results=table)
         except OSError as exc:

@@ -21,7 +21,9 @@ class ExitCode(IntEnum):
     ROWS_FAILED = 1  #: finished; some rows failed, or invalid beyond --max-invalid
     USAGE = 2  #: bad usage, config, mapping or input file: nothing sent
     STOPPED = 3  #: stopped early (time budget, interrupt, API unavailable, failure after sending); rerun resumes
-    REFUSED = 4  #: the API refused the credentials or the department: fix them before rerunning
+    #: the API refused the credentials or the department, the API's TLS certificate was not trusted, or the
+    #: proxy refused: fix them before rerunning
+    REFUSED = 4
     INTERRUPTED = 130  #: Ctrl-C, after a clean stop
 
 
@@ -33,10 +35,16 @@ class StopCode(StrEnum):
     TERMINATED = "terminated"  #: SIGTERM
     CREDENTIALS_REFUSED = "credentials_refused"  #: HTTP 401/403: credentials or department refused
     API_UNAVAILABLE = "api_unavailable"  #: requests got no answer (connection refused, DNS, timeouts, 502s)
+    TLS_FAILED = "tls_failed"  #: the API's certificate was not trusted (issuer, name, dates) or TLS failed
+    PROXY_REFUSED = "proxy_refused"  #: the proxy refused (407, its rules) or could not be connected to
     NOT_THE_API = "not_the_api"  #: answers were not the API's (a login page, a redirect, a wrong URL)
     RATE_LIMITED = "rate_limited"  #: the API answered only 429s (or nothing) for --patience seconds
     STATE_UNWRITABLE = "state_unwritable"  #: the state file stopped taking writes
     REPORT_WRITE_FAILED = "report_write_failed"  #: the reports could not be written after requests were sent
+
+
+#: Stops that a rerun cannot mend: the credentials, the trust store or the proxy setting must change first.
+FIX_FIRST = frozenset({StopCode.CREDENTIALS_REFUSED, StopCode.TLS_FAILED, StopCode.PROXY_REFUSED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +80,7 @@ def exit_code_for(outcome: RunResult | BaseException) -> ExitCode:
     result = outcome
     if result.stop == StopCode.INTERRUPTED:
         return ExitCode.INTERRUPTED
-    if result.stop == StopCode.CREDENTIALS_REFUSED:
+    if result.stop in FIX_FIRST:
         return ExitCode.REFUSED
     if result.stop is not None:
         return ExitCode.STOPPED

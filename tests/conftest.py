@@ -1,8 +1,10 @@
-"""Shared fixtures: a running sandbox over loopback HTTP, a CSV writer, a small HTTP helper."""
+"""Shared fixtures: a running sandbox over loopback HTTP (or HTTPS with certificates made here), a CSV writer, a
+small HTTP helper, and no proxy or CA setting from the machine."""
 
 from __future__ import annotations
 
 import base64
+import datetime
 import inspect
 import json
 import urllib.error
@@ -16,6 +18,7 @@ from typing import Any
 import aiohttp
 import aioresponses.core as aioresponses_core
 import pytest
+import trustme
 from aioresponses import aioresponses
 from hypothesis import settings
 
@@ -69,6 +72,54 @@ class Api:
     def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = self.call("GET", "/_sandbox/stats").body
         return result
+
+
+#: What decides how a run reaches the API, besides its arguments: set on a machine, they are not the tests'.
+NETWORK_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR",
+                     "MK_PROXY_USERNAME", "MK_PROXY_PASSWORD")
+
+
+@pytest.fixture(autouse=True)
+def _no_machine_network_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test reaches the sandbox directly unless it sets a proxy itself (subprocesses inherit this too)."""
+    for name in NETWORK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+@dataclass
+class Tls:
+    """A certificate authority made for one test, and the PEM files of a server certificate it issued."""
+
+    ca: trustme.CA
+    #: the authority's certificate: what --ca-bundle names
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    def sandbox(self) -> dict[str, str]:
+        """The start_sandbox overrides that serve HTTPS with this certificate."""
+        return {"tls_cert": str(self.cert_file), "tls_key": str(self.key_file)}
+
+
+@pytest.fixture
+def make_tls(tmp_path: Path) -> Callable[..., Tls]:
+    """A fresh authority and a server certificate for 127.0.0.1 (other names, or past dates, if asked)."""
+
+    def make(*names: str, not_after: datetime.datetime | None = None, name: str = "tls") -> Tls:
+        ca = trustme.CA()
+        not_before = None if not_after is None else not_after - datetime.timedelta(days=30)
+        leaf = ca.issue_cert(*(names or ("127.0.0.1", "localhost")), not_before=not_before, not_after=not_after)
+        folder = tmp_path / name
+        folder.mkdir()
+        files = Tls(ca, folder / "ca.pem", folder / "server.pem", folder / "server.key")
+        ca.cert_pem.write_to_path(files.ca_file)
+        leaf.private_key_pem.write_to_path(files.key_file)
+        for index, pem in enumerate(leaf.cert_chain_pems):
+            pem.write_to_path(files.cert_file, append=index > 0)
+        return files
+
+    return make
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ cron: {user: mkimport, command: /opt/mk-import/bin/mk-import, log_dir: ..., metr
 kubernetes: {image: ..., namespace: ..., exports: {claim: ..., mount: ...}, pushgateway: ...}
 dealers:
   - {name: example-motors, department: 0f6c..., input: /srv/exports/example-motors/*.csv, ...}
+    # optional, per entry or in defaults: proxy: http://proxy.example:3128 (no credentials), ca_bundle: ca.pem
 ```
 
 Relative paths are relative to the dealers file. `{name}` in a string of `defaults` becomes the entry's name.
@@ -26,10 +27,11 @@ import yaml
 
 from importer.errors import ConfigError, InputError
 from importer.prepare.mapping import builtin_names
+from importer.send.network import parse_proxy
 
 #: Keys an entry may carry; all but name and department may also be defaults.
 ENTRY_KEYS = ("name", "department", "input", "mapping", "credentials", "schedule", "rate", "max_duration",
-              "max_age", "full", "keep", "api_url")
+              "max_age", "full", "keep", "api_url", "proxy", "ca_bundle")
 #: Keys only the defaults may carry: they concern every dealer together.
 SHARED_KEYS = ("stagger", "night_ends", "state_dir", "reports")
 CRON_KEYS = ("user", "command", "dealers_file", "log_dir", "metrics_dir", "lock_dir")
@@ -66,6 +68,10 @@ class Dealer:
     #: dated report folders to keep
     keep: int | None
     api_url: str | None
+    #: the proxy's URL, without credentials (those are MK_PROXY_USERNAME and MK_PROXY_PASSWORD)
+    proxy: str | None
+    #: CA certificates trusted besides the system's
+    ca_bundle: Path | None
     state: Path
     #: this dealer's dated report folders go here
     reports: Path
@@ -356,6 +362,29 @@ def _credentials(base: Path) -> Callable[[Any], tuple[Path | None, str | None]]:
     return convert
 
 
+def _proxy(value: Any) -> str:
+    text = _text(value)
+    try:
+        proxy = parse_proxy(text, "proxy")
+    except ConfigError as exc:
+        raise ValueError(str(exc).removeprefix("proxy: ")) from None
+    if proxy.credentials is not None:
+        # The value goes into crontabs and manifests in clear, and is not repeated here.
+        raise ValueError("the URL carries a user name or password (not repeated here): give the bare URL, and the "
+                         "credentials as MK_PROXY_USERNAME and MK_PROXY_PASSWORD in the env file or the Secret "
+                         "(keys proxy_username, proxy_password)")
+    return proxy.url
+
+
+def _ca_bundle(base: Path) -> Callable[[Any], Path]:
+    def convert(value: Any) -> Path:
+        path = _path(base, _text(value))
+        if not path.is_file():
+            raise ValueError(f"{path}: no such file (a PEM file of CA certificates)")
+        return path
+    return convert
+
+
 def _dealer(entry: _Entry, name: str, state_dir: Path, reports: Path) -> Dealer | None:
     base = entry.base
     department = entry.get("department", _text, "", required=True)
@@ -369,13 +398,15 @@ def _dealer(entry: _Entry, name: str, state_dir: Path, reports: Path) -> Dealer 
     full = entry.get("full", _flag, False)
     keep = entry.get("keep", _count)
     api_url = entry.get("api_url", _text)
+    proxy = entry.get("proxy", _proxy)
+    ca_bundle = entry.get("ca_bundle", _ca_bundle(base))
     if not (name and department and input_ and mapping):
         return None
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in department)
     return Dealer(name=name, department=department, input=input_, mapping=mapping, env_file=env_file,
                   secret=secret, schedule=schedule, rate=rate, max_duration=max_duration, max_age=max_age,
-                  full=full, keep=keep, api_url=api_url, state=state_dir / f"{safe}.sqlite",
-                  reports=reports / name)
+                  full=full, keep=keep, api_url=api_url, proxy=proxy, ca_bundle=ca_bundle,
+                  state=state_dir / f"{safe}.sqlite", reports=reports / name)
 
 
 def _inside_night(dealer: Dealer, night_ends: int | None, where: str, problems: _Problems) -> Dealer:

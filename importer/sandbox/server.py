@@ -1,4 +1,4 @@
-"""The sandbox's HTTP face: routes, HTTP Basic auth, per-account rate limit and injected faults.
+"""The sandbox's HTTP face: routes, HTTP Basic auth, per-account rate limit, injected faults, optional TLS.
 
 Faults are drawn from one seeded random generator in the order requests arrive, so a run with `--seed`
 and one client at a time is reproducible:
@@ -16,6 +16,7 @@ import contextlib
 import json
 import math
 import random
+import ssl
 import threading
 import time
 from collections import Counter, deque
@@ -25,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
+from importer.errors import ConfigError
 from importer.sandbox.customers import BadRequest, apply_request, message, parse_body
 from importer.sandbox.matching import find_duplicate
 from importer.sandbox.store import CustomerStore, comm_values, vins_of
@@ -50,6 +52,9 @@ class SandboxConfig:
     drop_rate: float = 0.0
     seed: int | None = None
     db_path: str | None = None
+    #: serve HTTPS with this PEM certificate (chain) and its PEM private key; None for plain HTTP
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
 
 class _TokenBucket:
@@ -314,16 +319,35 @@ def build_app(config: SandboxConfig) -> web.Application:
     return app
 
 
+def server_tls(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """The server side of TLS from a PEM certificate (its chain after it) and its PEM key; None for neither."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigError("--tls-cert and --tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:  # an OSError too: first
+        raise ConfigError(f"--tls-cert {cert} / --tls-key {key}: not a PEM certificate and its matching private key "
+                          f"({exc.reason or exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"--tls-cert/--tls-key: cannot read {exc.filename or cert} ({exc.strerror or exc})") \
+            from None
+    return context
+
+
 @contextlib.asynccontextmanager
 async def running_sandbox(config: SandboxConfig, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Serve the sandbox on this event loop; yields its base URL."""
+    tls = server_tls(config.tls_cert, config.tls_key)
     runner = web.AppRunner(build_app(config), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=tls)
     await site.start()
     bound_host, bound_port = runner.addresses[0][:2]
     try:
-        yield f"http://{bound_host}:{bound_port}"
+        yield f"{'https' if tls else 'http'}://{bound_host}:{bound_port}"
     finally:
         await runner.cleanup()
 

@@ -9,6 +9,7 @@ for the listMinimal search alike:
     2xx/4xx that is not the JSON envelope → Reply(failed, NOT_JSON): an HTML login page, a proxy
     3xx                                   → Reply(failed, REDIRECTED): redirects are not followed
     401, 403                              → FatalApiError: no further request can succeed
+    407                                   → FatalApiError(PROXY_REFUSED): the proxy wants credentials
     429                                   → RetryableError(retry_after, surely not saved)
     5xx                                   → RetryableError (the request may have been saved)
 
@@ -22,6 +23,7 @@ Response bodies may carry customer PII: messages keep the API's error code and m
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import ipaddress
 import logging
@@ -37,6 +39,7 @@ import orjson
 from importer.config import Credentials
 from importer.error_codes import ErrorCode
 from importer.errors import ApiUnavailableError, ConfigError, FatalApiError, RetryableError
+from importer.send.network import Proxy, explain_failure
 from importer.status import StopCode
 
 #: Answers larger than this are refused unread: the envelope is a few hundred bytes.
@@ -168,6 +171,10 @@ def classify(status: int, content_type: str, body: bytes, headers: Mapping[str, 
         raise FatalApiError(f"the API refused the credentials or the department (HTTP {status}"
                             f"{', ' + code if code else ''}{': ' + text if text else ''})",
                             code=code or ErrorCode.CREDENTIALS_REFUSED)
+    if status == 407:  # a plain-http request through a proxy; over https the tunnel's 407 is an exception
+        raise FatalApiError("the proxy asked for credentials (HTTP 407): put them in the proxy URL or in "
+                            "MK_PROXY_USERNAME and MK_PROXY_PASSWORD", code=ErrorCode.PROXY_REFUSED,
+                            stop_code=StopCode.PROXY_REFUSED)
     if status == 429:
         raise RetryableError("rate limited (HTTP 429)", retry_after=retry_after_seconds(headers.get("Retry-After")),
                              maybe_saved=False, throttled=True, from_api=True)
@@ -237,6 +244,12 @@ class AnswerWatch:
         return self.streak >= (self.AFTER_SOME if self.api_answered else self.BEFORE_ANY)
 
     def error(self) -> ApiUnavailableError:
+        if self.code in (StopCode.TLS_FAILED, StopCode.PROXY_REFUSED):
+            if not self.api_answered:  # never got through: the setting is wrong, not the API away
+                code = ErrorCode.TLS_FAILED if self.code == StopCode.TLS_FAILED else ErrorCode.PROXY_REFUSED
+                return ApiUnavailableError(f"{self.last} ({self.streak} requests in a row)", code=code,
+                                           stop_code=self.code)
+            self.code = StopCode.API_UNAVAILABLE  # it worked in this run: a passing fault, a rerun resumes
         if self.code == StopCode.API_UNAVAILABLE:
             reason = f"the API is unavailable: {self.streak} requests in a row got no answer (last: {self.last})"
             return ApiUnavailableError(reason, code=ErrorCode.API_UNAVAILABLE, stop_code=self.code)
@@ -263,12 +276,20 @@ class ApiClient:
     """The Customer API of one department, over one aiohttp session."""
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str, department: str,
-                 credentials: Credentials) -> None:
+                 credentials: Credentials, proxy: Proxy | None = None) -> None:
         self._session = session
+        self._proxy = proxy
+        self._proxy_url = None if proxy is None else proxy.url
+        self._proxy_auth = None if proxy is None else proxy.auth()
         self._customers = f"{base_url}/customer/v2/department/{quote(department, safe='')}/customer"
         self._headers = {"Authorization": credentials.authorization(), "Accept": "application/json"}
         self._post_headers = {**self._headers, "Content-Type": "application/json"}
         self.watch = AnswerWatch()
+        #: an HTTP answer came back: the address, the certificate and any proxy work
+        self._reached = False
+        self._first_contact = asyncio.Lock()
+        #: the refusal that stops the run (401, 407, a certificate): every later request is refused unsent
+        self._refusal: FatalApiError | None = None
 
     @staticmethod
     def timeouts(connect: float, read: float) -> aiohttp.ClientTimeout:
@@ -276,13 +297,31 @@ class ApiClient:
 
     async def _call(self, method: str, url: str, expect: str, data: bytes | None = None,
                     params: Mapping[str, str] | None = None) -> Reply:
+        if not self._reached:
+            # One request at a time until one is answered: an untrusted certificate, a proxy that refuses or a
+            # dead address then meets one connection, not every request of the pool at once.
+            async with self._first_contact:
+                if not self._reached:
+                    return await self._exchange(method, url, expect, data, params)
+        return await self._exchange(method, url, expect, data, params)
+
+    async def _exchange(self, method: str, url: str, expect: str, data: bytes | None,
+                        params: Mapping[str, str] | None) -> Reply:
+        """One request and what its answer (or its failure) means."""
+        if self._refusal is not None:
+            raise FatalApiError(str(self._refusal), code=self._refusal.code, stop_code=self._refusal.stop_code,
+                                before_sending=True)
         if self.watch.given_up:
-            raise self.watch.error()  # refused before sending: nothing of this request reached anyone
+            error = self.watch.error()
+            error.before_sending = True  # nothing of this request reached anyone
+            raise error
         headers = self._headers if data is None else self._post_headers
         started = time.monotonic()
         try:
             async with self._session.request(method, url, data=data, params=params, headers=headers,
-                                             allow_redirects=False) as response:
+                                             allow_redirects=False, proxy=self._proxy_url,
+                                             proxy_auth=self._proxy_auth) as response:
+                self._reached = True
                 body = await _read_bounded(response)
                 if log.isEnabledFor(logging.DEBUG):
                     # Method, path and status only: headers carry the credentials, bodies customer data.
@@ -290,6 +329,15 @@ class ApiClient:
                               (time.monotonic() - started) * 1000)
                 status, headers_in = response.status, response.headers
                 content_type = headers_in.get("Content-Type", "") if body is not None else ""
+        except (aiohttp.ClientSSLError, aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError) as exc:
+            # Nothing reached the API: a certificate, a handshake or the proxy stood in the way.
+            failure = explain_failure(exc, self._proxy)
+            assert failure is not None
+            if failure.at_once:
+                self._refusal = FatalApiError(failure.message, code=failure.error_code, stop_code=failure.stop_code)
+                raise self._refusal from None
+            self.watch.not_from_api(failure.message, failure.stop_code)
+            raise RetryableError(failure.message, maybe_saved=False) from None
         except aiohttp.ClientConnectorError as exc:
             self.watch.not_from_api(f"cannot connect ({exc.__class__.__name__})", StopCode.API_UNAVAILABLE)
             raise RetryableError(f"cannot connect ({exc.__class__.__name__})", maybe_saved=False) from None
@@ -304,8 +352,10 @@ class ApiClient:
             else:
                 self.watch.not_from_api(f"HTTP {status} without the API's envelope", StopCode.API_UNAVAILABLE)
             raise
-        except FatalApiError:
-            self.watch.from_api()
+        except FatalApiError as exc:
+            if exc.stop_code != StopCode.PROXY_REFUSED:  # a 407 is the proxy's answer, not the API's
+                self.watch.from_api()
+            self._refusal = exc
             raise
         if reply.from_api:
             self.watch.from_api()

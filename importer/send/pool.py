@@ -381,7 +381,11 @@ class Pool:
         """A request that may have been saved, for a customer only its key can find: look it up first."""
         assert job.search_key is not None
         self.stats.searches += 1
-        reply = await self._call(functools.partial(self.api.find_by_key, job.search_key))
+        try:
+            reply = await self._call(functools.partial(self.api.find_by_key, job.search_key))
+        except FatalApiError as exc:
+            self.stats.searches -= exc.before_sending  # refused unsent: not a search
+            raise
         if not reply.ok:
             # Not "not found": the search said nothing, and sending the job as new could create it twice.
             return Outcome(job.key, Status.FAILED, error_code=ErrorCode.OUTCOME_UNKNOWN,
@@ -403,8 +407,9 @@ class Pool:
             except RetryableError as exc:
                 self.on_attempt(sent, self.clock(), "rate_limited" if exc.throttled else "error", retry)
                 raise
-            except FatalApiError:
-                self.on_attempt(sent, self.clock(), "refused", retry)
+            except FatalApiError as exc:
+                if not exc.before_sending:
+                    self.on_attempt(sent, self.clock(), "refused", retry)
                 raise
             except asyncio.CancelledError:  # past its deadline, or abandoned by a stop
                 self.on_attempt(sent, self.clock(), "error", retry)
@@ -459,6 +464,13 @@ class Pool:
                     reply = await self._post(job.text, retry=attempt > 1)
                 except _Unanswered:
                     sent = True
+                    raise
+                except (FatalApiError, _Stopped) as exc:
+                    # Refused by the client after an earlier refusal, or stopped before its turn came: nothing
+                    # left, so not a request (the timeline does not count it either).
+                    if isinstance(exc, _Stopped) or exc.before_sending:
+                        self.stats.requests -= 1
+                        self.stats.retries -= attempt > 1
                     raise
                 except RetryableError as exc:
                     log.debug("customer %s attempt %d: %s", job.key, attempt, exc)

@@ -279,3 +279,54 @@ def test_the_image_tag_is_the_package_version_unless_the_dealers_file_gives_one(
     images = [line.split("image:", 1)[1].strip() for line in manifest if "image:" in line]
     assert images
     assert all(image.endswith(f":{__version__}") for image in images)
+
+
+def test_a_dealers_proxy_and_ca_bundle_go_into_both_schedules_without_credentials(tmp_path: Path):
+    path = three_dealers(tmp_path, "https://api.example.test")
+    document = yaml.safe_load(path.read_text())
+    (tmp_path / "corp-ca.pem").write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    document["defaults"] |= {"proxy": "http://proxy.corp.example:3128", "ca_bundle": "corp-ca.pem"}
+    document["dealers"][2]["proxy"] = "proxy2.corp.example:8080"  # host:port, taken as http:// as curl does
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    jobs = list(CronTab(tab=render_of(path, "crontab"), user=False))
+    assert "flock -n" in jobs[0].command
+    assert " env HTTPS_PROXY=http://proxy.corp.example:3128 HTTP_PROXY=http://proxy.corp.example:3128 " \
+           in jobs[0].command
+    assert " env HTTPS_PROXY=http://proxy2.corp.example:8080 " in jobs[2].command
+    text = render_of(path, "kubernetes")
+    documents = [d for d in yaml.safe_load_all(text) if d]
+    for manifest in documents:
+        kubernetes_validate.validate(manifest, kubernetes_validate.latest_version(), strict=True)
+    config = next(d for d in documents if d["kind"] == "ConfigMap")
+    assert "BEGIN CERTIFICATE" in config["data"]["ca-corp-ca.pem"]
+    embedded = yaml.safe_load(config["data"]["dealers.yaml"])
+    assert {e["proxy"] for e in embedded["dealers"]} == {"http://proxy.corp.example:3128",
+                                                          "http://proxy2.corp.example:8080"}
+    assert {e["ca_bundle"] for e in embedded["dealers"]} == {"ca-corp-ca.pem"}
+    container = next(d for d in documents if d["kind"] == "CronJob")["spec"]["jobTemplate"]["spec"]["template"][
+        "spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["HTTPS_PROXY"]["value"] == env["HTTP_PROXY"]["value"] == "http://proxy.corp.example:3128"
+    assert env["MK_PROXY_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "mk-import-alpha",
+                                                                     "key": "proxy_password", "optional": True}
+
+
+def render_of(path: Path, kind: str) -> str:
+    from importer.ops.dealers import load_dealers
+    from importer.ops.deploy import render
+
+    return render(kind, load_dealers(path))
+
+
+def test_a_proxy_url_with_credentials_is_refused_in_the_dealers_file_and_not_repeated(tmp_path: Path, capsys):
+    path = three_dealers(tmp_path, "https://api.example.test")
+    document = yaml.safe_load(path.read_text())
+    document["defaults"]["proxy"] = "http://egress:hunter22-secret@proxy.corp.example:3128"
+    document["dealers"][0]["ca_bundle"] = "missing.pem"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    assert main(["deploy", "crontab", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "defaults: proxy: the URL carries a user name or password (not repeated here)" in err
+    assert "MK_PROXY_USERNAME" in err
+    assert "dealers[0] (alpha): ca_bundle:" in err
+    assert "hunter22" not in err

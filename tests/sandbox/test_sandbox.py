@@ -300,3 +300,45 @@ def test_window_mode_answers_429_with_retry_after_one_second(start_sandbox):
     assert len(answers) - len(limited) <= 10  # 5 a second at most, however the 12 fall across seconds
     assert limited
     assert all(a.headers["Retry-After"] == "1" for a in limited)
+
+
+def test_the_sandbox_command_serves_https_with_the_certificate_given(make_tls, tmp_path: Path):
+    import re
+    import ssl
+
+    tls = make_tls()
+    process = subprocess.Popen([sys.executable, "-m", "importer", "sandbox", "--port", "0", "--user", "u:p",
+                                "--tls-cert", str(tls.cert_file), "--tls-key", str(tls.key_file)],
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        match = re.search(r"listening on https://127\.0\.0\.1:(\d+)", line)
+        assert match, line
+        trusting = ssl.create_default_context(cafile=str(tls.ca_file))
+        connection = http.client.HTTPSConnection("127.0.0.1", int(match.group(1)), context=trusting, timeout=10)
+        connection.request("GET", "/_sandbox/stats")
+        assert connection.getresponse().status == 200
+        connection.close()
+        stranger = http.client.HTTPSConnection("127.0.0.1", int(match.group(1)), timeout=10,
+                                               context=ssl.create_default_context())
+        with pytest.raises(ssl.SSLCertVerificationError):
+            stranger.request("GET", "/_sandbox/stats")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+@pytest.mark.parametrize("which", ["cert only", "key is not the cert's"])
+def test_the_sandbox_refuses_a_certificate_it_cannot_serve(make_tls, which: str):
+    tls, other = make_tls(name="one"), make_tls(name="two")
+    args = ["--tls-cert", str(tls.cert_file)]
+    if which != "cert only":
+        args += ["--tls-key", str(other.key_file)]
+    done = subprocess.run([sys.executable, "-m", "importer", "sandbox", "--port", "0", *args], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "--tls-" in done.stderr
+    assert "Traceback" not in done.stderr
