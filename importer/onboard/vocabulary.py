@@ -11,6 +11,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from importer.prepare import composites
+
 
 def _words(*groups: str) -> frozenset[str]:
     return frozenset(w for g in groups for w in g.split())
@@ -230,17 +232,9 @@ def _contained(words: list[str], letters: str, digits: list[int]) -> tuple[str |
     return None, 1
 
 
-MAKES = _words(
-    "ACURA ALFA AUDI BMW BUICK CADILLAC CHEVROLET CHEVY CHEV CHRYSLER DODGE FIAT FORD GENESIS GMC HONDA HYUNDAI",
-    "INFINITI JAGUAR JEEP KIA LAND LANDROVER LEXUS LINCOLN MAZDA MERCEDES MERCEDES-BENZ MB MINI MITSUBISHI",
-    "NISSAN POLESTAR PORSCHE RAM RIVIAN SUBARU TESLA TOYOTA VOLKSWAGEN VW VOLVO LUCID MASERATI BENTLEY FERRARI",
-    "LAMBORGHINI ROLLS-ROYCE SMART SCION SATURN PONTIAC MERCURY OLDSMOBILE HUMMER SAAB SUZUKI ISUZU FREIGHTLINER",
-    "HARLEY-DAVIDSON KAWASAKI YAMAHA TOY HYUN NISS MITS VOLKS MERC LINC CADI PORS INFI SUBA MAZD")
-#: Abbreviations a DMS writes for a make, with the make's name (a suggested `values:` map).
-MAKE_ABBREVIATIONS = {"CHEVY": "Chevrolet", "CHEV": "Chevrolet", "VW": "Volkswagen", "VOLKS": "Volkswagen",
-                      "MB": "Mercedes-Benz", "TOY": "Toyota", "HYUN": "Hyundai", "NISS": "Nissan",
-                      "MITS": "Mitsubishi", "MERC": "Mercedes-Benz", "LINC": "Lincoln", "CADI": "Cadillac",
-                      "PORS": "Porsche", "INFI": "Infiniti", "SUBA": "Subaru", "MAZD": "Mazda"}
+#: Makes and their abbreviations live with the vehicle descriptions that prepare reads with them.
+MAKES = composites.MAKES
+MAKE_ABBREVIATIONS = composites.MAKE_ABBREVIATIONS
 PROVINCE_NAMES = frozenset({"alberta", "british columbia", "manitoba", "new brunswick", "newfoundland and labrador",
                             "nova scotia", "northwest territories", "nunavut", "ontario", "prince edward island",
                             "quebec", "québec", "saskatchewan", "yukon"})
