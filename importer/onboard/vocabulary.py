@@ -64,6 +64,13 @@ SYNONYMS: dict[str, frozenset[str]] = {
     "licensePlate": _words("licenseplate plate plateno platenumber tag tagno tagnumber license licenseno",
                            "immatriculation plaque noplaque licplate"),
     "color": _words("color colour couleur extcolor exteriorcolor colorext vehcolor"),
+    # Columns holding several fields (prepare/composites.py); their values must agree (suggest.py).
+    "address.city_state_zip": _words("citystatezip citystzip csz citystatepostal",
+                                     "citystatezipcode cityprovpostal cityprovincepostalcode cityprovincepostal",
+                                     "villeprovincecodepostal villeprovcp"),
+    "address.one_line": _words("fulladdress addressfull completeaddress fullmailingaddress adressecomplete"),
+    "description": _words("vehicle vehicledescription vehdesc vehicledesc vehdescription yearmakemodel ymm",
+                          "vehicleinfo vehinfo vehicule descriptionvehicule"),
 }
 #: squashed phone headers that name their kind
 PHONE_LABELS: dict[str, frozenset[str]] = {
@@ -200,10 +207,11 @@ def match_header(header: str) -> HeaderMatch | None:
 
 
 SYNONYMS_VEHICLE = frozenset({"vin", "vehicleYear", "vehicleMake", "vehicleModel", "estimatedMileage",
-                              "vehicleTrim", "licensePlate", "color"})
+                              "vehicleTrim", "licensePlate", "color", "description"})
 #: Synonyms long and specific enough to be found inside a longer header (`BuyerFirstName`, `Veh VIN`);
 #: words that only say whose column it is (`Customer Type`, `Account Status`) are not among them.
-_WHOSE = frozenset({"customer", "account", "client", "owner", "buyer", "business", "company", "telephone"})
+_WHOSE = frozenset({"customer", "account", "client", "owner", "buyer", "business", "company", "telephone",
+                    "vehicle", "vehicule"})
 _INSIDE = sorted(((name, target) for target, names in SYNONYMS.items() for name in names if name not in _WHOSE
                   and (len(name) >= 5 or name in ("vin", "niv", "zip", "make", "model", "city", "year", "email"))),
                  key=lambda item: -len(item[0]))

@@ -10,7 +10,8 @@ Each distinct value is read once (a file repeats its cities and descriptions), b
   city, state and ZIP read as above; without commas, `usaddress` tells the street from the city.
   An apartment or suite stays on line 1 with its street.
 - **description**: `YEAR MAKE MODEL [TRIM]`, in any order of year and make, with a VIN anywhere in it: a
-  four-digit year from 1900, a 17-character VIN, a make from MAKES (`CHEVY`, `VW`, `LAND ROVER`, ...); the
+  four-digit year from 1900, a VIN (16 to 18 letters and digits: a mistyped one is judged by the VIN
+  normalizer), a make from MAKES (`CHEVY`, `VW`, `LAND ROVER`, ...); the
   model is the word after the make, with the next one when it is a number or the model is two words
   (`Model 3`, `Silverado 1500`, `Grand Cherokee`); the rest is the trim. Case is kept as written.
 
@@ -72,7 +73,9 @@ _CSZ = (re.compile(rf"^{_CITY}{_SEP}(?P<state>[A-Za-z]{{2}})(?:{_SEP}(?P<zip>{_Z
 _STREET_THEN = (re.compile(r"^(?P<street>.*[^\s,])\s*,\s*(?P<rest>[^,]+,[^,]+)$"),
                 re.compile(r"^(?P<street>.*[^\s,])\s*,\s*(?P<rest>[^,]+)$"))
 _YEAR = re.compile(r"^(?:19|20)[0-9]{2}$")
-_VIN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$", re.IGNORECASE)
+#: A VIN, or a mistyped one (a character short or too many, an O for a 0): the VIN normalizer judges it, as it
+#: would in a column of its own, rather than a broken VIN becoming the trim.
+_VIN = re.compile(r"^(?=.*[0-9])(?=.*[A-Z])[A-Z0-9]{16,18}$", re.IGNORECASE)
 #: usaddress labels that are not the street line.
 _PLACE_LABELS = frozenset({"PlaceName", "StateName", "ZipCode", "CountryName", "ZipPlus4"})
 

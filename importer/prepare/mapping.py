@@ -413,6 +413,8 @@ class Unread:
     mask: pd.Series
     #: the column's values as read
     values: pd.Series
+    #: every canonical field these rows lack
+    fields: tuple[str, ...] = ()
 
 
 def _cleaned(mapping: MappingSpec, column: pd.Series) -> pd.Series:
@@ -488,5 +490,5 @@ def _fill_parts(mapping: MappingSpec, composite: Composite, raw: pd.DataFrame, r
         lacking = str(combination).split()
         words = [base_field(c) for c in lacking]
         found.append(Unread(lacking[0], composites.unread_message(words), names == combination,
-                            values))
+                            values, tuple(lacking)))
     return found
