@@ -45,6 +45,9 @@ _TWO_WORD_MAKES = {"LAND": "ROVER", "ALFA": "ROMEO", "MERCEDES": "BENZ", "ASTON"
 _MODEL_FIRST_WORDS = frozenset({"GRAND", "MODEL", "SANTA", "RANGE", "TOWN", "PT", "LAND", "CROWN", "MONTE", "NEW"})
 _MODEL_SECOND_WORDS = frozenset({"SERIES", "CLASS"})
 
+#: Longer values are no address nor description (a cell that swallowed other lines): not read, said unread.
+MAX_LENGTH = 300
+
 #: Each kind of column holding several fields → the fields it gives (base fields, without a vehicle prefix).
 PARTS: dict[str, tuple[str, ...]] = {
     "city_state_zip": ("address.city", "address.state", "address.zip"),
@@ -163,7 +166,7 @@ def split(kind: str, values: pd.Series) -> Split:
     read once."""
     read = _READERS[kind]
     codes, uniques = pd.factorize(values)
-    found = [read(str(u)) if u else {} for u in uniques]
+    found = [read(str(u)) if u and len(str(u)) <= MAX_LENGTH else {} for u in uniques]
     given = (values != "").to_numpy()
     parts, unread = {}, {}
     for name in PARTS[kind]:
