@@ -178,8 +178,12 @@ def split(kind: str, values: pd.Series) -> Split:
     return Split(parts, unread)
 
 
+#: The warning for a value some parts of which could not be read (error_codes.WARNINGS explains it).
+UNREAD = "part not read, left out"
+
+
 def unread_message(missing: list[str]) -> str:
     """The warning for a value from which the `missing` parts could not be read."""
     words = [PART_WORDS[m] for m in missing]
-    listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
-    return f"no {listed} could be read from it; left out"
+    listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    return f"{UNREAD} ({listed})"

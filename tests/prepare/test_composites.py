@@ -7,9 +7,11 @@ import pandas as pd
 import pytest
 
 from importer.cli import main
+from importer.error_codes import WARNINGS
 from importer.errors import ConfigError
 from importer.prepare.composites import split
 from importer.prepare.mapping import load_mapping, parse_mapping, read_canonical
+from importer.report.reasons import ReasonParser
 from tests.helpers import read_csv, read_jsonl
 
 VIN = "1HGCM82633A004352"  # a valid check digit
@@ -110,7 +112,7 @@ def test_a_part_is_filled_only_where_its_own_column_is_empty_and_values_map_it()
     assert canonical["address.zip"].tolist() == ["78701", ""]  # a placeholder is empty: nothing unread
     assert canonical["vehicleMake"].tolist() == ["Chevrolet", "FORD"]
     assert [(u.field, u.message, u.mask.tolist()) for u in unread] == [
-        ("vehicleYear", "no model year could be read from it; left out", [False, True])]
+        ("vehicleYear", "part not read, left out (model year)", [False, True])]
     assert mapping.source_of("address.zip") == "CSZ"
     assert mapping.source_of("address.city") == "City"
     assert mapping.source_of("vehicleYear") == "Veh"
@@ -139,11 +141,17 @@ def test_parts_go_through_the_normalizers_and_unread_parts_are_rows_to_fix(write
     assert bodies["3"]["vehicles"] == [{"vin": VIN, "vehicleYear": "2019", "vehicleMake": "CHEVY",
                                         "vehicleModel": "SILVERADO 1500", "vehicleTrim": "LT"}]
     rows = {r["source_row"]: r for r in read_csv(out / "results.csv")}
-    assert "CITY STATE ZIP: no ZIP/postal code could be read from it; left out: 'AUSTIN, TX'" in rows["2"]["warnings"]
-    assert "VEHICLE: no model year could be read from it; left out: 'HONDA CIVIC'" in rows["2"]["warnings"]
-    assert "CITY STATE ZIP: no city, state/province or ZIP/postal code could be read" in rows["3"]["warnings"]
+    assert "CITY STATE ZIP: part not read, left out (ZIP/postal code): 'AUSTIN, TX'" in rows["2"]["warnings"]
+    assert "VEHICLE: part not read, left out (model year): 'HONDA CIVIC'" in rows["2"]["warnings"]
+    assert ("CITY STATE ZIP: part not read, left out (city, state/province and ZIP/postal code): 'garbage 123'"
+            in rows["3"]["warnings"])
     # a part read but not valid is dropped by the state's own normalizer, as from a State column
     assert "CITY STATE ZIP: not a US state or Canadian province: 'ZZ'" in rows["4"]["warnings"]
+    reasons = ReasonParser(["CUST#", "CUSTOMER NAME", "STREET ADDRESS", "CITY STATE ZIP", "VEHICLE", "VIN"])
+    said = reasons.warnings(rows["2"]["warnings"])
+    assert [(r.column, r.problem) for r in said][:2] == [("CITY STATE ZIP", "part not read, left out"),
+                                                          ("VEHICLE", "part not read, left out")]
+    assert WARNINGS["part not read, left out"].meaning in (out / "report.html").read_text()
     to_fix = {r["mk_source_row"]: r for r in read_csv(out / "errors.csv")}
     assert set(to_fix) == {"2", "3"}  # a state dropped by its normalizer is not a row to fix, as from a column
     assert "CITY STATE ZIP" in to_fix["2"]["mk_error_message"]
