@@ -3,8 +3,12 @@ normalizers and checks as separate columns, unreadable parts making the row one 
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from importer.cli import main
 from importer.error_codes import WARNINGS
@@ -161,3 +165,24 @@ def test_parts_go_through_the_normalizers_and_unread_parts_are_rows_to_fix(write
 
 def test_a_builtin_mapping_has_no_composites():
     assert load_mapping("cdk").composites == ()
+
+
+def _words(text: str) -> set[str]:
+    return set(re.sub(r"[\W_]+", " ", text).split())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
+                | st.lists(st.sampled_from(["12", "Oak", "Ave", ",", "AUSTIN", "TX", "78701", "H2X 1Y4", "QC", "&",
+                                            "2018", "HONDA", "LAND", "ROVER", VIN, "#", "APT", "-", "Ste"]),
+                           max_size=8).map(" ".join), min_size=1, max_size=5))
+def test_any_text_splits_without_failing_and_parts_come_from_the_value(values):
+    series = pd.Series([v.strip() for v in values], dtype="str")
+    for kind in ("city_state_zip", "one_line", "description"):
+        result = split(kind, series)
+        for name, part in result.parts.items():
+            for value, read in zip(series, part, strict=True):
+                # every word of a part is a word of the value (usaddress drops punctuation, never invents)
+                assert _words(read) <= _words(value), (kind, name)
+            if name in result.unread:
+                assert not (result.unread[name] & (series == "")).any()
