@@ -186,3 +186,23 @@ def test_any_text_splits_without_failing_and_parts_come_from_the_value(values):
                 assert _words(read) <= _words(value), (kind, name)
             if name in result.unread:
                 assert not (result.unread[name] & (series == "")).any()
+
+
+def test_a_city_read_once_splits_later_addresses_without_usaddress(monkeypatch):
+    import usaddress
+
+    calls = []
+    tag = usaddress.tag
+
+    def counted(value):
+        calls.append(value)
+        return tag(value)
+
+    monkeypatch.setattr(usaddress, "tag", counted)
+    values = pd.Series(["12 OAK AVE SAN ANTONIO TX 78201", "9 MAIN ST STE 4 SAN ANTONIO TX 78205",
+                        "3 LAKE RD AUSTIN TX 73301"], dtype="str")
+    parts = split("one_line", values).parts
+    assert parts["address.line1"].tolist() == ["12 OAK AVE", "9 MAIN ST STE 4", "3 LAKE RD"]
+    assert parts["address.city"].tolist() == ["SAN ANTONIO", "SAN ANTONIO", "AUSTIN"]
+    assert parts["address.zip"].tolist() == ["78201", "78205", "73301"]
+    assert calls == ["12 OAK AVE SAN ANTONIO TX 78201", "3 LAKE RD AUSTIN TX 73301"]  # a city not seen before
