@@ -3,7 +3,9 @@
 A mapping is YAML (see mappings/*.yaml and the README). Canonical column names are the API's own field
 names (`firstName`, `vin`), with `address.` before address fields and numbered slots for phones and emails
 (`phone1`, `phone1.block` or `phone1.consent`, `email1`, ...), and `vehicle2.` before the fields of the second
-and later vehicles of a row (`vehicles:`). Everything downstream speaks canonical columns only.
+and later vehicles of a row (`vehicles:`). A column holding several fields (`address: {city_state_zip: ...}`,
+`vehicle: {description: ...}`) is split into canonical columns here, by composites.py. Everything downstream
+speaks canonical columns only.
 """
 
 from __future__ import annotations
