@@ -289,8 +289,10 @@ def _mappings(args: argparse.Namespace) -> int:
             print(f"{name:<20} {load_mapping(name).description}")
         return ExitCode.OK
     if args.action == "show":
-        load_mapping(args.name)  # refuse what would not load
+        shown = load_mapping(args.name)  # refuse what would not load
         print(mapping_text(args.name), end="")
+        for composite in shown.composites:  # what a column holding several fields gives, read as the importer does
+            print(f"# {composite.key}: {composite.column!r} holds {', '.join(composite.parts())}")
         return ExitCode.OK
     if args.action == "suggest":
         return _suggest(args)

@@ -116,7 +116,8 @@ EXPLANATIONS: dict[ErrorCode, Explanation] = {
         "to be retried, so it may or may not have been saved",
         "nothing to fix in the file: the next run sends it again and finds the customer if it was saved"),
     ErrorCode.SAVED_WITHOUT_FIELD: Explanation(
-        "the customer was saved, but without a phone, email or VIN that could not be read (errors.csv only)",
+        "the customer was saved, but without a phone, email or VIN that could not be read, or a part that could "
+        "not be read from a column holding several fields (errors.csv only)",
         "correct the cell named in the message and import the row again: the same customer is completed"),
 }
 
@@ -195,6 +196,11 @@ WARNINGS: dict[str, Explanation] = {
         "the vehicle's year is not a 4-digit model year, so it was left out", "write the model year, like 2019"),
     "not a mileage": Explanation(
         "the mileage is not a whole number, so it was left out", "write the mileage as digits, like 42150"),
+    "part not read, left out": Explanation(
+        "the column holds several fields (city, state and ZIP; a whole address; a vehicle description) and the "
+        "part named in brackets could not be read from it, so it was left out; the row is in errors.csv",
+        "write the cell as the column's other values are written (AUSTIN, TX 78701; 12 Oak Ave, Austin, TX "
+        "73301; 2018 HONDA ACCORD) and import the row again: the same customer is completed"),
     "no VIN, nor a year, make and model; vehicle not sent": Explanation(
         "the row describes a vehicle without a VIN and without all of year, make and model, so the API "
         "could not identify it and it was not sent", "add the VIN, or the year, make and model"),

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from importer.prepare.full_names import NAME_PARTS
-from importer.prepare.mapping import MappingSpec, to_canonical
+from importer.prepare.mapping import MappingSpec, read_canonical
 from importer.prepare.normalize import normalize_frame
 from importer.read.reader import InputFile, read_chunks
 
@@ -69,9 +69,17 @@ def preview(mapping: MappingSpec, source: InputFile, resolved: dict[str, str]) -
     """Every mapped field of `mapping` tried on the whole file, in mapping order."""
     fields: dict[str, FieldPreview] = {}
     for chunk in read_chunks(source):
-        canonical = to_canonical(mapping, chunk, resolved)
+        canonical, unread = read_canonical(mapping, chunk, resolved)
         frame, problems = normalize_frame(canonical, mapping.customer_defaults.get("preferredLocale", ""))
         dropped = {p.field: p.mask for p in problems}
+        # A part of a column holding several fields is given where it was read or could not be; not clean where
+        # it could not be.
+        parts = {c: part for composite in mapping.composites for c, part in composite.parts().items()
+                 if c not in mapping.fields}
+        lacking = {c: pd.Series(False, index=chunk.index) for c in parts}
+        for u in unread:
+            for c in u.fields:
+                lacking[c] = lacking[c] | u.mask
         columns = [str(c) for c in canonical.columns]
         if mapping.full_name:
             columns = [c for c in columns if c not in NAME_PARTS or c in mapping.fields]
@@ -92,6 +100,9 @@ def preview(mapping: MappingSpec, source: InputFile, resolved: dict[str, str]) -
                 after_name = _after_column(name)
                 after = frame[after_name] if after_name in frame else canonical[name]
                 bad = given & dropped.get(name, pd.Series(False, index=chunk.index))
+                if name in parts:
+                    given = given & ((canonical[name] != "") | lacking[name])
+                    bad = given & (bad | lacking[name])
             entry = fields.setdefault(name, FieldPreview(_label(mapping, name), source_column))
             entry.filled += int(given.sum())
             entry.clean += int((given & ~bad).sum())
@@ -102,7 +113,9 @@ def preview(mapping: MappingSpec, source: InputFile, resolved: dict[str, str]) -
                 entry.samples += [(str(firsts[row]), "" if bad[row] else _shown(after[row], name))
                                   for row in firsts.index]
     # The mapping's own order, customer key first; phones and emails after, as the mapping lists them.
-    order = {name: i for i, name in enumerate(["customerKey", "fullName", *mapping.fields])}
+    composite_parts = [c for composite in mapping.composites for c in composite.parts()]
+    order = {name: i for i, name in enumerate(dict.fromkeys(["customerKey", "fullName", *mapping.fields,
+                                                             *composite_parts]))}
     return sorted(fields.values(), key=lambda f: order.get(f.name.split(" ")[0], len(order)))
 
 

@@ -22,8 +22,9 @@ import pandas as pd
 import yaml
 
 from importer.onboard import vocabulary as vocab
+from importer.prepare import composites
 from importer.prepare.full_names import is_business
-from importer.prepare.mapping import DEFAULT_PLACEHOLDERS, VEHICLE_FIELDS
+from importer.prepare.mapping import DEFAULT_PLACEHOLDERS, VEHICLE_COMPOSITES, VEHICLE_FIELDS
 from importer.prepare.normalize import (
     normalize_emails,
     normalize_mileage,
@@ -41,7 +42,10 @@ SAMPLE_ROWS = 2_000
 DECIDES = 0.8
 _PROVINCES = ("AB", "BC", "MB", "NB", "NL", "NS", "NT", "NU", "ON", "PE", "QC", "SK", "YT")
 _SINGLE = ("customer_key", "firstName", "middleName", "lastName", "company", "fullName", "isBusiness",
-           "address.line1", "address.line2", "address.city", "address.state", "address.zip")
+           "address.line1", "address.line2", "address.city", "address.state", "address.zip",
+           "address.city_state_zip", "address.one_line")
+#: What a vehicle group may hold: its fields, and a description holding several of them.
+_VEHICLE_TARGETS = (*VEHICLE_FIELDS, *VEHICLE_COMPOSITES)
 
 
 @dataclass
@@ -126,6 +130,39 @@ def _kinds(values: pd.Series) -> dict[str, float]:
     }
 
 
+#: Values tried as columns holding several fields: enough to tell, few enough for usaddress (85 µs a value).
+_COMPOSITE_SAMPLE = 500
+#: Columns holding several fields: (kind, target, words), the one-line address before the city, state and ZIP
+#: (which its tail would pass for).
+_COMPOSITE_KINDS = (("one_line", "address.one_line", "one-line addresses (street, city, state, ZIP)"),
+                    ("city_state_zip", "address.city_state_zip", "city, state and ZIP together"),
+                    ("description", "description", "vehicle descriptions (year, make, model)"))
+#: A cheap look first, so that only likely columns are read as composites: a street number, a ZIP or
+#: postal code at the end, a model year among the words.
+_COMPOSITE_HINTS = {"one_line": r"^(?:[0-9]+[A-Za-z]?|P\.? ?O\.?) .*(?:[0-9]{5}(?:-[0-9]{4})?|[0-9]{3,4}|"
+                                r"[A-Za-z][0-9][A-Za-z] ?[0-9][A-Za-z][0-9])$",
+                    "city_state_zip": r"^[^0-9]+ (?:[0-9]{5}(?:-[0-9]{4})?|[0-9]{3,4}|"
+                                      r"[A-Za-z][0-9][A-Za-z] ?[0-9][A-Za-z][0-9])$",
+                    "description": r"(?:^|.* )(?:19|20)[0-9]{2}(?: .*|$)"}
+
+
+def _composite_kinds(values: pd.Series) -> dict[str, float]:
+    """Share of the values that read whole as each kind of column holding several fields: every part it
+    must give is read, and a state (or province) is one."""
+    sample = values.head(_COMPOSITE_SAMPLE)
+    shares = {}
+    for kind, _, _ in _COMPOSITE_KINDS:
+        if sample.empty or sample.str.fullmatch(_COMPOSITE_HINTS[kind]).mean() < 0.5:
+            shares[kind] = 0.0
+            continue
+        found = composites.split(kind, sample)
+        whole = ~pd.concat(list(found.unread.values()), axis=1).any(axis=1)
+        if "address.state" in found.parts:
+            whole &= normalize_states(found.parts["address.state"])[0] != ""
+        shares[kind] = _share(whole)
+    return shares
+
+
 def profile(source: InputFile, sample_rows: int = SAMPLE_ROWS) -> list[Profile]:
     """Every column of the file's header with its header match and the kinds of its first values."""
     chunk = next(read_chunks(source, sample_rows), None)
@@ -134,7 +171,8 @@ def profile(source: InputFile, sample_rows: int = SAMPLE_ROWS) -> list[Profile]:
     for position, name in enumerate(source.header):
         values = chunk[name].head(sample_rows).fillna("").str.strip() if chunk is not None else pd.Series(dtype="str")
         values = values[(values != "") & ~values.str.lower().isin(placeholders)].reset_index(drop=True).astype("str")
-        profiles.append(Profile(name, position, values, vocab.match_header(name), _kinds(values)))
+        profiles.append(Profile(name, position, values, vocab.match_header(name),
+                                _kinds(values) | _composite_kinds(values)))
     return profiles
 
 
@@ -149,6 +187,9 @@ _VALUE_KINDS = (("email", "email", "valid emails"), ("phone", "phone", "valid ph
 
 def _by_values(p: Profile) -> tuple[str, str] | None:
     """A target the values alone decide, and why; None when they say nothing decisive."""
+    for kind, target, words in _COMPOSITE_KINDS:
+        if p.kind(kind) >= DECIDES:
+            return target, f"{_pct(p.kind(kind))} of values are {words}"
     for kind, target, words in _VALUE_KINDS:
         if p.kind(kind) >= DECIDES:
             return target, f"{_pct(p.kind(kind))} of values are {words}"
@@ -172,6 +213,11 @@ _KIND_WORDS = {"phone": "valid phones", "email": "valid emails", "vin": "VINs wi
                "postal": "ZIP or postal codes"}
 _CONFIRMS = {"phone": "phone", "email": "email", "vin": "vin", "vehicleYear": "year", "address.state": "state",
              "estimatedMileage": "mileage", "vehicleMake": "make", "address.zip": "postal"}
+
+
+# Columns holding several fields: a header naming one stands when its values read as one.
+_KIND_WORDS.update({kind: words for kind, _, words in _COMPOSITE_KINDS})
+_CONFIRMS.update({target: kind for kind, target, _ in _COMPOSITE_KINDS})
 
 
 def _decide(p: Profile) -> Choice | None:
@@ -273,7 +319,7 @@ def _resolve(choices: list[Choice]) -> list[Choice]:
         kept.append(choice)
     by_field: dict[str, list[Choice]] = defaultdict(list)
     for choice in kept:
-        if choice.target in VEHICLE_FIELDS:
+        if choice.target in _VEHICLE_TARGETS:
             by_field[choice.target].append(choice)
     for same in by_field.values():
         if len(same) > 1 and len({c.group for c in same}) == 1:
@@ -354,7 +400,8 @@ def _render(path: str, rows: int, choices: list[Choice], unmapped: list[Profile]
             note = "; some values are businesses, left whole" if businesses else ""
             lines.append(_line("fullName", value, why(full) + note, 2))
     address = [(t, by_target[t]) for t in ("address.line1", "address.line2", "address.city", "address.state",
-                                             "address.zip") if t in by_target]
+                                             "address.zip", "address.city_state_zip", "address.one_line")
+               if t in by_target]
     if address:
         lines.append("address:")
         lines += [_line(t.removeprefix("address."), _scalar(c.column.name), why(c), 2) for t, c in address]
@@ -375,15 +422,15 @@ def _render(path: str, rows: int, choices: list[Choice], unmapped: list[Profile]
                 meaning = ("opt-out: yes withdraws consent, never gives it" if flag.flag == "block"
                            else "consent: yes means may contact")
                 lines.append(_line(flag.flag, _scalar(flag.column.name), f"{meaning}; {why(flag)}", 4))
-    groups = sorted({c.group for c in choices if c.target in VEHICLE_FIELDS})
+    groups = sorted({c.group for c in choices if c.target in _VEHICLE_TARGETS})
     if groups:
         if len(groups) == 1:
             lines.append("vehicle:")
         else:
             lines.append("vehicles:                         # one group of columns per vehicle of a row")
         for group in groups:
-            fields = [c for c in choices if c.target in VEHICLE_FIELDS and c.group == group]
-            fields.sort(key=lambda c: VEHICLE_FIELDS.index(c.target))
+            fields = [c for c in choices if c.target in _VEHICLE_TARGETS and c.group == group]
+            fields.sort(key=lambda c: _VEHICLE_TARGETS.index(c.target))
             for i, c in enumerate(fields):
                 prefix = ("  - " if i == 0 else "    ") if len(groups) > 1 else "  "
                 lines.append(_line(prefix + c.target, _scalar(c.column.name), why(c)))
@@ -396,7 +443,7 @@ def _render(path: str, rows: int, choices: list[Choice], unmapped: list[Profile]
     if french:
         lines += ["  customer:", _line("preferredLocale", "fr-ca", "the header is in French", 4)]
     makes = sorted({v.upper() for c in choices if c.target == "vehicleMake" for v in c.column.values.unique()
-                    if v.upper() in vocab.MAKE_ABBREVIATIONS})
+                    if v.upper() in vocab.MAKE_ABBREVIATIONS} | _described_makes(choices))
     if makes:
         lines += ["values:", "  vehicleMake:"]
         lines += [f"    {_scalar(m)}: {_scalar(vocab.MAKE_ABBREVIATIONS[m])}" for m in makes]
@@ -404,6 +451,26 @@ def _render(path: str, rows: int, choices: list[Choice], unmapped: list[Profile]
         lines.append("# Columns left unmapped (map them above, or list them under ignore:), with sample values:")
         lines += [f"#   {c.name!r}: {_samples(c)}" for c in unmapped]
     return "\n".join(lines) + "\n"
+
+
+def _described_makes(choices: list[Choice]) -> set[str]:
+    """Abbreviated makes (`CHEVY`) inside vehicle descriptions, for the `values:` map."""
+    found = set()
+    for c in choices:
+        if c.target == "description":
+            makes = composites.split("description", c.column.values.drop_duplicates()).parts["vehicleMake"]
+            found |= {m.upper() for m in makes.unique() if m.upper() in vocab.MAKE_ABBREVIATIONS}
+    return found
+
+
+def _one_address_column(choices: list[Choice]) -> list[Choice]:
+    """A one-line address and a city, state and ZIP column are never both mapped: the surer one stays."""
+    both = [c for c in choices if c.target in ("address.one_line", "address.city_state_zip")]
+    if len(both) < 2:
+        return choices
+    rank = {"high": 0, "medium": 1, "low": 2}
+    kept = min(both, key=lambda c: (rank[c.confidence], -c.column.kind(_CONFIRMS[c.target]), c.column.position))
+    return [c for c in choices if c not in both or c is kept]
 
 
 def _last_first(p: Profile) -> bool:
@@ -421,7 +488,7 @@ def suggest(path: str, source: InputFile, sample_rows: int = SAMPLE_ROWS) -> Sug
     decided = [c for p in profiles if (c := _decide(p)) is not None]
     resolved = _resolve(decided)
     taken = {c.column.position: c for c in resolved}
-    resolved = _resolve([*resolved, *_place_by_neighbours(profiles, taken)])
+    resolved = _one_address_column(_resolve([*resolved, *_place_by_neighbours(profiles, taken)]))
     used = {c.column.position for c in resolved}
     unmapped = [p for p in profiles if p.position not in used]
     french = sum(1 for p in profiles if p.header is not None and p.header.french) >= 2

@@ -11,6 +11,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from importer.prepare import composites
+
 
 def _words(*groups: str) -> frozenset[str]:
     return frozenset(w for g in groups for w in g.split())
@@ -62,6 +64,13 @@ SYNONYMS: dict[str, frozenset[str]] = {
     "licensePlate": _words("licenseplate plate plateno platenumber tag tagno tagnumber license licenseno",
                            "immatriculation plaque noplaque licplate"),
     "color": _words("color colour couleur extcolor exteriorcolor colorext vehcolor"),
+    # Columns holding several fields (prepare/composites.py); their values must agree (suggest.py).
+    "address.city_state_zip": _words("citystatezip citystzip csz citystatepostal",
+                                     "citystatezipcode cityprovpostal cityprovincepostalcode cityprovincepostal",
+                                     "villeprovincecodepostal villeprovcp"),
+    "address.one_line": _words("fulladdress addressfull completeaddress fullmailingaddress adressecomplete"),
+    "description": _words("vehicle vehicledescription vehdesc vehicledesc vehdescription yearmakemodel ymm",
+                          "vehicleinfo vehinfo vehicule descriptionvehicule"),
 }
 #: squashed phone headers that name their kind
 PHONE_LABELS: dict[str, frozenset[str]] = {
@@ -198,10 +207,11 @@ def match_header(header: str) -> HeaderMatch | None:
 
 
 SYNONYMS_VEHICLE = frozenset({"vin", "vehicleYear", "vehicleMake", "vehicleModel", "estimatedMileage",
-                              "vehicleTrim", "licensePlate", "color"})
+                              "vehicleTrim", "licensePlate", "color", "description"})
 #: Synonyms long and specific enough to be found inside a longer header (`BuyerFirstName`, `Veh VIN`);
 #: words that only say whose column it is (`Customer Type`, `Account Status`) are not among them.
-_WHOSE = frozenset({"customer", "account", "client", "owner", "buyer", "business", "company", "telephone"})
+_WHOSE = frozenset({"customer", "account", "client", "owner", "buyer", "business", "company", "telephone",
+                    "vehicle", "vehicule"})
 _INSIDE = sorted(((name, target) for target, names in SYNONYMS.items() for name in names if name not in _WHOSE
                   and (len(name) >= 5 or name in ("vin", "niv", "zip", "make", "model", "city", "year", "email"))),
                  key=lambda item: -len(item[0]))
@@ -230,17 +240,9 @@ def _contained(words: list[str], letters: str, digits: list[int]) -> tuple[str |
     return None, 1
 
 
-MAKES = _words(
-    "ACURA ALFA AUDI BMW BUICK CADILLAC CHEVROLET CHEVY CHEV CHRYSLER DODGE FIAT FORD GENESIS GMC HONDA HYUNDAI",
-    "INFINITI JAGUAR JEEP KIA LAND LANDROVER LEXUS LINCOLN MAZDA MERCEDES MERCEDES-BENZ MB MINI MITSUBISHI",
-    "NISSAN POLESTAR PORSCHE RAM RIVIAN SUBARU TESLA TOYOTA VOLKSWAGEN VW VOLVO LUCID MASERATI BENTLEY FERRARI",
-    "LAMBORGHINI ROLLS-ROYCE SMART SCION SATURN PONTIAC MERCURY OLDSMOBILE HUMMER SAAB SUZUKI ISUZU FREIGHTLINER",
-    "HARLEY-DAVIDSON KAWASAKI YAMAHA TOY HYUN NISS MITS VOLKS MERC LINC CADI PORS INFI SUBA MAZD")
-#: Abbreviations a DMS writes for a make, with the make's name (a suggested `values:` map).
-MAKE_ABBREVIATIONS = {"CHEVY": "Chevrolet", "CHEV": "Chevrolet", "VW": "Volkswagen", "VOLKS": "Volkswagen",
-                      "MB": "Mercedes-Benz", "TOY": "Toyota", "HYUN": "Hyundai", "NISS": "Nissan",
-                      "MITS": "Mitsubishi", "MERC": "Mercedes-Benz", "LINC": "Lincoln", "CADI": "Cadillac",
-                      "PORS": "Porsche", "INFI": "Infiniti", "SUBA": "Subaru", "MAZD": "Mazda"}
+#: Makes and their abbreviations live with the vehicle descriptions that prepare reads with them.
+MAKES = composites.MAKES
+MAKE_ABBREVIATIONS = composites.MAKE_ABBREVIATIONS
 PROVINCE_NAMES = frozenset({"alberta", "british columbia", "manitoba", "new brunswick", "newfoundland and labrador",
                             "nova scotia", "northwest territories", "nunavut", "ontario", "prince edward island",
                             "quebec", "québec", "saskatchewan", "yukon"})

@@ -12,6 +12,14 @@ The rules, in order (docs/mappings.md, "Full names"):
 5. In `FIRST ... LAST` order, the last name takes the particles before it (`Van der Berg`, `de la Cruz`);
    in `LAST FIRST` order, the leading particles belong to the last name.
 6. A single word is a last name. Letter case is kept as written.
+7. A household (`MARY & JOHN SMITH`, `SMITH, JOHN & MARY`, `Marie et Jean Roy`) is the first person named,
+   with the last name they share: `MARY` / `SMITH`.
+
+Measured against nameparser and probablepeople on 37 names of the shapes DMS exports write (bench/bench_names.py,
+BENCHMARKS.md), rules 1-6 were right on 34 (rule 7 was then added for the three households they missed),
+probablepeople on 31, nameparser on 23:
+nameparser knows no companies and reads `SMITH JOHN A` as first SMITH; probablepeople takes `SMITH JOHN A`,
+`Mme Sylvie Côté` and `MARÍA NUÑEZ` for companies and `JONES AUTO BODY` for a person. So the rules stay.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ BUSINESS_WORDS = frozenset({
     "inc.", "dealership", "towing", "repair", "body", "shop", "store", "market", "restaurant",
 })
 _INITIAL = re.compile(r"^[^\W\d_]\.?$")
+_CONJUNCTIONS = frozenset({"&", "and", "et", "+"})
 _WORD_CLEAN = re.compile(r"[.,'()]")
 
 
@@ -68,6 +77,22 @@ def _take_suffixes(tokens: list[str]) -> tuple[list[str], list[str]]:
     return tokens, suffixes
 
 
+def _first_person(name: str, order: str) -> str:
+    """A household's first person with the last name they share (rule 7); any other name as it is."""
+    head, comma, tail = name.partition(",")
+    words = (tail if comma else name).split()
+    cut = next((i for i, w in enumerate(words) if w.casefold() in _CONJUNCTIONS), None)
+    if cut is None or cut == 0 or cut == len(words) - 1:
+        return name
+    before, after = words[:cut], words[cut + 1:]
+    if comma:
+        return f"{head}, {' '.join(before)}"
+    if len(before) > 1 or order == "last-first":
+        return " ".join(before)  # `JOHN SMITH & MARY JONES`: a whole name before the conjunction
+    shared = split_name(" ".join(after), order)[2]
+    return f"{before[0]} {shared}" if shared else name
+
+
 def split_name(name: str, order: str = "first-last", businesses: bool = False) -> tuple[str, str, str, str]:
     """(first, middle, last, company) of one full name, by the rules in the module docstring."""
     name = " ".join(name.split())
@@ -75,6 +100,7 @@ def split_name(name: str, order: str = "first-last", businesses: bool = False) -
         return "", "", "", ""
     if businesses and is_business(name):
         return "", "", "", name
+    name = _first_person(name, order)
     head, comma, tail = name.partition(",")
     tail_tokens = tail.replace(",", " ").split()
     if comma and tail_tokens and not all(_word(t) in _SUFFIXES for t in tail_tokens):

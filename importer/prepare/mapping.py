@@ -3,7 +3,9 @@
 A mapping is YAML (see mappings/*.yaml and docs/mappings.md). Canonical column names are the API's own field
 names (`firstName`, `vin`), with `address.` before address fields and numbered slots for phones and emails
 (`phone1`, `phone1.block` or `phone1.consent`, `email1`, ...), and `vehicle2.` before the fields of the second
-and later vehicles of a row (`vehicles:`). Everything downstream speaks canonical columns only.
+and later vehicles of a row (`vehicles:`). A column holding several fields (`address: {city_state_zip: ...}`,
+`vehicle: {description: ...}`) is split into canonical columns here, by composites.py. Everything downstream
+speaks canonical columns only.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pandas as pd
 import yaml
 
 from importer.errors import ConfigError
+from importer.prepare import composites
 from importer.prepare.full_names import NAME_PARTS, split_names
 from importer.read.reader import header_key
 
@@ -26,6 +29,9 @@ CUSTOMER_FIELDS = ("firstName", "middleName", "lastName", "company", "isBusiness
 ADDRESS_FIELDS = ("line1", "line2", "city", "state", "zip", "country")
 VEHICLE_FIELDS = ("vin", "vehicleYear", "vehicleMake", "vehicleModel", "vehicleTrim", "estimatedMileage",
                   "licensePlate", "color", "vehicleKey", "vehicleEngine")
+#: Keys of `address:` and of a vehicle that name a column holding several fields (composites.py splits it).
+ADDRESS_COMPOSITES = ("city_state_zip", "one_line")
+VEHICLE_COMPOSITES = ("description",)
 #: Constants a mapping may set for every address; they are not columns.
 ADDRESS_DEFAULTS = ("country", "type", "addressType")
 DEFAULT_PLACEHOLDERS = ("N/A", "NA", "NONE", "NULL", "-", "UNKNOWN")
@@ -82,6 +88,26 @@ class FullName:
 
 
 @dataclass(frozen=True)
+class Composite:
+    """One column holding several fields: `address: {city_state_zip: CITY STATE ZIP}`, `vehicle: {description: ...}`."""
+
+    #: a key of composites.PARTS: "city_state_zip", "one_line" or "description"
+    kind: str
+    column: str
+    #: "" for the address and the first vehicle, `vehicle2.` for the second vehicle, ...
+    prefix: str = ""
+
+    @property
+    def key(self) -> str:
+        """The key as the mapping writes it: `address.one_line`, `vehicle2.description`."""
+        return ("address." if self.kind in ADDRESS_COMPOSITES else self.prefix or "vehicle.") + self.kind
+
+    def parts(self) -> dict[str, str]:
+        """Each canonical field the column gives → its base field."""
+        return {self.prefix + part: part for part in composites.PARTS[self.kind]}
+
+
+@dataclass(frozen=True)
 class MappingSpec:
     name: str
     description: str
@@ -99,6 +125,8 @@ class MappingSpec:
     #: a phone or email that more customer keys than this carry in one file is dropped for all of them
     shared_contact_limit: int = DEFAULT_SHARED_CONTACT_LIMIT
     full_name: FullName | None = None
+    #: columns holding several fields each, split before the fields are normalized
+    composites: tuple[Composite, ...] = ()
 
     def source_columns(self) -> list[str]:
         """Every source column the mapping reads, in a stable order, without repeats."""
@@ -106,6 +134,7 @@ class MappingSpec:
         if self.full_name:
             columns.append(self.full_name.column)
         columns += self.fields.values()
+        columns += [c.column for c in self.composites]
         for contact in (*self.phones, *self.emails):
             columns += [c for c in (contact.column, contact.block, contact.consent) if c]
         return list(dict.fromkeys(columns))
@@ -122,6 +151,10 @@ class MappingSpec:
                     return contact.block or contact.consent or contact.column
         if canonical in NAME_PARTS and canonical not in self.fields and self.full_name:
             return self.full_name.column
+        if canonical not in self.fields:
+            for composite in self.composites:
+                if canonical in composite.parts():
+                    return composite.column
         return self.fields.get(canonical, canonical)
 
 
@@ -189,19 +222,34 @@ def _full_name(raw: Any, where: str) -> FullName | None:
 def _vehicles(raw: Any, single: Any, where: str) -> dict[str, str]:
     """Canonical vehicle fields of `vehicle:` (one group) or `vehicles:` (a list of groups)."""
     if raw is None:
-        return _str_map(single, f"{where}: vehicle", VEHICLE_FIELDS)
+        return _str_map(single, f"{where}: vehicle", VEHICLE_FIELDS + VEHICLE_COMPOSITES)
     if single is not None:
         raise _fail(where, "give vehicle: or vehicles:, not both")
     if not isinstance(raw, list) or not raw:
         raise _fail(where, "vehicles: expected a list of column groups (vin, vehicleYear, vehicleMake, ...)")
     fields: dict[str, str] = {}
     for group, item in enumerate(raw, 1):
-        mapped = _str_map(item, f"{where}: vehicles[{group}]", VEHICLE_FIELDS)
-        if "vin" not in mapped and not {"vehicleYear", "vehicleMake", "vehicleModel"} <= set(mapped):
-            raise _fail(f"{where}: vehicles[{group}]", "a vehicle needs a vin, or a vehicleYear, vehicleMake and "
-                                                        "vehicleModel")
+        mapped = _str_map(item, f"{where}: vehicles[{group}]", VEHICLE_FIELDS + VEHICLE_COMPOSITES)
+        enough = {"vin"}, {"description"}, {"vehicleYear", "vehicleMake", "vehicleModel"}
+        if not any(need <= set(mapped) for need in enough):
+            raise _fail(f"{where}: vehicles[{group}]", "a vehicle needs a vin, a description, or a vehicleYear, "
+                                                        "vehicleMake and vehicleModel")
         fields.update({vehicle_prefix(group) + name: column for name, column in mapped.items()})
     return fields
+
+
+def _take_composites(fields: dict[str, str], where: str) -> tuple[dict[str, str], tuple[Composite, ...]]:
+    """The columns holding several fields, taken out of the one-column fields."""
+    found = []
+    for key in [k for k in fields if base_field(k).removeprefix("address.") in (*ADDRESS_COMPOSITES,
+                                                                                *VEHICLE_COMPOSITES)]:
+        kind = base_field(key).removeprefix("address.")
+        found.append(Composite(kind, fields.pop(key), key.removesuffix(kind) if kind in VEHICLE_COMPOSITES else ""))
+    kinds = [c.kind for c in found]
+    if set(ADDRESS_COMPOSITES) <= set(kinds):
+        raise _fail(where, "address: give city_state_zip or one_line, not both (one_line holds the city, state "
+                           "and ZIP)")
+    return fields, tuple(found)
 
 
 def parse_mapping(raw: Any, where: str) -> MappingSpec:
@@ -218,9 +266,10 @@ def parse_mapping(raw: Any, where: str) -> MappingSpec:
         full_name = _full_name(customer.pop("fullName"), f"{where}: customer")
     fields = {
         **_str_map(customer, f"{where}: customer", CUSTOMER_FIELDS),
-        **_str_map(raw.get("address"), f"{where}: address", ADDRESS_FIELDS, prefix="address."),
+        **_str_map(raw.get("address"), f"{where}: address", ADDRESS_FIELDS + ADDRESS_COMPOSITES, prefix="address."),
         **_vehicles(raw.get("vehicles"), raw.get("vehicle"), where),
     }
+    fields, composite_columns = _take_composites(fields, where)
     defaults = raw.get("defaults") or {}
     if not isinstance(defaults, dict) or set(defaults) - {"address", "customer"}:
         raise _fail(where, "defaults: expected address: and customer: sections")
@@ -250,6 +299,7 @@ def parse_mapping(raw: Any, where: str) -> MappingSpec:
         ignore=frozenset(header_key(str(c)) for c in raw.get("ignore") or ()),
         shared_contact_limit=limit,
         full_name=full_name,
+        composites=composite_columns,
     )
     if not (mapping.fields.get("lastName") or mapping.fields.get("company") or full_name):
         raise _fail(where, "the mapping must map customer.lastName, customer.fullName or customer.company")
@@ -355,10 +405,46 @@ def check_header(mapping: MappingSpec, header: Iterable[str]) -> HeaderCheck:
     return HeaderCheck(missing, unmapped, resolved)
 
 
-def to_canonical(mapping: MappingSpec, raw: pd.DataFrame, resolved: dict[str, str]) -> pd.DataFrame:
-    """Canonical columns of a raw chunk: placeholders emptied, values mapped, surrounding spaces gone.
+@dataclass(frozen=True)
+class Unread:
+    """Rows of one column holding several fields from which some parts could not be read."""
 
-    A full name is split into the name fields that no column of their own fills on that row.
+    #: the first canonical field not read (what the warning is filed under)
+    field: str
+    message: str
+    mask: pd.Series
+    #: the column's values as read
+    values: pd.Series
+    #: every canonical field these rows lack
+    fields: tuple[str, ...] = ()
+
+
+def _cleaned(mapping: MappingSpec, column: pd.Series) -> pd.Series:
+    """Surrounding spaces gone, placeholders emptied."""
+    column = column.fillna("").str.strip()
+    return column.where(~column.str.lower().isin(mapping.placeholders), "")
+
+
+def _replaced(mapping: MappingSpec, canonical: str, column: pd.Series) -> pd.Series:
+    replacements = mapping.values.get(base_field(canonical))
+    if not replacements:
+        return column
+    return column.str.lower().map(replacements).fillna(column).astype(column.dtype)
+
+
+def to_canonical(mapping: MappingSpec, raw: pd.DataFrame, resolved: dict[str, str]) -> pd.DataFrame:
+    """Canonical columns of a raw chunk (see read_canonical), without what could not be read."""
+    return read_canonical(mapping, raw, resolved)[0]
+
+
+def read_canonical(mapping: MappingSpec, raw: pd.DataFrame,
+                   resolved: dict[str, str]) -> tuple[pd.DataFrame, list[Unread]]:
+    """Canonical columns of a raw chunk: placeholders emptied, values mapped, surrounding spaces gone; and the
+    parts of columns holding several fields that could not be read.
+
+    A full name is split into the name fields that no column of their own fills on that row; a column holding
+    several fields (`composites`) fills each of its fields likewise, before `values:` maps them, so that its
+    parts are normalized and checked as separate columns are.
     """
     sources: dict[str, str] = dict(mapping.fields)
     if mapping.full_name:
@@ -372,19 +458,39 @@ def to_canonical(mapping: MappingSpec, raw: pd.DataFrame, resolved: dict[str, st
                 sources[f"{kind}{i}.block"] = contact.block
             if contact.consent:
                 sources[f"{kind}{i}.consent"] = contact.consent
-    out = {}
-    for canonical, source in sources.items():
-        column = raw[resolved[source]].fillna("").str.strip()
-        empty = column.str.lower().isin(mapping.placeholders)
-        column = column.where(~empty, "")
-        replacements = mapping.values.get(base_field(canonical))
-        if replacements:
-            folded = column.str.lower()
-            column = folded.map(replacements).fillna(column).astype(column.dtype)
-        out[canonical] = column
+    out = {canonical: _replaced(mapping, canonical, _cleaned(mapping, raw[resolved[source]]))
+           for canonical, source in sources.items()}
+    unread = [u for composite in mapping.composites for u in _fill_parts(mapping, composite, raw, resolved, out)]
     if mapping.full_name:
         parts = split_names(out.pop("fullName"), mapping.full_name.order, mapping.full_name.businesses)
         for name in NAME_PARTS:
             own = out.get(name)
             out[name] = parts[name] if own is None else own.where(own != "", parts[name])
-    return pd.DataFrame(out, index=raw.index)
+    return pd.DataFrame(out, index=raw.index), unread
+
+
+def _fill_parts(mapping: MappingSpec, composite: Composite, raw: pd.DataFrame, resolved: dict[str, str],
+                out: dict[str, pd.Series]) -> list[Unread]:
+    """A composite column's parts into `out` where the row has no value of its own; what could not be read."""
+    values = _cleaned(mapping, raw[resolved[composite.column]])
+    split = composites.split(composite.kind, values)
+    missing: list[tuple[str, pd.Series]] = []
+    for canonical, part in composite.parts().items():
+        own = out.get(canonical)
+        taken = _replaced(mapping, canonical, split.parts[part])
+        out[canonical] = taken if own is None else own.where(own != "", taken)
+        if part in split.unread:
+            missing.append((canonical, split.unread[part] if own is None else split.unread[part] & (own == "")))
+    if not missing or not any(mask.any() for _, mask in missing):
+        return []
+    # One warning per row, naming every part it lacks: rows are grouped by the parts they lack.
+    names = pd.Series("", index=values.index, dtype="str")
+    for canonical, mask in missing:
+        names = names.mask(mask, names + canonical + " ")
+    found = []
+    for combination in names[names != ""].unique():
+        lacking = str(combination).split()
+        words = [base_field(c) for c in lacking]
+        found.append(Unread(lacking[0], composites.unread_message(words), names == combination,
+                            values, tuple(lacking)))
+    return found

@@ -360,6 +360,8 @@ class FieldProblem:
     mask: pd.Series
     #: the values as they were read
     values: pd.Series
+    #: a part of a column holding several fields that could not be read: fixing the cell completes the row
+    completable: bool = False
 
 
 _FIELD_RULES: dict[str, tuple[Callable[[pd.Series], Normalized], str]] = {

@@ -16,7 +16,7 @@ from importer.config import PrepareConfig
 from importer.errors import ConfigError, InputError
 from importer.memory import release_memory
 from importer.prepare.customers import Requests, customer_keys, legacy_keys
-from importer.prepare.mapping import MappingSpec, check_header, to_canonical
+from importer.prepare.mapping import MappingSpec, Unread, check_header, read_canonical
 from importer.prepare.normalize import FORMULA_START, PLACEHOLDER_MESSAGE, FieldProblem, normalize_frame
 from importer.prepare.schema import ROW_RULES, row_errors
 from importer.prepare.shared_contacts import PROBLEM as SHARED_PROBLEM
@@ -125,10 +125,12 @@ _COMPLETABLE = r"^(?:phone[0-9]+|email[0-9]+|vin)$"
 
 
 def _dropped_fields(problems: list[FieldProblem], mapping: MappingSpec, index: pd.Index) -> pd.Series:
-    """The source columns of each row whose unreadable phone, email or VIN was dropped, joined by ", "."""
+    """The source columns of each row whose unreadable phone, email, VIN or part of a column holding several
+    fields was dropped, joined by ", "."""
     names: dict[int, list[str]] = {}
     for problem in problems:
-        if problem.message == PLACEHOLDER_MESSAGE or not re.fullmatch(_COMPLETABLE, problem.field):
+        if problem.message == PLACEHOLDER_MESSAGE or not (problem.completable
+                                                          or re.fullmatch(_COMPLETABLE, problem.field)):
             continue
         source = mapping.source_of(problem.field)
         for position in np.flatnonzero(problem.mask.to_numpy()).tolist():
@@ -137,6 +139,11 @@ def _dropped_fields(problems: list[FieldProblem], mapping: MappingSpec, index: p
     for position, columns in names.items():
         dropped[position] = ", ".join(dict.fromkeys(columns))
     return pd.Series(dropped, index=index, dtype="str")
+
+
+def unread_problems(unread: list[Unread]) -> list[FieldProblem]:
+    """Parts of columns holding several fields that could not be read, as dropped values to fix."""
+    return [FieldProblem(u.field, u.message, u.mask, u.values, completable=True) for u in unread]
 
 
 def original_rows(source: InputFile) -> pd.Series | None:
@@ -279,8 +286,9 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
     contacts = ContactCollector()
     for chunk in read_chunks(source, config.chunk_rows, bad):
         release_memory()  # the previous chunk's working copies: without this, the heap grows chunk by chunk
-        canonical = to_canonical(mapping, chunk, header.resolved)
+        canonical, unread = read_canonical(mapping, chunk, header.resolved)
         frame, problems = normalize_frame(canonical, mapping.customer_defaults.get("preferredLocale", ""))
+        problems = [*unread_problems(unread), *problems]
         warnings = _warning_texts(problems, mapping, chunk.index, tally)
         table = _row_table(frame, chunk, header.resolved, warnings, mapping, config.strict)
         table["dropped"] = _dropped_fields(problems, mapping, chunk.index)

@@ -1,8 +1,10 @@
-"""`mappings suggest`: on six layouts no built-in fits (plus an .xlsx and a .zip copy), the suggestion,
-used untouched, maps at least 98% of the fields a person maps, and builds the payloads they expect."""
+"""`mappings suggest`: on eight layouts no built-in fits (plus an .xlsx and a .zip copy), two of them joining
+fields into one column, the suggestion, used untouched, maps at least 98% of the fields a person maps, and builds
+the payloads they expect."""
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ DATA = Path(__file__).parents[1] / "data" / "onboarding"
 FILES = {"dealertrack_two_vehicles.csv": "dealertrack_two_vehicles", "automate_last_first.csv": "automate_last_first",
          "pbs_dotted.csv": "pbs_dotted", "quebec_french.csv": "quebec_french", "silent_headers.csv": "silent_headers",
          "lying_headers.csv": "lying_headers",
+         "report_writer_joined.csv": "report_writer_joined", "one_line_address.csv": "one_line_address",
          "dealertrack_two_vehicles.xlsx": "dealertrack_two_vehicles", "quebec_french.zip": "quebec_french"}
 TARGET = 0.98
 
@@ -34,6 +37,7 @@ def fields_of(mapping: MappingSpec) -> dict[str, str]:
 
     out = {"customer_key": key(mapping.customer_key)}
     out.update({name: key(column) for name, column in mapping.fields.items()})
+    out.update({composite.key: key(composite.column) for composite in mapping.composites})
     if mapping.full_name:
         out["fullName"] = f"{key(mapping.full_name.column)}|{mapping.full_name.order}|{mapping.full_name.businesses}"
     for kind, contacts in (("phone", mapping.phones), ("email", mapping.emails)):
@@ -236,3 +240,61 @@ def test_run_uses_the_untouched_suggestion(tmp_path):
     results = read_csv(out / "results.csv")
     assert len(results) == 80
     assert sorted({r["status"] for r in results}) == ["invalid", "success"]
+
+
+JOINED = {"report_writer_joined.csv": "report_writer_joined", "one_line_address.csv": "one_line_address"}
+ORIGINAL = ("dealertrack_two_vehicles.csv", "automate_last_first.csv", "pbs_dotted.csv", "quebec_french.csv",
+            "silent_headers.csv", "lying_headers.csv")
+
+
+def _payloads_of(tmp_path: Path, path: Path, mapping: Path) -> list[dict[str, Any]]:
+    out = tmp_path / f"out-{path.stem}"
+    assert main(["validate", str(path), "--mapping", str(mapping), "--out", str(out),
+                 "--payloads", str(out / "p.jsonl")]) in (0, 1)
+    return read_jsonl(out / "p.jsonl")
+
+
+@pytest.mark.parametrize("name", sorted(JOINED))
+def test_joined_columns_suggested_untouched_give_every_expected_field(tmp_path, name):
+    """The expected payloads come from the same rows with every field in a column of its own (make_files.py)."""
+    expected = fields_of(load_mapping(str(DATA / f"{JOINED[name]}.yaml")))
+    got = fields_of(load_mapping(str(suggested(tmp_path, name))))
+    assert got == expected
+    payloads = _payloads_of(tmp_path, DATA / name, suggested(tmp_path, name))
+    assert payloads == read_jsonl(DATA / f"{JOINED[name]}.payloads.jsonl")
+
+
+def test_the_six_layouts_of_one_field_a_column_stay_at_100_percent(tmp_path):
+    for name in ORIGINAL:
+        expected = fields_of(load_mapping(str(DATA / f"{FILES[name]}.yaml")))
+        assert fields_of(load_mapping(str(suggested(tmp_path, name)))) == expected, name
+
+
+def test_the_export_of_the_issue_with_the_vin_inside_its_vehicle_column(tmp_path):
+    """`CUST#, CUSTOMER NAME, STREET ADDRESS, CITY STATE ZIP, PHONE 1, PHONE 2, EMAIL, VEHICLE`: the VIN written
+    inside the description ("2018 HONDA ACCORD 1HGCV..."), no VIN column."""
+    rows = read_csv(DATA / "report_writer_joined.csv")
+    path = tmp_path / "export.csv"
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow([c for c in rows[0] if c != "VIN"])
+        for row in rows:
+            row["VEHICLE"] = f"{row['VEHICLE']} {row.pop('VIN')}".strip()
+            writer.writerow(row.values())
+    mapping = tmp_path / "suggested.yaml"
+    assert main(["mappings", "suggest", str(path), "--out", str(mapping)]) == 0
+    raw = yaml.safe_load(mapping.read_text())
+    assert raw["address"] == {"line1": "STREET ADDRESS", "city_state_zip": "CITY STATE ZIP"}
+    assert raw["vehicle"] == {"description": "VEHICLE"}
+    assert _payloads_of(tmp_path, path, mapping) == read_jsonl(DATA / "report_writer_joined.payloads.jsonl")
+
+
+def test_check_previews_the_parts_of_a_joined_column(capsys):
+    assert main(["mappings", "check", str(DATA / "report_writer_joined.csv"), "--mapping",
+                 str(DATA / "report_writer_joined.yaml")]) == 0
+    out = capsys.readouterr().out
+    city = next(line for line in out.splitlines() if line.strip().startswith("address.city "))
+    assert "← 'CITY STATE ZIP'" in city
+    assert "'MIAMI, FL 33129-6130' → 'MIAMI'" in city
+    zip_line = next(line for line in out.splitlines() if line.strip().startswith("address.zip "))
+    assert "98% clean" in zip_line  # the two values without a ZIP count as not clean

@@ -27,6 +27,11 @@ from tests.helpers import VIN_A, VIN_B, read_csv, read_jsonl
     ("  Jean-François   Tremblay ", "Jean-François", "", "Tremblay"),
     ("Cher", "", "", "Cher"),
     ("", "", "", ""),
+    ("MARY & JOHN SMITH", "MARY", "", "SMITH"),
+    ("SMITH, JOHN & MARY", "JOHN", "", "SMITH"),
+    ("Marie et Jean Roy", "Marie", "", "Roy"),
+    ("Ann and Bo van der Berg", "Ann", "", "van der Berg"),
+    ("John Smith & Mary Jones", "John", "", "Smith"),
 ])
 def test_full_names_split_by_the_documented_rules(name, first, middle, last):
     assert split_name(name) == (first, middle, last, "")
@@ -39,6 +44,8 @@ def test_last_first_order_and_businesses():
     assert split_name("A1 TOWING", businesses=True) == ("", "", "", "A1 TOWING")
     assert split_name("Bayside Plumbing LLC") == ("Bayside", "Plumbing", "LLC", "")  # no businesses: a person
     assert split_name("LEE, ANN", businesses=True) == ("ANN", "", "LEE", "")
+    assert split_name("SMITH JOHN & MARY", "last-first") == ("JOHN", "", "SMITH", "")
+    assert split_name("SMITH & WESSON LLC", businesses=True) == ("", "", "", "SMITH & WESSON LLC")
 
 
 def test_full_name_and_two_vehicles_make_one_request(tmp_path, write_csv):

@@ -1,4 +1,4 @@
-"""Writes the onboarding layouts that tests/test_suggest.py holds: five DMS exports no built-in mapping fits.
+"""Writes the onboarding layouts that tests/test_suggest.py holds: DMS exports no built-in mapping fits.
 
     python -m tests.data.onboarding.make_files
 
@@ -7,6 +7,11 @@ Dealertrack (terse capital headers, two vehicles a row), Auto/Mate (one `LAST, F
 businesses in it), PBS (dotted headers, semicolons), a Quebec dealer (French headers, postal codes,
 provinces), a file whose headers say nothing, and one whose headers partly lie (`PHONE2` holding
 emails, a `LAST FIRST MI` name column). An .xlsx and a .zip copy of two of them go beside.
+
+Two report-writer exports join fields into one column: `LAST, FIRST` names with a `CITY STATE ZIP` column and a
+`YEAR MAKE MODEL` description beside a VIN column; `First Last` names with a one-line address and a description
+holding its VIN. Their expected payloads are not made from them: the same rows are written with every field in
+a column of its own (a twin file), and the payloads are what `validate` makes of the twin.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from __future__ import annotations
 import csv
 import io
 import random
+import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from sample_data.generate import VEHICLES, Messy, write_sheet
@@ -135,6 +142,94 @@ def lying(m: Messy) -> list[list[str]]:
     return rows
 
 
+_TWIN = ["key", "first", "last", "company", "street", "city", "state", "zip", "phone1", "phone2", "email", "year",
+         "make", "model", "trim", "vin"]
+TWIN_MAPPING = """customer_key: key
+customer: {firstName: first, lastName: last, company: company}
+address: {line1: street, city: city, state: state, zip: zip}
+phones: [{column: phone1%s}, {column: phone2%s}]
+emails: [{column: email, label: home}]
+vehicle: {vin: vin, vehicleYear: year, vehicleMake: make, vehicleModel: model, vehicleTrim: trim}
+defaults:
+  address: {country: US, type: PRIMARY, addressType: P}
+values:
+  vehicleMake: {CHEVY: Chevrolet, VW: Volkswagen}
+"""
+_TRIMS = ["", "", "EX", "LX", "SE", "XLT", "LIMITED", "SPORT"]
+
+
+def _twin_row(m: Messy, i: int, upper: bool) -> list[str]:
+    """One customer with every field in its own column (see _TWIN); a few cells a report writer left out."""
+    p = m.person(i + 1)
+    if not p.company and (not p.last or p.last == "N/A"):
+        p.last = "Nguyen"
+    first, last, company = p.first, p.last, p.company
+    make, model = m.r.choice(VEHICLES)
+    year = "" if m.chance(0.03) else str(m.r.randint(2006, 2026))  # a description without its year
+    trim = m.r.choice(_TRIMS)
+    zip_code = "" if m.chance(0.03) else m.zip_code(p.zip_code)  # a city and state without their ZIP
+    row = [p.key, first, last, company, p.street, p.place[0], m.state(p.place), zip_code,
+           m.phone(p.phone_digits), m.phone(p.phone2_digits), m.email(p.email), year, make, model, trim, m.vin()]
+    if upper:
+        for field in ("first", "last", "company", "street", "city", "model", "trim"):
+            row[_TWIN.index(field)] = row[_TWIN.index(field)].upper()
+    return row
+
+
+def _field(row: list[str], name: str) -> str:
+    return row[_TWIN.index(name)]
+
+
+def _description(row: list[str]) -> str:
+    return " ".join(v for v in (_field(row, "year"), _field(row, "make"), _field(row, "model"), _field(row, "trim"))
+                    if v)
+
+
+def report_writer(twins: list[list[str]]) -> list[list[str]]:
+    """`LAST, FIRST` names, one `CITY STATE ZIP` column, a `YEAR MAKE MODEL [TRIM]` description beside the VIN."""
+    rows = [["CUST#", "CUSTOMER NAME", "STREET ADDRESS", "CITY STATE ZIP", "PHONE 1", "PHONE 2", "EMAIL", "VEHICLE",
+             "VIN"]]
+    for t in twins:
+        name = _field(t, "company") or f"{_field(t, 'last')}, {_field(t, 'first')}"
+        place = f"{_field(t, 'city')}, {_field(t, 'state')} {_field(t, 'zip')}".strip()
+        rows.append([_field(t, "key"), name, _field(t, "street"), place, _field(t, "phone1"), _field(t, "phone2"),
+                     _field(t, "email"), _description(t), _field(t, "vin")])
+    return rows
+
+
+def one_line(twins: list[list[str]]) -> list[list[str]]:
+    """`First Last` names, the whole address in one column, the VIN inside the vehicle description."""
+    rows = [["Account", "Name", "Address", "Phone", "Cell", "Email", "Vehicle"]]
+    for i, t in enumerate(twins):
+        name = _field(t, "company") or f"{_field(t, 'first')} {_field(t, 'last')}"
+        street, city, state, zip_code = (_field(t, f) for f in ("street", "city", "state", "zip"))
+        # Mostly with commas; some written the way a label printer joins them, without.
+        address = f"{street}, {city}, {state} {zip_code}" if i % 5 else f"{street} {city} {state} {zip_code}"
+        rows.append([_field(t, "key"), name, address.strip(), _field(t, "phone1"), _field(t, "phone2"),
+                     _field(t, "email"), f"{_description(t)} {_field(t, 'vin')}".strip()])
+    return rows
+
+
+def write_joined(seed: int, name: str, make: Callable[[list[list[str]]], list[list[str]]], upper: bool,
+                 labels: tuple[str, str] = ("", "")) -> None:
+    """A layout joining fields, and its expected payloads: `validate` of its twin with every field apart."""
+    from importer.cli import main as cli  # the command line, as a person runs it
+
+    m = Messy(seed)
+    twins = [_twin_row(m, i, upper) for i in range(ROWS)]
+    rows = make(twins)
+    _csv(HERE / f"{name}.csv", rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        twin, mapping = Path(tmp) / "twin.csv", Path(tmp) / "twin.yaml"
+        _csv(twin, [_TWIN, *twins])
+        mapping.write_text(TWIN_MAPPING % tuple(f", label: {label}" if label else "" for label in labels),
+                           encoding="utf-8")
+        payloads = Path(tmp) / "p.jsonl"
+        cli(["validate", str(twin), "--mapping", str(mapping), "--out", str(Path(tmp) / "out"),
+             "--payloads", str(payloads)])
+        (HERE / f"{name}.payloads.jsonl").write_bytes(payloads.read_bytes())
+
+
 def main() -> None:
     layouts = {"dealertrack_two_vehicles.csv": (dealertrack, ",", "utf-8"),
                "automate_last_first.csv": (automate, ",", "cp1252"),
@@ -151,6 +246,8 @@ def main() -> None:
         if name == "quebec_french.csv":
             with zipfile.ZipFile(HERE / "quebec_french.zip", "w", zipfile.ZIP_DEFLATED) as archive:
                 archive.write(HERE / name, f"export/{name}")
+    write_joined(47, "report_writer_joined", report_writer, upper=True)
+    write_joined(48, "one_line_address", one_line, upper=False, labels=("", "cell"))
 
 
 if __name__ == "__main__":
