@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from importer.prepare.normalize import SCIENTIFIC
-from importer.read.reader import EXPORT_KEY_COLUMN, FORMULA_TRIGGERS, InputFile, header_key
+from importer.read.reader import EXPORT_KEY_COLUMN, KEY_QUOTE, InputFile, header_key
 
 KEY_RESTORED = "the key the export had, whose leading zeros or format a spreadsheet lost"
 KEY_CHANGED = "not the key the export had; the key typed is used"
@@ -25,7 +25,6 @@ _DIGITS = re.compile("[0-9]+")
 #: A whole number as a spreadsheet may format it: thousands separators, a decimal part of zeros.
 _WHOLE = re.compile(r"([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.0*)?")
 _SCIENTIFIC = re.compile(SCIENTIFIC)
-_DEFUSED = re.compile("^'([" + FORMULA_TRIGGERS.replace("-", r"\-") + "])")
 
 
 def report_columns(source: InputFile) -> pd.DataFrame | None:
@@ -46,8 +45,8 @@ def report_columns(source: InputFile) -> pd.DataFrame | None:
             rows.append(record[row_at] if len(record) > row_at else "")
             keys.append(record[key_at] if key_at is not None and len(record) > key_at else "")
     index = pd.RangeIndex(1, len(rows) + 1, name="source_row")
-    # errors.csv put a quote before a formula-like key (`-0082`); the reader takes it off every other cell.
-    export_key = pd.Series(keys, index=index, dtype="str").str.replace(_DEFUSED.pattern, r"\1", regex=True)
+    # errors.csv puts a quote before every key, so that a spreadsheet keeps it as text; errors.xlsx does not.
+    export_key = pd.Series(keys, index=index, dtype="str").str.removeprefix(KEY_QUOTE)
     return pd.DataFrame({"original_row": pd.Series(rows, index=index, dtype="str"), "export_key": export_key})
 
 

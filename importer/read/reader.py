@@ -40,6 +40,10 @@ RAW_LINE_COLUMN = "mk_raw_line"
 #: An optional report column: the row's customer key as the export had it, for a spreadsheet that rewrites the
 #: key column (`0000082` saved as `82`) to be undone when the report is imported again.
 EXPORT_KEY_COLUMN = "mk_customer_key"
+#: What errors.csv puts before each mk_customer_key: a spreadsheet keeps a CSV cell that starts with it as text,
+#: quote included (LibreOffice and Excel read `'0000082` as that text, where they read `0000082` as the number
+#: 82). A re-import takes it off; errors.xlsx, whose cells are text, needs none.
+KEY_QUOTE = "'"
 _BLOCK = 1 << 20
 #: How much pyarrow parses at a time: the size of the chunks on the fast path.
 ARROW_BLOCK_BYTES = 8 << 20

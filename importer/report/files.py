@@ -22,6 +22,7 @@ from importer.error_codes import RETRIED_NEXT_RUN, ErrorCode
 from importer.read.reader import (
     EXPORT_KEY_COLUMN,
     FORMULA_TRIGGERS,
+    KEY_QUOTE,
     RAW_LINE_COLUMN,
     REPORT_COLUMNS,
     InputFile,
@@ -138,12 +139,14 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
             why = wanted.loc[raw.index]
             out = raw[list(source.header)].astype("str")
             out["mk_source_row"] = raw.index.astype(str)
-            out[EXPORT_KEY_COLUMN] = export_keys(table.loc[raw.index])
             for column in ("status", "error_code", "error_message", "warnings"):
                 out[f"mk_{column}"] = why[column].astype("str")
             out[RAW_LINE_COLUMN] = (raw[RAW_LINE_COLUMN].fillna("").astype("str") if RAW_LINE_COLUMN in raw
                                     else pd.Series("", index=raw.index, dtype="str"))
             out = out.apply(defuse_formulas)
+            # After the defusing: the quote is this column's own, and a cell it starts is never a formula.
+            keys = export_keys(table.loc[raw.index])
+            out.insert(len(source.header) + 1, EXPORT_KEY_COLUMN, keys.where(keys == "", KEY_QUOTE + keys))
             out.to_csv(stream, index=False, header=False, lineterminator="\r\n")
             written += len(out)
     return written
