@@ -165,3 +165,15 @@ def test_a_key_in_scientific_notation_without_the_exports_is_refused(tmp_path: P
     assert code["status"] == "valid", "a key of letters and digits is no number"
     (error,) = read_csv(tmp_path / "out" / "errors.csv")
     assert error["mk_customer_key"] == "", "no key the export had to give back"
+
+
+def test_a_key_given_back_is_no_field_problem_under_strict(tmp_path: Path, write_csv):
+    source = write_csv([DV_HEADER, dv_row("0000083", last="")])
+    main(["validate", str(source), "-m", "dealervault", "--out", str(tmp_path / "o1")])
+    (error,) = read_csv(tmp_path / "o1" / "errors.csv")
+    error["Customer Number"], error["Last Name"] = "83", "Lee"
+    _write([error], tmp_path / "fixed.csv")
+    main(["validate", str(tmp_path / "fixed.csv"), "-m", "dealervault", "--strict", "--out", str(tmp_path / "o2")])
+    (row,) = read_csv(tmp_path / "o2" / "results.csv")
+    assert (row["status"], row["customer_key"]) == ("valid", "0000083")
+    assert row["warnings"].startswith("Customer Number: the key the export had")

@@ -295,9 +295,10 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
             tally.add(mapping.customer_key, KEY_CHANGED, chunk.index.to_numpy()[changed.to_numpy()])
         frame, problems = normalize_frame(canonical, mapping.customer_defaults.get("preferredLocale", ""))
         warnings = _warning_texts(problems, mapping, chunk.index, tally)
-        if key_notes is not None:
-            warnings = key_notes.where(warnings == "", key_notes + "; " + warnings).where(key_notes != "", warnings)
         table = _row_table(frame, chunk, header.resolved, warnings, mapping, config.strict)
+        if key_notes is not None:  # after the row rules: a key given back is no field problem, even --strict
+            table["warnings"] = key_notes.where(warnings == "", key_notes + "; " + warnings).where(
+                key_notes != "", warnings)
         if mapping.customer_key:
             table = _refuse_unreadable_keys(table, frame, mapping.customer_key)
         table["dropped"] = _dropped_fields(problems, mapping, chunk.index)
