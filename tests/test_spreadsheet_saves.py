@@ -95,6 +95,7 @@ def _the_loop(sandbox, tmp_path: Path, write_csv, save: Callable[[Path, Path], N
     save(tmp_path / "first" / "errors.csv", fixed)
     saved_keys = {row["Customer Number"] for row in read_csv(fixed)}
     assert rewritten <= saved_keys, "the spreadsheet rewrote the keys"
+    assert "2106" in {row["Zip"] for row in read_csv(fixed)}, "and the ZIPs"
     _fix_last_names(fixed)
 
     assert run(fixed, sandbox.url, tmp_path / "again") == 0

@@ -12,6 +12,7 @@ from importer.prepare.normalize import (
     EMAIL_NON_ASCII_MESSAGE,
     PHONE_SCIENTIFIC_MESSAGE,
     email_by_library,
+    non_ascii_local,
     normalize_emails,
     normalize_frame,
     normalize_mileage,
@@ -173,3 +174,22 @@ def test_a_dropped_value_says_why_it_was_dropped():
 def test_every_message_a_normalizer_writes_has_plain_words():
     for message in (PHONE_SCIENTIFIC_MESSAGE, EMAIL_NON_ASCII_MESSAGE):
         assert message in WARNINGS
+
+
+_accented_local = st.text(alphabet="abzëéñøÅß0_+-.'%Ω\u0301\u200b", min_size=1, max_size=70)
+
+
+@settings(max_examples=500)
+@given(st.lists(st.builds(lambda lo, labels, tld: f"{lo}@{'.'.join([*labels, tld])}",
+                          _accented_local, st.lists(_label, max_size=3), _tld), min_size=1, max_size=20))
+def test_the_reason_for_an_accented_address_is_the_librarys(values):
+    import email_validator
+
+    def library(value: str) -> bool:
+        try:
+            email_validator.validate_email(value, check_deliverability=False, allow_smtputf8=True)
+        except email_validator.EmailNotValidError:
+            return False
+        return not value.split("@", 1)[0].isascii()
+
+    assert list(non_ascii_local(series(*values))) == [library(v.lower()) for v in values]
