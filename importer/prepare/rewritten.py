@@ -80,21 +80,27 @@ def give_back_keys(keys: pd.Series, exported: pd.Series, column: str) -> tuple[p
     `keys`: the key column's cells (trimmed, placeholders emptied); `exported`: mk_customer_key, "" where the
     report has none. A key changed for another (or emptied) is the person's decision and wins, warned.
     """
-    warnings = pd.Series("", index=keys.index, dtype="str")
-    changed = pd.Series(False, index=keys.index)
-    differ = (exported != "") & (keys != exported)
+    differ = ((exported != "") & (keys != exported)).to_numpy(dtype=bool)
     if not differ.any():
-        return keys, warnings, changed
-    keys = keys.copy()
-    for row, cell, before in zip(keys.index[differ.to_numpy()], keys[differ].tolist(), exported[differ].tolist(),
-                                 strict=True):
-        if same_number(str(cell), str(before)):
-            keys[row] = before
-            warnings[row] = f"{column}: {KEY_RESTORED}: {cell!r} read as {before!r}"
-        else:
-            changed[row] = True
-            warnings[row] = f"{column}: {KEY_CHANGED}: {cell!r} (the export had {before!r})"
-    return keys, warnings, changed
+        return keys, pd.Series("", index=keys.index, dtype="str"), pd.Series(False, index=keys.index)
+    cells, before = keys[differ], exported[differ]
+    # Most rewritten keys lost their leading zeros only: decided on whole columns; the rest value by value.
+    digits = cells.str.fullmatch("[0-9]+") & before.str.fullmatch("[0-9]+")
+    same = np.array(digits & (cells.str.lstrip("0") == before.str.lstrip("0")), dtype=bool)
+    texts, exports = cells.tolist(), before.tolist()
+    for i in np.flatnonzero(~np.asarray(digits, dtype=bool)).tolist():
+        same[i] = same_number(str(texts[i]), str(exports[i]))
+    notes = [f"{column}: {KEY_RESTORED}: {cell!r} read as {export!r}" if kept
+             else f"{column}: {KEY_CHANGED}: {cell!r} (the export had {export!r})"
+             for cell, export, kept in zip(texts, exports, same.tolist(), strict=True)]
+    where = np.flatnonzero(differ)
+    restored, changed = np.zeros(len(keys), dtype=bool), np.zeros(len(keys), dtype=bool)
+    restored[where[same]] = True
+    changed[where[~same]] = True
+    warnings = np.full(len(keys), "", dtype=object)
+    warnings[where] = notes
+    return (keys.mask(restored, exported), pd.Series(warnings, index=keys.index, dtype="str"),
+            pd.Series(changed, index=keys.index))
 
 
 def unreadable_keys(keys: pd.Series) -> pd.Series:
