@@ -178,3 +178,15 @@ def test_a_key_given_back_is_no_field_problem_under_strict(tmp_path: Path, write
     (row,) = read_csv(tmp_path / "o2" / "results.csv")
     assert (row["status"], row["customer_key"]) == ("valid", "0000083")
     assert row["warnings"].startswith("Customer Number: the key the export had")
+
+
+def test_an_error_file_of_an_earlier_version_still_imports(tmp_path: Path, write_csv):
+    source = write_csv([DV_HEADER, dv_row("0000083", last="")])
+    main(["validate", str(source), "-m", "dealervault", "--out", str(tmp_path / "o1")])
+    (error,) = read_csv(tmp_path / "o1" / "errors.csv")
+    del error["mk_customer_key"]
+    error["Last Name"] = "Lee"
+    _write([error], tmp_path / "old.csv")
+    main(["validate", str(tmp_path / "old.csv"), "-m", "dealervault", "--out", str(tmp_path / "o2")])
+    (row,) = read_csv(tmp_path / "o2" / "results.csv")
+    assert (row["status"], row["customer_key"], row["original_row"], row["warnings"]) == ("valid", "0000083", "1", "")
