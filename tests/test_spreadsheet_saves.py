@@ -14,12 +14,13 @@ import pytest
 
 from importer.cli import main
 from tests.conftest import Api
-from tests.helpers import DV_HEADER, VIN_A, dv_row, read_csv, read_summary
+from tests.helpers import DV_HEADER, VIN_A, VIN_B, dv_row, read_csv, read_summary
 from tests.test_run import run
 
 #: The export: customers refused for their last name (no state entry, so nothing but errors.csv knows their
 #: key), among them key-only ones the server's duplicate search cannot find; a customer saved without its
-#: phone; one saved whole; keys of leading zeros, a long numeric key and a key of text.
+#: phone in one of its two rows (errors.csv holds that row only); one saved whole; keys of leading zeros, a
+#: long numeric key and a key of text.
 EXPORT = [
     dv_row("0000082", first="Ann", last="", zip_code="02106"),
     dv_row("0000122", first="Bo", last="", email="bo@example.com", cell="3105550122"),
@@ -28,6 +29,7 @@ EXPORT = [
     dv_row("0000196", first="Di", last="", vin=VIN_A),
     dv_row("0000196", first="Di", last="", cell="3105550196"),
     dv_row("0000067", first="Ed", last="Roe", cell="555-12", zip_code="02106"),
+    dv_row("0000067", first="Ed", last="Roe", vin=VIN_B, year="2021", make="Kia", model="Soul"),
     dv_row("0000201", first="Flo", last="Day", cell="3105550201", zip_code="02134"),
     dv_row("C-0099", first="Gus", last=""),
     dv_row("823456789012", first="Hal", last=""),
