@@ -221,6 +221,8 @@ def warnings_table() -> str:
     lines = ["| warning | what it means | what to change |", "|---|---|---|"]
     lines += [f"| {message} | {words.meaning} | {words.fix} |" for message, words in WARNINGS.items()]
     return "\n".join(lines)
+
+
 #: The API's warning codes (API.md: Kcustomer API v2).
 _API_WARNINGS = {
     "10001": "no customer was found",
