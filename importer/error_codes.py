@@ -45,6 +45,7 @@ class ErrorCode(StrEnum):
     FIELD_TOO_LONG = "FIELD_TOO_LONG"
     STOPPED_UNANSWERED = "STOPPED_UNANSWERED"
     SAVED_WITHOUT_FIELD = "SAVED_WITHOUT_FIELD"
+    KEY_UNREADABLE = "KEY_UNREADABLE"
 
 
 EXPLANATIONS: dict[ErrorCode, Explanation] = {
@@ -116,9 +117,14 @@ EXPLANATIONS: dict[ErrorCode, Explanation] = {
         "to be retried, so it may or may not have been saved",
         "nothing to fix in the file: the next run sends it again and finds the customer if it was saved"),
     ErrorCode.SAVED_WITHOUT_FIELD: Explanation(
-        "the customer was saved, but without a phone, email or VIN that could not be read, or a part that could "
-        "not be read from a column holding several fields (errors.csv only)",
+        "the customer was saved, but without a phone, email or VIN it refused, or a part that could not be read "
+        "from a column holding several fields; the message says why (errors.csv only)",
         "correct the cell named in the message and import the row again: the same customer is completed"),
+    ErrorCode.KEY_UNREADABLE: Explanation(
+        "a spreadsheet saved the customer key as a number in scientific notation (8.2E+11), which keeps only its "
+        "first digits, so which customer the row belongs to cannot be known; it was not sent",
+        "type the key as the export has it (errors.csv's mk_customer_key holds it; errors.xlsx keeps keys as "
+        "text), or import the export itself rather than a copy saved by a spreadsheet"),
 }
 
 
@@ -177,9 +183,21 @@ WARNINGS: dict[str, Explanation] = {
     "not a valid phone number": Explanation(
         "the phone number could not be read as a real number (too short, wrong area code, letters...), so it "
         "was left out", "correct the number, with its area code; the rest of the customer was saved"),
+    "written in scientific notation by a spreadsheet, its digits lost": Explanation(
+        "a spreadsheet saved the phone number as a number in scientific notation (3.05E+09), which keeps only "
+        "its first digits, so the number cannot be known and it was left out",
+        "type the whole number again from the export or the customer (fix errors.xlsx, whose cells stay text, "
+        "or set the column to Text before typing); the rest of the customer was saved"),
     "not a valid email address": Explanation(
         "the email address is not a usable address (no @, spaces, a missing domain...), so it was left out",
         "correct the address; the rest of the customer was saved"),
+    "characters the API does not accept before the @": Explanation(
+        "the address is well formed, but has characters before the @ that the API does not accept (it takes "
+        "only plain ASCII there: letters without accents, digits, . _ + -...; ë or é are refused), so it was "
+        "left out",
+        "ask the customer for an address without such characters before the @ (zoe.smith@ is another mailbox "
+        "than zoë.smith@, so do not just remove the accent), or leave it out; the rest of the customer was "
+        "saved"),
     "not a yes/no flag": Explanation(
         "a yes/no column holds something else, so it was read as no",
         "write Y or N (yes/no, true/false and 1/0 work too)"),
@@ -204,7 +222,24 @@ WARNINGS: dict[str, Explanation] = {
     "no VIN, nor a year, make and model; vehicle not sent": Explanation(
         "the row describes a vehicle without a VIN and without all of year, make and model, so the API "
         "could not identify it and it was not sent", "add the VIN, or the year, make and model"),
+    "the key the export had, whose leading zeros or format a spreadsheet lost": Explanation(
+        "a spreadsheet saved errors.csv with the customer key read as a number (0000082 as 82, 82.0 or "
+        "8.2E+11); the key the export had, kept in mk_customer_key, was used, so the row is the same customer",
+        "nothing; to keep keys as the export has them, fix errors.xlsx, whose cells stay text"),
+    "not the key the export had; the key typed is used": Explanation(
+        "the customer key is not the one the export had (errors.csv's mk_customer_key) nor that key as a "
+        "spreadsheet rewrites it, so it was taken as changed on purpose and the row was saved under the key typed",
+        "if the key was not meant to change, write back the key in mk_customer_key and import the row again"),
 }
+
+
+def warnings_table() -> str:
+    """docs/reports.md's table of warnings, generated from WARNINGS (a test keeps the page equal to it)."""
+    lines = ["| warning | what it means | what to change |", "|---|---|---|"]
+    lines += [f"| {message} | {words.meaning} | {words.fix} |" for message, words in WARNINGS.items()]
+    return "\n".join(lines)
+
+
 #: The API's warning codes (API.md: Kcustomer API v2).
 _API_WARNINGS = {
     "10001": "no customer was found",

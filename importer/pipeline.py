@@ -238,7 +238,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             del prepared
             outcomes = RowOutcomes(rows.index)
             recorder = Recorder(state, progress, outcomes.set, stops)
-            plan = Planner(state, recorder).plan(requests, config.full, known)
+            plan = Planner(state, recorder).plan(requests, config.full, known, partial=source.is_error_report)
             del known  # joined to the requests by the planner, not to be held while sending
             progress.start(int(rows.loc[rows["status"] == Status.VALID, "customer_key"].nunique()))
             progress.advance(Status.UNCHANGED, plan.unchanged_rows, len(plan.unchanged))

@@ -14,7 +14,7 @@ from packaging.version import Version
 
 from importer import __version__
 from importer.arguments import build_parser
-from importer.error_codes import EXPLANATIONS, ErrorCode, explain, readme_table
+from importer.error_codes import EXPLANATIONS, ErrorCode, explain, readme_table, warnings_table
 from importer.prepare.schema import ROW_RULES
 from importer.status import ExitCode, Status, StopCode
 
@@ -53,6 +53,10 @@ def test_reports_page_exit_codes_are_the_codes_exit_codes():
 def test_reports_page_error_code_table_is_generated_from_codes():
     assert readme_table() in _section("Error codes")
     assert _first_cells(_section("Error codes")) == [c.value for c in ErrorCode]
+
+
+def test_reports_page_warning_table_is_generated_from_codes():
+    assert warnings_table() in _section("Warnings")
 
 
 def test_reports_page_names_every_stop_code():

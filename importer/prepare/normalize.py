@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -124,8 +125,18 @@ def _nanp_valid(numbers: pa.Array) -> np.ndarray:
     return valid
 
 
+#: A phone a spreadsheet saved as a decimal number (`3105551234.0`): every digit is there, the `.0` is format.
+_DECIMAL_PHONE = re.compile(r"^(\+?[0-9]{7,})\.0+$")
+#: A number in scientific notation (`3.05E+09`), as a spreadsheet shows a long number in a narrow column
+#: and saves it to CSV: only the first digits are left, so the value can never be read back.
+#: (`8,2E+11` in a comma locale) The form is the spreadsheets' own, one digit before the point and a signed
+#: exponent, so that a code such as `10E2345` is not taken for one.
+SCIENTIFIC = r"^[0-9](?:[.,][0-9]+)?[eE][+-][0-9]{1,3}$"
+
+
 def phone_by_library(value: str, region: str = "US") -> str:
     """E.164 form of a phone number, or "" when libphonenumber finds it unusable."""
+    value = _DECIMAL_PHONE.sub(r"\1", value)
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
@@ -153,7 +164,7 @@ def _phones_unique(values: pd.Series) -> pd.Series:
 
 def normalize_phones(values: pd.Series) -> Normalized:
     """Phones in E.164 ('+13105551234'); a number the library deems invalid is dropped."""
-    return on_uniques(values, _phones_unique)
+    return on_uniques(values.str.replace(_DECIMAL_PHONE.pattern, r"\1", regex=True), _phones_unique)
 
 
 # -- emails ----------------------------------------------------------------------------------------
@@ -162,6 +173,39 @@ _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 #: letters-only top-level domain, no '--' anywhere in the domain (so no Punycode or IDNA rules apply).
 _SIMPLE_EMAIL = rf"^[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:{_LABEL}\.)+[a-z]{{2,63}}$"
 _LOCAL_MAX, _EMAIL_MAX = 64, 254
+
+
+def non_ascii_local(values: pd.Series) -> pd.Series:
+    """True where an address is well formed but for characters the API does not accept before the @
+    (`zoë.smith1@example.com`): email-validator accepts it once internationalized addresses are allowed.
+
+    Decided like the normalizer decides: an address whose local part, its letters taken for plain ones, has
+    the narrow shape the library always accepts is well formed; only the others reach the library.
+    """
+    def test(texts: pd.Series) -> pd.Series:
+        arrow = _arrow(texts.str.lower())
+        parts = pc.extract_regex(arrow, r"^(?P<local>[^@]*)@(?P<domain>[^@]*)$")
+        local, domain = pc.fill_null(parts.field("local"), ""), pc.fill_null(parts.field("domain"), "")
+        accented = ~pc.string_is_ascii(local).to_numpy(zero_copy_only=False) & parts.is_valid().to_numpy(
+            zero_copy_only=False)
+        plain = pc.binary_join_element_wise(pc.replace_substring_regex(local, r"\p{L}", "a"), domain, "@")
+        # The library counts an internationalized local part's length in bytes.
+        short = ((pc.binary_length(local).to_numpy(zero_copy_only=False) <= _LOCAL_MAX)
+                 & (pc.binary_length(arrow).to_numpy(zero_copy_only=False) <= _EMAIL_MAX))
+        answer = accented & short & _fast_emails(plain)
+        undecided = np.flatnonzero(accented & ~answer)
+        strings = texts.to_numpy(dtype=object)
+        answer[undecided] = [_valid_international(str(strings[i])) for i in undecided]
+        return pd.Series(answer, dtype=bool)
+    return _on_values(values, test)
+
+
+def _valid_international(value: str) -> bool:
+    try:
+        email_validator.validate_email(value, check_deliverability=False, allow_smtputf8=True)
+    except email_validator.EmailNotValidError:
+        return False
+    return True
 
 
 def email_by_library(value: str) -> str:
@@ -185,14 +229,19 @@ def _special_use(domains: pa.Array) -> np.ndarray:
     return _matches(domains, rf"(?:^|\.)(?:{special})$")
 
 
-def _emails_unique(values: pd.Series) -> pd.Series:
-    arrow = _arrow(values)
+def _fast_emails(arrow: pa.Array) -> np.ndarray:
+    """True where an address has the narrow shape email-validator always accepts."""
     parts = pc.extract_regex(arrow, r"^(?P<local>[^@]*)@(?P<domain>[^@]*)$")
     local_len = pc.fill_null(pc.utf8_length(parts.field("local")), _LOCAL_MAX + 1).to_numpy(zero_copy_only=False)
     domains = pc.fill_null(parts.field("domain"), "")
-    fast = (_matches(arrow, _SIMPLE_EMAIL) & (local_len <= _LOCAL_MAX)
-            & (pc.utf8_length(arrow).to_numpy(zero_copy_only=False) <= _EMAIL_MAX)
-            & ~_matches(domains, "--") & ~_special_use(domains))
+    fast: np.ndarray = (_matches(arrow, _SIMPLE_EMAIL) & (local_len <= _LOCAL_MAX)
+                        & (pc.utf8_length(arrow).to_numpy(zero_copy_only=False) <= _EMAIL_MAX)
+                        & ~_matches(domains, "--") & ~_special_use(domains))
+    return fast
+
+
+def _emails_unique(values: pd.Series) -> pd.Series:
+    fast = _fast_emails(_arrow(values))
     texts = values.to_numpy(dtype=object)
     out = np.where(fast, texts, "")
     for i in np.flatnonzero(~fast & (texts != "")):
@@ -413,6 +462,27 @@ def _placeholder(column: str, values: pd.Series, result: pd.Series) -> pd.Series
     return found
 
 
+PHONE_SCIENTIFIC_MESSAGE = "written in scientific notation by a spreadsheet, its digits lost"
+EMAIL_NON_ASCII_MESSAGE = "characters the API does not accept before the @"
+
+
+def _reasons(column: str, values: pd.Series, dropped: pd.Series) -> list[tuple[pd.Series, str]]:
+    """Dropped values whose value shows a more precise reason than the column's message, with that reason:
+    the person fixing the row is told the fix that works (a phone a spreadsheet rewrote needs its digits
+    typed again; an accented address needs another address, not a typo hunt)."""
+    column = base_field(column)
+    if "." in column:
+        return []
+    found = pd.Series(False, index=values.index)
+    if column.startswith("phone"):
+        found[dropped] = values[dropped].str.fullmatch(SCIENTIFIC).fillna(False).to_numpy(dtype=bool)
+        return [(found, PHONE_SCIENTIFIC_MESSAGE)] if found.any() else []
+    if column.startswith("email"):
+        found[dropped] = non_ascii_local(values[dropped]).to_numpy(dtype=bool)
+        return [(found, EMAIL_NON_ASCII_MESSAGE)] if found.any() else []
+    return []
+
+
 def _on_values(values: pd.Series, test: Callable[[pd.Series], pd.Series]) -> pd.Series:
     """A test of each distinct value, spread back over the rows."""
     codes, uniques = pd.factorize(values)
@@ -448,6 +518,10 @@ def normalize_frame(canonical: pd.DataFrame, locale_default: str = "") -> tuple[
             result = result.mask(placeholder, "")
             if placeholder.any():
                 problems.append(FieldProblem(name, PLACEHOLDER_MESSAGE, placeholder, values))
+        if dropped.any():
+            for reason, why in _reasons(name, values, dropped):
+                dropped &= ~reason  # said once, with its own reason
+                problems.append(FieldProblem(name, why, reason, values))
         if dropped.any():
             problems.append(FieldProblem(name, message, dropped, values))
         if name.endswith(".block"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -13,15 +12,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from importer.config import PrepareConfig
+from importer.error_codes import ErrorCode
 from importer.errors import ConfigError, InputError
 from importer.memory import release_memory
 from importer.prepare.customers import Requests, customer_keys, legacy_keys
 from importer.prepare.mapping import MappingSpec, Unread, check_header, read_canonical
-from importer.prepare.normalize import FORMULA_START, PLACEHOLDER_MESSAGE, FieldProblem, normalize_frame
+from importer.prepare.normalize import FORMULA_START, PLACEHOLDER_MESSAGE, FieldProblem, normalize_frame, text_column
+from importer.prepare.rewritten import KEY_CHANGED, give_back_keys, report_columns, unreadable_keys
 from importer.prepare.schema import ROW_RULES, row_errors
 from importer.prepare.shared_contacts import PROBLEM as SHARED_PROBLEM
 from importer.prepare.shared_contacts import ContactCollector
-from importer.read.reader import RAW_LINE_COLUMN, BadLine, InputFile, header_key, read_chunks
+from importer.read.reader import RAW_LINE_COLUMN, BadLine, InputFile, read_chunks
 from importer.status import Status
 
 
@@ -54,7 +55,7 @@ class Prepared:
     """Every input row accounted for, and what is needed to build the requests."""
 
     #: one line per input row, indexed by source row: status, customer_key, error_code, error_message, warnings,
-    #: dropped (source columns of unreadable phones, emails, VINs left out), original_row (see original_rows)
+    #: dropped (source columns of phones, emails, VINs left out, with why), original_row (see report_columns)
     rows: pd.DataFrame
     #: normalized canonical columns of the valid rows (only when requests are wanted)
     frame: pd.DataFrame | None
@@ -125,14 +126,14 @@ _COMPLETABLE = r"^(?:phone[0-9]+|email[0-9]+|vin)$"
 
 
 def _dropped_fields(problems: list[FieldProblem], mapping: MappingSpec, index: pd.Index) -> pd.Series:
-    """The source columns of each row whose unreadable phone, email, VIN or part of a column holding several
-    fields was dropped, joined by ", "."""
+    """The source columns of each row whose phone, email, VIN or part of a column holding several fields was
+    dropped, each with why (`Email 1 (characters the API does not accept before the @)`), joined by ", "."""
     names: dict[int, list[str]] = {}
     for problem in problems:
         if problem.message == PLACEHOLDER_MESSAGE or not (problem.completable
                                                           or re.fullmatch(_COMPLETABLE, problem.field)):
             continue
-        source = mapping.source_of(problem.field)
+        source = f"{mapping.source_of(problem.field)} ({problem.message})"
         for position in np.flatnonzero(problem.mask.to_numpy()).tolist():
             names.setdefault(position, []).append(source)
     dropped = np.full(len(index), "", dtype=object)
@@ -144,18 +145,6 @@ def _dropped_fields(problems: list[FieldProblem], mapping: MappingSpec, index: p
 def unread_problems(unread: list[Unread]) -> list[FieldProblem]:
     """Parts of columns holding several fields that could not be read, as dropped values to fix."""
     return [FieldProblem(u.field, u.message, u.mask, u.values, completable=True) for u in unread]
-
-
-def original_rows(source: InputFile) -> pd.Series | None:
-    """For an error report being imported again, each row's number in the file it came from."""
-    if not source.is_error_report:
-        return None
-    position = [header_key(c) for c in source.file_header].index("mk_source_row")
-    with source.path.open(encoding=source.encoding, newline="") as stream:
-        records = csv.reader(stream, delimiter=source.delimiter)
-        next(records, None)
-        numbers = [record[position] if len(record) > position else "" for record in records if record]
-    return pd.Series(numbers, index=pd.RangeIndex(1, len(numbers) + 1, name="source_row"), dtype="str")
 
 
 def _warning_texts(problems: list[FieldProblem], mapping: MappingSpec, index: pd.Index,
@@ -205,6 +194,21 @@ def _row_table(frame: pd.DataFrame, chunk: pd.DataFrame, resolved: dict[str, str
                          "error_message": messages, "warnings": warnings})
 
 
+def _refuse_unreadable_keys(table: pd.DataFrame, frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Rows whose customer key a spreadsheet saved in scientific notation are invalid: sent, they would be
+    saved under a key no export has (a new customer); which customer they belong to cannot be known."""
+    keys = text_column(frame, "customerKey")
+    unreadable = unreadable_keys(keys)
+    if not unreadable.any():
+        return table
+    table = table.copy()
+    message = (column + " " + keys[unreadable] + " is a number in scientific notation: a spreadsheet rewrote "
+               "the customer key and its digits are lost")
+    table.loc[unreadable, ["status", "error_code"]] = [Status.INVALID.value, ErrorCode.KEY_UNREADABLE.value]
+    table.loc[unreadable, "error_message"] = message
+    return table
+
+
 def _names_per_customer(rows: pd.DataFrame, mapping: MappingSpec) -> pd.Series:
     """Rows refused only for a missing last name whose customer (same DMS key) has one on a valid row.
 
@@ -226,6 +230,7 @@ def _names_per_customer(rows: pd.DataFrame, mapping: MappingSpec) -> pd.Series:
 
 
 #: How the problem summary names the lines the reader could not split into the header's columns.
+_UNREADABLE_KEY_RULE = "a number in scientific notation: the customer key is lost"
 _LINE_RULES = {"MALFORMED_LINE": "cannot be read as the header's columns",
                "FIELD_TOO_LONG": "a field too long to be data"}
 
@@ -284,13 +289,25 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
     tables, frames, invalid_raw = [], [], []
     bad: list[BadLine] = []
     contacts = ContactCollector()
+    report = report_columns(source)
     for chunk in read_chunks(source, config.chunk_rows, bad):
         release_memory()  # the previous chunk's working copies: without this, the heap grows chunk by chunk
         canonical, unread = read_canonical(mapping, chunk, header.resolved)
+        key_notes = None
+        if report is not None and mapping.customer_key:
+            exported = report["export_key"].reindex(chunk.index, fill_value="")
+            canonical["customerKey"], key_notes, changed = give_back_keys(canonical["customerKey"], exported,
+                                                                          mapping.customer_key)
+            tally.add(mapping.customer_key, KEY_CHANGED, chunk.index.to_numpy()[changed.to_numpy()])
         frame, problems = normalize_frame(canonical, mapping.customer_defaults.get("preferredLocale", ""))
         problems = [*unread_problems(unread), *problems]
         warnings = _warning_texts(problems, mapping, chunk.index, tally)
         table = _row_table(frame, chunk, header.resolved, warnings, mapping, config.strict)
+        if key_notes is not None:  # after the row rules: a key given back is no field problem, even --strict
+            table["warnings"] = key_notes.where(warnings == "", key_notes + "; " + warnings).where(
+                key_notes != "", warnings)
+        if mapping.customer_key:
+            table = _refuse_unreadable_keys(table, frame, mapping.customer_key)
         table["dropped"] = _dropped_fields(problems, mapping, chunk.index)
         table["legacy_key"] = legacy_keys(frame)
         table, raw = _mark_bad_lines(table, chunk, bad)
@@ -315,14 +332,15 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
     if len(rows) < config.min_rows:
         raise InputError(f"{source.name}: {len(rows):,} data rows, fewer than --min-rows {config.min_rows:,}: "
                          "a truncated export? Nothing was sent")
-    original = original_rows(source)
-    rows["original_row"] = "" if original is None else original.reindex(rows.index, fill_value="")
+    rows["original_row"] = "" if report is None else report["original_row"].reindex(rows.index, fill_value="")
     named = _names_per_customer(rows, mapping)
     if named.any():
         rows.loc[named, ["status", "error_code", "error_message"]] = [Status.VALID.value, "", ""]
     valid_rows = rows.index[(rows["status"] == Status.VALID.value).to_numpy()]
     for code in map(str, rows.loc[rows["error_code"] != "", "error_code"].unique()):
-        scope, rule = ("(line)", _LINE_RULES[code]) if code in _LINE_RULES else ("(row)", ROW_RULES.get(code, code))
+        scope, rule = ("(line)", _LINE_RULES[code]) if code in _LINE_RULES else (
+            (mapping.customer_key or "(row)", _UNREADABLE_KEY_RULE) if code == ErrorCode.KEY_UNREADABLE
+            else ("(row)", ROW_RULES.get(code, code)))
         tally.add(scope, rule, rows.index[(rows["error_code"] == code).to_numpy()].to_numpy())
     kept = _valid_only(frames, valid_rows) if keep_rows else None
     shared = contacts.shared(mapping.shared_contact_limit, valid_rows)

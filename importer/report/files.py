@@ -19,7 +19,15 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from importer.error_codes import RETRIED_NEXT_RUN, ErrorCode
-from importer.read.reader import FORMULA_TRIGGERS, RAW_LINE_COLUMN, REPORT_COLUMNS, InputFile, read_chunks
+from importer.read.reader import (
+    EXPORT_KEY_COLUMN,
+    FORMULA_TRIGGERS,
+    KEY_QUOTE,
+    RAW_LINE_COLUMN,
+    REPORT_COLUMNS,
+    InputFile,
+    read_chunks,
+)
 from importer.report.folders import private_binary_file, private_file
 from importer.send.timeline import COLUMNS as TIMELINE_COLUMNS
 from importer.send.timeline import Second
@@ -39,7 +47,7 @@ RETRIED_NEXT_RUN_NOTE = "nothing to fix: retried next run"
 def error_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The rows errors.csv lists, with what it says about each: status, error_code, error_message, warnings.
 
-    Besides the invalid and failed rows: rows saved without an unreadable phone, email or VIN (fixing the
+    Besides the invalid and failed rows: rows saved without a phone, email or VIN it refused (fixing the
     cell and importing the row again completes the customer), marked SAVED_WITHOUT_FIELD. API failures
     that no data change can fix say so first.
     """
@@ -53,10 +61,20 @@ def error_rows(table: pd.DataFrame) -> pd.DataFrame:
                      dtype="str")
     why.loc[saved_without, "error_message"] = (
         verb[saved_without] + dropped.loc[wanted.index][saved_without]
-        + ", which could not be read: correct it and import this row again to complete the customer")
+        + ": correct it and import this row again to complete the customer")
     retried = (wanted["status"] == "failed") & why["error_code"].isin([code.value for code in RETRIED_NEXT_RUN])
     why.loc[retried, "error_message"] = RETRIED_NEXT_RUN_NOTE + " (" + why.loc[retried, "error_message"] + ")"
     return why
+
+
+def export_keys(table: pd.DataFrame) -> pd.Series:
+    """Each row's customer key as the export had it (errors.csv's mk_customer_key), "" where the row has none:
+    where the key was derived from the row's identity (such a row has a legacy key) or could not be read."""
+    keys = table["customer_key"].astype("str")
+    own = table["error_code"].astype("str") != ErrorCode.KEY_UNREADABLE.value
+    if "legacy_key" in table:
+        own &= table["legacy_key"].astype("str") == ""
+    return keys.where(own, "")
 
 
 _DEFUSE = "^([" + FORMULA_TRIGGERS.replace("-", r"\-") + "])"
@@ -111,8 +129,8 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
     wanted = error_rows(table)
     written = 0
     with private_file(path, encoding="utf-8-sig") as stream:
-        pd.DataFrame(columns=[*source.header, *REPORT_COLUMNS, RAW_LINE_COLUMN]).to_csv(
-            stream, index=False, lineterminator="\r\n")
+        pd.DataFrame(columns=[*source.header, REPORT_COLUMNS[0], EXPORT_KEY_COLUMN, *REPORT_COLUMNS[1:],
+                              RAW_LINE_COLUMN]).to_csv(stream, index=False, lineterminator="\r\n")
         if wanted.empty:
             return 0
         for raw in _raw_chunks(source, wanted.index, known_raw):
@@ -126,6 +144,9 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
             out[RAW_LINE_COLUMN] = (raw[RAW_LINE_COLUMN].fillna("").astype("str") if RAW_LINE_COLUMN in raw
                                     else pd.Series("", index=raw.index, dtype="str"))
             out = out.apply(defuse_formulas)
+            # After the defusing: the quote is this column's own, and a cell it starts is never a formula.
+            keys = export_keys(table.loc[raw.index])
+            out.insert(len(source.header) + 1, EXPORT_KEY_COLUMN, keys.where(keys == "", KEY_QUOTE + keys))
             out.to_csv(stream, index=False, header=False, lineterminator="\r\n")
             written += len(out)
     return written

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import xlsxwriter
 
-from importer.read.reader import FORMULA_TRIGGERS
+from importer.read.reader import EXPORT_KEY_COLUMN, FORMULA_TRIGGERS, KEY_QUOTE
 from importer.report.folders import private_binary_file
 from importer.report.reasons import ReasonParser
 
@@ -58,6 +58,7 @@ def _write_sheet(book: xlsxwriter.Workbook, header: list[str], rows: Iterator[li
     is_report = [c.startswith("mk_") for c in header]
     originals = [c for c, report in zip(header, is_report, strict=True) if not report]
     parser = ReasonParser(originals)
+    key_at = header.index(EXPORT_KEY_COLUMN) if EXPORT_KEY_COLUMN in header else None
     for i, column in enumerate(header):
         width = min(60, max(10, len(column) + 2)) if not is_report[i] else 40
         sheet.set_column(i, i, width, reason if is_report[i] else text)
@@ -71,6 +72,8 @@ def _write_sheet(book: xlsxwriter.Workbook, header: list[str], rows: Iterator[li
                         MAX_SHEET_ROWS - 1)
             return written - 1
         values = [undefuse(v) for v in row]
+        if key_at is not None and key_at < len(values):
+            values[key_at] = values[key_at].removeprefix(KEY_QUOTE)  # a text cell needs no quote to stay text
         cell = dict(zip(header, values, strict=False))
         concerned = {r.column for r in parser.reasons(cell.get("mk_error_code", ""), cell.get("mk_error_message", ""),
                                                       cell.get("mk_warnings", "")) if r.column is not None}

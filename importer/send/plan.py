@@ -73,19 +73,29 @@ class Planner:
     def __init__(self, state: StateStore, recorder: Recorder) -> None:
         self.state = state
         self.recorder = recorder
+        #: the requests come from an error report (see plan)
+        self.partial = False
         #: keys an earlier run sent without learning the outcome (the state's journal, as the run started)
         self.journaled = state.journaled()
 
-    def plan(self, requests: Requests, full: bool, stored: pd.DataFrame) -> Plan:
-        """`stored` is what the state holds (StateStore.load), dropped once joined to the requests."""
+    def plan(self, requests: Requests, full: bool, stored: pd.DataFrame, *, partial: bool = False) -> Plan:
+        """`stored` is what the state holds (StateStore.load), dropped once joined to the requests.
+
+        `partial`: the requests come from an error report, which holds only some rows of a customer (those to
+        fix). A customer the state knows is sent as usual, and the state keeps what it says of the export (the
+        body hash and fingerprint of all the customer's rows), learning only the uuid: else the export's next
+        run would find every such customer changed and send it again, whole.
+        """
+        self.partial = partial
         customers, same_rows, known = compared(requests, stored)
         skip = same_rows & (not full)  # same rows, same mapping, same program: same body, not even built
         unchanged = customers.loc[skip, ["key", "customer_uuid_saved", "customer_id_saved"]].rename(
             columns={"customer_uuid_saved": "customer_uuid", "customer_id_saved": "customer_id"})
         unchanged_rows = int(customers.loc[skip, "rows"].sum())
         saved = customers.loc[~skip & known]
-        known_of = {key: Saved(h, uuid, cid if isinstance(cid, str) else None) for key, h, uuid, cid in
-                    saved[["key", "body_hash_saved", "customer_uuid_saved", "customer_id_saved"]].itertuples(
+        known_of = {key: Saved(h, uuid, cid if isinstance(cid, str) else None, fp if isinstance(fp, str) else "")
+                    for key, h, uuid, cid, fp in saved[["key", "body_hash_saved", "customer_uuid_saved",
+                                                        "customer_id_saved", "fingerprint_saved"]].itertuples(
                         index=False)}
         del customers, saved, stored  # a line per customer, not to be held while the sending takes its hours
         release_memory()  # and what grouping and fingerprinting every row needed for a moment
@@ -97,14 +107,19 @@ class Planner:
             known = known_of.get(group.key)
             request, text, body_hash = built(requests, group)
             if known is not None and not full and known.body_hash == body_hash:
-                recorder.same_body(group.key, group.fingerprint, group.source_rows,
-                                   Outcome(group.key, Status.UNCHANGED, known.customer_uuid, known.customer_id))
+                outcome = Outcome(group.key, Status.UNCHANGED, known.customer_uuid, known.customer_id)
+                if self.partial:
+                    recorder.record_rows(group.source_rows, outcome)
+                else:
+                    recorder.same_body(group.key, group.fingerprint, group.source_rows, outcome)
+                continue
+            if known is not None:
+                export = self.partial  # the state keeps describing the export, not the rows to fix
+                recorder.expect(request.key, request.source_rows, known.fingerprint if export else group.fingerprint)
+                yield Job(request.key, request.body, _identities(request),
+                          body_hash=known.body_hash if export else body_hash, text=text).with_uuid(known.customer_uuid)
                 continue
             recorder.expect(request.key, request.source_rows, group.fingerprint)
-            if known is not None:
-                yield Job(request.key, request.body, _identities(request), body_hash=body_hash,
-                          text=text).with_uuid(known.customer_uuid)
-                continue
             identities = _identities(request)
             findable = len(identities) > 1  # more than the key: the server's matching can find it again
             search_key = None if findable or request.key.startswith("~") else request.key

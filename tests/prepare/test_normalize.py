@@ -7,9 +7,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from importer.error_codes import WARNINGS
 from importer.prepare.normalize import (
+    EMAIL_NON_ASCII_MESSAGE,
+    PHONE_SCIENTIFIC_MESSAGE,
     email_by_library,
+    non_ascii_local,
     normalize_emails,
+    normalize_frame,
     normalize_mileage,
     normalize_phones,
     normalize_states,
@@ -143,3 +148,48 @@ def test_flags():
 ])
 def test_numbers(normalizer, cases):
     table(normalizer, cases)
+
+
+def test_a_phone_a_spreadsheet_saved_as_a_number():
+    table(normalize_phones, {"3105551234.0": "+13105551234", "13105551234.00": "+13105551234", "3.05E+09": "",
+                             "3,05E+09": "", "310555123.0": ""})
+
+
+def _problems(column: str, *values: str) -> dict[str, list[bool]]:
+    _, problems = normalize_frame(pd.DataFrame({column: series(*values)}))
+    return {p.message: list(p.mask) for p in problems}
+
+
+def test_a_dropped_value_says_why_it_was_dropped():
+    # scientific notation keeps only the first digits: refused with its reason, never guessed
+    assert _problems("phone1", "3.05E+09", "12", "3105551234") == {
+        PHONE_SCIENTIFIC_MESSAGE: [True, False, False], "not a valid phone number": [False, True, False]}
+    # a well-formed address with characters before the @ the API refuses is not "not a valid email address"
+    assert _problems("email1", "zoë.smith1@example.com", "JOSÉ@example.com", "zoë smith@example.com", "a@b",
+                     "ann@bücher.de") == {
+        EMAIL_NON_ASCII_MESSAGE: [True, True, False, False, False],
+        "not a valid email address": [False, False, True, True, False]}
+
+
+def test_every_message_a_normalizer_writes_has_plain_words():
+    for message in (PHONE_SCIENTIFIC_MESSAGE, EMAIL_NON_ASCII_MESSAGE):
+        assert message in WARNINGS
+
+
+_accented_local = st.text(alphabet="abzëéñøÅß0_+-.'%Ω\u0301\u200b", min_size=1, max_size=70)
+
+
+@settings(max_examples=500)
+@given(st.lists(st.builds(lambda lo, labels, tld: f"{lo}@{'.'.join([*labels, tld])}",
+                          _accented_local, st.lists(_label, max_size=3), _tld), min_size=1, max_size=20))
+def test_the_reason_for_an_accented_address_is_the_librarys(values):
+    import email_validator
+
+    def library(value: str) -> bool:
+        try:
+            email_validator.validate_email(value, check_deliverability=False, allow_smtputf8=True)
+        except email_validator.EmailNotValidError:
+            return False
+        return not value.split("@", 1)[0].isascii()
+
+    assert list(non_ascii_local(series(*values))) == [library(v.lower()) for v in values]

@@ -234,3 +234,26 @@ def test_the_pool_reports_every_attempt_to_the_timeline():
     assert sum(s.errors for s in seconds) == 1
     assert sum(s.retries for s in seconds) == 1  # the 429 used no attempt: only the send after the 503 retries
     assert sum(s.successes for s in seconds) == 1  # the 400 is an answer, not a success
+
+
+def test_an_address_refused_for_characters_before_the_at_says_so_everywhere(write_csv, tmp_path: Path):
+    accented = dv_row(key="1", email="Zoë.Smith1@example.com")
+    malformed = dv_row(key="2", email="zoe smith@example")
+    out = _validate(write_csv, tmp_path, [accented, malformed])
+    first, second = read_csv(out / "results.csv")
+    assert first["warnings"] == "Email 1: characters the API does not accept before the @: 'Zoë.Smith1@example.com'"
+    assert second["warnings"] == "Email 1: not a valid email address: 'zoe smith@example'"
+    errors = {e["mk_source_row"]: e for e in read_csv(out / "errors.csv")}
+    assert errors["1"]["mk_error_message"] == (
+        "sent without Email 1 (characters the API does not accept before the @): correct it and import this row "
+        "again to complete the customer")
+    assert errors["2"]["mk_error_message"].startswith("sent without Email 1 (not a valid email address)")
+    parser = ReasonParser(DV_HEADER)
+    (reason,) = parser.warnings(first["warnings"])
+    assert (reason.column, reason.problem) == ("Email 1", "characters the API does not accept before the @")
+    assert "before the @ that the API does not accept" in reason.meaning
+    assert "no @" not in reason.meaning, "not told the address is malformed"
+    assert "zoë.smith@" in reason.fix
+    page = (out / "report.html").read_text()
+    assert html.escape(reason.meaning) in page
+    assert html.escape(WARNINGS["not a valid email address"].meaning) in page

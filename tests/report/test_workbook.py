@@ -8,7 +8,7 @@ import openpyxl
 
 from importer.cli import main
 from tests.conftest import DEPARTMENT, Api
-from tests.helpers import read_csv
+from tests.helpers import DV_HEADER, dv_row, read_csv
 from tests.prepare.test_mapping import LAYOUT_FILES, SAMPLES
 
 
@@ -61,3 +61,21 @@ def test_rows_fixed_in_errors_xlsx_import_without_duplicates(start_sandbox, cred
     new = {k for k in fixed_keys if k not in uuid_of}
     assert after["creates"] - before["creates"] == len(new)
     assert after["customers"] == before["customers"] + len(new)
+
+
+def test_errors_xlsx_carries_the_exports_key_and_gives_it_back(tmp_path: Path, write_csv):
+    source = write_csv([DV_HEADER, dv_row("0000082", last="")])
+    main(["validate", str(source), "-m", "dealervault", "--out", str(tmp_path / "o1")])
+    book = openpyxl.load_workbook(tmp_path / "o1" / "errors.xlsx")
+    sheet = book.active
+    assert sheet is not None
+    header = [c.value for c in next(sheet.iter_rows(max_row=1))]
+    row = next(sheet.iter_rows(min_row=2))
+    cell = row[header.index("mk_customer_key")]
+    assert (cell.value, cell.data_type) == ("0000082", "s"), "a text cell: no quote needed to keep it text"
+    row[header.index("Customer Number")].value = 82  # typed over as a number
+    row[header.index("Last Name")].value = "Lee"
+    book.save(tmp_path / "fixed.xlsx")
+    main(["validate", str(tmp_path / "fixed.xlsx"), "-m", "dealervault", "--out", str(tmp_path / "o2")])
+    (again,) = read_csv(tmp_path / "o2" / "results.csv")
+    assert (again["status"], again["customer_key"]) == ("valid", "0000082")
