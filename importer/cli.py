@@ -272,7 +272,7 @@ def _mappings(args: argparse.Namespace) -> int:
         return _suggest(args)
     mapping = load_mapping(args.mapping)
     with open_input(args.file, args.sheet) as source:
-        result = check_header(mapping, source.header)
+        result = check_header(mapping, source.header, source.unnamed)
     for column in result.missing:
         print(f"missing: {column!r} is mapped but not in the header of {args.file}")
     for column in result.unmapped:

@@ -423,7 +423,8 @@ def suggest(path: str, source: InputFile, sample_rows: int = SAMPLE_ROWS) -> Sug
     taken = {c.column.position: c for c in resolved}
     resolved = _resolve([*resolved, *_place_by_neighbours(profiles, taken)])
     used = {c.column.position for c in resolved}
-    unmapped = [p for p in profiles if p.position not in used]
+    # A column without a name and without values is a spreadsheet's leftover, not data to place.
+    unmapped = [p for p in profiles if p.position not in used and not (p.name in source.unnamed and p.values.empty)]
     french = sum(1 for p in profiles if p.header is not None and p.header.french) >= 2
     zips = [c.column for c in resolved if c.target == "address.zip"]
     states = [c.column for c in resolved if c.target == "address.state"]

@@ -344,13 +344,15 @@ class HeaderCheck:
     resolved: dict[str, str]
 
 
-def check_header(mapping: MappingSpec, header: Iterable[str]) -> HeaderCheck:
+def check_header(mapping: MappingSpec, header: Iterable[str], unnamed: Iterable[str] = ()) -> HeaderCheck:
+    """Which mapped columns the header lacks, which header columns nothing maps; a column without a name
+    in the file ("column 5", see reader.unnamed_column) is ignored unless the mapping names it."""
     header = list(header)
     by_key = {header_key(h): h for h in header}
     wanted = mapping.source_columns()
     resolved = {c: by_key[header_key(c)] for c in wanted if header_key(c) in by_key}
     missing = [c for c in wanted if c not in resolved]
-    used = {header_key(c) for c in wanted} | mapping.ignore
+    used = {header_key(c) for c in wanted} | mapping.ignore | {header_key(c) for c in unnamed}
     unmapped = [h for h in header if header_key(h) not in used]
     return HeaderCheck(missing, unmapped, resolved)
 

@@ -269,7 +269,7 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
 
     With `keep_rows`, the valid rows as read also go to `source.kept`, for errors.csv after the run.
     """
-    header = check_header(mapping, source.header)
+    header = check_header(mapping, source.header, source.unnamed)
     if header.missing:
         missing = ", ".join(repr(c) for c in header.missing)
         raise ConfigError(f"{source.name}: column(s) {missing} of mapping {mapping.name} not in the header")

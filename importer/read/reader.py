@@ -14,6 +14,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -100,6 +101,10 @@ class InputFile:
     stat: tuple[int, int] = (0, 0)
     #: the rows handed out, kept for the error report (see RowSpool); None when nothing is kept
     kept: RowSpool | None = None
+    #: blank lines above the header row, skipped by every reader
+    skip_lines: int = 0
+    #: names given to columns whose header cell is empty ("column 5"): ignored unless a mapping names them
+    unnamed: frozenset[str] = frozenset()
 
     @property
     def text_encoding(self) -> str:
@@ -256,9 +261,27 @@ def _sniff_delimiter(first_line: str) -> str:
     return best if counts[best] else ","
 
 
-def _read_header(path: Path, name: str, encoding: str) -> tuple[str, list[str]]:
+#: Lines above the header that hold nothing but spaces and delimiters (a spreadsheet's empty rows).
+_BLANK_LINES = re.compile(r"(?:[ \t,;|]*(?:\r\n|\n|\r))*")
+
+
+def unnamed_column(position: int) -> str:
+    """The name of a column whose header cell is empty, as messages and mappings call it (1-based)."""
+    return f"column {position}"
+
+
+def _read_header(path: Path, name: str, encoding: str) -> tuple[str, list[str], int, frozenset[str]]:
+    """(delimiter, header names, blank lines above the header, names given to unnamed columns).
+
+    Excel writes trailing columns with empty names (`CustNo,FirstName,,`): each is called "column N" by
+    its position, so every column has a name of its own.
+    """
     with path.open(encoding=encoding, newline="") as stream:
         sample = stream.read(MAX_HEADER_CHARS)
+    blank = _BLANK_LINES.match(sample)
+    start = blank.end() if blank else 0
+    skip = len(re.findall(r"\r\n|\n|\r", sample[:start]))
+    sample = sample[start:]
     first_line = sample.splitlines()[0] if sample else ""
     delimiter = _sniff_delimiter(first_line)
     buffer = io.StringIO(sample)
@@ -267,15 +290,17 @@ def _read_header(path: Path, name: str, encoding: str) -> tuple[str, list[str]]:
         header = next(rows)
     except (csv.Error, StopIteration):
         raise InputError(f"{name}: cannot read the header row") from None
-    if len(sample) >= MAX_HEADER_CHARS and buffer.tell() >= len(sample):
+    if len(sample) >= MAX_HEADER_CHARS - start and buffer.tell() >= len(sample):
         raise InputError(f"{name}: the header row is longer than {MAX_HEADER_CHARS:,} characters")
+    unnamed = {i: unnamed_column(i + 1) for i, column in enumerate(header) if not column.strip()}
+    header = [unnamed.get(i, column) for i, column in enumerate(header)]
     seen: dict[str, int] = {}
     for position, column in enumerate(header, 1):
         key = header_key(column)
-        if key and key in seen:
+        if key in seen:
             raise InputError(f"{name}: duplicate column {column.strip()!r} (columns {seen[key]} and {position})")
         seen[key] = position
-    return delimiter, header
+    return delimiter, header, skip, frozenset(unnamed.values())
 
 
 @contextlib.contextmanager
@@ -312,14 +337,14 @@ def open_input(source: str, sheet: str | None = None, *, keep_rows: bool = False
             encoding, transcoded = _transcode(path, source, scratch / "utf8.csv")
             if transcoded:
                 path, read_encoding = scratch / "utf8.csv", "utf-8"
-        delimiter, header = _read_header(path, source, read_encoding or encoding)
+        delimiter, header, skip, unnamed = _read_header(path, source, read_encoding or encoding)
         is_report = {header_key(c) for c in REPORT_COLUMNS} <= {header_key(c) for c in header}
         dropped = {header_key(c) for c in (*REPORT_COLUMNS, RAW_LINE_COLUMN)} if is_report else set()
         positions = tuple(i for i, c in enumerate(header) if header_key(c) not in dropped)
         kept = RowSpool(scratch / "rows.arrow", len(positions)) if keep_rows else None
         yield InputFile(path, source, encoding, delimiter, tuple(header[i] for i in positions), positions,
                         tuple(header), given_sha256 or sha256, is_report, quotes_pair_up, read_encoding,
-                        (stat.st_size, stat.st_mtime_ns), kept)
+                        (stat.st_size, stat.st_mtime_ns), kept, skip, unnamed)
 
 
 def _unescape(chunk: pd.DataFrame) -> pd.DataFrame:
@@ -392,7 +417,8 @@ def _arrow_chunks(source: InputFile) -> Iterator[pd.DataFrame]:
     reader = pa_csv.open_csv(
         source.path,
         read_options=pa_csv.ReadOptions(encoding="utf8" if encoding.startswith("utf-8") else encoding,
-                                        block_size=ARROW_BLOCK_BYTES),
+                                        block_size=ARROW_BLOCK_BYTES, skip_rows=source.skip_lines + 1,
+                                        column_names=list(source.file_header)),
         parse_options=pa_csv.ParseOptions(delimiter=source.delimiter, newlines_in_values=True,
                                           ignore_empty_lines=True),
         convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(source.file_header, pa.string()),
@@ -414,15 +440,17 @@ def _line_chunks(source: InputFile, chunk_rows: int, bad: list[BadLine]) -> Iter
     width = len(source.file_header)
     raw: list[str] = []
     with source.path.open(encoding=source.text_encoding, newline="") as stream:
+        for _ in range(source.skip_lines):
+            next(stream, None)
         records = csv.reader(_recorded(stream, raw), delimiter=source.delimiter)
         try:
             next(records)
-            line = records.line_num
+            line = records.line_num + source.skip_lines
             text, first_line = "", line
             rows: list[list[str]] = []
             row = 0
             for record in records:
-                first_line, line = line + 1, records.line_num
+                first_line, line = line + 1, records.line_num + source.skip_lines
                 text = "".join(raw)
                 raw.clear()
                 if not record:
@@ -444,7 +472,8 @@ def _line_chunks(source: InputFile, chunk_rows: int, bad: list[BadLine]) -> Iter
             if rows:
                 yield pd.DataFrame(rows, dtype=_STR)
         except csv.Error as exc:
-            raise InputError(f"{source.name}: broken CSV near line {records.line_num}: {exc}") from None
+            raise InputError(f"{source.name}: broken CSV near line {records.line_num + source.skip_lines}: {exc}") \
+                from None
 
 
 def read_chunks(source: InputFile, chunk_rows: int = 100_000,
