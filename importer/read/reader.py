@@ -30,12 +30,11 @@ import pyarrow.ipc as pa_ipc
 
 from importer.errors import InputError
 from importer.read.containers import as_text
+from importer.read.formulas import undefuse, undefuse_text
 
 DELIMITERS = (",", "\t", "|", ";")
 #: Columns that the error report adds after the original ones; a re-import drops them.
 REPORT_COLUMNS = ("mk_source_row", "mk_status", "mk_error_code", "mk_error_message", "mk_warnings")
-#: Characters that make a spreadsheet read a cell as a formula; the error report defuses them with a quote.
-FORMULA_TRIGGERS = "=+-@\t\r'"
 #: An optional report column: the line as the export wrote it, for a row that could not be split into columns.
 RAW_LINE_COLUMN = "mk_raw_line"
 _BLOCK = 1 << 20
@@ -339,6 +338,8 @@ def open_input(source: str, sheet: str | None = None, *, keep_rows: bool = False
                 path, read_encoding = scratch / "utf8.csv", "utf-8"
         delimiter, header, skip, unnamed = _read_header(path, source, read_encoding or encoding)
         is_report = {header_key(c) for c in REPORT_COLUMNS} <= {header_key(c) for c in header}
+        if is_report:  # errors.csv defuses its header cells too
+            header = [undefuse_text(c) for c in header]
         dropped = {header_key(c) for c in (*REPORT_COLUMNS, RAW_LINE_COLUMN)} if is_report else set()
         positions = tuple(i for i, c in enumerate(header) if header_key(c) not in dropped)
         kept = RowSpool(scratch / "rows.arrow", len(positions)) if keep_rows else None
@@ -349,8 +350,7 @@ def open_input(source: str, sheet: str | None = None, *, keep_rows: bool = False
 
 def _unescape(chunk: pd.DataFrame) -> pd.DataFrame:
     """Undo the error report's formula defusing: a leading quote before a trigger character goes."""
-    pattern = "^'([" + FORMULA_TRIGGERS.replace("-", r"\-") + "])"
-    unescaped: pd.DataFrame = chunk.apply(lambda column: column.str.replace(pattern, r"\1", regex=True))
+    unescaped: pd.DataFrame = chunk.apply(undefuse)
     return unescaped
 
 
