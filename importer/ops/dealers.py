@@ -39,6 +39,15 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-]+$")
+#: Line breaks and other control characters (C0, DEL, C1, and Unicode's line and paragraph separators): no
+#: name, path or value of a dealers file holds one, and in a cron line a line break starts a job of its own.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def control_character(text: str) -> str | None:
+    """The first control character of `text` as U+XXXX, or None."""
+    found = CONTROL.search(text)
+    return f"U+{ord(found.group()):04X}" if found else None
 
 
 @dataclass(frozen=True)
@@ -263,6 +272,10 @@ def _section(raw: dict[str, Any], key: str, allowed: tuple[str, ...], problems: 
 
 def load_dealers(path: Path) -> DealersFile:
     """Read and check a dealers file; ConfigError listing every mistake with its entry and key."""
+    if (char := control_character(str(path))) is not None:
+        # Its path is written into every cron line and into the schedules' comments.
+        raise ConfigError(f"{str(path)!r}: the dealers file's name holds a line break or control character "
+                          f"({char}); rename it")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -274,6 +287,7 @@ def load_dealers(path: Path) -> DealersFile:
     problems = _Problems(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected keys defaults, cron, kubernetes and dealers at the top")
+    _refuse_control_characters(raw, "", problems)
     for unknown in sorted(set(raw) - {"defaults", "cron", "kubernetes", "dealers"}):
         problems.add("top", str(unknown), "unknown key (known: defaults, cron, kubernetes, dealers)")
     defaults = _section(raw, "defaults", tuple(k for k in ENTRY_KEYS + SHARED_KEYS
@@ -326,6 +340,20 @@ def load_dealers(path: Path) -> DealersFile:
         dealers.append(_inside_night(dealer, night_ends, where, problems))
     problems.raise_any()
     return DealersFile(path, tuple(dealers), cron, kubernetes)
+
+
+def _refuse_control_characters(value: Any, where: str, problems: _Problems) -> None:
+    """Every text of the file, keys included, is free of line breaks and control characters: they would
+    end a line of the generated crontab (and start a job of the attacker's) or of its comments."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        here = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else str(key)
+        for text in (key, item):
+            if isinstance(text, str) and (char := control_character(text)) is not None:
+                section, _, rest = here.partition(".")
+                problems.add(section, rest or section, f"holds a line break or control character ({char}); "
+                                                      "a cron line would end there")
+        _refuse_control_characters(item, here, problems)
 
 
 def _count_or_zero(value: Any) -> int:

@@ -13,7 +13,7 @@ import yaml
 
 from importer import __version__
 from importer.errors import ConfigError
-from importer.ops.dealers import Dealer, DealersFile
+from importer.ops.dealers import Dealer, DealersFile, control_character
 from importer.prepare.mapping import builtin_names
 
 #: Seconds between the run's --max-duration and Kubernetes' activeDeadlineSeconds: the run stops taking
@@ -99,11 +99,19 @@ def crontab(dealers: DealersFile) -> str:
             dealer.state.with_name(dealer.state.name + ".lock")
         line = shlex.join(["flock", "-n", str(lock), *args])
         log = shlex.quote(str(log_dir / f"{dealer.name}.log"))
-        # `%` ends a cron command; nothing generated may carry one.
-        if "%" in line + log:
-            raise ConfigError(f"{dealers.path}: dealer {dealer.name}: a path holds '%', which cron reads as a "
-                              "line break")
+        # `%` ends a cron command; `#` starts a comment for crontab tools (python-crontab, editors), which
+        # would then see another command than cron runs. Nothing generated may carry either.
+        for char, meaning in (("%", "cron reads as a line break"), ("#", "crontab tools read as a comment")):
+            if char in line + log:
+                raise ConfigError(f"{dealers.path}: dealer {dealer.name}: a path or the command holds {char!r}, "
+                                  f"which {meaning}")
         lines.append(f"{dealer.schedule} {user} {line} >> {log} 2>&1")
+    # The dealers file's texts are checked as it is read; this covers what comes from elsewhere (the file's
+    # own name): a line break would end a comment or a job, and what follows would be a job of its own.
+    for line in lines:
+        if (char := control_character(line)) is not None:
+            raise ConfigError(f"{dealers.path!r}: a line of the crontab would hold a line break or control "
+                              f"character ({char}): {line[:80]!r}")
     return "\n".join(lines) + "\n"
 
 
