@@ -108,10 +108,10 @@ def crontab(dealers: DealersFile) -> str:
         lines.append(f"{dealer.schedule} {user} {line} >> {log} 2>&1")
     # The dealers file's texts are checked as it is read; this covers what comes from elsewhere (the file's
     # own name): a line break would end a comment or a job, and what follows would be a job of its own.
-    for line in lines:
-        if (char := control_character(line)) is not None:
-            raise ConfigError(f"{dealers.path!r}: a line of the crontab would hold a line break or control "
-                              f"character ({char}): {line[:80]!r}")
+    for text in lines:
+        if (found := control_character(text)) is not None:
+            raise ConfigError(f"{str(dealers.path)!r}: a line of the crontab would hold a line break or control "
+                              f"character ({found}): {text[:80]!r}")
     return "\n".join(lines) + "\n"
 
 
