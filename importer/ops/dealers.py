@@ -22,10 +22,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from importer.errors import ConfigError, InputError
-from importer.prepare.mapping import builtin_names
+from importer.prepare.mapping import builtin_names, read_yaml
 
 #: Keys an entry may carry; all but name and department may also be defaults.
 ENTRY_KEYS = ("name", "department", "input", "mapping", "credentials", "schedule", "rate", "max_duration",
@@ -276,14 +274,8 @@ def load_dealers(path: Path) -> DealersFile:
         # Its path is written into every cron line and into the schedules' comments.
         raise ConfigError(f"{str(path)!r}: the dealers file's name holds a line break or control character "
                           f"({char}); rename it")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the dealers file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where}: not a YAML file ({getattr(exc, 'problem', None) or exc})") from None
+    # The mapping files' bounds: a few hundred bytes of nested aliases would otherwise expand to gigabytes.
+    raw = read_yaml(path, "dealers file")
     problems = _Problems(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected keys defaults, cron, kubernetes and dealers at the top")

@@ -86,3 +86,31 @@ def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=timeout)
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
     return done
+
+
+# -- 3: the dealers file has the mapping files' YAML bounds --------------------------------------------------
+def test_a_dealers_file_alias_bomb_is_refused_within_the_bounds(tmp_path: Path):
+    levels = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
+        levels.append(f"{name}: &{name} [{','.join([f'*{previous}'] * 9)}]")
+    bomb = tmp_path / "dealers.yaml"
+    bomb.write_text("bombs:\n" + "".join(f"  {line}\n" for line in levels) +
+                    "dealers:\n  - {name: a, department: d, input: x, schedule: *i, rate: *i}\n")
+    assert bomb.stat().st_size < 600
+    for command in (["deploy", "crontab", str(bomb)], ["run", "--dealers", str(bomb), "--dealer", "a"]):
+        done = cli(*command)
+        assert done.returncode == 2, done.stderr[-500:]
+        assert f"{bomb}: more than 50 YAML aliases" in done.stderr
+
+
+def test_a_deeply_nested_or_huge_dealers_file_is_refused(tmp_path: Path):
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("dealers: " + "[" * 5000 + "]" * 5000 + "\n")
+    done = cli("deploy", "kubernetes", str(deep))
+    assert done.returncode == 2
+    assert "nested more than 20 levels deep" in done.stderr
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("# " + "x" * (2 << 20) + "\ndealers: []\n")
+    done = cli("deploy", "crontab", str(huge))
+    assert done.returncode == 2
+    assert "a dealers file of more than 1,048,576 bytes" in done.stderr
