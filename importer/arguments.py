@@ -6,6 +6,7 @@ import argparse
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 from importer import __version__
 from importer.config import DEFAULT_API_URL
@@ -50,6 +51,11 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is not a count")
     return value
+
+
+#: Run options a dealers file may also give: None on the command line means "not given here", so an entry's
+#: value applies, else this default.
+RUN_DEFAULTS: dict[str, Any] = {"concurrency": 64, "patience": 900.0, "request_timeout": 120.0, "min_rows": 0}
 
 
 def _add_sandbox(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -109,7 +115,7 @@ def _add_prepare_options(p: argparse.ArgumentParser, *, dealers: bool = False) -
                    help="invalid rows up to PCT%% of the file do not make exit code 1 (failed rows always do)")
     p.add_argument("--allow-empty", action="store_true",
                    help="accept a file with a header and no data rows (refused by default: exit 2)")
-    p.add_argument("--min-rows", type=_count, default=0, metavar="N",
+    p.add_argument("--min-rows", type=_count, metavar="N",
                    help="refuse a file with fewer than N data rows (a truncated export), exit 2, nothing sent")
 
 
@@ -134,7 +140,8 @@ def _add_run(sub: argparse._SubParsersAction[Parser]) -> None:
     _add_prepare_options(p, dealers=True)
     p.add_argument("--dealers", type=Path, metavar="FILE",
                    help="a dealers file: the --dealer entry gives FILE, --mapping, the department, credentials, "
-                        "rate, API URL, state and report folders; --max-duration and --full given here win")
+                        "rate, API URL, state and report folders, and the run options it names (max_invalid, "
+                        "min_rows, allow_empty, patience, request_timeout, concurrency); options given here win")
     p.add_argument("--dealer", metavar="NAME", help="the entry of --dealers to run")
     p.add_argument("--metrics-file", type=Path, metavar="PATH",
                    help="write the run's metrics in Prometheus text format (node_exporter's textfile collector)")
@@ -153,15 +160,15 @@ def _add_run(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("--rate", type=_rate, default=20.0, metavar="N",
                    help="requests per second at most, retries included; the rate used is found under it from "
                         "the API's answers (default 20)")
-    p.add_argument("--concurrency", type=int, default=64, metavar="N",
+    p.add_argument("--concurrency", type=int, metavar="N",
                    help="requests in flight at most; the number used follows the rate and the API's latency "
                         "(default 64)")
-    p.add_argument("--patience", type=_positive, default=900.0, metavar="S",
+    p.add_argument("--patience", type=_positive, metavar="S",
                    help="stop (the rest not_attempted, exit 3, a rerun resumes) when the API accepts no request "
                         "for S seconds, answering only 429 or nothing (default 900)")
     p.add_argument("--max-attempts", type=int, default=6, metavar="N",
                    help="attempts per customer before it is failed; 429s are not counted (default 6)")
-    p.add_argument("--request-timeout", type=_positive, default=120.0, metavar="S",
+    p.add_argument("--request-timeout", type=_positive, metavar="S",
                    help="seconds one request may take in all, however slowly its answer comes (default 120)")
     p.add_argument("--state", type=Path, metavar="PATH",
                    help="state file (default $XDG_STATE_HOME/mk-import/<department>.sqlite)")

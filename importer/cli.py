@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from importer.arguments import build_parser
+from importer.arguments import RUN_DEFAULTS, build_parser
 from importer.config import (
     Credentials,
     PoolSettings,
@@ -45,7 +45,15 @@ def _checked_department(department: str) -> str:
     return department
 
 
+def _defaults(args: argparse.Namespace) -> None:
+    """The run options that neither the command line nor a dealers file gave take their defaults."""
+    for key, value in RUN_DEFAULTS.items():
+        if getattr(args, key, value) is None:
+            setattr(args, key, value)
+
+
 def _prepare_config(args: argparse.Namespace) -> PrepareConfig:
+    _defaults(args)
     return PrepareConfig(input=args.file, mapping=args.mapping, strict=args.strict, validate_vin=args.validate_vin,
                          allow_empty=args.allow_empty, min_rows=args.min_rows, sheet=args.sheet)
 
@@ -177,6 +185,11 @@ def _dealer_args(args: argparse.Namespace) -> Path | None:
     if args.keep is None and args.out is None:
         args.keep = dealer.keep
     args.reports_root = dealer.reports
+    for key, value in dealer.run_options().items():
+        if key == "allow_empty":
+            args.allow_empty = args.allow_empty or value
+        elif getattr(args, key) is None:  # given on the command line: that wins
+            setattr(args, key, value)
     # A Kubernetes Secret arrives as MK_USERNAME/MK_PASSWORD; on a host, the entry's env file holds them.
     if not (os.environ.get("MK_USERNAME") and os.environ.get("MK_PASSWORD")) and args.credentials_file is None:
         if dealer.env_file is None:
@@ -225,6 +238,7 @@ def _import(args: argparse.Namespace) -> Finished:
     if not department:
         raise ConfigError("no department: give --department-uuid or set MK_DEPARTMENT_UUID")
     _checked_department(department)
+    _defaults(args)
     if args.sandbox_db is not None and not args.sandbox:
         raise ConfigError("--sandbox-db needs --sandbox")
     if args.concurrency < 1 or args.max_attempts < 1:

@@ -27,7 +27,10 @@ from importer.prepare.mapping import builtin_names, read_yaml
 
 #: Keys an entry may carry; all but name and department may also be defaults.
 ENTRY_KEYS = ("name", "department", "input", "mapping", "credentials", "schedule", "rate", "max_duration",
-              "max_age", "full", "keep", "api_url")
+              "max_age", "full", "keep", "api_url", *("max_invalid", "min_rows", "allow_empty", "patience",
+                                                       "request_timeout", "concurrency"))
+#: The run options of an entry that `run` takes as they are (the command line's own, given there, win).
+RUN_OPTIONS = ("max_invalid", "min_rows", "allow_empty", "patience", "request_timeout", "concurrency")
 #: Keys only the defaults may carry: they concern every dealer together.
 SHARED_KEYS = ("stagger", "night_ends", "state_dir", "reports")
 CRON_KEYS = ("user", "command", "dealers_file", "log_dir", "metrics_dir", "lock_dir")
@@ -76,6 +79,22 @@ class Dealer:
     state: Path
     #: this dealer's dated report folders go here
     reports: Path
+    #: percent of invalid rows that do not make exit code 1 (None: any invalid row does)
+    max_invalid: float | None = None
+    #: fewer data rows than this: a truncated export, refused
+    min_rows: int | None = None
+    allow_empty: bool = False
+    #: seconds without an accepted request before the run stops
+    patience: float | None = None
+    #: seconds one request may take in all
+    request_timeout: float | None = None
+    #: requests in flight at most
+    concurrency: int | None = None
+
+    def run_options(self) -> dict[str, Any]:
+        """The run options this entry gives (RUN_OPTIONS), by the name `run`'s arguments have."""
+        given = {key: getattr(self, key) for key in RUN_OPTIONS}
+        return {key: value for key, value in given.items() if value is not None and value is not False}
 
     def newest_input(self, now: Callable[[], float] = time.time) -> Path:
         """The newest file matching `input`, refused if there is none or if it is older than max_age."""
@@ -252,6 +271,12 @@ def _count(value: Any) -> int:
     return value
 
 
+def _percentage(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise ValueError(f"expected a percentage between 0 and 100, got {value!r}")
+    return float(value)
+
+
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {value!r}")
@@ -389,13 +414,19 @@ def _dealer(entry: _Entry, name: str, state_dir: Path, reports: Path) -> Dealer 
     full = entry.get("full", _flag, False)
     keep = entry.get("keep", _count)
     api_url = entry.get("api_url", _text)
+    options = {"max_invalid": entry.get("max_invalid", _percentage),
+               "min_rows": entry.get("min_rows", _count_or_zero),
+               "allow_empty": entry.get("allow_empty", _flag, False),
+               "patience": entry.get("patience", parse_duration),
+               "request_timeout": entry.get("request_timeout", parse_duration),
+               "concurrency": entry.get("concurrency", _count)}
     if not (name and department and input_ and mapping):
         return None
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in department)
     return Dealer(name=name, department=department, input=input_, mapping=mapping, env_file=env_file,
                   secret=secret, schedule=schedule, rate=rate, max_duration=max_duration, max_age=max_age,
                   full=full, keep=keep, api_url=api_url, state=state_dir / f"{safe}.sqlite",
-                  reports=reports / name)
+                  reports=reports / name, **options)
 
 
 def _inside_night(dealer: Dealer, night_ends: int | None, where: str, problems: _Problems) -> Dealer:

@@ -141,6 +141,7 @@ def _embedded(dealers: DealersFile) -> tuple[str, dict[str, str]]:
         for key in ("max_age", "keep", "api_url"):
             if getattr(dealer, key) is not None:
                 entry[key] = getattr(dealer, key)
+        entry |= dealer.run_options()
         entries.append(entry)
     state_dirs = {d.state.parent for d in dealers.dealers}
     reports_dirs = {d.reports.parent for d in dealers.dealers}

@@ -164,3 +164,45 @@ def test_dealers_options_that_do_not_go_together(tmp_path: Path, capsys, extra: 
 def test_run_without_a_file_or_dealers_is_a_usage_error(capsys):
     assert main(["run", "--department-uuid", "d"]) == 2
     assert "give FILE and --mapping, or --dealers FILE --dealer NAME" in capsys.readouterr().err
+
+
+def test_the_run_options_a_night_needs_come_from_the_dealers_file(start_sandbox, write_csv, tmp_path: Path,
+                                                                   monkeypatch, capsys):
+    sandbox = start_sandbox()
+    rows = [dv_row(f"K{i}", email=f"k{i}@example.com") for i in range(1, 10)] + [dv_row("K10", last="")]
+    csv = write_csv([DV_HEADER, *rows], name="export.csv")
+    options = {"max_invalid": 20, "min_rows": 5, "allow_empty": True, "patience": "5m", "request_timeout": 30,
+               "concurrency": 4}
+    path = write_dealers(tmp_path, {
+        "defaults": {"state_dir": "state", "reports": "reports", "api_url": sandbox.url, "max_invalid": 20},
+        "dealers": [{"name": "alpha", "department": "d1", "input": str(csv), "mapping": "dealervault",
+                     "credentials": {"secret": "s"}, **options}]})
+    monkeypatch.setenv("MK_USERNAME", USER)
+    monkeypatch.setenv("MK_PASSWORD", PASSWORD)
+    import importer.pipeline
+
+    seen = []
+    original = importer.pipeline.run_import
+
+    def recorded(config, *args, **kwargs):
+        seen.append(config)
+        return original(config, *args, **kwargs)
+
+    monkeypatch.setattr(importer.pipeline, "run_import", recorded)
+    line = ["run", "--dealers", str(path), "--dealer", "alpha", "--progress", "none"]
+    assert main(line) == 0, "one invalid row in ten is within max_invalid: 20"
+    config = seen[-1]
+    assert (config.max_invalid, config.prepare.min_rows, config.prepare.allow_empty) == (20.0, 5, True)
+    assert (config.pool.patience, config.pool.request_timeout, config.pool.concurrency) == (300.0, 30.0, 4)
+    assert main([*line, "--max-invalid", "0", "--concurrency", "2"]) == 1, "the command line wins"
+    assert (seen[-1].max_invalid, seen[-1].pool.concurrency) == (0.0, 2)
+
+    broken = write_dealers(tmp_path, {"dealers": [{"name": "alpha", "department": "d1", "input": str(csv),
+                                                   "mapping": "dealervault", "credentials": {"secret": "s"},
+                                                   "max_invalid": 101, "concurrency": 0, "max_invalids": 3}]})
+    capsys.readouterr()
+    assert main(["run", "--dealers", str(broken), "--dealer", "alpha"]) == 2
+    err = capsys.readouterr().err
+    assert "max_invalids: unknown key" in err
+    assert "max_invalid: expected a percentage between 0 and 100, got 101" in err
+    assert "concurrency: expected a whole number of at least 1, got 0" in err
