@@ -5,10 +5,15 @@ real sandbox on 127.0.0.1."""
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from importer.cli import main
-from tests.conftest import DEPARTMENT
+from importer.report.folders import LOCK_FILE
+from tests.conftest import DEPARTMENT, PASSWORD, USER
 from tests.helpers import DV_HEADER, dv_row, read_csv, read_jsonl
 
 
@@ -67,3 +72,50 @@ def test_names_companies_and_addresses_that_are_formulas_are_never_sent(sandbox,
         customer = api.get(saved_row["customer_uuid"]).body
         text = repr(customer)
         assert not any(value in text for value in ("+Ann", "-1+1", "@Town", *TRIGGERS))
+
+
+# -- 9: one run at a time writes into a report folder -------------------------------------------------------
+def test_a_second_run_into_a_folder_being_written_is_refused_before_reading(start_sandbox, creds, write_csv,
+                                                                          tmp_path: Path, capsys):
+    sandbox = start_sandbox(latency_ms=400)
+    source = write_csv([DV_HEADER, *(dv_row(str(i), last=f"L{i}") for i in range(1, 9))])
+    out = tmp_path / "shared-out"
+    env = {**os.environ, "MK_USERNAME": USER, "MK_PASSWORD": PASSWORD}
+    first = subprocess.Popen([sys.executable, "-m", "importer", "run", str(source), "-m", "dealervault",
+                              "--department-uuid", DEPARTMENT, "--api-url", sandbox.url, "--out", str(out),
+                              "--state", str(tmp_path / "a.sqlite"), "--progress", "none", "--concurrency", "1"],
+                             env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):  # until the first run holds the folder (bounded; no time is asserted)
+            if (out / LOCK_FILE).exists() or first.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert first.poll() is None, "the first run must still be running"
+        missing = tmp_path / "not-there.csv"  # refused before it is read: the folder is checked first
+        for command in ("run", "validate"):
+            argv = [command, str(missing), "-m", "dealervault", "--out", str(out)]
+            if command == "run":
+                argv += ["--department-uuid", DEPARTMENT, "--api-url", sandbox.url, "--state",
+                         str(tmp_path / "b.sqlite"), "--progress", "none"]
+            assert main(argv) == 2
+            err = capsys.readouterr().err.strip()
+            assert err == f"mk-import: error: {out}: another mk-import run is writing its reports there; wait " \
+                          "for it to finish, or give another --out"
+        _, stderr = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, stderr
+    assert [r["status"] for r in read_csv(out / "results.csv")] == ["success"] * 8
+    assert not (out / LOCK_FILE).exists()
+    # Once the first has finished, the folder holds its reports: a later run is refused as before.
+    assert run(source, sandbox.url, out) == 2
+    assert "already holds an earlier run's reports" in capsys.readouterr().err
+
+
+def test_a_failed_run_leaves_no_empty_dated_folder(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", str(tmp_path / "missing.csv"), "-m", "dealervault"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert not any(path.is_dir() for path in tmp_path.rglob("*"))
