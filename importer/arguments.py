@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from importer import __version__
-from importer.config import DEFAULT_API_URL
+from importer.config import DEFAULT_API_URL, DEFAULT_MAX_RATIO, DEFAULT_MAX_UNPACKED_MB
 from importer.status import ExitCode
 
 
@@ -43,6 +43,13 @@ def _rate(text: str) -> float:
     value = _positive(text)
     if not RATE_RANGE[0] <= value <= RATE_RANGE[1]:
         raise argparse.ArgumentTypeError(f"{text} is not between {RATE_RANGE[0]:g} and {RATE_RANGE[1]:g} requests/s")
+    return value
+
+
+def _megabytes(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of megabytes")
     return value
 
 
@@ -93,7 +100,14 @@ _FILE_HELP = "the export: CSV/TSV text, an .xlsx/.xls workbook, or either in a .
 
 
 def _add_sheet(p: argparse.ArgumentParser) -> None:
+    """The options of reading a file: which sheet, and the bounds of what a workbook or archive unpacks to."""
     p.add_argument("--sheet", metavar="NAME", help="the sheet of a workbook to read (default: the first)")
+    p.add_argument("--max-unpacked-mb", type=_megabytes, default=DEFAULT_MAX_UNPACKED_MB, metavar="MB",
+                   help="refuse a workbook or archive that unpacks to more (default "
+                        f"{DEFAULT_MAX_UNPACKED_MB}): checked before it is read, so a zip bomb costs no memory")
+    p.add_argument("--max-compression-ratio", dest="max_ratio", type=_positive, default=DEFAULT_MAX_RATIO,
+                   metavar="N", help="refuse a workbook or archive that unpacks to more than N times its size "
+                                     f"(default {DEFAULT_MAX_RATIO:g}; real exports pack 5-15 times)")
 
 
 def _add_prepare_options(p: argparse.ArgumentParser, *, dealers: bool = False) -> None:

@@ -55,7 +55,8 @@ def _defaults(args: argparse.Namespace) -> None:
 def _prepare_config(args: argparse.Namespace) -> PrepareConfig:
     _defaults(args)
     return PrepareConfig(input=args.file, mapping=args.mapping, strict=args.strict, validate_vin=args.validate_vin,
-                         allow_empty=args.allow_empty, min_rows=args.min_rows, sheet=args.sheet)
+                         allow_empty=args.allow_empty, min_rows=args.min_rows, sheet=args.sheet,
+                         max_unpacked_mb=args.max_unpacked_mb, max_ratio=args.max_ratio)
 
 
 def _print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
@@ -272,6 +273,7 @@ def _deploy(args: argparse.Namespace) -> int:
 
 def _mappings(args: argparse.Namespace) -> int:
     from importer.prepare.mapping import builtin_names, check_header, load_mapping, mapping_text
+    from importer.read.containers import Bounds
     from importer.read.reader import open_input
 
     if args.action == "list":
@@ -285,7 +287,7 @@ def _mappings(args: argparse.Namespace) -> int:
     if args.action == "suggest":
         return _suggest(args)
     mapping = load_mapping(args.mapping)
-    with open_input(args.file, args.sheet) as source:
+    with open_input(args.file, args.sheet, bounds=Bounds(args.max_unpacked_mb, args.max_ratio)) as source:
         result = check_header(mapping, source.header, source.unnamed)
     for column in result.missing:
         print(f"missing: {column!r} is mapped but not in the header of {args.file}")
@@ -296,7 +298,7 @@ def _mappings(args: argparse.Namespace) -> int:
     print(f"ok: every column mapping {mapping.name} reads is in the header")
     from importer.onboard.preview import preview, render
 
-    with open_input(args.file, args.sheet) as source:
+    with open_input(args.file, args.sheet, bounds=Bounds(args.max_unpacked_mb, args.max_ratio)) as source:
         previews = preview(mapping, source, result.resolved)
     print("each mapped field: share of its values that normalize cleanly, and samples before → after")
     print("\n".join(render(previews)))
@@ -305,10 +307,11 @@ def _mappings(args: argparse.Namespace) -> int:
 
 def _suggest(args: argparse.Namespace) -> int:
     from importer.onboard.suggest import suggest
+    from importer.read.containers import Bounds
     from importer.read.reader import open_input
     from importer.report.folders import private_file
 
-    with open_input(args.file, args.sheet) as source:
+    with open_input(args.file, args.sheet, bounds=Bounds(args.max_unpacked_mb, args.max_ratio)) as source:
         proposal = suggest(args.file, source)
     if args.out is None:
         print(proposal.text, end="")

@@ -57,6 +57,12 @@ class ReportFolders:
 
 
 
+#: What a workbook or an archive may unpack to, in MB, unless --max-unpacked-mb says otherwise.
+DEFAULT_MAX_UNPACKED_MB = 2048
+#: How many times its packed size a workbook or archive may unpack to (--max-compression-ratio).
+DEFAULT_MAX_RATIO = 100.0
+
+
 @dataclass(frozen=True)
 class PrepareConfig:
     """What reading, mapping and validating need; shared by `validate` and `run`."""
@@ -75,6 +81,9 @@ class PrepareConfig:
     min_rows: int = 0
     #: the sheet of a workbook to read (None: the first)
     sheet: str | None = None
+    #: bounds of what a workbook or archive may unpack to (see read/containers.Bounds)
+    max_unpacked_mb: int = DEFAULT_MAX_UNPACKED_MB
+    max_ratio: float = DEFAULT_MAX_RATIO
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from importer.errors import AfterSendingError, ConfigError
 from importer.memory import release_memory, use_system_allocator
 from importer.prepare.mapping import load_mapping
 from importer.prepare.stage import ProblemTally, prepare
+from importer.read.containers import Bounds
 from importer.read.reader import InputFile, open_input
 from importer.report.files import write_errors, write_payloads, write_results, write_summary, write_timeline
 from importer.report.folders import claimed as claimed_out_dir
@@ -97,7 +98,8 @@ def validate(config: ValidateConfig) -> Finished:
     with claimed_out_dir(config.out_dir, config.folders) as out:
         mapping = load_mapping(config.prepare.mapping)
         use_system_allocator()
-        with open_input(config.prepare.input, config.prepare.sheet) as source:
+        with open_input(config.prepare.input, config.prepare.sheet,
+                            bounds=Bounds.of(config.prepare)) as source:
             wants_requests = config.payloads is not None or config.state_path is not None
             prepared = prepare(source, mapping, config.prepare, keep_rows=wants_requests)
             release_memory()
@@ -202,7 +204,8 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
     with claimed_out_dir(config.out_dir, config.folders) as out:
         mapping = load_mapping(config.prepare.mapping)
         use_system_allocator()
-        with open_input(config.prepare.input, config.prepare.sheet, keep_rows=True) as source:
+        with open_input(config.prepare.input, config.prepare.sheet, keep_rows=True,
+                            bounds=Bounds.of(config.prepare)) as source:
             prepared = prepare(source, mapping, config.prepare, keep_rows=True)
             release_memory()  # reading's chunks, before the hours of sending
             # The sandbox forgets its customers when the run ends, so its state lives with the run's reports;

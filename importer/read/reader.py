@@ -29,7 +29,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.ipc as pa_ipc
 
 from importer.errors import InputError
-from importer.read.containers import as_text
+from importer.read.containers import MAX_FIELD_CHARS as MAX_FIELD_CHARS  # the bound, read here too
+from importer.read.containers import Bounds, as_text
 from importer.read.formulas import undefuse, undefuse_text
 
 DELIMITERS = (",", "\t", "|", ";")
@@ -42,9 +43,6 @@ _BLOCK = 1 << 20
 ARROW_BLOCK_BYTES = 8 << 20
 #: A header row longer than this is refused rather than cut (a cut header misses every later column).
 MAX_HEADER_CHARS = 1 << 20
-#: A cell longer than this makes its row invalid and is never sent (nor kept): no name or address is
-#: that long; an unclosed quote that swallowed thousands of lines is.
-MAX_FIELD_CHARS = 1 << 16
 #: A file in which more than this share of the data rows cannot be split into the header's columns is
 #: refused as unreadable; below it, each such row is invalid and the rest is imported.
 MAX_BROKEN_SHARE = 0.01
@@ -303,7 +301,8 @@ def _read_header(path: Path, name: str, encoding: str) -> tuple[str, list[str], 
 
 
 @contextlib.contextmanager
-def open_input(source: str, sheet: str | None = None, *, keep_rows: bool = False) -> Iterator[InputFile]:
+def open_input(source: str, sheet: str | None = None, *, keep_rows: bool = False,
+               bounds: Bounds | None = None) -> Iterator[InputFile]:
     """Check and describe the input; `-` spools standard input to a private temporary file.
 
     A workbook (its first sheet, or `sheet`) or an archive is read as the CSV text sources.as_text makes.
@@ -329,7 +328,7 @@ def open_input(source: str, sheet: str | None = None, *, keep_rows: bool = False
             if not path.is_file():
                 raise InputError(f"{source}: not a regular file")
         stat = path.stat()  # of the file as given, to tell whether it changes during the run
-        path, given_sha256 = as_text(path, source, stack, sheet)
+        path, given_sha256 = as_text(path, source, stack, sheet, bounds)
         encoding, sha256, quotes_pair_up = _scan(path, source)
         read_encoding = ""
         if encoding == "mixed":
