@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import secrets
 import sys
 from collections.abc import Sequence
@@ -16,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from importer.arguments import RUN_DEFAULTS, build_parser
 from importer.config import (
+    DEPARTMENT_RULE,
     Credentials,
     PoolSettings,
     PrepareConfig,
     ReportFolders,
     RunConfig,
     ValidateConfig,
+    is_department,
 )
 from importer.errors import AfterSendingError, ConfigError, ImporterError, InputError
 from importer.logs import REDACT, setup_logging
@@ -32,16 +33,10 @@ if TYPE_CHECKING:  # the pipeline (pandas, pyarrow) is imported by the commands 
     from importer.pipeline import Finished
 
 
-#: A department is one path segment of every API URL: letters, digits, dashes, underscores (a UUID, or the
-#: sandbox's names), so `..` or `a/b` can never change the endpoint a request goes to.
-_DEPARTMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
-
-
 def _checked_department(department: str) -> str:
     """A department token: it is part of every request's path and of the default state file's name."""
-    if not _DEPARTMENT.fullmatch(department):
-        raise ConfigError(f"--department-uuid {department[:40]!r}: expected a department UUID (letters, digits "
-                          "and dashes)")
+    if not is_department(department):
+        raise ConfigError(f"--department-uuid {department[:40]!r}: {DEPARTMENT_RULE}")
     return department
 
 

@@ -5,10 +5,20 @@ Plain types only: this module imports nothing of the package, so every stage can
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_API_URL = "https://api.mykaarma.com"
+#: A department is one path segment of every API URL: letters, digits, dashes, underscores (a UUID, or the
+#: sandbox's names), so `..` or `a/b` can never change the endpoint a request goes to. `run` and `deploy`
+#: (through the dealers file) check it by this one rule.
+DEPARTMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+DEPARTMENT_RULE = "expected a department UUID (letters, digits and dashes)"
+
+
+def is_department(text: str) -> bool:
+    return DEPARTMENT.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)

