@@ -308,6 +308,11 @@ def _suggest(args: argparse.Namespace) -> int:
 
     with open_input(args.file, args.sheet, bounds=Bounds(args.max_unpacked_mb, args.max_ratio)) as source:
         proposal = suggest(args.file, source)
+    if proposal.unmapped:
+        # Values are for the person at the terminal; the mapping holds column names and reasons only.
+        print("columns left unmapped, with sample values (not written into the mapping):", file=sys.stderr)
+        for line in proposal.samples():
+            print(f"  {line}", file=sys.stderr)
     if args.out is None:
         print(proposal.text, end="")
         return ExitCode.OK

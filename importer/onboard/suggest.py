@@ -83,6 +83,11 @@ class Suggestion:
     choices: list[Choice]
     unmapped: list[Profile]
 
+    def samples(self) -> list[str]:
+        """Sample values of the unmapped columns, for the terminal only: a mapping file is configuration
+        (a ConfigMap, a repository) and never holds a customer's data."""
+        return [f"{c.name!r}: {_samples(c)}" for c in self.unmapped]
+
 
 def _share(mask: pd.Series) -> float:
     return float(mask.mean()) if len(mask) else 0.0
@@ -301,6 +306,14 @@ def _samples(p: Profile, n: int = 3) -> str:
     return ", ".join(shown) if shown else "(empty)"
 
 
+def _unmapped_reason(p: Profile) -> str:
+    if p.values.empty:
+        return "empty in the rows looked at"
+    if p.header is not None and p.header.flag and not p.header.contact:
+        return "a yes/no flag about no phone or email"
+    return "neither its header nor its values say which field it is"
+
+
 def _slug(path: str) -> str:
     name = Path(path).name
     for suffix in (".gz", ".zip", ".csv", ".txt", ".tsv", ".xlsx", ".xls", ".xlsm"):
@@ -395,14 +408,16 @@ def _render(path: str, rows: int, choices: list[Choice], unmapped: list[Profile]
               "    addressType: P"]
     if french:
         lines += ["  customer:", _line("preferredLocale", "fr-ca", "the header is in French", 4)]
+    # The abbreviations written are the vocabulary's own keys (CHEV, VW...), found among the values.
     makes = sorted({v.upper() for c in choices if c.target == "vehicleMake" for v in c.column.values.unique()
                     if v.upper() in vocab.MAKE_ABBREVIATIONS})
     if makes:
         lines += ["values:", "  vehicleMake:"]
         lines += [f"    {_scalar(m)}: {_scalar(vocab.MAKE_ABBREVIATIONS[m])}" for m in makes]
     if unmapped:
-        lines.append("# Columns left unmapped (map them above, or list them under ignore:), with sample values:")
-        lines += [f"#   {c.name!r}: {_samples(c)}" for c in unmapped]
+        # Names and reasons only: values from the file are shown on the terminal, never written here.
+        lines.append("# Columns left unmapped (map them above, or list them under ignore:):")
+        lines += [f"#   {_scalar(c.name)}: {_unmapped_reason(c)}" for c in unmapped]
     return "\n".join(lines) + "\n"
 
 
