@@ -234,10 +234,12 @@ def _add_deploy(sub: argparse._SubParsersAction[Parser]) -> None:
     p = sub.add_parser("deploy", help="schedules for every dealer of a dealers file",
                        description="Generate a cron.d file or Kubernetes manifests that run every dealer of a "
                                    "dealers file each night, each with `run --dealers FILE --dealer NAME`.")
-    p.add_argument("kind", choices=("crontab", "kubernetes"), help="the scheduler")
-    p.add_argument("dealers", type=Path, metavar="DEALERS", help="the dealers file")
+    p.add_argument("kind", choices=("crontab", "kubernetes", "alerts"),
+                   help="the scheduler; or `alerts`: the Prometheus alert rules on the runs' metrics")
+    p.add_argument("dealers", type=Path, metavar="DEALERS", nargs="?",
+                   help="the dealers file (for crontab and kubernetes)")
     p.add_argument("--out", type=Path, metavar="DIR",
-                   help="write crontab or kubernetes.yaml into DIR instead of standard output")
+                   help="write crontab, kubernetes.yaml or alerts.yaml into DIR instead of standard output")
 
 
 def build_parser() -> Parser:

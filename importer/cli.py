@@ -253,9 +253,14 @@ def _import(args: argparse.Namespace) -> Finished:
 
 def _deploy(args: argparse.Namespace) -> int:
     from importer.ops.dealers import load_dealers
-    from importer.ops.deploy import FILE_NAMES, render
+    from importer.ops.deploy import FILE_NAMES, alert_rules, render
 
-    text = render(args.kind, load_dealers(args.dealers))
+    if args.kind == "alerts":
+        text = alert_rules()
+    elif args.dealers is None:
+        raise ConfigError(f"deploy {args.kind} needs the dealers file: mk-import deploy {args.kind} DEALERS")
+    else:
+        text = render(args.kind, load_dealers(args.dealers))
     if args.out is None:
         print(text, end="")
     else:

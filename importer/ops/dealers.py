@@ -34,8 +34,8 @@ ENTRY_KEYS = ("name", "department", "input", "mapping", "credentials", "schedule
 RUN_OPTIONS = ("max_invalid", "min_rows", "allow_empty", "patience", "request_timeout", "concurrency")
 #: Keys only the defaults may carry: they concern every dealer together.
 SHARED_KEYS = ("stagger", "night_ends", "state_dir", "reports")
-CRON_KEYS = ("user", "command", "dealers_file", "log_dir", "metrics_dir", "lock_dir")
-KUBERNETES_KEYS = ("namespace", "image", "time_zone", "pushgateway", "exports", "state_storage",
+CRON_KEYS = ("user", "command", "dealers_file", "log_dir", "metrics_dir", "lock_dir", "time_zone")
+KUBERNETES_KEYS = ("namespace", "namespace_exists", "image", "time_zone", "pushgateway", "exports", "state_storage",
                    "reports_storage", "reports_access_mode", "storage_class", "resources", "run_as_user")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")

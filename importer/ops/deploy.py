@@ -5,6 +5,7 @@ Every schedule starts `mk-import run --dealers FILE --dealer NAME`, the line a p
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import re
 import shlex
@@ -127,6 +128,11 @@ def crontab(dealers: DealersFile) -> str:
     if missing:
         raise ConfigError(f"{dealers.path}: credentials: env_file missing for {', '.join(missing)}: a host "
                           "reads the credentials from an env file")
+    # The schedules are in the dealers' time zone: cron's own (cron.time_zone), else the one Kubernetes is given.
+    time_zone = cron.get("time_zone") or dealers.kubernetes.get("time_zone")
+    if time_zone and (found := time_zone_problem(time_zone)) is not None:
+        key = "cron: time_zone" if cron.get("time_zone") else "kubernetes: time_zone"
+        raise ConfigError(f"{dealers.path}: {key}: {found}")
     # flock and the shell's >> open their files before mk-import runs: the folders must be there.
     folders = {str(d.state.parent) for d in dealers.dealers} | {str(d.reports.parent) for d in dealers.dealers}
     folders |= {str(log_dir)} | ({str(metrics_dir)} if metrics_dir is not None else set())
@@ -137,9 +143,10 @@ def crontab(dealers: DealersFile) -> str:
         "# Install as /etc/cron.d/mk-import. Each line runs one dealer under `flock -n` on its state file, so a",
         "# night that runs long is never joined by the next; --max-duration stops it cleanly (exit 3, resumable)",
         "# before the night ends. Output goes to one JSON log per dealer, so cron mails nothing: watch the",
-        "# metrics and the alerts (deploy/alerts.yaml) instead.",
+        "# metrics and the alerts (`mk-import deploy alerts` prints them) instead.",
         f"# Create once, writable by {user}: " + " ".join(sorted(folders)),
         'MAILTO=""',
+        *([f"CRON_TZ={time_zone}"] if time_zone else []),
     ]
     for dealer in dealers.dealers:
         options = _run_options(dealer, dealers_file)
@@ -221,6 +228,8 @@ def kubernetes(dealers: DealersFile) -> str:
         problem("kubernetes: image", found)
     if kube.get("namespace") and (found := name_problem(kube["namespace"], "label")) is not None:
         problem("kubernetes: namespace", found)
+    if not isinstance(kube.get("namespace_exists", False), bool):
+        problem("kubernetes: namespace_exists", f"expected true or false, got {kube['namespace_exists']!r}")
     if kube.get("storage_class") and (found := name_problem(kube["storage_class"], "subdomain")) is not None:
         problem("kubernetes: storage_class", found)
     if kube.get("time_zone") and (found := time_zone_problem(kube["time_zone"])) is not None:
@@ -264,7 +273,12 @@ def kubernetes(dealers: DealersFile) -> str:
     # State: a volume per dealer, ReadWriteOnce. SQLite's write-ahead log needs a local-disk-like volume (not
     # NFS, which most ReadWriteMany volumes are), and only that dealer's pod mounts it, one night at a time.
     # Reports: plain files from every dealer, possibly at once on several nodes, so ReadWriteMany.
+    # The namespace is created with the rest, unless the dealers file says it exists (made by someone else).
+    created_namespace = [{"apiVersion": "v1", "kind": "Namespace",
+                          "metadata": {"name": str(namespace), "labels": {"app.kubernetes.io/name": "mk-import"}}}
+                         ] if namespace and not kube.get("namespace_exists") else []
     documents: list[dict[str, Any]] = [
+        *created_namespace,
         *(claim(f"{base}-state-{d.name}", str(kube.get("state_storage", "1Gi")), "ReadWriteOnce")
           for d in dealers.dealers),
         claim(f"{base}-reports", str(kube.get("reports_storage", "10Gi")),
@@ -343,4 +357,10 @@ def render(kind: str, dealers: DealersFile) -> str:
 
 
 #: The file name `deploy --out DIR` writes each kind to.
-FILE_NAMES = {"crontab": "crontab", "kubernetes": "kubernetes.yaml"}
+FILE_NAMES = {"crontab": "crontab", "kubernetes": "kubernetes.yaml", "alerts": "alerts.yaml"}
+
+
+def alert_rules() -> str:
+    """The Prometheus alert rules on the metrics every run reports, as shipped inside the package (a
+    PrometheusRule; its `groups:` part is a plain rules file). deploy/alerts.yaml is the same file."""
+    return importlib.resources.files("importer.ops").joinpath("alerts.yaml").read_text(encoding="utf-8")

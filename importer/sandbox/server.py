@@ -13,6 +13,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import errno
 import json
 import math
 import random
@@ -25,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
+from importer.errors import ConfigError
 from importer.sandbox.customers import BadRequest, apply_request, message, parse_body
 from importer.sandbox.matching import find_duplicate
 from importer.sandbox.store import CustomerStore, comm_values, vins_of
@@ -320,7 +322,13 @@ async def running_sandbox(config: SandboxConfig, host: str = "127.0.0.1", port: 
     runner = web.AppRunner(build_app(config), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        reason = "the port is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise ConfigError(f"sandbox: cannot listen on {host}:{port}: {reason}; give another --port, or --port 0 "
+                          "for a free one") from None
     bound_host, bound_port = runner.addresses[0][:2]
     try:
         yield f"http://{bound_host}:{bound_port}"

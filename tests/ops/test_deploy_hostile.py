@@ -164,3 +164,67 @@ def test_good_kubernetes_values_still_pass_the_schemas(tmp_path: Path):
     for document in yaml.safe_load_all((out / "kubernetes.yaml").read_text()):
         if document:
             kubernetes_validate.validate(document, kubernetes_validate.latest_version(), strict=True)
+
+
+# -- 13: a Namespace object, CRON_TZ, the alert rules from the package, a busy port -------------------------
+def test_the_namespace_is_created_unless_it_exists(tmp_path: Path):
+    import kubernetes_validate
+
+    out = tmp_path / "deploy"
+    dealers = three_dealers(tmp_path, "http://127.0.0.1:1")
+    assert main(["deploy", "kubernetes", str(dealers), "--out", str(out)]) == 0
+    documents = [d for d in yaml.safe_load_all((out / "kubernetes.yaml").read_text()) if d]
+    assert documents[0] == {"apiVersion": "v1", "kind": "Namespace",
+                            "metadata": {"name": "mk-import", "labels": {"app.kubernetes.io/name": "mk-import"}}}
+    for document in documents:
+        kubernetes_validate.validate(document, kubernetes_validate.latest_version(), strict=True)
+    assert all(d["metadata"]["namespace"] == "mk-import" for d in documents[1:])
+    document = yaml.safe_load(dealers.read_text())
+    document["kubernetes"]["namespace_exists"] = True
+    dealers.write_text(yaml.safe_dump(document))
+    assert main(["deploy", "kubernetes", str(dealers), "--out", str(out)]) == 0
+    assert "kind: Namespace" not in (out / "kubernetes.yaml").read_text()
+
+
+def test_the_crontab_runs_in_the_dealers_time_zone(tmp_path: Path, capsys):
+    out = tmp_path / "deploy"
+    dealers = three_dealers(tmp_path, "http://127.0.0.1:1")  # kubernetes.time_zone: America/Chicago
+    assert main(["deploy", "crontab", str(dealers), "--out", str(out)]) == 0
+    jobs = list(CronTab(tab=(out / "crontab").read_text(), user=False))
+    assert len(jobs) == 3, "one job per dealer"
+    assert all(job.env["CRON_TZ"] == "America/Chicago" for job in jobs)
+    document = yaml.safe_load(dealers.read_text())
+    document["cron"]["time_zone"] = "Europe/Paris"
+    dealers.write_text(yaml.safe_dump(document))
+    assert main(["deploy", "crontab", str(dealers), "--out", str(out)]) == 0
+    assert "CRON_TZ=Europe/Paris" in (out / "crontab").read_text().splitlines()
+    document["cron"]["time_zone"] = "Mars/Olympus"
+    dealers.write_text(yaml.safe_dump(document))
+    assert main(["deploy", "crontab", str(dealers), "--out", str(out)]) == 2
+    assert "cron: time_zone: 'Mars/Olympus' is not a time zone" in capsys.readouterr().err
+
+
+def test_the_alert_rules_ship_inside_the_package(tmp_path: Path, capsys):
+    assert main(["deploy", "alerts"]) == 0
+    printed = capsys.readouterr().out
+    shipped = (Path(__file__).parents[2] / "deploy" / "alerts.yaml").read_text()
+    assert printed == shipped, "deploy/alerts.yaml and importer/ops/alerts.yaml must be the same file"
+    assert yaml.safe_load(printed)["kind"] == "PrometheusRule"
+    assert main(["deploy", "alerts", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "alerts.yaml").read_text() == shipped
+    assert main(["deploy", "crontab"]) == 2
+    assert "deploy crontab needs the dealers file" in capsys.readouterr().err
+
+
+def test_a_busy_sandbox_port_is_one_clean_message():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "importer", "sandbox", "--port", str(port), "--user", "a:b"],
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"mk-import: error: sandbox: cannot listen on 127.0.0.1:{port}: the port is " \
+                                  "in use; give another --port, or --port 0 for a free one"
