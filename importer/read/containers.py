@@ -30,7 +30,7 @@ import os
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -260,7 +260,7 @@ def _check_workbook(archive: zipfile.ZipFile, name: str, bounds: Bounds) -> None
 
 
 def _counted_blocks(stream: io.BufferedIOBase | IO[bytes], name: str, bounds: Bounds, first: int,
-                    packed: Any) -> Iterator[bytes]:
+                    packed: Callable[[], int]) -> Iterator[bytes]:
     """The stream's blocks, stopped at the bounds: `first` bytes already read, `packed()` the packed size so far."""
     total = first
     while block := stream.read(_BLOCK):
@@ -270,7 +270,7 @@ def _counted_blocks(stream: io.BufferedIOBase | IO[bytes], name: str, bounds: Bo
 
 
 def _copy_text(head: bytes, stream: io.BufferedIOBase | IO[bytes], name: str, sheet: str | None,
-               out: IO[bytes], bounds: Bounds, packed: Any) -> None:
+               out: IO[bytes], bounds: Bounds, packed: Callable[[], int]) -> None:
     """Copy an archive member to `out` as text: a workbook is converted, text copied as it is; every
     byte unpacked is counted against the bounds (`packed()`: the packed bytes read so far)."""
     kind = kind_of(head)
