@@ -100,6 +100,8 @@ class InputFile:
     kept: RowSpool | None = None
     #: blank lines above the header row, skipped by every reader
     skip_lines: int = 0
+    #: the lines the header row takes (more than one where a quoted name holds a line break)
+    header_lines: int = 1
     #: names given to columns whose header cell is empty ("column 5"): ignored unless a mapping names them
     unnamed: frozenset[str] = frozenset()
 
@@ -267,8 +269,9 @@ def unnamed_column(position: int) -> str:
     return f"column {position}"
 
 
-def _read_header(path: Path, name: str, encoding: str) -> tuple[str, list[str], int, frozenset[str]]:
-    """(delimiter, header names, blank lines above the header, names given to unnamed columns).
+def _read_header(path: Path, name: str, encoding: str) -> tuple[str, list[str], int, int, frozenset[str]]:
+    """(delimiter, header names, blank lines above the header, lines of the header, names given to unnamed
+    columns).
 
     Excel writes trailing columns with empty names (`CustNo,FirstName,,`): each is called "column N" by
     its position, so every column has a name of its own.
@@ -297,7 +300,7 @@ def _read_header(path: Path, name: str, encoding: str) -> tuple[str, list[str], 
         if key in seen:
             raise InputError(f"{name}: duplicate column {column.strip()!r} (columns {seen[key]} and {position})")
         seen[key] = position
-    return delimiter, header, skip, frozenset(unnamed.values())
+    return delimiter, header, skip, rows.line_num, frozenset(unnamed.values())
 
 
 @contextlib.contextmanager
@@ -335,7 +338,7 @@ def open_input(source: str, sheet: str | None = None, *, keep_rows: bool = False
             encoding, transcoded = _transcode(path, source, scratch / "utf8.csv")
             if transcoded:
                 path, read_encoding = scratch / "utf8.csv", "utf-8"
-        delimiter, header, skip, unnamed = _read_header(path, source, read_encoding or encoding)
+        delimiter, header, skip, header_lines, unnamed = _read_header(path, source, read_encoding or encoding)
         is_report = {header_key(c) for c in REPORT_COLUMNS} <= {header_key(c) for c in header}
         if is_report:  # errors.csv defuses its header cells too
             header = [undefuse_text(c) for c in header]
@@ -344,7 +347,7 @@ def open_input(source: str, sheet: str | None = None, *, keep_rows: bool = False
         kept = RowSpool(scratch / "rows.arrow", len(positions)) if keep_rows else None
         yield InputFile(path, source, encoding, delimiter, tuple(header[i] for i in positions), positions,
                         tuple(header), given_sha256 or sha256, is_report, quotes_pair_up, read_encoding,
-                        (stat.st_size, stat.st_mtime_ns), kept, skip, unnamed)
+                        (stat.st_size, stat.st_mtime_ns), kept, skip, header_lines, unnamed)
 
 
 def _unescape(chunk: pd.DataFrame) -> pd.DataFrame:
@@ -416,7 +419,9 @@ def _arrow_chunks(source: InputFile) -> Iterator[pd.DataFrame]:
     reader = pa_csv.open_csv(
         source.path,
         read_options=pa_csv.ReadOptions(encoding="utf8" if encoding.startswith("utf-8") else encoding,
-                                        block_size=ARROW_BLOCK_BYTES, skip_rows=source.skip_lines + 1,
+                                        block_size=ARROW_BLOCK_BYTES,
+                                        # pyarrow skips lines, not records: a header may take several
+                                        skip_rows=source.skip_lines + source.header_lines,
                                         column_names=list(source.file_header)),
         parse_options=pa_csv.ParseOptions(delimiter=source.delimiter, newlines_in_values=True,
                                           ignore_empty_lines=True),
