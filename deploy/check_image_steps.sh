@@ -40,4 +40,9 @@ if ! grep -q '^mk_import_rows{' "$work/data/out/sample.prom"; then
 fi
 "$work/runtime/bin/mk-import" mappings list > /dev/null
 "$work/runtime/bin/mk-import" deploy kubernetes "$repo/deploy/dealers.yaml" > /dev/null
+# The alert rules ship inside the package: the installed one prints them, the same as deploy/alerts.yaml.
+if ! "$work/runtime/bin/mk-import" deploy alerts | cmp -s - "$repo/deploy/alerts.yaml"; then
+    echo "check_image_steps: mk-import deploy alerts does not print deploy/alerts.yaml" >&2
+    exit 1
+fi
 echo "check_image_steps: wheel installed non-editable; sample import accounted for all $rows rows (exit $status)"

@@ -6,9 +6,10 @@ import argparse
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 from importer import __version__
-from importer.config import DEFAULT_API_URL
+from importer.config import DEFAULT_API_URL, DEFAULT_MAX_RATIO, DEFAULT_MAX_UNPACKED_MB
 from importer.status import ExitCode
 
 
@@ -45,11 +46,23 @@ def _rate(text: str) -> float:
     return value
 
 
+def _megabytes(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of megabytes")
+    return value
+
+
 def _count(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is not a count")
     return value
+
+
+#: Run options a dealers file may also give: None on the command line means "not given here", so an entry's
+#: value applies, else this default.
+RUN_DEFAULTS: dict[str, Any] = {"concurrency": 64, "patience": 900.0, "request_timeout": 120.0, "min_rows": 0}
 
 
 def _add_sandbox(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -89,7 +102,14 @@ _FILE_HELP = "the export: CSV/TSV text, an .xlsx/.xls workbook, or either in a .
 
 
 def _add_sheet(p: argparse.ArgumentParser) -> None:
+    """The options of reading a file: which sheet, and the bounds of what a workbook or archive unpacks to."""
     p.add_argument("--sheet", metavar="NAME", help="the sheet of a workbook to read (default: the first)")
+    p.add_argument("--max-unpacked-mb", type=_megabytes, default=DEFAULT_MAX_UNPACKED_MB, metavar="MB",
+                   help="refuse a workbook or archive that unpacks to more (default "
+                        f"{DEFAULT_MAX_UNPACKED_MB}): checked before it is read, so a zip bomb costs no memory")
+    p.add_argument("--max-compression-ratio", dest="max_ratio", type=_positive, default=DEFAULT_MAX_RATIO,
+                   metavar="N", help="refuse a workbook or archive that unpacks to more than N times its size "
+                                     f"(default {DEFAULT_MAX_RATIO:g}; real exports pack 5-15 times)")
 
 
 def _add_prepare_options(p: argparse.ArgumentParser, *, dealers: bool = False) -> None:
@@ -111,7 +131,7 @@ def _add_prepare_options(p: argparse.ArgumentParser, *, dealers: bool = False) -
                    help="invalid rows up to PCT%% of the file do not make exit code 1 (failed rows always do)")
     p.add_argument("--allow-empty", action="store_true",
                    help="accept a file with a header and no data rows (refused by default: exit 2)")
-    p.add_argument("--min-rows", type=_count, default=0, metavar="N",
+    p.add_argument("--min-rows", type=_count, metavar="N",
                    help="refuse a file with fewer than N data rows (a truncated export), exit 2, nothing sent")
 
 
@@ -136,7 +156,8 @@ def _add_run(sub: argparse._SubParsersAction[Parser]) -> None:
     _add_prepare_options(p, dealers=True)
     p.add_argument("--dealers", type=Path, metavar="FILE",
                    help="a dealers file: the --dealer entry gives FILE, --mapping, the department, credentials, "
-                        "rate, API URL, state and report folders; --max-duration and --full given here win")
+                        "rate, API URL, state and report folders, and the run options it names (max_invalid, "
+                        "min_rows, allow_empty, patience, request_timeout, concurrency); options given here win")
     p.add_argument("--dealer", metavar="NAME", help="the entry of --dealers to run")
     p.add_argument("--metrics-file", type=Path, metavar="PATH",
                    help="write the run's metrics in Prometheus text format (node_exporter's textfile collector)")
@@ -155,15 +176,15 @@ def _add_run(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("--rate", type=_rate, default=20.0, metavar="N",
                    help="requests per second at most, retries included; the rate used is found under it from "
                         "the API's answers (default 20)")
-    p.add_argument("--concurrency", type=int, default=64, metavar="N",
+    p.add_argument("--concurrency", type=int, metavar="N",
                    help="requests in flight at most; the number used follows the rate and the API's latency "
                         "(default 64)")
-    p.add_argument("--patience", type=_positive, default=900.0, metavar="S",
+    p.add_argument("--patience", type=_positive, metavar="S",
                    help="stop (the rest not_attempted, exit 3, a rerun resumes) when the API accepts no request "
                         "for S seconds, answering only 429 or nothing (default 900)")
     p.add_argument("--max-attempts", type=int, default=6, metavar="N",
                    help="attempts per customer before it is failed; 429s are not counted (default 6)")
-    p.add_argument("--request-timeout", type=_positive, default=120.0, metavar="S",
+    p.add_argument("--request-timeout", type=_positive, metavar="S",
                    help="seconds one request may take in all, however slowly its answer comes (default 120)")
     p.add_argument("--state", type=Path, metavar="PATH",
                    help="state file (default $XDG_STATE_HOME/mk-import/<department>.sqlite)")
@@ -219,10 +240,12 @@ def _add_deploy(sub: argparse._SubParsersAction[Parser]) -> None:
     p = sub.add_parser("deploy", help="schedules for every dealer of a dealers file",
                        description="Generate a cron.d file or Kubernetes manifests that run every dealer of a "
                                    "dealers file each night, each with `run --dealers FILE --dealer NAME`.")
-    p.add_argument("kind", choices=("crontab", "kubernetes"), help="the scheduler")
-    p.add_argument("dealers", type=Path, metavar="DEALERS", help="the dealers file")
+    p.add_argument("kind", choices=("crontab", "kubernetes", "alerts"),
+                   help="the scheduler; or `alerts`: the Prometheus alert rules on the runs' metrics")
+    p.add_argument("dealers", type=Path, metavar="DEALERS", nargs="?",
+                   help="the dealers file (for crontab and kubernetes)")
     p.add_argument("--out", type=Path, metavar="DIR",
-                   help="write crontab or kubernetes.yaml into DIR instead of standard output")
+                   help="write crontab, kubernetes.yaml or alerts.yaml into DIR instead of standard output")
 
 
 def build_parser() -> Parser:

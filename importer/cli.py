@@ -7,21 +7,22 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from importer.arguments import build_parser
+from importer.arguments import RUN_DEFAULTS, build_parser
 from importer.config import (
+    DEPARTMENT_RULE,
     Credentials,
     PoolSettings,
     PrepareConfig,
     ReportFolders,
     RunConfig,
     ValidateConfig,
+    is_department,
 )
 from importer.errors import AfterSendingError, ConfigError, ImporterError, InputError
 from importer.logs import REDACT, setup_logging
@@ -32,22 +33,25 @@ if TYPE_CHECKING:  # the pipeline (pandas, pyarrow) is imported by the commands 
     from importer.pipeline import Finished
 
 
-#: A department is one path segment of every API URL: letters, digits, dashes, underscores (a UUID, or the
-#: sandbox's names), so `..` or `a/b` can never change the endpoint a request goes to.
-_DEPARTMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
-
-
 def _checked_department(department: str) -> str:
     """A department token: it is part of every request's path and of the default state file's name."""
-    if not _DEPARTMENT.fullmatch(department):
-        raise ConfigError(f"--department-uuid {department[:40]!r}: expected a department UUID (letters, digits "
-                          "and dashes)")
+    if not is_department(department):
+        raise ConfigError(f"--department-uuid {department[:40]!r}: {DEPARTMENT_RULE}")
     return department
 
 
+def _defaults(args: argparse.Namespace) -> None:
+    """The run options that neither the command line nor a dealers file gave take their defaults."""
+    for key, value in RUN_DEFAULTS.items():
+        if getattr(args, key, value) is None:
+            setattr(args, key, value)
+
+
 def _prepare_config(args: argparse.Namespace) -> PrepareConfig:
+    _defaults(args)
     return PrepareConfig(input=args.file, mapping=args.mapping, strict=args.strict, validate_vin=args.validate_vin,
-                         allow_empty=args.allow_empty, min_rows=args.min_rows, sheet=args.sheet)
+                         allow_empty=args.allow_empty, min_rows=args.min_rows, sheet=args.sheet,
+                         max_unpacked_mb=args.max_unpacked_mb, max_ratio=args.max_ratio)
 
 
 def _print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
@@ -200,6 +204,11 @@ def _dealer_args(args: argparse.Namespace) -> Path | None:
     if args.keep is None and args.out is None:
         args.keep = dealer.keep
     args.reports_root = dealer.reports
+    for key, value in dealer.run_options().items():
+        if key == "allow_empty":
+            args.allow_empty = args.allow_empty or value
+        elif getattr(args, key) is None:  # given on the command line: that wins
+            setattr(args, key, value)
     # A Kubernetes Secret arrives as MK_USERNAME/MK_PASSWORD; on a host, the entry's env file holds them.
     if not (os.environ.get("MK_USERNAME") and os.environ.get("MK_PASSWORD")) and args.credentials_file is None:
         if dealer.env_file is None:
@@ -248,6 +257,7 @@ def _import(args: argparse.Namespace) -> Finished:
     if not department:
         raise ConfigError("no department: give --department-uuid or set MK_DEPARTMENT_UUID")
     _checked_department(department)
+    _defaults(args)
     if args.sandbox_db is not None and not args.sandbox:
         raise ConfigError("--sandbox-db needs --sandbox")
     if args.concurrency < 1 or args.max_attempts < 1:
@@ -267,9 +277,14 @@ def _import(args: argparse.Namespace) -> Finished:
 
 def _deploy(args: argparse.Namespace) -> int:
     from importer.ops.dealers import load_dealers
-    from importer.ops.deploy import FILE_NAMES, render
+    from importer.ops.deploy import FILE_NAMES, alert_rules, render
 
-    text = render(args.kind, load_dealers(args.dealers))
+    if args.kind == "alerts":
+        text = alert_rules()
+    elif args.dealers is None:
+        raise ConfigError(f"deploy {args.kind} needs the dealers file: mk-import deploy {args.kind} DEALERS")
+    else:
+        text = render(args.kind, load_dealers(args.dealers))
     if args.out is None:
         print(text, end="")
     else:
@@ -282,6 +297,7 @@ def _deploy(args: argparse.Namespace) -> int:
 
 def _mappings(args: argparse.Namespace) -> int:
     from importer.prepare.mapping import builtin_names, check_header, load_mapping, mapping_text
+    from importer.read.containers import Bounds
     from importer.read.reader import open_input
 
     if args.action == "list":
@@ -297,8 +313,8 @@ def _mappings(args: argparse.Namespace) -> int:
     if args.action == "suggest":
         return _suggest(args)
     mapping = load_mapping(args.mapping)
-    with open_input(args.file, args.sheet) as source:
-        result = check_header(mapping, source.header)
+    with open_input(args.file, args.sheet, bounds=Bounds(args.max_unpacked_mb, args.max_ratio)) as source:
+        result = check_header(mapping, source.header, source.unnamed)
     for column in result.missing:
         print(f"missing: {column!r} is mapped but not in the header of {args.file}")
     for column in result.unmapped:
@@ -308,7 +324,7 @@ def _mappings(args: argparse.Namespace) -> int:
     print(f"ok: every column mapping {mapping.name} reads is in the header")
     from importer.onboard.preview import preview, render
 
-    with open_input(args.file, args.sheet) as source:
+    with open_input(args.file, args.sheet, bounds=Bounds(args.max_unpacked_mb, args.max_ratio)) as source:
         previews = preview(mapping, source, result.resolved)
     print("each mapped field: share of its values that normalize cleanly, and samples before → after")
     print("\n".join(render(previews)))
@@ -317,11 +333,17 @@ def _mappings(args: argparse.Namespace) -> int:
 
 def _suggest(args: argparse.Namespace) -> int:
     from importer.onboard.suggest import suggest
+    from importer.read.containers import Bounds
     from importer.read.reader import open_input
     from importer.report.folders import private_file
 
-    with open_input(args.file, args.sheet) as source:
+    with open_input(args.file, args.sheet, bounds=Bounds(args.max_unpacked_mb, args.max_ratio)) as source:
         proposal = suggest(args.file, source)
+    if proposal.unmapped:
+        # Values are for the person at the terminal; the mapping holds column names and reasons only.
+        print("columns left unmapped, with sample values (not written into the mapping):", file=sys.stderr)
+        for line in proposal.samples():
+            print(f"  {line}", file=sys.stderr)
     if args.out is None:
         print(proposal.text, end="")
         return ExitCode.OK

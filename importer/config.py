@@ -5,10 +5,20 @@ Plain types only: this module imports nothing of the package, so every stage can
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_API_URL = "https://api.mykaarma.com"
+#: A department is one path segment of every API URL: letters, digits, dashes, underscores (a UUID, or the
+#: sandbox's names), so `..` or `a/b` can never change the endpoint a request goes to. `run` and `deploy`
+#: (through the dealers file) check it by this one rule.
+DEPARTMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+DEPARTMENT_RULE = "expected a department UUID (letters, digits and dashes)"
+
+
+def is_department(text: str) -> bool:
+    return DEPARTMENT.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,12 @@ class ReportFolders:
 
 
 
+#: What a workbook or an archive may unpack to, in MB, unless --max-unpacked-mb says otherwise.
+DEFAULT_MAX_UNPACKED_MB = 2048
+#: How many times its packed size a workbook or archive may unpack to (--max-compression-ratio).
+DEFAULT_MAX_RATIO = 100.0
+
+
 @dataclass(frozen=True)
 class PrepareConfig:
     """What reading, mapping and validating need; shared by `validate` and `run`."""
@@ -75,6 +91,9 @@ class PrepareConfig:
     min_rows: int = 0
     #: the sheet of a workbook to read (None: the first)
     sheet: str | None = None
+    #: bounds of what a workbook or archive may unpack to (see read/containers.Bounds)
+    max_unpacked_mb: int = DEFAULT_MAX_UNPACKED_MB
+    max_ratio: float = DEFAULT_MAX_RATIO
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,10 @@ from importer.logs import REDACT
 from importer.memory import release_memory, use_system_allocator
 from importer.prepare.mapping import load_mapping
 from importer.prepare.stage import ProblemTally, prepare
+from importer.read.containers import Bounds
 from importer.read.reader import InputFile, open_input
 from importer.report.files import write_errors, write_payloads, write_results, write_summary, write_timeline
-from importer.report.folders import choose as choose_out_dir
+from importer.report.folders import claimed as claimed_out_dir
 from importer.report.folders import finish as finish_out_dir
 from importer.report.folders import make_private_dir, refuse_overwriting_input
 from importer.report.merges import flag_merged
@@ -96,37 +97,38 @@ def validate(config: ValidateConfig) -> Finished:
     """Read, map, validate and group; send nothing; write the reports a run would, with valid/invalid."""
     started = time.monotonic()
     refuse_overwriting_input(config.prepare.input, config.out_dir, config.payloads)
-    out = choose_out_dir(config.out_dir, config.folders)
-    mapping = load_mapping(config.prepare.mapping)
-    use_system_allocator()
-    with open_input(config.prepare.input, config.prepare.sheet) as source:
-        wants_requests = config.payloads is not None or config.state_path is not None
-        prepared = prepare(source, mapping, config.prepare, keep_rows=wants_requests)
-        release_memory()
-        extra: dict[str, Any] = {}
-        saved = None if config.state_path is None else saved_customers(config.state_path, config.department)
-        if saved is not None:
-            prepared.recognise_known_keys(saved.index, mapping.customer_key)
-        # Built once, after the keys the state knows are recognised: the forecast and the payloads share it.
-        requests = prepared.requests(mapping, config.prepare.validate_vin) if wants_requests else None
-        if saved is not None and requests is not None:
-            invalid = int((prepared.rows["status"] == Status.INVALID.value).sum())
-            extra["forecast"] = forecast(requests, saved, invalid)
-            extra["state"] = str(config.state_path)
-        make_private_dir(out)
-        if config.payloads is not None and requests is not None:
-            write_payloads(config.payloads, (encode_body(r.body) for r in requests))
-        table = prepared.rows.assign(customer_uuid="", customer_id="")
-        write_results(out / "results.csv", table)
-        write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
-        write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
-        result = RunResult(_counts(table), max_invalid=config.max_invalid, rows=len(table))
-        summary = _summary("validate", source, mapping.name, table, prepared.problems, started, out, result,
-                           api_url=None,
-                           **extra)
-        write_summary(out / "summary.json", summary)
-        write_report_page(out, mapping=mapping, results=table)
-    finish_out_dir(out, config.folders)
+    with claimed_out_dir(config.out_dir, config.folders) as out:
+        mapping = load_mapping(config.prepare.mapping)
+        use_system_allocator()
+        with open_input(config.prepare.input, config.prepare.sheet,
+                            bounds=Bounds.of(config.prepare)) as source:
+            wants_requests = config.payloads is not None or config.state_path is not None
+            prepared = prepare(source, mapping, config.prepare, keep_rows=wants_requests)
+            release_memory()
+            extra: dict[str, Any] = {}
+            saved = None if config.state_path is None else saved_customers(config.state_path, config.department)
+            if saved is not None:
+                prepared.recognise_known_keys(saved.index, mapping.customer_key)
+            # Built once, after the keys the state knows are recognised: the forecast and the payloads share it.
+            requests = prepared.requests(mapping, config.prepare.validate_vin) if wants_requests else None
+            if saved is not None and requests is not None:
+                invalid = int((prepared.rows["status"] == Status.INVALID.value).sum())
+                extra["forecast"] = forecast(requests, saved, invalid)
+                extra["state"] = str(config.state_path)
+            make_private_dir(out)
+            if config.payloads is not None and requests is not None:
+                write_payloads(config.payloads, (encode_body(r.body) for r in requests))
+            table = prepared.rows.assign(customer_uuid="", customer_id="")
+            write_results(out / "results.csv", table)
+            write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
+            write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
+            result = RunResult(_counts(table), max_invalid=config.max_invalid, rows=len(table))
+            summary = _summary("validate", source, mapping.name, table, prepared.problems, started, out, result,
+                               api_url=None,
+                               **extra)
+            write_summary(out / "summary.json", summary)
+            write_report_page(out, mapping=mapping, results=table)
+        finish_out_dir(out, config.folders)
     return Finished(summary, result)
 
 
@@ -216,92 +218,93 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
     proxy = None if config.sandbox else run_proxy(config, api_url)
     ssl_context(config.ca_bundle)
     refuse_overwriting_input(config.prepare.input, config.out_dir)
-    out = choose_out_dir(config.out_dir, config.folders)
-    mapping = load_mapping(config.prepare.mapping)
-    use_system_allocator()
-    with open_input(config.prepare.input, config.prepare.sheet, keep_rows=True) as source:
-        prepared = prepare(source, mapping, config.prepare, keep_rows=True)
-        release_memory()  # reading's chunks, before the hours of sending
-        # The sandbox forgets its customers when the run ends, so its state lives with the run's reports;
-        # unless it keeps them (--sandbox-db), and then the state lives beside them.
-        state_path = config.state_path or (
-            sandbox_state_path(config.sandbox_db) if config.sandbox and config.sandbox_db
-            else out / "state.sqlite" if config.sandbox else default_state_path(config.department))
-        state = StateStore(state_path, config.department)  # refuses a bad state file before any report
-        make_private_dir(out)
-        stops = StopSwitch()
-        try:
-            known = state.load()  # read once: for the keys the state knows, then for what the planner skips
-            prepared.recognise_known_keys(known.index, mapping.customer_key)
-            rows, problems, invalid_raw = prepared.rows, prepared.problems, prepared.invalid_raw
-            requests = prepared.requests(mapping, config.prepare.validate_vin)  # the normalized rows move in
-            del prepared
-            outcomes = RowOutcomes(rows.index)
-            recorder = Recorder(state, progress, outcomes.set, stops)
-            plan = Planner(state, recorder).plan(requests, config.full, known, partial=source.is_error_report)
-            del known  # joined to the requests by the planner, not to be held while sending
-            progress.start(int(rows.loc[rows["status"] == Status.VALID, "customer_key"].nunique()))
-            progress.advance(Status.UNCHANGED, plan.unchanged_rows, len(plan.unchanged))
-            timeline = Timeline()  # its seconds count from the start of sending
+    with claimed_out_dir(config.out_dir, config.folders) as out:
+        mapping = load_mapping(config.prepare.mapping)
+        use_system_allocator()
+        with open_input(config.prepare.input, config.prepare.sheet, keep_rows=True,
+                            bounds=Bounds.of(config.prepare)) as source:
+            prepared = prepare(source, mapping, config.prepare, keep_rows=True)
+            release_memory()  # reading's chunks, before the hours of sending
+            # The sandbox forgets its customers when the run ends, so its state lives with the run's reports;
+            # unless it keeps them (--sandbox-db), and then the state lives beside them.
+            state_path = config.state_path or (
+                sandbox_state_path(config.sandbox_db) if config.sandbox and config.sandbox_db
+                else out / "state.sqlite" if config.sandbox else default_state_path(config.department))
+            state = StateStore(state_path, config.department)  # refuses a bad state file before any report
+            make_private_dir(out)
+            stops = StopSwitch()
             try:
-                with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-                    stats, interrupted, api_url = runner.run(_send(replace(config, api_url=api_url), recorder,
-                                                                   plan.jobs, stops, timeline))
+                known = state.load()  # read once: for the keys the state knows, then for what the planner skips
+                prepared.recognise_known_keys(known.index, mapping.customer_key)
+                rows, problems, invalid_raw = prepared.rows, prepared.problems, prepared.invalid_raw
+                requests = prepared.requests(mapping, config.prepare.validate_vin)  # the normalized rows move in
+                del prepared
+                outcomes = RowOutcomes(rows.index)
+                recorder = Recorder(state, progress, outcomes.set, stops)
+                plan = Planner(state, recorder).plan(requests, config.full, known, partial=source.is_error_report)
+                del known  # joined to the requests by the planner, not to be held while sending
+                progress.start(int(rows.loc[rows["status"] == Status.VALID, "customer_key"].nunique()))
+                progress.advance(Status.UNCHANGED, plan.unchanged_rows, len(plan.unchanged))
+                timeline = Timeline()  # its seconds count from the start of sending
+                try:
+                    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+                        stats, interrupted, api_url = runner.run(_send(replace(config, api_url=api_url), recorder,
+                                                                       plan.jobs, stops, timeline))
+                finally:
+                    progress.close()
+                    recorder.write_pending()
             finally:
-                progress.close()
-                recorder.write_pending()
-        finally:
-            state.close()
-        unchanged, saved = plan.unchanged, recorder.saved
-        # Every body is built: the normalized rows, the grouping and the bookkeeping are not needed for the reports.
-        del requests, plan, recorder
-        release_memory()
-        stop = StopCode.INTERRUPTED if interrupted else stats.stop_code
-        sent = stats.requests + stats.searches > 0
-        result = RunResult({}, sent=sent, stop=stop, max_invalid=config.max_invalid, rows=len(rows))
-        try:
-            table = with_outcomes(rows.assign(customer_uuid="", customer_id=""), outcomes, unchanged,
-                                  stats.stop_reason)
-            # The outcomes are on the rows now: their packed copies and the rows' columns from before the
-            # sending go, with the per-row copies made to join them.
-            del rows, outcomes, unchanged
+                state.close()
+            unchanged, saved = plan.unchanged, recorder.saved
+            # Every body is built: the normalized rows, the grouping and the bookkeeping are not needed for the reports.
+            del requests, plan, recorder
             release_memory()
-            table, merged = flag_merged(table)
-            release_memory()
-            tally_failures(problems, table)
-            input_changed = source.changed_since_read()
-            if input_changed:
-                log.warning("%s changed during the run; the reports hold the rows as they were read at the start",
-                            source.name)
-            result = replace(result, counts=_counts(table))
-            write_results(out / "results.csv", table)
-            release_memory()  # what formatting a million rows needed
-            write_errors(out / "errors.csv", source, table, invalid_raw)
-            write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
-            release_memory()  # and the error files, before the page is drawn
-            write_timeline(out / "timeline.csv", timeline.seconds())
-            summary = _summary(
-                "run", source, mapping.name, table, problems, started, out, result, api_url=api_url,
-                department=config.department, state=str(state_path), requests_sent=stats.requests,
-                retries=stats.retries, rate_limited=stats.rate_limited, searches=stats.searches,
-                final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3),
-                concurrency_used=stats.concurrency_used, concurrency_limit=stats.concurrency_limit,
-                latency_p50_ms=_ms(stats.latency_p50), latency_p95_ms=_ms(stats.latency_p95),
-                stop_reason=stats.stop_reason, input_changed=input_changed, merged_customers=merged,
-                proxy=proxy.url if proxy else None,
-                ca_bundle=str(config.ca_bundle) if config.ca_bundle else None)
-            write_summary(out / "summary.json", summary)
-            write_report_page(out, mapping=mapping, results=table)
-        except OSError as exc:
-            if not sent:
-                raise
-            failed = f"the reports in {out} could not be written ({exc.strerror or exc})"
-            raise _after_sending(failed, saved, state_path,
-                                 replace(result, stop=StopCode.REPORT_WRITE_FAILED)) from None
-        except KeyboardInterrupt:
-            if not sent:
-                raise
-            raise _after_sending("interrupted while the reports were written", saved, state_path,
-                                 replace(result, stop=StopCode.INTERRUPTED)) from None
-    finish_out_dir(out, config.folders)
+            stop = StopCode.INTERRUPTED if interrupted else stats.stop_code
+            sent = stats.requests + stats.searches > 0
+            result = RunResult({}, sent=sent, stop=stop, max_invalid=config.max_invalid, rows=len(rows))
+            try:
+                table = with_outcomes(rows.assign(customer_uuid="", customer_id=""), outcomes, unchanged,
+                                      stats.stop_reason)
+                # The outcomes are on the rows now: their packed copies and the rows' columns from before the
+                # sending go, with the per-row copies made to join them.
+                del rows, outcomes, unchanged
+                release_memory()
+                table, merged = flag_merged(table)
+                release_memory()
+                tally_failures(problems, table)
+                input_changed = source.changed_since_read()
+                if input_changed:
+                    log.warning("%s changed during the run; the reports hold the rows as they were read at the start",
+                                source.name)
+                result = replace(result, counts=_counts(table))
+                write_results(out / "results.csv", table)
+                release_memory()  # what formatting a million rows needed
+                write_errors(out / "errors.csv", source, table, invalid_raw)
+                write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
+                release_memory()  # and the error files, before the page is drawn
+                write_timeline(out / "timeline.csv", timeline.seconds())
+                summary = _summary(
+                    "run", source, mapping.name, table, problems, started, out, result, api_url=api_url,
+                    department=config.department, state=str(state_path), requests_sent=stats.requests,
+                    retries=stats.retries, rate_limited=stats.rate_limited, searches=stats.searches,
+                    final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3),
+                    concurrency_used=stats.concurrency_used, concurrency_limit=stats.concurrency_limit,
+                    latency_p50_ms=_ms(stats.latency_p50), latency_p95_ms=_ms(stats.latency_p95),
+                    stop_reason=stats.stop_reason, input_changed=input_changed, merged_customers=merged,
+                    proxy=proxy.url if proxy else None,
+                    ca_bundle=str(config.ca_bundle) if config.ca_bundle else None)
+                write_summary(out / "summary.json", summary)
+                write_report_page(out, mapping=mapping, results=table)
+            except OSError as exc:
+                if not sent:
+                    raise
+                failed = f"the reports in {out} could not be written ({exc.strerror or exc})"
+                raise _after_sending(failed, saved, state_path,
+                                     replace(result, stop=StopCode.REPORT_WRITE_FAILED)) from None
+            except KeyboardInterrupt:
+                if not sent:
+                    raise
+                raise _after_sending("interrupted while the reports were written", saved, state_path,
+                                     replace(result, stop=StopCode.INTERRUPTED)) from None
+        finish_out_dir(out, config.folders)
     return Finished(summary, result)

@@ -17,7 +17,9 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -87,15 +89,29 @@ class Suggestion:
     choices: list[Choice]
     unmapped: list[Profile]
 
+    def samples(self) -> list[str]:
+        """Sample values of the unmapped columns, for the terminal only: a mapping file is configuration
+        (a ConfigMap, a repository) and never holds a customer's data."""
+        return [f"{c.name!r}: {_samples(c)}" for c in self.unmapped]
 
-def _share(mask: pd.Series) -> float:
-    return float(mask.mean()) if len(mask) else 0.0
+
+def _shares(mask: Any, columns: np.ndarray, count: int) -> np.ndarray:
+    """For each of `count` columns, the share of its values (rows of `columns`) where `mask` holds."""
+    hits = np.asarray(pd.Series(mask).fillna(False).to_numpy(dtype=bool), dtype=float)
+    totals = np.bincount(columns, minlength=count)
+    found = np.bincount(columns, weights=hits, minlength=count)
+    return np.divide(found, totals, out=np.zeros(count), where=totals > 0)
 
 
-def _kinds(values: pd.Series) -> dict[str, float]:
+def _all_kinds(values: pd.Series, columns: np.ndarray, count: int) -> list[dict[str, float]]:
+    """The kinds of every column at once: `values` are all the columns' values one after the other, and
+    `columns` says whose each is. One pass of each test over them all keeps a wide file (thousands of
+    columns) as quick as a long one: the cost is in the values, not in a call per column."""
     if values.empty:
-        return {}
-    distinct = values.drop_duplicates()
+        return [{} for _ in range(count)]
+    values = values.reset_index(drop=True).astype("str")
+    pairs = pd.DataFrame({"column": columns, "value": values}).drop_duplicates()
+    distinct, distinct_columns = pairs["value"].reset_index(drop=True), pairs["column"].to_numpy()
     digits = values.str.replace(r"[^0-9]", "", regex=True)
     upper = values.str.upper().str.strip()
     phones, _ = normalize_phones(distinct)
@@ -105,29 +121,45 @@ def _kinds(values: pd.Series) -> dict[str, float]:
     miles, _ = normalize_mileage(values)
     flags, _ = parse_flags(values)
     numeric = values.str.fullmatch(r"[0-9][0-9,]*(\.[0-9]+)?")
-    return {
-        "phone": _share((phones != "") & (distinct.str.replace(r"[^0-9]", "", regex=True).str.len() >= 10)),
-        "email": _share(emails != ""),
-        "vin": _share(pd.Series(valid_vin_mask(upper.str.replace(r"[ -]", "", regex=True)))),
-        "state": _share(states != ""),
-        "province": _share(upper.isin(_PROVINCES) | upper.str.lower().isin(vocab.PROVINCE_NAMES)),
-        "year": _share((years != "") & (years.str.slice(0, 2).isin(["19", "20"])) & (years >= "1950")),
-        "zip": _share(values.str.fullmatch(r"[0-9]{5}(-[0-9]{4})?|[0-9]{3,4}") & (digits.str.len() >= 3)),
-        "postal_ca": _share(upper.str.fullmatch(r"[A-Z][0-9][A-Z] ?[0-9][A-Z][0-9]")),
-        "postal": _share(upper.str.fullmatch(r"[A-Z][0-9][A-Z] ?[0-9][A-Z][0-9]|[0-9]{5}(-[0-9]{4})?|[0-9]{3,4}")),
-        "mileage": _share((miles != "") & numeric),
-        "flag": _share(flags.notna()),
-        "make": _share(upper.isin(vocab.MAKES)),
-        "street": _share(values.str.match(r"^[0-9]+[A-Za-z]? +[^0-9 ]")),
-        "date": _share(values.str.fullmatch(r"[0-9]{1,4}[-/.][0-9]{1,2}[-/.][0-9]{1,4}([ T].*)?")),
-        "words": _share(values.str.fullmatch(r"[^\W\d_][^\W\d_ .'\-]*(?:[ .'\-]+[^\W\d_]+)*\.?")),
-        "comma_name": _share(values.str.fullmatch(r"[^\W\d_][^,\d]*, *[^\W\d_][^,\d]*")),
-        "two_words": _share(values.str.fullmatch(r"[^\W\d_.]+\.? +(?:[^\W\d_]\.? +)?[^\W\d_.][^\d,]*")),
-        "first_name": _share(upper.str.split(" ").str[0].isin(vocab.FIRST_NAMES)),
-        "unique": len(distinct) / len(values),
-        "numeric": _share(numeric),
-        "business": _share(values.map(is_business).astype(bool)),
+    codes, uniques = pd.factorize(values)
+    business = np.array([is_business(v) for v in uniques], dtype=bool).take(codes)
+
+    def share(mask: Any) -> np.ndarray:
+        return _shares(mask, columns, count)
+
+    found = {
+        "phone": _shares((phones != "") & (distinct.str.replace(r"[^0-9]", "", regex=True).str.len() >= 10),
+                         distinct_columns, count),
+        "email": _shares(emails != "", distinct_columns, count),
+        "vin": share(pd.Series(valid_vin_mask(upper.str.replace(r"[ -]", "", regex=True)))),
+        "state": share(states != ""),
+        "province": share(upper.isin(_PROVINCES) | upper.str.lower().isin(vocab.PROVINCE_NAMES)),
+        "year": share((years != "") & (years.str.slice(0, 2).isin(["19", "20"])) & (years >= "1950")),
+        "zip": share(values.str.fullmatch(r"[0-9]{5}(-[0-9]{4})?|[0-9]{3,4}") & (digits.str.len() >= 3)),
+        "postal_ca": share(upper.str.fullmatch(r"[A-Z][0-9][A-Z] ?[0-9][A-Z][0-9]")),
+        "postal": share(upper.str.fullmatch(r"[A-Z][0-9][A-Z] ?[0-9][A-Z][0-9]|[0-9]{5}(-[0-9]{4})?|[0-9]{3,4}")),
+        "mileage": share((miles != "") & numeric),
+        "flag": share(flags.notna()),
+        "make": share(upper.isin(vocab.MAKES)),
+        "street": share(values.str.match(r"^[0-9]+[A-Za-z]? +[^0-9 ]")),
+        "date": share(values.str.fullmatch(r"[0-9]{1,4}[-/.][0-9]{1,2}[-/.][0-9]{1,4}([ T].*)?")),
+        "words": share(values.str.fullmatch(r"[^\W\d_][^\W\d_ .'\-]*(?:[ .'\-]+[^\W\d_]+)*\.?")),
+        "comma_name": share(values.str.fullmatch(r"[^\W\d_][^,\d]*, *[^\W\d_][^,\d]*")),
+        "two_words": share(values.str.fullmatch(r"[^\W\d_.]+\.? +(?:[^\W\d_]\.? +)?[^\W\d_.][^\d,]*")),
+        "first_name": share(upper.str.split(" ").str[0].isin(vocab.FIRST_NAMES)),
+        "numeric": share(numeric),
+        "business": share(business),
     }
+    totals = np.bincount(columns, minlength=count)
+    unique = np.divide(np.bincount(distinct_columns, minlength=count), totals, out=np.zeros(count),
+                       where=totals > 0)
+    kinds: list[dict[str, float]] = []
+    for i in range(count):
+        if not totals[i]:
+            kinds.append({})
+            continue
+        kinds.append({name: float(shares[i]) for name, shares in found.items()} | {"unique": float(unique[i])})
+    return kinds
 
 
 #: Values tried as columns holding several fields: enough to tell, few enough for usaddress (85 µs a value).
@@ -144,6 +176,10 @@ _COMPOSITE_HINTS = {"one_line": r"^(?:[0-9]+[A-Za-z]?|P\.? ?O\.?) .*(?:[0-9]{5}(
                     "city_state_zip": r"^[^0-9]+ (?:[0-9]{5}(?:-[0-9]{4})?|[0-9]{3,4}|"
                                       r"[A-Za-z][0-9][A-Za-z] ?[0-9][A-Za-z][0-9])$",
                     "description": r"(?:^|.* )(?:19|20)[0-9]{2}(?: .*|$)"}
+
+
+def _share(mask: pd.Series) -> float:
+    return float(mask.mean()) if len(mask) else 0.0
 
 
 def _composite_kinds(values: pd.Series) -> dict[str, float]:
@@ -163,17 +199,50 @@ def _composite_kinds(values: pd.Series) -> dict[str, float]:
     return shares
 
 
+def _add_composite_kinds(kinds: list[dict[str, float]], cells: pd.Series, columns: np.ndarray,
+                         bounds: np.ndarray) -> None:
+    """Each column's `_composite_kinds` added to its kinds. Their cheap hints are tested once over every
+    column's first values together, and only a column that a hint fits is split: a file of thousands of
+    columns costs one pass, not thousands."""
+    zero = {kind: 0.0 for kind, _, _ in _COMPOSITE_KINDS}
+    first = (np.arange(len(cells)) - bounds[columns]) < _COMPOSITE_SAMPLE
+    sampled = np.bincount(columns[first], minlength=len(kinds))
+    candidates: set[int] = set()
+    for kind, _, _ in _COMPOSITE_KINDS:
+        hinted = first & cells.str.fullmatch(_COMPOSITE_HINTS[kind]).to_numpy(dtype=bool)
+        share = np.bincount(columns[hinted], minlength=len(kinds)) / np.maximum(sampled, 1)
+        candidates.update(np.flatnonzero(share >= 0.5).tolist())
+    for position, column_kinds in enumerate(kinds):
+        if position in candidates:
+            values = cells.iloc[bounds[position]:bounds[position + 1]].reset_index(drop=True)
+            column_kinds.update(_composite_kinds(values))
+        else:
+            column_kinds.update(zero)
+
+
 def profile(source: InputFile, sample_rows: int = SAMPLE_ROWS) -> list[Profile]:
     """Every column of the file's header with its header match and the kinds of its first values."""
     chunk = next(read_chunks(source, sample_rows), None)
     placeholders = {p.lower() for p in DEFAULT_PLACEHOLDERS}
-    profiles = []
-    for position, name in enumerate(source.header):
-        values = chunk[name].head(sample_rows).fillna("").str.strip() if chunk is not None else pd.Series(dtype="str")
-        values = values[(values != "") & ~values.str.lower().isin(placeholders)].reset_index(drop=True).astype("str")
-        profiles.append(Profile(name, position, values, vocab.match_header(name),
-                                _kinds(values) | _composite_kinds(values)))
-    return profiles
+    names = list(source.header)
+    if chunk is None or chunk.empty:
+        cells = pd.Series([], dtype="str")
+        columns = np.zeros(0, dtype=np.int64)
+    else:
+        # Column after column, as one long Series: every test below runs once over all of them.
+        block = chunk[names].head(sample_rows)
+        cells = pd.Series(block.to_numpy(dtype=object).T.reshape(-1), dtype="str").fillna("").str.strip()
+        columns = np.repeat(np.arange(len(names)), len(block))
+        kept = ((cells != "") & ~cells.str.lower().isin(placeholders)).to_numpy(dtype=bool)
+        cells, columns = cells[kept].reset_index(drop=True), columns[kept]
+    kinds = _all_kinds(cells, columns, len(names))
+    bounds = np.searchsorted(columns, np.arange(len(names) + 1))
+    _add_composite_kinds(kinds, cells, columns, bounds)
+    text = cells.to_numpy(dtype=object)
+    # Object Series: thousands of them are built, and they are only looked at for the few columns placed.
+    return [Profile(name, position, pd.Series(text[bounds[position]:bounds[position + 1]], dtype=object),
+                    vocab.match_header(name), kinds[position])
+            for position, name in enumerate(names)]
 
 
 # -- deciding ----------------------------------------------------------------------------------------
@@ -343,8 +412,17 @@ def _line(key: str, value: str, comment: str, indent: int = 0, width: int = 34) 
 
 
 def _samples(p: Profile, n: int = 3) -> str:
-    shown = [v if len(v) <= 30 else v[:27] + "..." for v in p.values.drop_duplicates().head(n).tolist()]
+    first = list(dict.fromkeys(p.values.to_numpy(dtype=object).tolist()))[:n]
+    shown = [v if len(v) <= 30 else v[:27] + "..." for v in first]
     return ", ".join(shown) if shown else "(empty)"
+
+
+def _unmapped_reason(p: Profile) -> str:
+    if p.values.empty:
+        return "empty in the rows looked at"
+    if p.header is not None and p.header.flag and not p.header.contact:
+        return "a yes/no flag about no phone or email"
+    return "neither its header nor its values say which field it is"
 
 
 def _slug(path: str) -> str:
@@ -442,14 +520,16 @@ def _render(path: str, rows: int, choices: list[Choice], unmapped: list[Profile]
               "    addressType: P"]
     if french:
         lines += ["  customer:", _line("preferredLocale", "fr-ca", "the header is in French", 4)]
+    # The abbreviations written are the vocabulary's own keys (CHEV, VW...), found among the values.
     makes = sorted({v.upper() for c in choices if c.target == "vehicleMake" for v in c.column.values.unique()
                     if v.upper() in vocab.MAKE_ABBREVIATIONS} | _described_makes(choices))
     if makes:
         lines += ["values:", "  vehicleMake:"]
         lines += [f"    {_scalar(m)}: {_scalar(vocab.MAKE_ABBREVIATIONS[m])}" for m in makes]
     if unmapped:
-        lines.append("# Columns left unmapped (map them above, or list them under ignore:), with sample values:")
-        lines += [f"#   {c.name!r}: {_samples(c)}" for c in unmapped]
+        # Names and reasons only: values from the file are shown on the terminal, never written here.
+        lines.append("# Columns left unmapped (map them above, or list them under ignore:):")
+        lines += [f"#   {_scalar(c.name)}: {_unmapped_reason(c)}" for c in unmapped]
     return "\n".join(lines) + "\n"
 
 
@@ -490,7 +570,8 @@ def suggest(path: str, source: InputFile, sample_rows: int = SAMPLE_ROWS) -> Sug
     taken = {c.column.position: c for c in resolved}
     resolved = _one_address_column(_resolve([*resolved, *_place_by_neighbours(profiles, taken)]))
     used = {c.column.position for c in resolved}
-    unmapped = [p for p in profiles if p.position not in used]
+    # A column without a name and without values is a spreadsheet's leftover, not data to place.
+    unmapped = [p for p in profiles if p.position not in used and not (p.name in source.unnamed and p.values.empty)]
     french = sum(1 for p in profiles if p.header is not None and p.header.french) >= 2
     zips = [c.column for c in resolved if c.target == "address.zip"]
     states = [c.column for c in resolved if c.target == "address.state"]

@@ -23,24 +23,35 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from importer.config import DEPARTMENT_RULE, is_department
 from importer.errors import ConfigError, InputError
-from importer.prepare.mapping import builtin_names
+from importer.prepare.mapping import builtin_names, read_yaml
 from importer.send.network import parse_proxy
 
 #: Keys an entry may carry; all but name and department may also be defaults.
 ENTRY_KEYS = ("name", "department", "input", "mapping", "credentials", "schedule", "rate", "max_duration",
-              "max_age", "full", "keep", "api_url", "proxy", "ca_bundle")
+              "max_age", "full", "keep", "api_url", "proxy", "ca_bundle",
+              *("max_invalid", "min_rows", "allow_empty", "patience", "request_timeout", "concurrency"))
+#: The run options of an entry that `run` takes as they are (the command line's own, given there, win).
+RUN_OPTIONS = ("max_invalid", "min_rows", "allow_empty", "patience", "request_timeout", "concurrency")
 #: Keys only the defaults may carry: they concern every dealer together.
 SHARED_KEYS = ("stagger", "night_ends", "state_dir", "reports")
-CRON_KEYS = ("user", "command", "dealers_file", "log_dir", "metrics_dir", "lock_dir")
-KUBERNETES_KEYS = ("namespace", "image", "time_zone", "pushgateway", "exports", "state_storage",
+CRON_KEYS = ("user", "command", "dealers_file", "log_dir", "metrics_dir", "lock_dir", "time_zone")
+KUBERNETES_KEYS = ("namespace", "namespace_exists", "image", "time_zone", "pushgateway", "exports", "state_storage",
                    "reports_storage", "reports_access_mode", "storage_class", "resources", "run_as_user")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-]+$")
+#: Line breaks and other control characters (C0, DEL, C1, and Unicode's line and paragraph separators): no
+#: name, path or value of a dealers file holds one, and in a cron line a line break starts a job of its own.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def control_character(text: str) -> str | None:
+    """The first control character of `text` as U+XXXX, or None."""
+    found = CONTROL.search(text)
+    return f"U+{ord(found.group()):04X}" if found else None
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,22 @@ class Dealer:
     state: Path
     #: this dealer's dated report folders go here
     reports: Path
+    #: percent of invalid rows that do not make exit code 1 (None: any invalid row does)
+    max_invalid: float | None = None
+    #: fewer data rows than this: a truncated export, refused
+    min_rows: int | None = None
+    allow_empty: bool = False
+    #: seconds without an accepted request before the run stops
+    patience: float | None = None
+    #: seconds one request may take in all
+    request_timeout: float | None = None
+    #: requests in flight at most
+    concurrency: int | None = None
+
+    def run_options(self) -> dict[str, Any]:
+        """The run options this entry gives (RUN_OPTIONS), by the name `run`'s arguments have."""
+        given = {key: getattr(self, key) for key in RUN_OPTIONS}
+        return {key: value for key, value in given.items() if value is not None and value is not False}
 
     def newest_input(self, now: Callable[[], float] = time.time) -> Path:
         """The newest file matching `input`, refused if there is none or if it is older than max_age."""
@@ -239,6 +266,14 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
+def _department(value: Any) -> str:
+    """The department as `run` checks it (config.is_department): one path segment of every request."""
+    text = _text(value)
+    if not is_department(text):
+        raise ValueError(f"{text[:40]!r}: {DEPARTMENT_RULE}")
+    return text
+
+
 def _positive_number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ValueError(f"expected a positive number, got {value!r}")
@@ -249,6 +284,12 @@ def _count(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"expected a whole number of at least 1, got {value!r}")
     return value
+
+
+def _percentage(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise ValueError(f"expected a percentage between 0 and 100, got {value!r}")
+    return float(value)
 
 
 def _flag(value: Any) -> bool:
@@ -269,17 +310,16 @@ def _section(raw: dict[str, Any], key: str, allowed: tuple[str, ...], problems: 
 
 def load_dealers(path: Path) -> DealersFile:
     """Read and check a dealers file; ConfigError listing every mistake with its entry and key."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the dealers file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where}: not a YAML file ({getattr(exc, 'problem', None) or exc})") from None
+    if (char := control_character(str(path))) is not None:
+        # Its path is written into every cron line and into the schedules' comments.
+        raise ConfigError(f"{str(path)!r}: the dealers file's name holds a line break or control character "
+                          f"({char}); rename it")
+    # The mapping files' bounds: a few hundred bytes of nested aliases would otherwise expand to gigabytes.
+    raw = read_yaml(path, "dealers file")
     problems = _Problems(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected keys defaults, cron, kubernetes and dealers at the top")
+    _refuse_control_characters(raw, "", problems)
     for unknown in sorted(set(raw) - {"defaults", "cron", "kubernetes", "dealers"}):
         problems.add("top", str(unknown), "unknown key (known: defaults, cron, kubernetes, dealers)")
     defaults = _section(raw, "defaults", tuple(k for k in ENTRY_KEYS + SHARED_KEYS
@@ -332,6 +372,20 @@ def load_dealers(path: Path) -> DealersFile:
         dealers.append(_inside_night(dealer, night_ends, where, problems))
     problems.raise_any()
     return DealersFile(path, tuple(dealers), cron, kubernetes)
+
+
+def _refuse_control_characters(value: Any, where: str, problems: _Problems) -> None:
+    """Every text of the file, keys included, is free of line breaks and control characters: they would
+    end a line of the generated crontab (and start a job of the attacker's) or of its comments."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        here = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else str(key)
+        for text in (key, item):
+            if isinstance(text, str) and (char := control_character(text)) is not None:
+                section, _, rest = here.partition(".")
+                problems.add(section, rest or section, f"holds a line break or control character ({char}); "
+                                                      "a cron line would end there")
+        _refuse_control_characters(item, here, problems)
 
 
 def _count_or_zero(value: Any) -> int:
@@ -387,7 +441,7 @@ def _ca_bundle(base: Path) -> Callable[[Any], Path]:
 
 def _dealer(entry: _Entry, name: str, state_dir: Path, reports: Path) -> Dealer | None:
     base = entry.base
-    department = entry.get("department", _text, "", required=True)
+    department = entry.get("department", _department, "", required=True)
     input_ = entry.get("input", lambda v: str(_path(base, _text(v))), "", required=True)
     mapping = entry.get("mapping", _mapping(base), "", required=True)
     env_file, secret = entry.get("credentials", _credentials(base), (None, None), required=True)
@@ -400,13 +454,19 @@ def _dealer(entry: _Entry, name: str, state_dir: Path, reports: Path) -> Dealer 
     api_url = entry.get("api_url", _text)
     proxy = entry.get("proxy", _proxy)
     ca_bundle = entry.get("ca_bundle", _ca_bundle(base))
+    options = {"max_invalid": entry.get("max_invalid", _percentage),
+               "min_rows": entry.get("min_rows", _count_or_zero),
+               "allow_empty": entry.get("allow_empty", _flag, False),
+               "patience": entry.get("patience", parse_duration),
+               "request_timeout": entry.get("request_timeout", parse_duration),
+               "concurrency": entry.get("concurrency", _count)}
     if not (name and department and input_ and mapping):
         return None
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in department)
     return Dealer(name=name, department=department, input=input_, mapping=mapping, env_file=env_file,
                   secret=secret, schedule=schedule, rate=rate, max_duration=max_duration, max_age=max_age,
                   full=full, keep=keep, api_url=api_url, proxy=proxy, ca_bundle=ca_bundle,
-                  state=state_dir / f"{safe}.sqlite", reports=reports / name)
+                  state=state_dir / f"{safe}.sqlite", reports=reports / name, **options)
 
 
 def _inside_night(dealer: Dealer, night_ends: int | None, where: str, problems: _Problems) -> Dealer:

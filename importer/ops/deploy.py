@@ -5,7 +5,11 @@ Every schedule starts `mk-import run --dealers FILE --dealer NAME`, the line a p
 
 from __future__ import annotations
 
+import importlib.resources
+import os
+import re
 import shlex
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +17,7 @@ import yaml
 
 from importer import __version__
 from importer.errors import ConfigError
-from importer.ops.dealers import Dealer, DealersFile
+from importer.ops.dealers import Dealer, DealersFile, control_character
 from importer.prepare.mapping import builtin_names
 
 #: Seconds between the run's --max-duration and Kubernetes' activeDeadlineSeconds: the run stops taking
@@ -25,6 +29,54 @@ CONFIG_MOUNT = "/etc/mk-import"
 #: one core while sending). The limit leaves headroom (a workbook is held as CSV text while it is read);
 #: no CPU limit, so a busy night is slowed, not killed.
 RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
+
+
+#: Kubernetes' names (RFC 1123): a label (a namespace) and a subdomain (a claim, a storage class).
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+#: An image reference, by the grammar of the distribution project (docker/distribution reference/regexp.go):
+#: [domain[:port]/]path[:tag][@digest], path components lower case.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_HOST_PART = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_DOMAIN = rf"(?:{_HOST_PART}(?:\.{_HOST_PART})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+_IMAGE = re.compile(rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?"
+                    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?")
+
+
+def name_problem(value: Any, kind: str) -> str | None:
+    """What is wrong with a Kubernetes name: `kind` "label" (63 characters) or "subdomain" (253)."""
+    text = str(value)
+    pattern, most = (_LABEL, 63) if kind == "label" else (_SUBDOMAIN, 253)
+    if not pattern.fullmatch(text) or len(text) > most:
+        what = "a DNS label" if kind == "label" else "a DNS subdomain"
+        return (f"{text[:80]!r} is not {what} (RFC 1123: at most {most} lower-case letters, digits and dashes"
+                f"{', dots between labels' if kind == 'subdomain' else ''}, starting and ending with a letter or "
+                "digit)")
+    return None
+
+
+def image_problem(value: Any) -> str | None:
+    text = str(value)
+    first, slash, _ = text.partition("/")
+    # A first part without a dot or a port is a path component (lower case), not a registry.
+    registry = bool(slash) and ("." in first or ":" in first or first == "localhost" or first.startswith("["))
+    if not _IMAGE.fullmatch(text) or len(text.split("@")[0].rsplit(":", 1)[0]) > 255 or (
+            slash and not registry and not re.fullmatch(_COMPONENT, first)):
+        return (f"{text[:120]!r} is not an image reference ([registry[:port]/]name[:tag][@digest], the name in "
+                "lower case, no spaces)")
+    return None
+
+
+def time_zone_problem(value: Any) -> str | None:
+    """What is wrong with a time zone name, by the time zone database (zoneinfo)."""
+    text = str(value)
+    try:
+        zoneinfo.ZoneInfo(text)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        if not zoneinfo.available_timezones():
+            return f"{text!r} cannot be checked: this machine has no time zone database (install tzdata)"
+        return f"{text[:80]!r} is not a time zone of the tz database (such as America/Chicago)"
+    return None
 
 
 class _Dumper(yaml.SafeDumper):
@@ -78,6 +130,11 @@ def crontab(dealers: DealersFile) -> str:
     if missing:
         raise ConfigError(f"{dealers.path}: credentials: env_file missing for {', '.join(missing)}: a host "
                           "reads the credentials from an env file")
+    # The schedules are in the dealers' time zone: cron's own (cron.time_zone), else the one Kubernetes is given.
+    time_zone = cron.get("time_zone") or dealers.kubernetes.get("time_zone")
+    if time_zone and (found := time_zone_problem(time_zone)) is not None:
+        key = "cron: time_zone" if cron.get("time_zone") else "kubernetes: time_zone"
+        raise ConfigError(f"{dealers.path}: {key}: {found}")
     # flock and the shell's >> open their files before mk-import runs: the folders must be there.
     folders = {str(d.state.parent) for d in dealers.dealers} | {str(d.reports.parent) for d in dealers.dealers}
     folders |= {str(log_dir)} | ({str(metrics_dir)} if metrics_dir is not None else set())
@@ -88,9 +145,10 @@ def crontab(dealers: DealersFile) -> str:
         "# Install as /etc/cron.d/mk-import. Each line runs one dealer under `flock -n` on its state file, so a",
         "# night that runs long is never joined by the next; --max-duration stops it cleanly (exit 3, resumable)",
         "# before the night ends. Output goes to one JSON log per dealer, so cron mails nothing: watch the",
-        "# metrics and the alerts (deploy/alerts.yaml) instead.",
+        "# metrics and the alerts (`mk-import deploy alerts` prints them) instead.",
         f"# Create once, writable by {user}: " + " ".join(sorted(folders)),
         'MAILTO=""',
+        *([f"CRON_TZ={time_zone}"] if time_zone else []),
     ]
     for dealer in dealers.dealers:
         options = _run_options(dealer, dealers_file)
@@ -104,11 +162,19 @@ def crontab(dealers: DealersFile) -> str:
             dealer.state.with_name(dealer.state.name + ".lock")
         line = shlex.join(["flock", "-n", str(lock), *args])
         log = shlex.quote(str(log_dir / f"{dealer.name}.log"))
-        # `%` ends a cron command; nothing generated may carry one.
-        if "%" in line + log:
-            raise ConfigError(f"{dealers.path}: dealer {dealer.name}: a path holds '%', which cron reads as a "
-                              "line break")
+        # `%` ends a cron command; `#` starts a comment for crontab tools (python-crontab, editors), which
+        # would then see another command than cron runs. Nothing generated may carry either.
+        for char, meaning in (("%", "cron reads as a line break"), ("#", "crontab tools read as a comment")):
+            if char in line + log:
+                raise ConfigError(f"{dealers.path}: dealer {dealer.name}: a path or the command holds {char!r}, "
+                                  f"which {meaning}")
         lines.append(f"{dealer.schedule} {user} {line} >> {log} 2>&1")
+    # The dealers file's texts are checked as it is read; this covers what comes from elsewhere (the file's
+    # own name): a line break would end a comment or a job, and what follows would be a job of its own.
+    for text in lines:
+        if (found := control_character(text)) is not None:
+            raise ConfigError(f"{str(dealers.path)!r}: a line of the crontab would hold a line break or control "
+                              f"character ({found}): {text[:80]!r}")
     return "\n".join(lines) + "\n"
 
 
@@ -149,6 +215,7 @@ def _embedded(dealers: DealersFile) -> tuple[str, dict[str, str]]:
                 entry[key] = getattr(dealer, key)
         if ca_bundle is not None:
             entry["ca_bundle"] = ca_bundle
+        entry |= dealer.run_options()
         entries.append(entry)
     state_dirs = {d.state.parent for d in dealers.dealers}
     reports_dirs = {d.reports.parent for d in dealers.dealers}
@@ -172,23 +239,46 @@ def _proxy_env(dealer: Dealer) -> list[dict[str, Any]]:
 def kubernetes(dealers: DealersFile) -> str:
     """Manifests: PersistentVolumeClaims for the state and the reports, a ConfigMap, one CronJob per dealer."""
     kube = dealers.kubernetes
+    problems: list[str] = []  # every one is listed, then nothing is written
+
+    def problem(key: str, text: str) -> None:
+        problems.append(f"{dealers.path}: {key}: {text}")
+
     missing = [d.name for d in dealers.dealers if d.secret is None]
     if missing:
-        raise ConfigError(f"{dealers.path}: credentials: secret missing for {', '.join(missing)}: Kubernetes "
-                          "passes the credentials from a Secret")
+        problem("credentials", f"secret missing for {', '.join(missing)}: Kubernetes passes the credentials from "
+                               "a Secret")
     if "image" not in kube:
-        raise ConfigError(f"{dealers.path}: kubernetes: image: missing (the mk-import image to run)")
+        problem("kubernetes: image", "missing (the mk-import image to run)")
+    elif (found := image_problem(kube["image"])) is not None:
+        problem("kubernetes: image", found)
+    if kube.get("namespace") and (found := name_problem(kube["namespace"], "label")) is not None:
+        problem("kubernetes: namespace", found)
+    if not isinstance(kube.get("namespace_exists", False), bool):
+        problem("kubernetes: namespace_exists", f"expected true or false, got {kube['namespace_exists']!r}")
+    if kube.get("storage_class") and (found := name_problem(kube["storage_class"], "subdomain")) is not None:
+        problem("kubernetes: storage_class", found)
+    if kube.get("time_zone") and (found := time_zone_problem(kube["time_zone"])) is not None:
+        problem("kubernetes: time_zone", found)
     exports = kube.get("exports") or {}
     if not isinstance(exports, dict) or not exports.get("claim") or not exports.get("mount"):
-        raise ConfigError(f"{dealers.path}: kubernetes: exports: expected claim: (the PersistentVolumeClaim the "
-                          "exports land on) and mount: (the path the inputs are under)")
-    mount = str(exports["mount"]).rstrip("/")
-    outside = [d.name for d in dealers.dealers if not d.input.startswith(mount + "/")]
+        problem("kubernetes: exports", "expected claim: (the PersistentVolumeClaim the exports land on) and "
+                                       "mount: (the path the inputs are under)")
+        exports = {}
+    else:
+        if (found := name_problem(exports["claim"], "subdomain")) is not None:
+            problem("kubernetes: exports: claim", found)
+        if not str(exports["mount"]).startswith("/"):
+            problem("kubernetes: exports: mount", f"{str(exports['mount'])!r} is not an absolute path")
+    # Normalized first: /srv/exports/../../etc/shadow is not under /srv/exports.
+    mount = os.path.normpath(str(exports.get("mount", "/"))).rstrip("/")
+    outside = [d.name for d in dealers.dealers if exports and not os.path.normpath(d.input).startswith(mount + "/")]
     if outside:
-        raise ConfigError(f"{dealers.path}: input: not under kubernetes.exports.mount ({mount}) for "
-                          f"{', '.join(outside)}")
+        problem("input", f"not under kubernetes.exports.mount ({mount}) for {', '.join(outside)}")
     if len({d.state.parent for d in dealers.dealers}) > 1 or len({d.reports.parent for d in dealers.dealers}) > 1:
-        raise ConfigError(f"{dealers.path}: state_dir and reports must be the same for every dealer on Kubernetes")
+        problem("state_dir and reports", "must be the same for every dealer on Kubernetes")
+    if problems:
+        raise ConfigError("\n".join(problems))
     namespace = kube.get("namespace")
     base = "mk-import"
     embedded, files = _embedded(dealers)
@@ -209,7 +299,12 @@ def kubernetes(dealers: DealersFile) -> str:
     # State: a volume per dealer, ReadWriteOnce. SQLite's write-ahead log needs a local-disk-like volume (not
     # NFS, which most ReadWriteMany volumes are), and only that dealer's pod mounts it, one night at a time.
     # Reports: plain files from every dealer, possibly at once on several nodes, so ReadWriteMany.
+    # The namespace is created with the rest, unless the dealers file says it exists (made by someone else).
+    created_namespace = [{"apiVersion": "v1", "kind": "Namespace",
+                          "metadata": {"name": str(namespace), "labels": {"app.kubernetes.io/name": "mk-import"}}}
+                         ] if namespace and not kube.get("namespace_exists") else []
     documents: list[dict[str, Any]] = [
+        *created_namespace,
         *(claim(f"{base}-state-{d.name}", str(kube.get("state_storage", "1Gi")), "ReadWriteOnce")
           for d in dealers.dealers),
         claim(f"{base}-reports", str(kube.get("reports_storage", "10Gi")),
@@ -277,7 +372,9 @@ def kubernetes(dealers: DealersFile) -> str:
     header = (f"# Generated by `mk-import deploy kubernetes {dealers.path.name}`: edit the dealers file, not this "
               "one.\n# Create each dealer's Secret once, outside this file:\n"
               "#   kubectl create secret generic NAME --from-literal=username=... --from-literal=password=...\n")
-    return header + yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, explicit_start=True)
+    # allow_unicode: a mapping's `·` or `é` escaped would turn its literal block into one quoted line.
+    return header + yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, explicit_start=True,
+                                  allow_unicode=True)
 
 
 def render(kind: str, dealers: DealersFile) -> str:
@@ -286,4 +383,10 @@ def render(kind: str, dealers: DealersFile) -> str:
 
 
 #: The file name `deploy --out DIR` writes each kind to.
-FILE_NAMES = {"crontab": "crontab", "kubernetes": "kubernetes.yaml"}
+FILE_NAMES = {"crontab": "crontab", "kubernetes": "kubernetes.yaml", "alerts": "alerts.yaml"}
+
+
+def alert_rules() -> str:
+    """The Prometheus alert rules on the metrics every run reports, as shipped inside the package (a
+    PrometheusRule; its `groups:` part is a plain rules file). deploy/alerts.yaml is the same file."""
+    return importlib.resources.files("importer.ops").joinpath("alerts.yaml").read_text(encoding="utf-8")

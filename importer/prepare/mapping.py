@@ -346,9 +346,11 @@ class _BoundedLoader(yaml.SafeLoader):
             self.depth -= 1
 
 
-def _parse_yaml(text: str, where: str) -> Any:
+def parse_yaml(text: str, where: str, what: str = "mapping file") -> Any:
+    """YAML text of a configuration file (a mapping, the dealers file), within the bounds: at most
+    MAX_MAPPING_BYTES characters, MAX_ALIASES aliases, MAX_DEPTH levels. ConfigError naming `where`."""
     if len(text) > MAX_MAPPING_BYTES:
-        raise ConfigError(f"{where}: a mapping file of more than {MAX_MAPPING_BYTES:,} characters")
+        raise ConfigError(f"{where}: a {what} of more than {MAX_MAPPING_BYTES:,} characters")
     loader = _BoundedLoader(text)
     try:
         return loader.get_single_data()
@@ -357,9 +359,23 @@ def _parse_yaml(text: str, where: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{where}: invalid YAML{line}") from None
+        problem = getattr(exc, "problem", None)
+        raise ConfigError(f"{where}: invalid YAML{line}{f' ({problem})' if problem else ''}") from None
     finally:
         loader.dispose()
+
+
+def read_yaml(path: Path, what: str = "mapping file") -> Any:
+    """A configuration file read and parsed within parse_yaml's bounds; its size is checked before it is read."""
+    try:
+        if path.stat().st_size > MAX_MAPPING_BYTES:
+            raise ConfigError(f"{path}: a {what} of more than {MAX_MAPPING_BYTES:,} bytes")
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror or exc.__class__.__name__})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: cannot read the {what} (not UTF-8 text)") from None
+    return parse_yaml(text, str(path), what)
 
 
 def load_mapping(name_or_path: str) -> MappingSpec:
@@ -372,14 +388,8 @@ def load_mapping(name_or_path: str) -> MappingSpec:
         if not path.is_file():
             raise ConfigError(f"unknown mapping {name_or_path!r}: not a built-in ({', '.join(builtin_names())}) "
                               "nor a file")
-        where = str(path)
-        try:
-            if path.stat().st_size > MAX_MAPPING_BYTES:
-                raise ConfigError(f"{where}: a mapping file of more than {MAX_MAPPING_BYTES:,} bytes")
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{where}: cannot read the mapping file ({exc.__class__.__name__})") from None
-    return parse_mapping(_parse_yaml(text, where), where)
+        return parse_mapping(read_yaml(path), str(path))
+    return parse_mapping(parse_yaml(text, where), where)
 
 
 @dataclass(frozen=True)
@@ -394,13 +404,15 @@ class HeaderCheck:
     resolved: dict[str, str]
 
 
-def check_header(mapping: MappingSpec, header: Iterable[str]) -> HeaderCheck:
+def check_header(mapping: MappingSpec, header: Iterable[str], unnamed: Iterable[str] = ()) -> HeaderCheck:
+    """Which mapped columns the header lacks, which header columns nothing maps; a column without a name
+    in the file ("column 5", see reader.unnamed_column) is ignored unless the mapping names it."""
     header = list(header)
     by_key = {header_key(h): h for h in header}
     wanted = mapping.source_columns()
     resolved = {c: by_key[header_key(c)] for c in wanted if header_key(c) in by_key}
     missing = [c for c in wanted if c not in resolved]
-    used = {header_key(c) for c in wanted} | mapping.ignore
+    used = {header_key(c) for c in wanted} | mapping.ignore | {header_key(c) for c in unnamed}
     unmapped = [h for h in header if header_key(h) not in used]
     return HeaderCheck(missing, unmapped, resolved)
 

@@ -29,6 +29,7 @@ from phonenumbers import phonenumberutil
 
 from importer.prepare.mapping import base_field, vehicle_groups, vehicle_prefix
 from importer.prepare.vin import NORTH_AMERICAN_PREFIX, TRANSLITERATION, VIN_PATTERN, WEIGHTS
+from importer.read.formulas import is_formula
 
 Normalized = tuple[pd.Series, pd.Series]  # (normalized values, mask of dropped non-empty values)
 # Regexes here avoid \s and \d: pandas runs those through Python's re value by value (their Unicode
@@ -437,10 +438,8 @@ def _rule_for(column: str) -> tuple[Callable[[pd.Series], Normalized], str] | No
 
 
 PLACEHOLDER_MESSAGE = "a placeholder, not the customer's own; treated as empty"
-#: A value a spreadsheet would run as a formula (`=HYPERLINK(...)`, `@SUM(...)`, `+cmd|...`): never a real
-#: name or address, and a trap for whoever opens the dealer's CRM export. "-" or "+" before a digit or
-#: a space is left alone ("-1 Main St" is odd, not dangerous).
-FORMULA_START = r"^(?:[=@]|[+-][^0-9 ])"
+#: A name or address a spreadsheet would run as a formula (`=HYPERLINK(...)`, `+1+cmd|...`, `-2+3`; the rule
+#: is read/formulas.py's): never a real one, and a trap for whoever opens the dealer's CRM export.
 FORMULA_MESSAGE = "would run as a spreadsheet formula; not sent"
 _FORMULA_FIELDS = ("firstName", "middleName", "lastName", "company", "address.line1", "address.line2",
                    "address.city")
@@ -504,7 +503,7 @@ def normalize_frame(canonical: pd.DataFrame, locale_default: str = "") -> tuple[
         if rule is None:
             text = squeeze_spaces(values) if name in _NAME_FIELDS else values
             if name in _FORMULA_FIELDS:
-                formula = text.str.contains(FORMULA_START, regex=True).fillna(False).astype(bool)
+                formula = is_formula(text)
                 if formula.any():
                     problems.append(FieldProblem(name, FORMULA_MESSAGE, formula, values))
                     text = text.mask(formula, "")

@@ -17,11 +17,12 @@ from importer.errors import ConfigError, InputError
 from importer.memory import release_memory
 from importer.prepare.customers import Requests, customer_keys, legacy_keys
 from importer.prepare.mapping import MappingSpec, Unread, check_header, read_canonical
-from importer.prepare.normalize import FORMULA_START, PLACEHOLDER_MESSAGE, FieldProblem, normalize_frame, text_column
+from importer.prepare.normalize import PLACEHOLDER_MESSAGE, FieldProblem, normalize_frame, text_column
 from importer.prepare.rewritten import KEY_CHANGED, give_back_keys, report_columns, unreadable_keys
 from importer.prepare.schema import ROW_RULES, row_errors
 from importer.prepare.shared_contacts import PROBLEM as SHARED_PROBLEM
 from importer.prepare.shared_contacts import ContactCollector
+from importer.read.formulas import is_formula
 from importer.read.reader import RAW_LINE_COLUMN, BadLine, InputFile, read_chunks
 from importer.status import Status
 
@@ -168,7 +169,7 @@ def _describe_last_name(mapping: MappingSpec, chunk: pd.DataFrame, resolved: dic
     column = mapping.fields["lastName"]
     typed = chunk[resolved[column]].fillna("").astype("str").str.strip()
     quoted = ("(\"" + typed + "\")").to_numpy(dtype=object)
-    formula = typed.str.contains(FORMULA_START, regex=True).fillna(False).to_numpy(dtype=bool)
+    formula = is_formula(typed).to_numpy(dtype=bool)
     return pd.Series(np.where(typed == "", f"{column} is empty",
                               np.where(formula, f"{column} would run as a spreadsheet formula " + quoted,
                                        f"{column} is a placeholder " + quoted)),
@@ -281,7 +282,7 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
 
     With `keep_rows`, the valid rows as read also go to `source.kept`, for errors.csv after the run.
     """
-    header = check_header(mapping, source.header)
+    header = check_header(mapping, source.header, source.unnamed)
     if header.missing:
         missing = ", ".join(repr(c) for c in header.missing)
         raise ConfigError(f"{source.name}: column(s) {missing} of mapping {mapping.name} not in the header")

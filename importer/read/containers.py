@@ -10,6 +10,11 @@ cells become the text a person sees in the cell: numbers without a trailing `.0`
 where the cell holds text, dates as `M/D/YYYY` (Excel's default for the United States), booleans as
 TRUE/FALSE. Every row of the sheet counts except blank rows (as blank lines of a CSV are skipped) and
 title lines of one cell above the header, which report writers put there.
+
+Nothing is unpacked whole before its size is known: a workbook's parts and an archive's member are checked
+against Bounds (unpacked size, and compression ratio: real exports compress 5-15x, bombs 1000x) from the
+zip directory, and every byte unpacked is counted as it comes, so a lying directory or a .gz (which has no
+trustworthy size) stops at the bound instead of filling memory.
 """
 
 from __future__ import annotations
@@ -22,16 +27,17 @@ import hashlib
 import io
 import itertools
 import os
-import shutil
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import python_calamine
 
+from importer.config import DEFAULT_MAX_RATIO, DEFAULT_MAX_UNPACKED_MB, PrepareConfig
 from importer.errors import ConfigError, InputError
 
 _GZIP = b"\x1f\x8b"
@@ -44,6 +50,54 @@ _ARCHIVE_JUNK = ("__MACOSX/",)
 _BLOCK = 1 << 20
 #: Rows looked at for title lines above the header ("Customer list", "Printed 3/5/2026").
 _TITLE_LOOKAHEAD = 10
+#: A cell longer than this makes its row invalid and is never sent (nor kept): no name or address is
+#: that long; an unclosed quote that swallowed thousands of lines is. A workbook's cells are cut just
+#: past it as they are read, so that the reader still sees them too long.
+MAX_FIELD_CHARS = 1 << 16
+#: Below this many unpacked bytes the ratio is not checked: a small file of like lines packs very tightly.
+_RATIO_FLOOR = 32 << 20
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What a workbook or archive may unpack to: in all, and as a multiple of its packed size."""
+
+    max_unpacked_mb: int = DEFAULT_MAX_UNPACKED_MB
+    max_ratio: float = DEFAULT_MAX_RATIO
+
+    @classmethod
+    def of(cls, config: PrepareConfig) -> Bounds:
+        return cls(config.max_unpacked_mb, config.max_ratio)
+
+    @property
+    def max_unpacked(self) -> int:
+        return self.max_unpacked_mb << 20
+
+    def check(self, name: str, unpacked: int, packed: int) -> None:
+        """InputError when `unpacked` bytes (from `packed` ones) pass a bound."""
+        if unpacked > self.max_unpacked:
+            raise InputError(f"{name}: unpacks to more than {self.max_unpacked_mb:,} MB (--max-unpacked-mb "
+                             f"{self.max_unpacked_mb}); raise it if the file is a genuine export")
+        if unpacked > _RATIO_FLOOR and unpacked > self.max_ratio * max(packed, 1):
+            raise InputError(f"{name}: unpacks to more than {self.max_ratio:g} times its packed size, as a zip "
+                             f"bomb does (--max-compression-ratio {self.max_ratio:g}); raise it if the file is a "
+                             "genuine export")
+
+
+class _Counted(io.RawIOBase):
+    """A readable stream that counts the bytes read through it (the packed side of a .gz)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream, self.count = stream, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(len(buffer))
+        buffer[:len(data)] = data
+        self.count += len(data)
+        return len(data)
 
 
 def kind_of(head: bytes) -> str:
@@ -108,7 +162,8 @@ def workbook_rows(source: str | Path | IO[bytes], name: str, sheet: str | None =
         book = python_calamine.CalamineWorkbook.from_object(source)
         try:
             rows = _sheet(book, name, sheet).iter_rows()
-            cells = ([v if type(v) is str else cell_text(v) for v in row] for row in rows)
+            cut = MAX_FIELD_CHARS + 1
+            cells = ([v[:cut] if type(v) is str else cell_text(v)[:cut] for v in row] for row in rows)
             yield from _without_title_rows(row for row in cells if any(row))
         finally:
             book.close()
@@ -178,46 +233,96 @@ def _is_zip_workbook(archive: zipfile.ZipFile) -> bool:
     return any(member in names for member in _WORKBOOK_MEMBERS)
 
 
+def _check_directory(archive: zipfile.ZipFile, name: str, bounds: Bounds,
+                     members: list[zipfile.ZipInfo] | None = None) -> None:
+    """The sizes the zip directory declares, against the bounds: before anything is unpacked."""
+    members = archive.infolist() if members is None else members
+    bounds.check(name, sum(m.file_size for m in members), sum(m.compress_size for m in members))
+    for member in members:
+        bounds.check(f"{name}:{member.filename}", member.file_size, member.compress_size)
+
+
+def _check_workbook(archive: zipfile.ZipFile, name: str, bounds: Bounds) -> None:
+    """A zip workbook's parts, within the bounds, before the workbook library reads any of them whole.
+
+    The directory's sizes are checked first; then every part is unpacked once as a stream and counted, and
+    its checksum checked: a directory that understates a part (so that the library, trusting it, would
+    unpack far more) is refused as damaged. Python's zip reader never gives more than the declared size.
+    """
+    _check_directory(archive, name, bounds)
+    packed = sum(m.compress_size for m in archive.infolist())
+    total = 0
+    for member in archive.infolist():
+        with archive.open(member) as stream:
+            while block := stream.read(_BLOCK):
+                total += len(block)
+                bounds.check(name, total, packed)
+
+
+def _counted_blocks(stream: io.BufferedIOBase | IO[bytes], name: str, bounds: Bounds, first: int,
+                    packed: Callable[[], int]) -> Iterator[bytes]:
+    """The stream's blocks, stopped at the bounds: `first` bytes already read, `packed()` the packed size so far."""
+    total = first
+    while block := stream.read(_BLOCK):
+        total += len(block)
+        bounds.check(name, total, packed())
+        yield block
+
+
 def _copy_text(head: bytes, stream: io.BufferedIOBase | IO[bytes], name: str, sheet: str | None,
-               out: IO[bytes]) -> None:
-    """Copy an archive member to `out` as text: a workbook is converted, text copied as it is."""
+               out: IO[bytes], bounds: Bounds, packed: Callable[[], int]) -> None:
+    """Copy an archive member to `out` as text: a workbook is converted, text copied as it is; every
+    byte unpacked is counted against the bounds (`packed()`: the packed bytes read so far)."""
     kind = kind_of(head)
     if kind == "text":
         if sheet is not None:
             raise ConfigError(f"{name}: --sheet {sheet!r} given, but the file is not a workbook")
         out.write(head)
-        shutil.copyfileobj(stream, out, _BLOCK)
+        for block in _counted_blocks(stream, name, bounds, len(head), packed):
+            out.write(block)
         return
     if kind == "gzip":
         raise InputError(f"{name}: an archive inside an archive; give the inner file")
     # A workbook is read at random places, so it is held in memory (it is compressed: a few MB).
-    data = io.BytesIO(head + stream.read())
+    data = io.BytesIO()
+    data.write(head)
+    for block in _counted_blocks(stream, name, bounds, len(head), packed):
+        data.write(block)
+    data.seek(0)
     if kind == "zip":
         with zipfile.ZipFile(data) as inner:
             if not _is_zip_workbook(inner):
                 raise InputError(f"{name}: an archive inside an archive; give the inner file")
+            _check_workbook(inner, name, bounds)
         data.seek(0)
     _write_csv(workbook_rows(data, name, sheet), out)
 
 
-def _convert(path: Path, name: str, kind: str, sheet: str | None, out: IO[bytes]) -> None:
+def _convert(path: Path, name: str, kind: str, sheet: str | None, out: IO[bytes], bounds: Bounds) -> None:
     if kind == "xls":
         _write_csv(workbook_rows(path, name, sheet), out)
         return
     if kind == "gzip":
-        with gzip.open(path, "rb") as stream:
-            _copy_text(stream.read(8), stream, name, sheet, out)
+        # A .gz says its unpacked size modulo 4 GiB only: the bytes are counted as they come instead.
+        with path.open("rb") as raw:
+            counted = _Counted(raw)
+            with gzip.GzipFile(fileobj=io.BufferedReader(counted, _BLOCK), mode="rb") as stream:
+                _copy_text(stream.read(8), stream, name, sheet, out, bounds, lambda: counted.count)
         return
     with zipfile.ZipFile(path) as archive:
         if _is_zip_workbook(archive):
+            _check_workbook(archive, name, bounds)
             _write_csv(workbook_rows(path, name, sheet), out)
             return
         member = _zip_member(archive, name)
+        where = f"{name}:{member.filename}"
+        _check_directory(archive, where, bounds, [member])
         with archive.open(member) as stream:
-            _copy_text(stream.read(8), stream, f"{name}:{member.filename}", sheet, out)
+            _copy_text(stream.read(8), stream, where, sheet, out, bounds, lambda: member.compress_size)
 
 
-def as_text(path: Path, name: str, stack: contextlib.ExitStack, sheet: str | None = None) -> tuple[Path, str | None]:
+def as_text(path: Path, name: str, stack: contextlib.ExitStack, sheet: str | None = None,
+            bounds: Bounds | None = None) -> tuple[Path, str | None]:
     """(a path to CSV text, the SHA-256 of the file as given) for a workbook or an archive.
 
     A text file is returned as it is, with None: the reader hashes it on its own pass.
@@ -231,7 +336,7 @@ def as_text(path: Path, name: str, stack: contextlib.ExitStack, sheet: str | Non
     text = stack.enter_context(_memory_file())
     try:
         with text.open("wb") as out:
-            _convert(path, name, kind, sheet, out)
+            _convert(path, name, kind, sheet, out, bounds or Bounds())
     except (zipfile.BadZipFile, gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise InputError(f"{name}: a damaged {kind} archive ({exc.__class__.__name__})") from None
     return text, _sha256(path)

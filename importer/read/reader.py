@@ -14,6 +14,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -28,13 +29,13 @@ import pyarrow.csv as pa_csv
 import pyarrow.ipc as pa_ipc
 
 from importer.errors import InputError
-from importer.read.containers import as_text
+from importer.read.containers import MAX_FIELD_CHARS as MAX_FIELD_CHARS  # the bound, read here too
+from importer.read.containers import Bounds, as_text
+from importer.read.formulas import undefuse, undefuse_text
 
 DELIMITERS = (",", "\t", "|", ";")
 #: Columns that the error report adds after the original ones; a re-import drops them.
 REPORT_COLUMNS = ("mk_source_row", "mk_status", "mk_error_code", "mk_error_message", "mk_warnings")
-#: Characters that make a spreadsheet read a cell as a formula; the error report defuses them with a quote.
-FORMULA_TRIGGERS = "=+-@\t\r'"
 #: An optional report column: the line as the export wrote it, for a row that could not be split into columns.
 RAW_LINE_COLUMN = "mk_raw_line"
 #: An optional report column: the row's customer key as the export had it, for a spreadsheet that rewrites the
@@ -49,9 +50,6 @@ _BLOCK = 1 << 20
 ARROW_BLOCK_BYTES = 8 << 20
 #: A header row longer than this is refused rather than cut (a cut header misses every later column).
 MAX_HEADER_CHARS = 1 << 20
-#: A cell longer than this makes its row invalid and is never sent (nor kept): no name or address is
-#: that long; an unclosed quote that swallowed thousands of lines is.
-MAX_FIELD_CHARS = 1 << 16
 #: A file in which more than this share of the data rows cannot be split into the header's columns is
 #: refused as unreadable; below it, each such row is invalid and the rest is imported.
 MAX_BROKEN_SHARE = 0.01
@@ -107,6 +105,12 @@ class InputFile:
     stat: tuple[int, int] = (0, 0)
     #: the rows handed out, kept for the error report (see RowSpool); None when nothing is kept
     kept: RowSpool | None = None
+    #: blank lines above the header row, skipped by every reader
+    skip_lines: int = 0
+    #: the lines the header row takes (more than one where a quoted name holds a line break)
+    header_lines: int = 1
+    #: names given to columns whose header cell is empty ("column 5"): ignored unless a mapping names them
+    unnamed: frozenset[str] = frozenset()
 
     @property
     def text_encoding(self) -> str:
@@ -263,9 +267,28 @@ def _sniff_delimiter(first_line: str) -> str:
     return best if counts[best] else ","
 
 
-def _read_header(path: Path, name: str, encoding: str) -> tuple[str, list[str]]:
+#: Lines above the header that hold nothing but spaces and delimiters (a spreadsheet's empty rows).
+_BLANK_LINES = re.compile(r"(?:[ \t,;|]*(?:\r\n|\n|\r))*")
+
+
+def unnamed_column(position: int) -> str:
+    """The name of a column whose header cell is empty, as messages and mappings call it (1-based)."""
+    return f"column {position}"
+
+
+def _read_header(path: Path, name: str, encoding: str) -> tuple[str, list[str], int, int, frozenset[str]]:
+    """(delimiter, header names, blank lines above the header, lines of the header, names given to unnamed
+    columns).
+
+    Excel writes trailing columns with empty names (`CustNo,FirstName,,`): each is called "column N" by
+    its position, so every column has a name of its own.
+    """
     with path.open(encoding=encoding, newline="") as stream:
         sample = stream.read(MAX_HEADER_CHARS)
+    blank = _BLANK_LINES.match(sample)
+    start = blank.end() if blank else 0
+    skip = len(re.findall(r"\r\n|\n|\r", sample[:start]))
+    sample = sample[start:]
     first_line = sample.splitlines()[0] if sample else ""
     delimiter = _sniff_delimiter(first_line)
     buffer = io.StringIO(sample)
@@ -274,19 +297,22 @@ def _read_header(path: Path, name: str, encoding: str) -> tuple[str, list[str]]:
         header = next(rows)
     except (csv.Error, StopIteration):
         raise InputError(f"{name}: cannot read the header row") from None
-    if len(sample) >= MAX_HEADER_CHARS and buffer.tell() >= len(sample):
+    if len(sample) >= MAX_HEADER_CHARS - start and buffer.tell() >= len(sample):
         raise InputError(f"{name}: the header row is longer than {MAX_HEADER_CHARS:,} characters")
+    unnamed = {i: unnamed_column(i + 1) for i, column in enumerate(header) if not column.strip()}
+    header = [unnamed.get(i, column) for i, column in enumerate(header)]
     seen: dict[str, int] = {}
     for position, column in enumerate(header, 1):
         key = header_key(column)
-        if key and key in seen:
+        if key in seen:
             raise InputError(f"{name}: duplicate column {column.strip()!r} (columns {seen[key]} and {position})")
         seen[key] = position
-    return delimiter, header
+    return delimiter, header, skip, rows.line_num, frozenset(unnamed.values())
 
 
 @contextlib.contextmanager
-def open_input(source: str, sheet: str | None = None, *, keep_rows: bool = False) -> Iterator[InputFile]:
+def open_input(source: str, sheet: str | None = None, *, keep_rows: bool = False,
+               bounds: Bounds | None = None) -> Iterator[InputFile]:
     """Check and describe the input; `-` spools standard input to a private temporary file.
 
     A workbook (its first sheet, or `sheet`) or an archive is read as the CSV text sources.as_text makes.
@@ -312,27 +338,29 @@ def open_input(source: str, sheet: str | None = None, *, keep_rows: bool = False
             if not path.is_file():
                 raise InputError(f"{source}: not a regular file")
         stat = path.stat()  # of the file as given, to tell whether it changes during the run
-        path, given_sha256 = as_text(path, source, stack, sheet)
+        path, given_sha256 = as_text(path, source, stack, sheet, bounds)
         encoding, sha256, quotes_pair_up = _scan(path, source)
         read_encoding = ""
         if encoding == "mixed":
             encoding, transcoded = _transcode(path, source, scratch / "utf8.csv")
             if transcoded:
                 path, read_encoding = scratch / "utf8.csv", "utf-8"
-        delimiter, header = _read_header(path, source, read_encoding or encoding)
+        delimiter, header, skip, header_lines, unnamed = _read_header(path, source, read_encoding or encoding)
         is_report = {header_key(c) for c in REPORT_COLUMNS} <= {header_key(c) for c in header}
-        dropped = {header_key(c) for c in (*REPORT_COLUMNS, RAW_LINE_COLUMN, EXPORT_KEY_COLUMN)} if is_report else set()
+        if is_report:  # errors.csv defuses its header cells too
+            header = [undefuse_text(c) for c in header]
+        dropped = ({header_key(c) for c in (*REPORT_COLUMNS, RAW_LINE_COLUMN, EXPORT_KEY_COLUMN)} if is_report
+                   else set())
         positions = tuple(i for i, c in enumerate(header) if header_key(c) not in dropped)
         kept = RowSpool(scratch / "rows.arrow", len(positions)) if keep_rows else None
         yield InputFile(path, source, encoding, delimiter, tuple(header[i] for i in positions), positions,
                         tuple(header), given_sha256 or sha256, is_report, quotes_pair_up, read_encoding,
-                        (stat.st_size, stat.st_mtime_ns), kept)
+                        (stat.st_size, stat.st_mtime_ns), kept, skip, header_lines, unnamed)
 
 
 def _unescape(chunk: pd.DataFrame) -> pd.DataFrame:
     """Undo the error report's formula defusing: a leading quote before a trigger character goes."""
-    pattern = "^'([" + FORMULA_TRIGGERS.replace("-", r"\-") + "])"
-    unescaped: pd.DataFrame = chunk.apply(lambda column: column.str.replace(pattern, r"\1", regex=True))
+    unescaped: pd.DataFrame = chunk.apply(undefuse)
     return unescaped
 
 
@@ -399,7 +427,10 @@ def _arrow_chunks(source: InputFile) -> Iterator[pd.DataFrame]:
     reader = pa_csv.open_csv(
         source.path,
         read_options=pa_csv.ReadOptions(encoding="utf8" if encoding.startswith("utf-8") else encoding,
-                                        block_size=ARROW_BLOCK_BYTES),
+                                        block_size=ARROW_BLOCK_BYTES,
+                                        # pyarrow skips lines, not records: a header may take several
+                                        skip_rows=source.skip_lines + source.header_lines,
+                                        column_names=list(source.file_header)),
         parse_options=pa_csv.ParseOptions(delimiter=source.delimiter, newlines_in_values=True,
                                           ignore_empty_lines=True),
         convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(source.file_header, pa.string()),
@@ -421,15 +452,17 @@ def _line_chunks(source: InputFile, chunk_rows: int, bad: list[BadLine]) -> Iter
     width = len(source.file_header)
     raw: list[str] = []
     with source.path.open(encoding=source.text_encoding, newline="") as stream:
+        for _ in range(source.skip_lines):
+            next(stream, None)
         records = csv.reader(_recorded(stream, raw), delimiter=source.delimiter)
         try:
             next(records)
-            line = records.line_num
+            line = records.line_num + source.skip_lines
             text, first_line = "", line
             rows: list[list[str]] = []
             row = 0
             for record in records:
-                first_line, line = line + 1, records.line_num
+                first_line, line = line + 1, records.line_num + source.skip_lines
                 text = "".join(raw)
                 raw.clear()
                 if not record:
@@ -451,7 +484,8 @@ def _line_chunks(source: InputFile, chunk_rows: int, bad: list[BadLine]) -> Iter
             if rows:
                 yield pd.DataFrame(rows, dtype=_STR)
         except csv.Error as exc:
-            raise InputError(f"{source.name}: broken CSV near line {records.line_num}: {exc}") from None
+            raise InputError(f"{source.name}: broken CSV near line {records.line_num + source.skip_lines}: {exc}") \
+                from None
 
 
 def read_chunks(source: InputFile, chunk_rows: int = 100_000,

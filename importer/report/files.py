@@ -19,15 +19,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from importer.error_codes import RETRIED_NEXT_RUN, ErrorCode
-from importer.read.reader import (
-    EXPORT_KEY_COLUMN,
-    FORMULA_TRIGGERS,
-    KEY_QUOTE,
-    RAW_LINE_COLUMN,
-    REPORT_COLUMNS,
-    InputFile,
-    read_chunks,
-)
+from importer.read.formulas import defuse, defuse_text
+from importer.read.reader import EXPORT_KEY_COLUMN, KEY_QUOTE, RAW_LINE_COLUMN, REPORT_COLUMNS, InputFile, read_chunks
 from importer.report.folders import private_binary_file, private_file
 from importer.send.timeline import COLUMNS as TIMELINE_COLUMNS
 from importer.send.timeline import Second
@@ -36,8 +29,6 @@ RESULT_COLUMNS = ("source_row", "status", "customer_key", "customer_uuid", "cust
                   "error_message", "warnings", "original_row")
 #: Statuses whose rows go to errors.csv, to be fixed and imported again.
 ERROR_STATUSES = ("invalid", "failed")
-#: results.csv columns that may carry text from the file or the API (a key, a message): defused like errors.csv.
-_FREE_TEXT = ("customer_key", "customer_uuid", "customer_id", "error_code", "error_message", "warnings")
 #: Statuses of rows that were (or would be) saved: such a row goes to errors.csv only if a field was dropped.
 SAVED_STATUSES = ("success", "unchanged", "valid")
 #: Marks an API failure that no change to the data can fix.
@@ -77,21 +68,19 @@ def export_keys(table: pd.DataFrame) -> pd.Series:
     return keys.where(own, "")
 
 
-_DEFUSE = "^([" + FORMULA_TRIGGERS.replace("-", r"\-") + "])"
-
-
 def defuse_formulas(values: pd.Series) -> pd.Series:
-    """Prefix a quote to cells a spreadsheet would evaluate (=, +, -, @, tab, CR, and a leading quote).
+    """Prefix a quote to cells a spreadsheet would evaluate (read/formulas.py's rule, and a leading quote).
 
     The reader strips exactly that quote when it re-imports the error report, so values survive intact.
+    Every cell of every CSV written here goes through it, header cells included.
     """
-    return values.str.replace(_DEFUSE, r"'\1", regex=True)
+    return defuse(values)
 
 
 def write_results(path: Path, table: pd.DataFrame) -> None:
     """`table`: indexed by source row, with the other RESULT_COLUMNS."""
     frame = table.reset_index(names="source_row")[list(RESULT_COLUMNS)]
-    frame = frame.assign(**{column: defuse_formulas(frame[column].astype("str")) for column in _FREE_TEXT})
+    frame = frame.astype("str").apply(defuse_formulas)
     arrow = pa.Table.from_pandas(frame, preserve_index=False)
     # pyarrow's writer: several times faster than DataFrame.to_csv on a million rows.
     with private_binary_file(path) as stream:
@@ -129,8 +118,9 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
     wanted = error_rows(table)
     written = 0
     with private_file(path, encoding="utf-8-sig") as stream:
-        pd.DataFrame(columns=[*source.header, REPORT_COLUMNS[0], EXPORT_KEY_COLUMN, *REPORT_COLUMNS[1:],
-                              RAW_LINE_COLUMN]).to_csv(stream, index=False, lineterminator="\r\n")
+        pd.DataFrame(columns=[defuse_text(c) for c in (*source.header, REPORT_COLUMNS[0], EXPORT_KEY_COLUMN,
+                                                          *REPORT_COLUMNS[1:], RAW_LINE_COLUMN)]).to_csv(
+            stream, index=False, lineterminator="\r\n")
         if wanted.empty:
             return 0
         for raw in _raw_chunks(source, wanted.index, known_raw):
@@ -172,8 +162,8 @@ def write_payloads(path: Path, bodies: Iterable[str]) -> int:
 def write_timeline(path: Path, seconds: Iterable[Second]) -> None:
     with private_file(path) as stream:
         writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(TIMELINE_COLUMNS)
-        writer.writerows(astuple(s) for s in seconds)
+        writer.writerow([defuse_text(c) for c in TIMELINE_COLUMNS])
+        writer.writerows([defuse_text(str(v)) for v in astuple(s)] for s in seconds)
 
 
 def read_timeline(path: Path) -> list[Second]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import fcntl
 import logging
 import os
 import re
@@ -50,6 +51,70 @@ def choose(out: Path | None, folders: ReportFolders) -> Path:
             raise ConfigError(f"{out}: already holds an earlier run's reports ({', '.join(found)}); "
                               f"give another --out, or --overwrite to replace them")
     return out
+
+
+#: The lock file in a report folder, held by the run writing its reports there.
+LOCK_FILE = ".mk-import.lock"
+
+
+@contextlib.contextmanager
+def claimed(out: Path | None, folders: ReportFolders) -> Iterator[Path]:
+    """The report folder of a run, locked for it until the run ends (flock on LOCK_FILE in the folder).
+
+    Taken before the input is read: a second run into the same folder is refused (ConfigError, exit 2)
+    instead of overwriting the first one's reports with its own. A dated folder is claimed by creating it,
+    so two runs in one second get two folders. A folder created here and left empty (the run failed
+    before writing a report) is removed again.
+    """
+    created: list[Path] = []  # folders made here, innermost last
+    if out is None:
+        if not folders.root.exists():
+            created.append(folders.root)
+        while True:
+            out = dated_folder(folders.root)
+            try:
+                folders.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+                out.mkdir(mode=0o700)
+            except FileExistsError:
+                continue  # another run took this name first: the next one has a suffix
+            created.append(out)
+            break
+    else:
+        if not out.exists():
+            created.append(out)
+        make_private_dir(out)
+    lock = out / LOCK_FILE
+    descriptor = _lock(lock, out)
+    try:
+        choose(out, folders)  # under the lock: no run can write reports there meanwhile
+        yield out
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        os.close(descriptor)  # unlinked before it is released: no one can lock the old file after us
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty: the run failed before writing any report
+
+
+def _lock(lock: Path, out: Path) -> int:
+    """An exclusive flock on `lock`, or ConfigError when another run holds it."""
+    for _ in range(5):
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise ConfigError(f"{out}: another mk-import run is writing its reports there; wait for it to "
+                              "finish, or give another --out") from None
+        try:
+            same = os.stat(lock).st_ino == os.fstat(descriptor).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return descriptor
+        os.close(descriptor)  # the run that held it removed it as we locked it: lock the new one
+    raise ConfigError(f"{out}: another mk-import run keeps taking this folder; give another --out")
 
 
 def finish(out: Path, folders: ReportFolders) -> None:

@@ -26,12 +26,12 @@ import pyarrow.csv as pa_csv
 from importer.error_codes import ErrorCode, explain, explain_warning
 from importer.errors import InputError
 from importer.prepare.mapping import MappingSpec
+from importer.read.formulas import undefuse, undefuse_text
 from importer.read.reader import header_key
 from importer.report.files import ERROR_STATUSES, RESULT_COLUMNS, read_timeline
 from importer.report.folders import private_file
 from importer.report.outcomes import API_COLUMN
 from importer.report.reasons import Reason, ReasonParser
-from importer.report.workbook import UNDEFUSE
 from importer.send.timeline import Second
 
 #: Rows the printed table holds at most (the page on screen holds every row).
@@ -81,9 +81,9 @@ def read_originals(path: Path) -> pd.DataFrame:
         return pd.DataFrame(index=pd.Index([], dtype="int64"))
     frame.index = pd.Index(frame["mk_source_row"].astype("int64"), name="source_row")
     originals = frame[[c for c in frame.columns if not str(c).startswith("mk_")]]
+    originals.columns = pd.Index([undefuse_text(str(c)) for c in originals.columns])
     # Vectorized: the page of a large run reads tens of thousands of rows here.
-    return originals.apply(lambda column: column.str.replace(UNDEFUSE, r"\1", regex=True)) if len(originals) \
-        else originals
+    return originals.apply(undefuse) if len(originals) else originals
 
 
 def read_reports(out: Path, results: pd.DataFrame | None = None) -> RunReports:

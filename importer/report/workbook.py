@@ -10,34 +10,31 @@ from __future__ import annotations
 
 import csv
 import logging
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import xlsxwriter
 
-from importer.read.reader import EXPORT_KEY_COLUMN, FORMULA_TRIGGERS, KEY_QUOTE
+from importer.read.formulas import undefuse_text
+from importer.read.reader import EXPORT_KEY_COLUMN, KEY_QUOTE
 from importer.report.folders import private_binary_file
 from importer.report.reasons import ReasonParser
 
 #: Rows a worksheet holds, header included (Excel's limit).
 MAX_SHEET_ROWS = 1_048_576
-#: errors.csv's quote before a formula-like value (see report.defuse_formulas)
-UNDEFUSE = "^'([" + FORMULA_TRIGGERS.replace("-", r"\-") + "])"
-_UNDEFUSE = re.compile(UNDEFUSE)
 log = logging.getLogger("mk_import.report")
 
 
 def undefuse(value: str) -> str:
     """A cell of errors.csv as the input file had it (errors.csv quotes formula-like values)."""
-    return _UNDEFUSE.sub(r"\1", value)
+    return undefuse_text(value)
 
 
 def write_errors_xlsx(path: Path, errors_csv: Path) -> int:
     """errors.csv's rows as errors.xlsx; the count of data rows written."""
     with errors_csv.open(encoding="utf-8-sig", newline="") as source, private_binary_file(path) as stream:
         rows = csv.reader(source)
-        header = next(rows, [])
+        header = [undefuse_text(c) for c in next(rows, [])]
         # constant_memory: rows go to disk as they are written, so a large error file costs no memory.
         book = xlsxwriter.Workbook(stream, {"constant_memory": True, "strings_to_formulas": False,
                                             "strings_to_numbers": False, "strings_to_urls": False})

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import errno
 import json
 import math
 import random
@@ -344,7 +345,13 @@ async def running_sandbox(config: SandboxConfig, host: str = "127.0.0.1", port: 
     runner = web.AppRunner(build_app(config), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=tls)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        reason = "the port is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise ConfigError(f"sandbox: cannot listen on {host}:{port}: {reason}; give another --port, or --port 0 "
+                          "for a free one") from None
     bound_host, bound_port = runner.addresses[0][:2]
     try:
         yield f"{'https' if tls else 'http'}://{bound_host}:{bound_port}"

@@ -141,7 +141,9 @@ def test_a_suggestion_is_a_complete_annotated_mapping_file(tmp_path):
     assert "automate_last_first.csv" in raw["description"]
     assert raw["customer"]["fullName"] == {"column": "Customer Name", "businesses": True}
     assert "# Columns left unmapped" in text
-    assert "'Sale Date': 20" in text  # an unmapped column with sample values
+    unmapped = [line for line in text.splitlines() if line.startswith("#   Sale Date: ")]
+    assert unmapped, text  # an unmapped column, by name and why: its values stay out of the file
+    assert not any(c.isdigit() for c in unmapped[0])
     assert "header 'Home Phone'; 100% of values are valid phones" in text
     assert all(p["block"] == "Do Not Call" and "consent" not in p for p in raw["phones"])
 
@@ -298,3 +300,38 @@ def test_check_previews_the_parts_of_a_joined_column(capsys):
     assert "'MIAMI, FL 33129-6130' → 'MIAMI'" in city
     zip_line = next(line for line in out.splitlines() if line.strip().startswith("address.zip "))
     assert "98% clean" in zip_line  # the two values without a ZIP count as not clean
+
+
+def test_a_suggested_mapping_holds_names_and_reasons_never_values_from_the_file(tmp_path, capsys):
+    source = tmp_path / "export.csv"
+    rows = [["CustNo", "First Name", "Last Name", "SLSP", "Memo"]]
+    rows += [[str(i), "Ann", f"Lee{i}", ["JDOE", "MSMITH", "RKIM"][i % 3], f"called 310-555-01{i:02d} re: Zyx{i}"]
+             for i in range(1, 40)]
+    source.write_text("\n".join(",".join(r) for r in rows) + "\n")
+    out = tmp_path / "m.yaml"
+    assert main(["mappings", "suggest", str(source), "--out", str(out)]) == 0
+    text = out.read_text()
+    for value in ("JDOE", "MSMITH", "RKIM", "Zyx", "310-555", "Lee1"):
+        assert value not in text, value
+    assert "#   SLSP: neither its header nor its values say which field it is" in text
+    err = capsys.readouterr().err
+    assert "'SLSP': MSMITH, RKIM, JDOE" in err, "values are shown on the terminal only"
+    assert main(["mappings", "suggest", str(source)]) == 0
+    printed = capsys.readouterr()
+    assert "JDOE" not in printed.out
+    assert "JDOE" in printed.err
+
+
+def test_the_configmap_holds_a_suggested_mapping_as_a_readable_block(tmp_path):
+    from tests.ops.test_deploy import three_dealers
+
+    dealers = three_dealers(tmp_path, "http://127.0.0.1:1")
+    mapping = tmp_path / "mappings" / "bravo-cdk.yaml"
+    mapping.write_text(suggested(tmp_path, "automate_last_first.csv").read_text())  # its comments hold "·"
+    out = tmp_path / "deploy"
+    assert main(["deploy", "kubernetes", str(dealers), "--out", str(out)]) == 0
+    manifest = (out / "kubernetes.yaml").read_text()
+    assert "mapping-bravo-cdk.yaml: |" in manifest
+    assert "\\xB7" not in manifest
+    config = next(d for d in yaml.safe_load_all(manifest) if d and d["kind"] == "ConfigMap")
+    assert config["data"]["mapping-bravo-cdk.yaml"] == mapping.read_text()

@@ -63,7 +63,7 @@ def test_every_mistake_is_named_with_its_entry_and_key(tmp_path: Path, capsys: p
 def test_a_file_that_is_not_yaml_or_has_no_dealers(tmp_path: Path):
     path = tmp_path / "dealers.yaml"
     path.write_text("dealers: [name: x\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"line \d+: not a YAML file"):
+    with pytest.raises(ConfigError, match=r"invalid YAML at line \d+"):
         load_dealers(path)
     path.write_text("defaults: {}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="top: dealers: expected a list of dealer entries"):
@@ -89,12 +89,12 @@ def test_durations_and_defaults_with_the_entry_name(tmp_path: Path):
     assert [parse_duration(v) for v in (90, "90m", "3h", "1.5d", "45 s")] == [90, 5400, 10800, 129600, 45]
     path = write_dealers(tmp_path, {
         "defaults": {"input": "exports/{name}/*.csv", "mapping": "cdk", "credentials": {"secret": "mk-{name}"}},
-        "dealers": [{"name": "alpha", "department": "d1"}, {"name": "bravo", "department": "d/2", "rate": 5}],
+        "dealers": [{"name": "alpha", "department": "d1"}, {"name": "bravo", "department": "d_2", "rate": 5}],
     })
     alpha, bravo = load_dealers(path).dealers
     assert alpha.input == str(tmp_path / "exports" / "alpha" / "*.csv")
     assert (alpha.secret, bravo.secret, bravo.rate, alpha.rate) == ("mk-alpha", "mk-bravo", 5.0, 20.0)
-    assert bravo.state.name == "d_2.sqlite", "a department is made safe as a file name"
+    assert bravo.state.name == "d_2.sqlite", "the department names its state file"
     assert bravo.reports.name == "bravo"
 
 
@@ -164,3 +164,45 @@ def test_dealers_options_that_do_not_go_together(tmp_path: Path, capsys, extra: 
 def test_run_without_a_file_or_dealers_is_a_usage_error(capsys):
     assert main(["run", "--department-uuid", "d"]) == 2
     assert "give FILE and --mapping, or --dealers FILE --dealer NAME" in capsys.readouterr().err
+
+
+def test_the_run_options_a_night_needs_come_from_the_dealers_file(start_sandbox, write_csv, tmp_path: Path,
+                                                                   monkeypatch, capsys):
+    sandbox = start_sandbox()
+    rows = [dv_row(f"K{i}", email=f"k{i}@example.com") for i in range(1, 10)] + [dv_row("K10", last="")]
+    csv = write_csv([DV_HEADER, *rows], name="export.csv")
+    options = {"max_invalid": 20, "min_rows": 5, "allow_empty": True, "patience": "5m", "request_timeout": 30,
+               "concurrency": 4}
+    path = write_dealers(tmp_path, {
+        "defaults": {"state_dir": "state", "reports": "reports", "api_url": sandbox.url, "max_invalid": 20},
+        "dealers": [{"name": "alpha", "department": "d1", "input": str(csv), "mapping": "dealervault",
+                     "credentials": {"secret": "s"}, **options}]})
+    monkeypatch.setenv("MK_USERNAME", USER)
+    monkeypatch.setenv("MK_PASSWORD", PASSWORD)
+    import importer.pipeline
+
+    seen = []
+    original = importer.pipeline.run_import
+
+    def recorded(config, *args, **kwargs):
+        seen.append(config)
+        return original(config, *args, **kwargs)
+
+    monkeypatch.setattr(importer.pipeline, "run_import", recorded)
+    line = ["run", "--dealers", str(path), "--dealer", "alpha", "--progress", "none"]
+    assert main(line) == 0, "one invalid row in ten is within max_invalid: 20"
+    config = seen[-1]
+    assert (config.max_invalid, config.prepare.min_rows, config.prepare.allow_empty) == (20.0, 5, True)
+    assert (config.pool.patience, config.pool.request_timeout, config.pool.concurrency) == (300.0, 30.0, 4)
+    assert main([*line, "--max-invalid", "0", "--concurrency", "2"]) == 1, "the command line wins"
+    assert (seen[-1].max_invalid, seen[-1].pool.concurrency) == (0.0, 2)
+
+    broken = write_dealers(tmp_path, {"dealers": [{"name": "alpha", "department": "d1", "input": str(csv),
+                                                   "mapping": "dealervault", "credentials": {"secret": "s"},
+                                                   "max_invalid": 101, "concurrency": 0, "max_invalids": 3}]})
+    capsys.readouterr()
+    assert main(["run", "--dealers", str(broken), "--dealer", "alpha"]) == 2
+    err = capsys.readouterr().err
+    assert "max_invalids: unknown key" in err
+    assert "max_invalid: expected a percentage between 0 and 100, got 101" in err
+    assert "concurrency: expected a whole number of at least 1, got 0" in err

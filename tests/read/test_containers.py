@@ -218,3 +218,24 @@ def test_title_lines_above_the_header_are_skipped(tmp_path, csv_file):
         sheet.write_row(r, 0, row)
     book.close()
     assert payloads(tmp_path, tmp_path / "report.xlsx") == payloads(tmp_path, csv_file)
+
+
+def test_a_workbook_cell_is_cut_at_the_field_bound_as_it_is_read(tmp_path: Path):
+    from importer.read.containers import MAX_FIELD_CHARS, workbook_rows
+
+    # Past Excel's own 32,767 characters, which the writers enforce: the shared string is written by hand.
+    model = write_xlsx(tmp_path / "model.xlsx", [DV_HEADER, dv_row("1", first="LONGCELL", last="Lee"), dv_row("2")])
+    path = tmp_path / "long.xlsx"
+    with zipfile.ZipFile(model) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as book:
+        for member in source.infolist():
+            data = source.read(member)
+            if member.filename == "xl/sharedStrings.xml":
+                data = data.replace(b"LONGCELL", b"x" * (3 * MAX_FIELD_CHARS))
+            book.writestr(member.filename, data)
+    rows = list(workbook_rows(path, "long.xlsx"))
+    assert len(rows[1][1]) == MAX_FIELD_CHARS + 1, "cut, yet still seen as too long"
+    out = tmp_path / "out"
+    assert main(["validate", str(path), "-m", "dealervault", "--out", str(out)]) == 1
+    results = read_csv(out / "results.csv")
+    assert results[0]["error_code"] == "FIELD_TOO_LONG"
+    assert results[1]["status"] == "valid"

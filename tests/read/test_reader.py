@@ -192,3 +192,14 @@ def test_closed_standard_input_is_a_clear_error(tmp_path: Path):
     assert done.returncode == 2
     assert "standard input is closed" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("above", [b"", b"\n\n", b",,,\r\n"])
+def test_a_header_name_with_a_line_break_after_blank_lines(tmp_path: Path, above: bytes):
+    path = tmp_path / "x.csv"
+    path.write_bytes(above + b'Key,"First\nName",Last,\n1,Ann,Lee,\n2,Bob,Ray,\n')
+    with open_input(str(path)) as source:
+        assert source.header == ("Key", "First\nName", "Last", "column 4")
+        rows = pd.concat(list(read_chunks(source)))
+    assert rows["First\nName"].tolist() == ["Ann", "Bob"]
+    assert rows.index.tolist() == [1, 2]

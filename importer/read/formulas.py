@@ -1,0 +1,49 @@
+"""The one rule for a cell a spreadsheet would run as a formula, and the quote that defuses it in our CSVs."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+#: What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list): `=`, `+`, `-`, `@`,
+#: tab and carriage return at the start. No name, company or address starts so; a phone in E.164 does,
+#: which is why phones are defused in our files but never dropped.
+FORMULA_CHARS = "=+-@\t\r"
+#: A cell that starts with one of FORMULA_CHARS, as a regular expression (pandas and re alike).
+FORMULA_START = "^[" + re.escape(FORMULA_CHARS) + "]"
+#: The quote put before such a cell in a CSV we write; a cell that already starts with a quote gets one
+#: too, so that taking the first quote away always gives the value back.
+_DEFUSE = "^([" + re.escape(FORMULA_CHARS + "'") + "])"
+_UNDEFUSE = "^'([" + re.escape(FORMULA_CHARS + "'") + "])"
+_UNDEFUSE_ONE = re.compile(_UNDEFUSE)
+
+
+def is_formula(values: pd.Series) -> pd.Series:
+    """Which values a spreadsheet would run as a formula (booleans, False for missing values)."""
+    found: pd.Series = values.str.contains(FORMULA_START, regex=True).fillna(False).astype(bool)
+    return found
+
+
+def is_formula_text(value: str) -> bool:
+    return value[:1] in FORMULA_CHARS and value != ""
+
+
+def defuse(values: pd.Series) -> pd.Series:
+    """A quote before each value a spreadsheet would run (and before each value that starts with a quote)."""
+    defused: pd.Series = values.str.replace(_DEFUSE, r"'\1", regex=True)
+    return defused
+
+
+def defuse_text(value: str) -> str:
+    return "'" + value if value[:1] in FORMULA_CHARS + "'" and value else value
+
+
+def undefuse(values: pd.Series) -> pd.Series:
+    """Values of a CSV we wrote as they were before `defuse`."""
+    undone: pd.Series = values.str.replace(_UNDEFUSE, r"\1", regex=True)
+    return undone
+
+
+def undefuse_text(value: str) -> str:
+    return _UNDEFUSE_ONE.sub(r"\1", value, count=1)
