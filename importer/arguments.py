@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from importer import __version__
-from importer.config import DEFAULT_API_URL
+from importer.config import DEFAULT_API_URL, DEFAULT_MAX_CHANGED
 from importer.status import ExitCode
 
 
@@ -124,6 +124,9 @@ def _add_validate(sub: argparse._SubParsersAction[Parser]) -> None:
                    help="say what a run with this state would do: customers to create, update, leave unchanged")
     p.add_argument("--department-uuid", metavar="D",
                    help="the same, from this department's default state file")
+    p.add_argument("--max-changed", type=_percentage, default=DEFAULT_MAX_CHANGED, metavar="PCT",
+                   help="with a state: say whether a run would be refused as a mass change (more than PCT%% of the "
+                        f"known customers changing name, phones, emails or addresses; default {DEFAULT_MAX_CHANGED:g})")
 
 
 def _add_run(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -166,6 +169,13 @@ def _add_run(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("--state", type=Path, metavar="PATH",
                    help="state file (default $XDG_STATE_HOME/mk-import/<department>.sqlite)")
     p.add_argument("--full", action="store_true", help="send every customer, even those unchanged since last run")
+    guard = p.add_mutually_exclusive_group()
+    guard.add_argument("--max-changed", type=_percentage, metavar="PCT",
+                       help="send nothing (exit 2) when more than PCT%% of the customers the state knows (at least 50) "
+                            "would change name, phones, emails or addresses: a swapped or shifted column "
+                            f"(default {DEFAULT_MAX_CHANGED:g}, or the dealer's max_changed)")
+    guard.add_argument("--allow-mass-change", action="store_true",
+                       help="send a change --max-changed would refuse, once it is known to be meant")
     p.add_argument("--max-duration", type=_positive, metavar="S",
                    help="start no request after S seconds; the rest are not_attempted (exit 3) and a rerun resumes")
     p.add_argument("--insecure-http", action="store_true", help="allow plain http to a host other than loopback")

@@ -24,12 +24,13 @@ from typing import Any
 
 import yaml
 
+from importer.config import DEFAULT_MAX_CHANGED
 from importer.errors import ConfigError, InputError
 from importer.prepare.mapping import builtin_names
 
 #: Keys an entry may carry; all but name and department may also be defaults.
 ENTRY_KEYS = ("name", "department", "input", "mapping", "credentials", "schedule", "rate", "max_duration",
-              "max_age", "full", "keep", "api_url")
+              "max_age", "full", "keep", "api_url", "max_changed")
 #: Keys only the defaults may carry: they concern every dealer together.
 SHARED_KEYS = ("stagger", "night_ends", "state_dir", "reports")
 CRON_KEYS = ("user", "command", "dealers_file", "log_dir", "metrics_dir", "lock_dir")
@@ -69,6 +70,8 @@ class Dealer:
     state: Path
     #: this dealer's dated report folders go here
     reports: Path
+    #: --max-changed: percent of known customers a run may change in name, phones, emails or addresses
+    max_changed: float = DEFAULT_MAX_CHANGED
 
     def newest_input(self, now: Callable[[], float] = time.time) -> Path:
         """The newest file matching `input`, refused if there is none or if it is older than max_age."""
@@ -328,6 +331,12 @@ def load_dealers(path: Path) -> DealersFile:
     return DealersFile(path, tuple(dealers), cron, kubernetes)
 
 
+def _percent(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise ValueError(f"{value!r} is not a percentage between 0 and 100")
+    return float(value)
+
+
 def _count_or_zero(value: Any) -> int:
     return 0 if value == 0 else _count(value)
 
@@ -369,13 +378,14 @@ def _dealer(entry: _Entry, name: str, state_dir: Path, reports: Path) -> Dealer 
     full = entry.get("full", _flag, False)
     keep = entry.get("keep", _count)
     api_url = entry.get("api_url", _text)
+    max_changed = entry.get("max_changed", _percent, DEFAULT_MAX_CHANGED)
     if not (name and department and input_ and mapping):
         return None
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in department)
     return Dealer(name=name, department=department, input=input_, mapping=mapping, env_file=env_file,
                   secret=secret, schedule=schedule, rate=rate, max_duration=max_duration, max_age=max_age,
                   full=full, keep=keep, api_url=api_url, state=state_dir / f"{safe}.sqlite",
-                  reports=reports / name)
+                  reports=reports / name, max_changed=max_changed)
 
 
 def _inside_night(dealer: Dealer, night_ends: int | None, where: str, problems: _Problems) -> Dealer:

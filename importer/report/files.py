@@ -25,7 +25,7 @@ from importer.send.timeline import COLUMNS as TIMELINE_COLUMNS
 from importer.send.timeline import Second
 
 RESULT_COLUMNS = ("source_row", "status", "customer_key", "customer_uuid", "customer_id", "error_code",
-                  "error_message", "warnings", "original_row")
+                  "error_message", "warnings", "original_row", "changes")
 #: Statuses whose rows go to errors.csv, to be fixed and imported again.
 ERROR_STATUSES = ("invalid", "failed")
 #: results.csv columns that may carry text from the file or the API (a key, a message): defused like errors.csv.
@@ -71,7 +71,9 @@ def defuse_formulas(values: pd.Series) -> pd.Series:
 
 
 def write_results(path: Path, table: pd.DataFrame) -> None:
-    """`table`: indexed by source row, with the other RESULT_COLUMNS."""
+    """`table`: indexed by source row, with the other RESULT_COLUMNS (`changes` may be missing: none)."""
+    if "changes" not in table:
+        table = table.assign(changes="")
     frame = table.reset_index(names="source_row")[list(RESULT_COLUMNS)]
     frame = frame.assign(**{column: defuse_formulas(frame[column].astype("str")) for column in _FREE_TEXT})
     arrow = pa.Table.from_pandas(frame, preserve_index=False)
@@ -135,6 +137,23 @@ def write_summary(path: Path, summary: dict[str, Any]) -> None:
     with private_file(path) as stream:
         json.dump(summary, stream, indent=2, sort_keys=False)
         stream.write("\n")
+
+
+def write_changes(path: Path, examples: dict[str, list[dict[str, Any]]]) -> None:
+    """changes.json: per category, up to 20 customers with their old and new values (for the page). Private:
+    it holds names, phones, emails and addresses."""
+    with private_file(path) as stream:
+        json.dump({"examples": examples}, stream, indent=1, ensure_ascii=False)
+        stream.write("\n")
+
+
+def read_changes(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """changes.json's examples; none for a run without it (validate, or an older run)."""
+    try:
+        examples = json.loads(path.read_text(encoding="utf-8")).get("examples", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return examples if isinstance(examples, dict) else {}
 
 
 def write_payloads(path: Path, bodies: Iterable[str]) -> int:
