@@ -8,6 +8,7 @@ import logging
 import platform
 import secrets
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -35,6 +36,7 @@ from importer.report.files import (
 from importer.report.folders import choose as choose_out_dir
 from importer.report.folders import finish as finish_out_dir
 from importer.report.folders import make_private_dir, refuse_overwriting_input
+from importer.report.known_problems import KnownProblems
 from importer.report.merges import flag_merged
 from importer.report.outcomes import RowOutcomes, tally_failures, with_outcomes
 from importer.report.page import write_report_page
@@ -110,12 +112,15 @@ def validate(config: ValidateConfig) -> Finished:
         prepared = prepare(source, mapping, config.prepare, keep_rows=wants_requests)
         release_memory()
         extra: dict[str, Any] = {}
+        remembered = {}
         with contextlib.ExitStack() as stack:
             store = None if config.state_path is None else stack.enter_context(
                 state_to_read(config.state_path, config.department))
             saved = None if config.state_path is None else store.load() if store is not None else no_customers()
             if saved is not None:
                 prepared.recognise_known_keys(saved.index, mapping.customer_key)
+            if store is not None:
+                remembered = store.problems()  # read only: the next run, not validate, counts tonight's
             # Built once, after the keys the state knows are recognised: the forecast and the payloads share it.
             requests = prepared.requests(mapping, config.prepare.validate_vin) if wants_requests else None
             if saved is not None and requests is not None:
@@ -132,12 +137,13 @@ def validate(config: ValidateConfig) -> Finished:
             write_payloads(config.payloads, (encode_body(r.body) for r in requests))
         table = prepared.rows.assign(customer_uuid="", customer_id="", changes="")
         write_results(out / "results.csv", table)
-        write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
+        known_problems = KnownProblems(remembered)
+        write_errors(out / "errors.csv", source, table, prepared.invalid_raw, known_problems)
         write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
         result = RunResult(_counts(table), max_invalid=config.max_invalid, rows=len(table))
         summary = _summary("validate", source, mapping.name, table, prepared.problems, started, out, result,
-                           api_url=None,
-                           **extra)
+                           api_url=None, problems_new=known_problems.new_rows,
+                           problems_known=known_problems.known_rows, **extra)
         write_summary(out / "summary.json", summary)
         write_report_page(out, mapping=mapping, results=table)
     finish_out_dir(out, config.folders)
@@ -214,6 +220,16 @@ def _guard_facts(mass: MassChange | None, limit: float) -> dict[str, Any]:
     return facts
 
 
+def _remember_problems(state: StateStore, known: KnownProblems) -> None:
+    """This run's problems replace the last run's in the state. The customers are saved already: a state that
+    cannot take them costs only the next run's telling known problems from new ones."""
+    try:
+        state.replace_problems(known.current.values())
+    except sqlite3.Error as exc:
+        log.warning("the problems of this run could not be written to the state file (%s); the next run will "
+                    "report them as new", exc)
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
 
@@ -270,8 +286,10 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             finally:
                 progress.close()
                 recorder.write_pending()
-        finally:
+            remembered = state.problems()  # the last run's, to tell tonight's new problems from known ones
+        except BaseException:
             state.close()
+            raise
         unchanged, saved, changes = plan.unchanged, recorder.saved, recorder.changes()
         change_tally = plan.changes
         # Every body is built: the normalized rows, the grouping and the bookkeeping are not needed for the reports.
@@ -299,7 +317,9 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             result = replace(result, counts=_counts(table))
             write_results(out / "results.csv", table)
             release_memory()  # what formatting a million rows needed
-            write_errors(out / "errors.csv", source, table, invalid_raw)
+            known_problems = KnownProblems(remembered)
+            write_errors(out / "errors.csv", source, table, invalid_raw, known_problems)
+            _remember_problems(state, known_problems)
             write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
             release_memory()  # and the error files, before the page is drawn
             write_timeline(out / "timeline.csv", timeline.seconds())
@@ -314,7 +334,8 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 concurrency_used=stats.concurrency_used, concurrency_limit=stats.concurrency_limit,
                 latency_p50_ms=_ms(stats.latency_p50), latency_p95_ms=_ms(stats.latency_p95),
                 stop_reason=stats.stop_reason, input_changed=input_changed, merged_customers=merged,
-                changes=changes, **_guard_facts(mass, config.max_changed))
+                changes=changes, **_guard_facts(mass, config.max_changed),
+                problems_new=known_problems.new_rows, problems_known=known_problems.known_rows)
             write_summary(out / "summary.json", summary)
             write_report_page(out, mapping=mapping, results=table)
         except OSError as exc:
@@ -328,5 +349,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 raise
             raise _after_sending("interrupted while the reports were written", saved, state_path,
                                  replace(result, stop=StopCode.INTERRUPTED)) from None
+        finally:
+            state.close()
     finish_out_dir(out, config.folders)
     return Finished(summary, result)

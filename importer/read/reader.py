@@ -37,6 +37,8 @@ REPORT_COLUMNS = ("mk_source_row", "mk_status", "mk_error_code", "mk_error_messa
 FORMULA_TRIGGERS = "=+-@\t\r'"
 #: An optional report column: the line as the export wrote it, for a row that could not be split into columns.
 RAW_LINE_COLUMN = "mk_raw_line"
+#: Report columns on when a row's problem was first reported and by how many runs (absent from older reports).
+SEEN_COLUMNS = ("mk_first_seen", "mk_times_seen")
 _BLOCK = 1 << 20
 #: How much pyarrow parses at a time: the size of the chunks on the fast path.
 ARROW_BLOCK_BYTES = 8 << 20
@@ -314,7 +316,7 @@ def open_input(source: str, sheet: str | None = None, *, keep_rows: bool = False
                 path, read_encoding = scratch / "utf8.csv", "utf-8"
         delimiter, header = _read_header(path, source, read_encoding or encoding)
         is_report = {header_key(c) for c in REPORT_COLUMNS} <= {header_key(c) for c in header}
-        dropped = {header_key(c) for c in (*REPORT_COLUMNS, RAW_LINE_COLUMN)} if is_report else set()
+        dropped = {header_key(c) for c in (*REPORT_COLUMNS, *SEEN_COLUMNS, RAW_LINE_COLUMN)} if is_report else set()
         positions = tuple(i for i, c in enumerate(header) if header_key(c) not in dropped)
         kept = RowSpool(scratch / "rows.arrow", len(positions)) if keep_rows else None
         yield InputFile(path, source, encoding, delimiter, tuple(header[i] for i in positions), positions,

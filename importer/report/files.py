@@ -19,8 +19,16 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from importer.error_codes import RETRIED_NEXT_RUN, ErrorCode
-from importer.read.reader import FORMULA_TRIGGERS, RAW_LINE_COLUMN, REPORT_COLUMNS, InputFile, read_chunks
+from importer.read.reader import (
+    FORMULA_TRIGGERS,
+    RAW_LINE_COLUMN,
+    REPORT_COLUMNS,
+    SEEN_COLUMNS,
+    InputFile,
+    read_chunks,
+)
 from importer.report.folders import private_binary_file, private_file
+from importer.report.known_problems import KnownProblems, subjects
 from importer.send.timeline import COLUMNS as TIMELINE_COLUMNS
 from importer.send.timeline import Second
 
@@ -104,16 +112,19 @@ def _raw_chunks(source: InputFile, rows: pd.Index, known: pd.DataFrame) -> Itera
         yield known.iloc[done:]
 
 
-def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: pd.DataFrame) -> int:
+def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: pd.DataFrame,
+                 known: KnownProblems | None = None) -> int:
     """The input rows to look at (see error_rows), original columns first, then why. Row count.
 
     `known_raw` holds original cells already at hand (the invalid rows); the others (those the API
-    refused, those saved without a field) come from the rows kept as they were read.
+    refused, those saved without a field) come from the rows kept as they were read. `known`: the problems
+    earlier runs reported, for each row's first seen and times seen (and it learns this run's).
     """
+    known = known if known is not None else KnownProblems()
     wanted = error_rows(table)
     written = 0
     with private_file(path, encoding="utf-8-sig") as stream:
-        pd.DataFrame(columns=[*source.header, *REPORT_COLUMNS, RAW_LINE_COLUMN]).to_csv(
+        pd.DataFrame(columns=[*source.header, *REPORT_COLUMNS, *SEEN_COLUMNS, RAW_LINE_COLUMN]).to_csv(
             stream, index=False, lineterminator="\r\n")
         if wanted.empty:
             return 0
@@ -125,6 +136,9 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
             out["mk_source_row"] = raw.index.astype(str)
             for column in ("status", "error_code", "error_message", "warnings"):
                 out[f"mk_{column}"] = why[column].astype("str")
+            out["mk_first_seen"], out["mk_times_seen"] = known.mark(
+                subjects(table["customer_key"].loc[raw.index], raw[list(source.header)].astype("str")),
+                why["error_code"].astype("str"))
             out[RAW_LINE_COLUMN] = (raw[RAW_LINE_COLUMN].fillna("").astype("str") if RAW_LINE_COLUMN in raw
                                     else pd.Series("", index=raw.index, dtype="str"))
             out = out.apply(defuse_formulas)
