@@ -40,6 +40,8 @@ from importer.report.known_problems import KnownProblems
 from importer.report.merges import flag_merged
 from importer.report.outcomes import RowOutcomes, tally_failures, with_outcomes
 from importer.report.page import write_report_page
+from importer.report.trend import remember as remember_run
+from importer.report.trend import run_record
 from importer.report.workbook import write_errors_xlsx
 from importer.send.changes import MassChange, guard
 from importer.send.client import ApiClient, check_api_url, encode_body
@@ -337,6 +339,11 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 changes=changes, **_guard_facts(mass, config.max_changed),
                 problems_new=known_problems.new_rows, problems_known=known_problems.known_rows)
             write_summary(out / "summary.json", summary)
+            try:
+                remember_run(state_path, run_record(summary, saved))  # before the page: it shows tonight's too
+            except OSError as exc:
+                log.warning("could not remember the run beside the state (%s): %s", state_path,
+                            exc.strerror or exc)
             write_report_page(out, mapping=mapping, results=table)
         except OSError as exc:
             if not sent:

@@ -47,14 +47,20 @@ def _sent(url: str) -> int:
     return int(Api(url).stats()["requests"])
 
 
-async def _changes_on_the_page(out: Path) -> str:
+async def _on_the_page(out: Path) -> tuple[str, int, dict[str, str], list[str]]:
+    """What changed (its text), the trend's charts, the rows to fix flagged as seen often (row → nights), and
+    the rows to fix in the order the table shows them."""
     url = (out / "report.html").resolve().as_uri()
     async with open_page(url) as page:
         text = await page.evaluate('document.getElementById("changes").innerText')
+        charts = await page.evaluate('document.querySelectorAll("#trend figure svg").length')
+        seen = await page.evaluate("""Object.fromEntries([...document.querySelectorAll("#rows-body tr.r")]
+            .filter(tr => tr.dataset.seen).map(tr => [tr.dataset.row, tr.dataset.seen]))""")
+        order = await page.evaluate('[...document.querySelectorAll("#rows-body tr.r")].map(tr => tr.dataset.row)')
+        await page.screenshot(out / "page.png")
         assert [e for e in page.events if e[0] == "Runtime.exceptionThrown"] == []
         assert set(page.requested_urls()) == {url}
-    result: str = text
-    return result
+    return text, charts, seen, order
 
 
 @pytest.mark.skipif(chromium_path() is None and not os.environ.get("CI"), reason="chromium is not installed")
@@ -92,7 +98,10 @@ def test_three_nights(sandbox, creds, write_csv, tmp_path: Path, capsys):
     assert errors["900"]["mk_first_seen"] == first_night["900"]["mk_first_seen"], "first seen on night 1"
     assert errors["901"]["mk_first_seen"] >= errors["900"]["mk_first_seen"]
     assert (summary["problems_known"], summary["problems_new"]) == (1, 1)
-    shown = asyncio.run(_changes_on_the_page(out2))
+    shown, charts, seen, order = asyncio.run(_on_the_page(out2))
+    assert charts == 8, "the trend: rows, to fix, created, updated, unchanged, failed, duration, 429s"
+    assert seen == {}, "no row seen three nights yet"
+    assert order == [errors["901"]["mk_source_row"], errors["900"]["mk_source_row"]], "new problems first"
     assert "+13105550100" in shown, "a changed phone's old number"
     assert "+13105550200" in shown, "and its new one"
     examples = json.loads((out2 / "changes.json").read_text())["examples"]
@@ -127,6 +136,13 @@ def test_three_nights(sandbox, creds, write_csv, tmp_path: Path, capsys):
     assert allowed["requests_sent"] == CUSTOMERS
     assert {word: n for word, n in allowed["changes"].items() if n} == {"name": CUSTOMERS}
     assert _sent(sandbox.url) == before + CUSTOMERS
+    # The nameless rows: four runs reported the first (the refused one too), three the second; the page says
+    # they come from the DMS every night.
+    errors = {r["Customer Number"]: r for r in read_csv(tmp_path / "n3b" / "errors.csv")}
+    assert (errors["900"]["mk_times_seen"], errors["901"]["mk_times_seen"]) == ("4", "3")
+    rows = {r["Customer Number"]: r["mk_source_row"] for r in errors.values()}
+    _, _, seen, _ = asyncio.run(_on_the_page(tmp_path / "n3b"))
+    assert seen == {rows["900"]: "4", rows["901"]: "3"}
 
 
 def run_validate(path: Path, tmp_path: Path) -> int:

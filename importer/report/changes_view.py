@@ -43,9 +43,10 @@ def changes_section(summary: dict[str, Any], examples: dict[str, list[dict[str, 
     if mass:
         over = "; ".join(f"{o['category']}: {o['customers']:,} of {mass['known']:,} known customers ({o['share']}%)"
                          for o in mass.get("over", ()))
+        limit = float(summary.get("max_changed") or 0)
         parts.append(f'<p class="verdict bad" id="mass-change">Nothing was sent: the run would have changed more than '
-                     f'{_e(summary.get("max_changed", ""))}% of the customers mk-import knows ({_e(over)}). If the '
-                     f'export is right, run again with --allow-mass-change; otherwise fix the export.</p>')
+                     f'{limit:g}% of the customers mk-import knows ({_e(over)}). If the export is right, run again '
+                     'with --allow-mass-change; otherwise fix the export.</p>')
     elif summary.get("command") == "validate" and counts:
         parts.append('<p class="note">What a run with this state would change.</p>')
     shown = [(word, int(counts.get(word, 0))) for word in WORDS if counts.get(word)]

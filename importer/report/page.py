@@ -34,6 +34,7 @@ from importer.report.folders import private_file
 from importer.report.known_problems import EVERY_NIGHT
 from importer.report.outcomes import API_COLUMN
 from importer.report.reasons import Reason, ReasonParser
+from importer.report.trend import recent, trend_section
 from importer.report.workbook import UNDEFUSE
 from importer.send.timeline import Second
 
@@ -44,7 +45,8 @@ MAX_POINTS = 300
 STATUS_COLORS = {"success": "#1a7f37", "unchanged": "#8c959f", "valid": "#2da44e", "invalid": "#cf222e",
                  "failed": "#8250df", "not_attempted": "#bf8700"}
 STATUS_ORDER = ("success", "unchanged", "valid", "invalid", "failed", "not_attempted")
-EXIT_WORDS = {0: "every row went through", 1: "some rows need attention", 2: "bad usage or input: nothing sent",
+EXIT_WORDS = {0: "every row went through", 1: "some rows need attention",
+              2: "bad usage or input, or a mass change refused: nothing sent",
               3: "stopped early: rerunning the same command resumes",
               4: "the API refused the credentials or the department", 130: "interrupted (Ctrl-C)"}
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
@@ -63,6 +65,8 @@ class RunReports:
     timeline: list[Second]
     #: changes.json's examples: per category, customers with old → new values
     changes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: the department's recent runs, oldest first (trend.recent)
+    runs: list[dict[str, Any]] = field(default_factory=list)
     #: per row to fix, how many runs reported its problem (errors.csv's mk_times_seen)
     times_seen: pd.Series = field(default_factory=lambda: pd.Series(dtype="int64"))
 
@@ -110,8 +114,9 @@ def read_reports(out: Path, results: pd.DataFrame | None = None) -> RunReports:
     if results is None:
         results = read_results(out / "results.csv")
     originals, times_seen = read_originals(out / "errors.csv")
+    runs = recent(Path(summary["state"]), summary.get("reports")) if summary.get("state") else []
     return RunReports(summary, results, originals, read_timeline(out / "timeline.csv"),
-                      read_changes(out / "changes.json"), times_seen)
+                      read_changes(out / "changes.json"), runs, times_seen)
 
 
 # -- the page ----------------------------------------------------------------------------------------
@@ -138,7 +143,9 @@ def verdict(summary: dict[str, Any]) -> tuple[str, bool]:
         problems.append(f"{_count(invalid)} {'needs' if invalid == 1 else 'need'} fixing")
     if failed:
         problems.append(f"{_count(failed)} failed at the API")
-    if left:
+    if left and summary.get("stop_code") == "mass_change":
+        problems.append(f"{_count(left)} not sent: refused as a mass change (see What changed)")
+    elif left:
         why = summary.get("stop_reason") or "the run stopped early"
         problems.append(f"{_count(left)} not attempted ({why}; rerunning resumes)")
     if summary.get("command") == "validate":
@@ -528,6 +535,7 @@ def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
         "(hover for what to change). Fix the rows in errors.xlsx or errors.csv and import that file again with "
         f"the same mapping. {_known_note(summary)}</p>{rows_part}"
         f"{_words_section(summary, table)}"
+        f"{'<h2>Recent runs</h2>' + trend_section(reports.runs) if reports.runs else ''}"
         f"<footer>Written {written} by {_html(summary.get('program', 'mk-import'))} from the reports in "
         f"{_html(summary.get('reports', ''))}.</footer>"
         f'<script type="application/json" id="mk-data">{_json_for_script(data)}</script>'
