@@ -182,7 +182,7 @@ class Planner:
             known = known_of.get(group.key)
             request, text, body_hash = built(requests, group)
             recorder.expect(request.key, request.source_rows, group.fingerprint,
-                            words(int(changes[place])) if known is not None else CREATED, pack_body(text))
+                            words(int(changes[place])) if known is not None else CREATED, pack_body(request.body))
             if known is not None:
                 yield Job(request.key, request.body, _identities(request), body_hash=body_hash,
                           text=text).with_uuid(known.customer_uuid)

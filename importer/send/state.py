@@ -19,7 +19,7 @@ import hashlib
 import os
 import sqlite3
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,24 +45,40 @@ _BODY_FORMAT = b"\x01"
 #: Words most bodies hold, given to zlib as a preset dictionary: a body is a few hundred bytes, too short for
 #: zlib to learn its own keys from, and with them a million bodies take about half the room. Never change
 #: these bytes under _BODY_FORMAT 1: the bodies stored with them could not be read back.
-_BODY_WORDS = (b'"okToCall":true,"okToText":true}"okToEmail":true}"okToCall":false,"okToText":false}'
-               b'"okToEmail":false}"label":"HOME"},"label":"WORK"},"label":"CELL"},"country":"US"}],'
-               b'"vehicles":[{"vin":"1FT"vehicleYear":"20"vehicleMake":"'
-               b'"vehicleModel":"","mileage":"],"validateVin":true,"searchForDuplicate":true}'
-               b'"addresses":[{"line1":"","line2":"","city":"","state":"","zip":"'
-               b'"phoneNumbers":[{"phoneNumber":"+1"emails":[{"emailAddress":"@gmail.com"'
-               b'"preferredLocale":"en_US""company":"","isBusiness":true,'
-               b'{"customer":{"customerKey":"","firstName":"","middleName":"","lastName":"')
+_BODY_WORDS = (
+    # The makes and the words of addresses and emails most often met in US dealers' exports...
+    b'Toyota Honda Ford Chevrolet Nissan Hyundai Kia Subaru Jeep Ram GMC Dodge Mazda Volkswagen BMW Lexus Tesla'
+    b' Mercedes-Benz Audi Buick Cadillac Chrysler Acura Infiniti Lincoln Volvo TOYOTA HONDA FORD CHEVROLET NISSAN'
+    b' Camry Corolla RAV4 Civic Accord CR-V F-150 Silverado Altima Rogue Elantra Tucson Outback Wrangler Model 3'
+    b' Street Avenue Road Drive Lane Court Boulevard St Ave Rd Dr Ln Ct Blvd Way Pl Apt Suite Main Oak Park Maple'
+    b'@outlook.com"@hotmail.com"@comcast.net"@icloud.com"@aol.com"@yahoo.com"@gmail.com"'
+    # ... then the body's own structure, the commonest last: zlib finds the nearest copies cheapest.
+    b'{"customer":{"customerKey":"","firstName":"","middleName":"","lastName":"","company":"","isBusiness":true,'
+    b'"preferredLocale":"en-US","okToCall":false,"okToText":false}"okToEmail":false}"okToCall":true,"okToText":true}'
+    b'"okToEmail":true}"label":"work"}"label":"home"},{"phoneNumber":"+1'
+    b'"vehicleModel":"","estimatedMileage":"},{"vin":"","vehicleYear":"20","vehicleMake":"'
+    b'"addresses":[{"line1":"","line2":"","city":"","state":"","zip":"","country":"US","type":"PRIMARY",'
+    b'"addressType":"P"}],"emails":[{"emailAddress":"","label":"home"}],"phoneNumbers":[{"phoneNumber":"+1'
+    b'","label":"cell"}]},"vehicles":[{"vin":""}],"validateVin":true,"searchForDuplicate":true}')
 
 
-def pack_body(text: str) -> bytes:
-    """A body as sent (its JSON text) as the state keeps it."""
-    packer = zlib.compressobj(9, zdict=_BODY_WORDS)
-    return _BODY_FORMAT + packer.compress(text.encode("utf-8")) + packer.flush()
+#: What a body holds that the state has elsewhere (the key) or that is the same for every body: not kept.
+_NOT_KEPT = ("validateVin", "searchForDuplicate")
+_NOT_KEPT_OF_CUSTOMER = ("customerKey", "customerUuid")
+
+
+def pack_body(body: Mapping[str, Any]) -> bytes:
+    """A body as the state keeps it: what tells one customer's body from another's, compressed."""
+    customer = body.get("customer") or {}
+    kept = {name: value for name, value in body.items() if name not in _NOT_KEPT}
+    kept["customer"] = {name: value for name, value in customer.items() if name not in _NOT_KEPT_OF_CUSTOMER}
+    packer = zlib.compressobj(6, zdict=_BODY_WORDS)
+    return _BODY_FORMAT + packer.compress(orjson.dumps(kept)) + packer.flush()
 
 
 def unpack_body(blob: bytes) -> dict[str, Any] | None:
-    """A body kept by pack_body; None for one this version cannot read (it is then as if none was kept)."""
+    """A body kept by pack_body (without what it does not keep); None for one this version cannot read (it is
+    then as if none was kept)."""
     if blob[:1] != _BODY_FORMAT:
         return None
     try:
@@ -73,6 +89,9 @@ def unpack_body(blob: bytes) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+_CUSTOMERS_TABLE = ("CREATE TABLE {name} (customer_key TEXT PRIMARY KEY, payload_hash TEXT NOT NULL,"
+                    " customer_uuid TEXT NOT NULL, customer_id TEXT, saved_at TEXT NOT NULL, fingerprint TEXT,"
+                    " body BLOB) WITHOUT ROWID")
 _PROBLEMS_TABLE = ("CREATE TABLE problems (subject TEXT NOT NULL, code TEXT NOT NULL, first_seen TEXT NOT NULL,"
                    " times_seen INTEGER NOT NULL, PRIMARY KEY (subject, code))")
 
@@ -156,8 +175,7 @@ class StateStore:
                 raise ConfigError(f"{self.path}: not an mk-import state file")
             self._db.executescript(
                 "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
-                "CREATE TABLE customers (customer_key TEXT PRIMARY KEY, payload_hash TEXT NOT NULL,"
-                " customer_uuid TEXT NOT NULL, customer_id TEXT, saved_at TEXT NOT NULL, fingerprint TEXT, body BLOB);"
+                + _CUSTOMERS_TABLE.format(name="customers") + ";"
                 "CREATE TABLE sending (customer_key TEXT PRIMARY KEY);" + _PROBLEMS_TABLE)
             self._db.executemany("INSERT INTO meta VALUES (?, ?)",
                                  [("schema_version", str(SCHEMA_VERSION)), ("department", department)])
@@ -182,7 +200,14 @@ class StateStore:
             if version < 2:
                 self._db.execute("ALTER TABLE customers RENAME COLUMN input_hash TO fingerprint")
             if version < 3:
-                self._db.execute("ALTER TABLE customers ADD COLUMN body BLOB")
+                # Rebuilt rather than altered: keyed by customer key alone (WITHOUT ROWID), a customer's line no
+                # longer has its key a second time in an index, which the bodies now kept make worth saving.
+                self._db.execute(_CUSTOMERS_TABLE.format(name="customers_3"))
+                self._db.execute("INSERT INTO customers_3 (customer_key, payload_hash, customer_uuid, customer_id,"
+                                 " saved_at, fingerprint) SELECT customer_key, payload_hash, customer_uuid,"
+                                 " customer_id, saved_at, fingerprint FROM customers")
+                self._db.execute("DROP TABLE customers")
+                self._db.execute("ALTER TABLE customers_3 RENAME TO customers")
                 self._db.execute(_PROBLEMS_TABLE)
             self._db.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION),))
 
