@@ -209,3 +209,34 @@ def test_a_refused_run_keeps_no_problem_and_state_unchanged(sandbox, creds, writ
         assert store.load()["body_hash"].to_dict() == hashes, "a refused run saves nothing"
     finally:
         store.close()
+
+
+def test_validate_reads_the_known_problems_and_only_run_writes_them(sandbox, creds, write_csv, tmp_path: Path):
+    from importer.cli import main
+
+    path = _night([*_customers(3), _nameless("900")], write_csv, "a.csv")
+    assert run(path, sandbox.url, tmp_path / "a") == 1
+    state = tmp_path / "state.sqlite"
+    for out in ("v1", "v2"):
+        assert main(["validate", str(path), "-m", "dealervault", "--out", str(tmp_path / out), "--state",
+                     str(state)]) == 1
+        (row,) = read_csv(tmp_path / out / "errors.csv")
+        assert row["mk_times_seen"] == "2", "validate counts tonight's run as a run would, and writes nothing"
+        assert (read_summary(tmp_path / out)["problems_known"], read_summary(tmp_path / out)["problems_new"]) == (1, 0)
+    store = StateStore(state, DEPARTMENT)
+    try:
+        assert [p.times_seen for p in store.problems().values()] == [1]
+    finally:
+        store.close()
+
+
+def test_a_problem_gone_is_forgotten_and_a_row_without_key_is_known_by_its_cells(sandbox, creds, write_csv,
+                                                                                 tmp_path: Path):
+    keyless = dv_row("", first="", last="", cell="(310) 555-0777")
+    customers = _customers(2)
+    assert run(_night([*customers, _nameless("900"), keyless], write_csv, "a.csv"), sandbox.url, tmp_path / "a") == 1
+    assert run(_night([*customers, keyless], write_csv, "b.csv"), sandbox.url, tmp_path / "b") == 1  # 900 fixed
+    assert [r["mk_times_seen"] for r in read_csv(tmp_path / "b" / "errors.csv")] == ["2"], "the keyless row, by cells"
+    assert run(_night([*customers, _nameless("900"), keyless], write_csv, "c.csv"), sandbox.url, tmp_path / "c") == 1
+    seen = {r["Customer Number"]: r["mk_times_seen"] for r in read_csv(tmp_path / "c" / "errors.csv")}
+    assert seen == {"900": "1", "": "3"}, "900 was gone for a night: forgotten, new again"
