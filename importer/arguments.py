@@ -235,8 +235,8 @@ def build_parser() -> Parser:
         description="Load a dealer's customer and vehicle CSV export into myKaarma's create-or-update\n"
                     "Customer API, and report what became of every row.",
         epilog="exit codes: 0 all rows fine · 1 some rows failed, or invalid beyond --max-invalid · 2 bad usage, "
-               "mapping, state or input: nothing sent\n            3 stopped early (rerun resumes) · 4 credentials "
-               "or department refused · 130 Ctrl-C after a clean stop")
+               "mapping, state or input,\n            or a mass change refused: nothing sent · 3 stopped early (rerun "
+               "resumes) · 4 credentials or department refused\n            · 130 Ctrl-C after a clean stop")
     parser.add_argument("--version", action="version", version=f"mk-import {__version__}")
     parser.add_argument("-v", "--verbose", action="store_const", const=1, default=0, dest="verbosity",
                         help="debug detail (one line per request; never a secret)")

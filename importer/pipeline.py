@@ -270,9 +270,10 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             del prepared
             outcomes = RowOutcomes(rows.index)
             recorder = Recorder(state, progress, outcomes.set, stops)
+            # Started before the plan: it counts the customers whose new rows build the body last saved.
+            progress.start(int(rows.loc[rows["status"] == Status.VALID, "customer_key"].nunique()))
             plan = Planner(state, recorder).plan(requests, config.full, known)
             del known  # joined to the requests by the planner, not to be held while sending
-            progress.start(int(rows.loc[rows["status"] == Status.VALID, "customer_key"].nunique()))
             progress.advance(Status.UNCHANGED, plan.unchanged_rows, len(plan.unchanged))
             timeline = Timeline()  # its seconds count from the start of sending
             # Decided before the pool starts: a refused mass change sends nothing at all.
