@@ -54,6 +54,11 @@ def changes_section(summary: dict[str, Any], examples: dict[str, list[dict[str, 
         body = "".join(f'<tr><td>{_e(WORDS_SHOWN[word])}</td><td class="n" data-change="{_e(word)}">{n:,}</td></tr>'
                        for word, n in shown)
         parts.append(f'<table class="counts"><tr><th>what</th><th>customers</th></tr>{body}</table>')
+    elif summary.get("command") == "validate":
+        parts.append('<p class="note">validate sends nothing; given the state (--state), it says what a run would '
+                     'change.</p>' if "forecast" not in summary else '<p class="note">A run would change nothing.</p>')
+    elif "changes" not in summary:
+        parts.append('<p class="note">These reports do not say what changed (an earlier mk-import made them).</p>')
     elif not mass:
         parts.append('<p class="note">Nothing changed in myKaarma.</p>')
     if examples:
