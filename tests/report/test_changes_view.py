@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from importer.report.changes_view import changes_section
 
 
 def test_counts_and_examples_with_every_value_escaped():
     summary = {"command": "run", "changes": {"created": 2, "phones": 1, "vehicles": 1, "name": 0}}
-    examples = {"phones": [{"customer_key": "7", "key": "7", "old": "+13105550101 (cell)",
-                            "new": "<script>alert(1)</script>"}],
-                "vehicles": [{"customer_key": "8", "key": "8", "old": "(none)", "new": "Honda (1HGCM82633A004352)",
-                              "added": ["Honda (1HGCM82633A004352)"], "removed": []}]}
+    phone = {"customer_key": "7", "key": "7", "old": "+13105550101 (cell)", "new": "<script>alert(1)</script>"}
+    vehicle = {"customer_key": "8", "key": "8", "old": "(none)", "new": "Honda (1HGCM82633A004352)",
+               "added": ["Honda (1HGCM82633A004352)"], "removed": []}
+    examples: dict[str, list[dict[str, Any]]] = {"phones": [phone], "vehicles": [vehicle]}
     html = changes_section(summary, examples)
     assert 'data-change="created">2<' in html
     assert 'data-change="phones">1<' in html
