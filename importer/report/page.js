@@ -109,7 +109,7 @@
       // Fixed in myKaarma, back the next night: the DMS sends it again, so that is where it must be fixed.
       var often = document.createElement("span");
       often.className = "seen-often";
-      often.textContent = "seen " + r[5] + " nights";
+      often.textContent = "seen " + r[5] + " nights: fix it in the DMS";
       td.title = "Reported " + r[5] + " nights running: it comes from the DMS every night; fix it there.";
       td.appendChild(often);
       tr.setAttribute("data-seen", r[5]);
