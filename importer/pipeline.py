@@ -304,8 +304,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
         try:
             # A refused mass change: each row says so in a few words, summary.json has the whole message.
             row_reason = MASS_CHANGE_ROWS if mass is not None else stats.stop_reason
-            table = with_outcomes(rows.assign(customer_uuid="", customer_id="", changes=""), outcomes, unchanged,
-                                  row_reason)
+            table = with_outcomes(rows.assign(customer_uuid="", customer_id=""), outcomes, unchanged, row_reason)
             # The outcomes are on the rows now: their packed copies and the rows' columns from before the
             # sending go, with the per-row copies made to join them.
             del rows, outcomes, unchanged
@@ -326,7 +325,8 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
             release_memory()  # and the error files, before the page is drawn
             write_timeline(out / "timeline.csv", timeline.seconds())
-            saved_keys = set(table.loc[table["changes"] != "", "customer_key"].unique().tolist())
+            saved_keys = set(table.loc[table["changes"] != "", "customer_key"].unique().tolist()) \
+                if "changes" in table else set()
             write_changes(out / "changes.json", change_tally.saved_only(saved_keys) if mass is None
                           else change_tally.examples)
             summary = _summary(

@@ -98,9 +98,10 @@ class RowOutcomes:
         # Arrow all the way: a row's texts are taken from its outcome's without a Python string per row, a
         # column at a time so that the copies of one column are gone before the next is made.
         picks = pa.array(self._outcome_of, mask=~answered)
-        own = {name: table[name] if name in table else pd.Series("", index=table.index, dtype="str")
-               for name in self.COLUMNS}
-        columns = {name: given_else_own(own[name], self._taken(blocks, picks))
+        columns = {name: given_else_own(table[name], self._taken(blocks, picks)) if name in table
+                   # A column the rows do not have yet (`changes`): the outcomes' texts, "" for the others,
+                   # without first making a column of a million empty texts to fill.
+                   else pd.Series(self._taken(blocks, picks).fill_null(""), index=table.index, dtype="str")
                    for name, blocks in zip(self.COLUMNS, self._blocks[:-1], strict=True)}
         api = self._taken(self._blocks[-1], picks)
         if api.null_count < len(api):

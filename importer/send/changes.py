@@ -179,14 +179,6 @@ def _shown_key(key: str, body: Mapping[str, Any]) -> str:
     return key if not key.startswith("~") else shown("name", body)
 
 
-def counts_of(changes: Iterable[str]) -> dict[str, int]:
-    """Customers per change word from customers' `changes` texts (one per customer)."""
-    tally: Counter[str] = Counter()
-    for text in changes:
-        tally.update(word for word in text.split(";") if word)
-    return {word: int(tally.get(word, 0)) for word in WORDS}
-
-
 @dataclass(frozen=True)
 class MassChange:
     """A run that would rewrite too many known customers: what the guard tells the person who runs it."""

@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections import Counter
 from collections.abc import Callable
 
-from importer.send.changes import counts_of
+from importer.send.changes import WORDS
 from importer.send.pool import Job, Outcome
 from importer.send.progress import Progress
 from importer.send.state import Saved, StateStore
@@ -58,8 +59,8 @@ class Recorder:
         #: ... what it changes (changes.words), and its body packed for the state (state.pack_body)
         self.changes_of: dict[str, str] = {}
         self.body_of: dict[str, bytes | None] = {}
-        #: the change words of every customer saved, tallied by `changes` at the end
-        self._changed: list[str] = []
+        #: customers saved per change word
+        self._changed: Counter[str] = Counter()
         #: saves answered and not yet written, and the timer that will write them
         self._saves: list[tuple[str, Saved, bool]] = []
         #: saved customers whose rows changed but not their body: (key, new fingerprint). Written with the next
@@ -80,7 +81,7 @@ class Recorder:
 
     def changes(self) -> dict[str, int]:
         """Customers saved by this run per change word (summary.json's `changes`)."""
-        return counts_of(self._changed)
+        return {word: self._changed[word] for word in WORDS}
 
     def same_body(self, key: str, fingerprint: str, rows: tuple[int, ...], outcome: Outcome) -> None:
         """A customer whose rows changed but build the body last saved: not sent, its new fingerprint noted."""
@@ -105,7 +106,7 @@ class Recorder:
         if saved_now and outcome.customer_uuid:
             self.saved += 1
             if changes:
-                self._changed.append(changes)
+                self._changed.update(changes.split(";"))
             saved = Saved(job.body_hash, outcome.customer_uuid, outcome.customer_id, fingerprint, body)
             self._saves.append((job.key, saved, job.search_key is not None or job.maybe_saved))
             if len(self._saves) >= COMMIT_BATCH:
