@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from importer import __version__
+from importer.config import DEFAULT_MAX_CHANGED
 from importer.errors import ConfigError
 from importer.ops.dealers import Dealer, DealersFile
 from importer.prepare.mapping import builtin_names
@@ -133,6 +134,8 @@ def _embedded(dealers: DealersFile) -> tuple[str, dict[str, str]]:
         for key in ("max_age", "keep", "api_url"):
             if getattr(dealer, key) is not None:
                 entry[key] = getattr(dealer, key)
+        if dealer.max_changed != DEFAULT_MAX_CHANGED:  # the guard's limit travels with the entry it is set for
+            entry["max_changed"] = dealer.max_changed
         entries.append(entry)
     state_dirs = {d.state.parent for d in dealers.dealers}
     reports_dirs = {d.reports.parent for d in dealers.dealers}
