@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from importer import __version__
-from importer.config import DEFAULT_API_URL, DEFAULT_MAX_RATIO, DEFAULT_MAX_UNPACKED_MB
+from importer.config import DEFAULT_API_URL, DEFAULT_MAX_CHANGED, DEFAULT_MAX_RATIO, DEFAULT_MAX_UNPACKED_MB
 from importer.status import ExitCode
 
 
@@ -146,6 +146,9 @@ def _add_validate(sub: argparse._SubParsersAction[Parser]) -> None:
                    help="say what a run with this state would do: customers to create, update, leave unchanged")
     p.add_argument("--department-uuid", metavar="D",
                    help="the same, from this department's default state file")
+    p.add_argument("--max-changed", type=_percentage, default=DEFAULT_MAX_CHANGED, metavar="PCT",
+                   help="with a state: say whether a run would be refused as a mass change (more than PCT%% of the "
+                        f"known customers changing name, phones, emails or addresses; default {DEFAULT_MAX_CHANGED:g})")
 
 
 def _add_run(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -189,6 +192,13 @@ def _add_run(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("--state", type=Path, metavar="PATH",
                    help="state file (default $XDG_STATE_HOME/mk-import/<department>.sqlite)")
     p.add_argument("--full", action="store_true", help="send every customer, even those unchanged since last run")
+    guard = p.add_mutually_exclusive_group()
+    guard.add_argument("--max-changed", type=_percentage, metavar="PCT",
+                       help="send nothing (exit 2) when more than PCT%% of the customers the state knows (at least 50) "
+                            "would change name, phones, emails or addresses: a swapped or shifted column "
+                            f"(default {DEFAULT_MAX_CHANGED:g}, or the dealer's max_changed)")
+    guard.add_argument("--allow-mass-change", action="store_true",
+                       help="send a change --max-changed would refuse, once it is known to be meant")
     p.add_argument("--max-duration", type=_positive, metavar="S",
                    help="start no request after S seconds; the rest are not_attempted (exit 3) and a rerun resumes")
     p.add_argument("--insecure-http", action="store_true", help="allow plain http to a host other than loopback")
@@ -254,9 +264,9 @@ def build_parser() -> Parser:
         description="Load a dealer's customer and vehicle CSV export into myKaarma's create-or-update\n"
                     "Customer API, and report what became of every row.",
         epilog="exit codes: 0 all rows fine · 1 some rows failed, or invalid beyond --max-invalid · 2 bad usage, "
-               "mapping, state or input: nothing sent\n            3 stopped early (rerun resumes) · 4 fix before "
-               "rerunning: credentials or department refused, TLS certificate not trusted, proxy refused\n"
-               "            130 Ctrl-C after a clean stop")
+               "mapping, state or input,\n            or a mass change refused: nothing sent · 3 stopped early (rerun "
+               "resumes) · 4 fix before rerunning: credentials or department refused,\n            TLS certificate "
+               "not trusted, proxy refused · 130 Ctrl-C after a clean stop")
     parser.add_argument("--version", action="version", version=f"mk-import {__version__}")
     parser.add_argument("-v", "--verbose", action="store_const", const=1, default=0, dest="verbosity",
                         help="debug detail (one line per request; never a secret)")

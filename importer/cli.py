@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from importer.arguments import RUN_DEFAULTS, build_parser
 from importer.config import (
+    DEFAULT_MAX_CHANGED,
     DEPARTMENT_RULE,
     Credentials,
     PoolSettings,
@@ -75,6 +76,10 @@ def _print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
         f = summary["forecast"]
         print(f"a run would create {f['create']:,} customers, update {f['update']:,}, leave {f['unchanged']:,} "
               f"unchanged; {f['invalid']:,} rows invalid", file=sys.stderr)
+        changed = ", ".join(f"{n:,} {word}" for word, n in f.get("changes", {}).items() if n and word != "created")
+        if changed:
+            print(f"it would change: {changed}", file=sys.stderr)
+
     if summary["problems"]:
         print("most frequent problems:", file=sys.stderr)
         for p in summary["problems"]:
@@ -98,6 +103,7 @@ def _validate(args: argparse.Namespace) -> int:
     state = args.state or (default_state_path(department) if department else None)
     finished = validate(ValidateConfig(_prepare_config(args), out_dir=args.out, payloads=args.payloads,
                                        max_invalid=args.max_invalid, state_path=state, department=department,
+                                       max_changed=args.max_changed,
                                        folders=_folders(args, None)))
     _print_summary(finished.summary, args)
     return exit_code_for(finished.result)
@@ -197,6 +203,8 @@ def _dealer_args(args: argparse.Namespace) -> Path | None:
     args.department_uuid, args.mapping, args.rate = dealer.department, dealer.mapping, dealer.rate
     args.state = args.state or dealer.state
     args.full = args.full or dealer.full
+    if args.max_changed is None:
+        args.max_changed = dealer.max_changed
     args.max_duration = args.max_duration or dealer.max_duration
     args.api_url = dealer.api_url or args.api_url
     args.proxy = dealer.proxy
@@ -271,7 +279,9 @@ def _import(args: argparse.Namespace) -> Finished:
         out_dir=args.out, state_path=args.state, full=args.full, max_duration=args.max_duration,
         insecure_http=args.insecure_http, ca_bundle=args.ca_bundle, proxy=getattr(args, "proxy", None),
         proxy_credentials=_proxy_credentials(args), sandbox=args.sandbox, sandbox_db=args.sandbox_db,
-        max_invalid=args.max_invalid, folders=_folders(args, args.reports_root))
+        max_invalid=args.max_invalid, folders=_folders(args, args.reports_root),
+        max_changed=DEFAULT_MAX_CHANGED if args.max_changed is None else args.max_changed,
+        allow_mass_change=args.allow_mass_change)
     return run_import(config, _progress(args))
 
 

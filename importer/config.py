@@ -20,6 +20,9 @@ DEPARTMENT_RULE = "expected a department UUID (letters, digits and dashes)"
 def is_department(text: str) -> bool:
     return DEPARTMENT.fullmatch(text) is not None
 
+#: --max-changed: the percent of known customers a guarded category (name, phones, emails, addresses) may change
+DEFAULT_MAX_CHANGED = 25.0
+
 
 @dataclass(frozen=True)
 class Credentials:
@@ -109,6 +112,8 @@ class ValidateConfig:
     state_path: Path | None = None
     #: the department of that state (None: the one the state file names)
     department: str | None = None
+    #: the mass-change guard's limit, as a run would apply it (percent of known customers)
+    max_changed: float = DEFAULT_MAX_CHANGED
     #: the dated folder and its `latest` link without out_dir; whether out_dir may hold reports already
     folders: ReportFolders = field(default_factory=ReportFolders)
 
@@ -143,5 +148,9 @@ class RunConfig:
     max_invalid: float | None = None
     #: the embedded sandbox keeps its customers in this SQLite file (the state defaults to beside it)
     sandbox_db: Path | None = None
+    #: refuse to send when a guarded category would change more than this percent of the known customers
+    max_changed: float = DEFAULT_MAX_CHANGED
+    #: send a mass change all the same
+    allow_mass_change: bool = False
     #: the dated folder and its `latest` link without out_dir; whether out_dir may hold reports already
     folders: ReportFolders = field(default_factory=ReportFolders)

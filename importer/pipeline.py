@@ -8,6 +8,7 @@ import logging
 import platform
 import secrets
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -26,17 +27,28 @@ from importer.prepare.mapping import load_mapping
 from importer.prepare.stage import ProblemTally, prepare
 from importer.read.containers import Bounds
 from importer.read.reader import InputFile, open_input
-from importer.report.files import write_errors, write_payloads, write_results, write_summary, write_timeline
+from importer.report.files import (
+    write_changes,
+    write_errors,
+    write_payloads,
+    write_results,
+    write_summary,
+    write_timeline,
+)
 from importer.report.folders import claimed as claimed_out_dir
 from importer.report.folders import finish as finish_out_dir
 from importer.report.folders import make_private_dir, refuse_overwriting_input
+from importer.report.known_problems import KnownProblems
 from importer.report.merges import flag_merged
 from importer.report.outcomes import RowOutcomes, tally_failures, with_outcomes
 from importer.report.page import write_report_page
+from importer.report.trend import remember as remember_run
+from importer.report.trend import run_record
 from importer.report.workbook import write_errors_xlsx
+from importer.send.changes import MassChange, guard
 from importer.send.client import ApiClient, check_api_url, encode_body
 from importer.send.network import Proxy, choose_proxy, ssl_context
-from importer.send.plan import Planner, forecast, saved_customers
+from importer.send.plan import Planner, forecast, no_customers, state_to_read
 from importer.send.pool import Job, Pool, PoolStats, event_loop_factory
 from importer.send.progress import NoProgress, Progress
 from importer.send.recorder import Recorder
@@ -100,32 +112,43 @@ def validate(config: ValidateConfig) -> Finished:
     with claimed_out_dir(config.out_dir, config.folders) as out:
         mapping = load_mapping(config.prepare.mapping)
         use_system_allocator()
-        with open_input(config.prepare.input, config.prepare.sheet,
-                            bounds=Bounds.of(config.prepare)) as source:
+        with open_input(config.prepare.input, config.prepare.sheet, bounds=Bounds.of(config.prepare)) as source:
             wants_requests = config.payloads is not None or config.state_path is not None
             prepared = prepare(source, mapping, config.prepare, keep_rows=wants_requests)
             release_memory()
             extra: dict[str, Any] = {}
-            saved = None if config.state_path is None else saved_customers(config.state_path, config.department)
-            if saved is not None:
-                prepared.recognise_known_keys(saved.index, mapping.customer_key)
-            # Built once, after the keys the state knows are recognised: the forecast and the payloads share it.
-            requests = prepared.requests(mapping, config.prepare.validate_vin) if wants_requests else None
-            if saved is not None and requests is not None:
-                invalid = int((prepared.rows["status"] == Status.INVALID.value).sum())
-                extra["forecast"] = forecast(requests, saved, invalid)
-                extra["state"] = str(config.state_path)
+            remembered = {}
+            with contextlib.ExitStack() as stack:
+                store = None if config.state_path is None else stack.enter_context(
+                    state_to_read(config.state_path, config.department))
+                saved = None if config.state_path is None else store.load() if store is not None else no_customers()
+                if saved is not None:
+                    prepared.recognise_known_keys(saved.index, mapping.customer_key)
+                if store is not None:
+                    remembered = store.problems()  # read only: the next run, not validate, counts tonight's
+                # Built once, after the keys the state knows are recognised: the forecast and the payloads share it.
+                requests = prepared.requests(mapping, config.prepare.validate_vin) if wants_requests else None
+                if saved is not None and requests is not None:
+                    invalid = int((prepared.rows["status"] == Status.INVALID.value).sum())
+                    told = forecast(requests, saved, invalid, store.bodies if store is not None else lambda keys: {})
+                    extra["forecast"] = told.as_dict()
+                    mass = guard(told.changes, told.known, config.max_changed)
+                    if mass is not None:
+                        extra["forecast"]["mass_change"] = mass.message("validate")
+                        log.warning("%s", mass.message("validate"))
+                    extra["state"] = str(config.state_path)
             make_private_dir(out)
             if config.payloads is not None and requests is not None:
                 write_payloads(config.payloads, (encode_body(r.body) for r in requests))
-            table = prepared.rows.assign(customer_uuid="", customer_id="")
+            table = prepared.rows.assign(customer_uuid="", customer_id="", changes="")
             write_results(out / "results.csv", table)
-            write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
+            known_problems = KnownProblems(remembered)
+            write_errors(out / "errors.csv", source, table, prepared.invalid_raw, known_problems)
             write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
             result = RunResult(_counts(table), max_invalid=config.max_invalid, rows=len(table))
             summary = _summary("validate", source, mapping.name, table, prepared.problems, started, out, result,
-                               api_url=None,
-                               **extra)
+                               api_url=None, problems_new=known_problems.new_rows,
+                               problems_known=known_problems.known_rows, **extra)
             write_summary(out / "summary.json", summary)
             write_report_page(out, mapping=mapping, results=table)
         finish_out_dir(out, config.folders)
@@ -199,6 +222,31 @@ def run_proxy(config: RunConfig, api_url: str) -> Proxy | None:
     return proxy
 
 
+#: What the rows of a refused mass change say (summary.json's stop_reason has the whole message).
+MASS_CHANGE_ROWS = "not sent: the run was refused as a mass change (see summary.json's stop_reason)"
+
+
+def _guard_facts(mass: MassChange | None, limit: float) -> dict[str, Any]:
+    """summary.json's `max_changed` and, for a refused run, what the guard found (the page shows it)."""
+    facts: dict[str, Any] = {"max_changed": limit}
+    if mass is not None:
+        facts["mass_change"] = {"known": mass.known, "over": [
+            {"category": category, "customers": count, "share": round(100 * count / mass.known, 1),
+             "examples": [{k: e[k] for k in ("key", "old", "new")} for e in examples[:3]]}
+            for category, count, examples in mass.over]}
+    return facts
+
+
+def _remember_problems(state: StateStore, known: KnownProblems) -> None:
+    """This run's problems replace the last run's in the state. The customers are saved already: a state that
+    cannot take them costs only the next run's telling known problems from new ones."""
+    try:
+        state.replace_problems(known.current.values())
+    except sqlite3.Error as exc:
+        log.warning("the problems of this run could not be written to the state file (%s); the next run will "
+                    "report them as new", exc)
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
 
@@ -222,7 +270,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
         mapping = load_mapping(config.prepare.mapping)
         use_system_allocator()
         with open_input(config.prepare.input, config.prepare.sheet, keep_rows=True,
-                            bounds=Bounds.of(config.prepare)) as source:
+                        bounds=Bounds.of(config.prepare)) as source:
             prepared = prepare(source, mapping, config.prepare, keep_rows=True)
             release_memory()  # reading's chunks, before the hours of sending
             # The sandbox forgets its customers when the run ends, so its state lives with the run's reports;
@@ -241,21 +289,32 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 del prepared
                 outcomes = RowOutcomes(rows.index)
                 recorder = Recorder(state, progress, outcomes.set, stops)
+                # Started before the plan: it counts the customers whose new rows build the body last saved.
+                progress.start(int(rows.loc[rows["status"] == Status.VALID, "customer_key"].nunique()))
                 plan = Planner(state, recorder).plan(requests, config.full, known, partial=source.is_error_report)
                 del known  # joined to the requests by the planner, not to be held while sending
-                progress.start(int(rows.loc[rows["status"] == Status.VALID, "customer_key"].nunique()))
                 progress.advance(Status.UNCHANGED, plan.unchanged_rows, len(plan.unchanged))
                 timeline = Timeline()  # its seconds count from the start of sending
+                # Decided before the pool starts: a refused mass change sends nothing at all.
+                mass = None if config.allow_mass_change else guard(plan.changes, plan.known, config.max_changed)
                 try:
-                    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-                        stats, interrupted, api_url = runner.run(_send(replace(config, api_url=api_url), recorder,
-                                                                       plan.jobs, stops, timeline))
+                    if mass is not None:
+                        log.error("%s", mass.message())
+                        stats = PoolStats(stop_reason=mass.message(), stop_code=StopCode.MASS_CHANGE)
+                        interrupted = False
+                    else:
+                        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+                            stats, interrupted, api_url = runner.run(_send(replace(config, api_url=api_url), recorder,
+                                                                           plan.jobs, stops, timeline))
                 finally:
                     progress.close()
                     recorder.write_pending()
-            finally:
+                remembered = state.problems()  # the last run's, to tell tonight's new problems from known ones
+            except BaseException:
                 state.close()
-            unchanged, saved = plan.unchanged, recorder.saved
+                raise
+            unchanged, saved, changes = plan.unchanged, recorder.saved, recorder.changes()
+            change_tally = plan.changes
             # Every body is built: the normalized rows, the grouping and the bookkeeping are not needed for the reports.
             del requests, plan, recorder
             release_memory()
@@ -263,8 +322,9 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             sent = stats.requests + stats.searches > 0
             result = RunResult({}, sent=sent, stop=stop, max_invalid=config.max_invalid, rows=len(rows))
             try:
-                table = with_outcomes(rows.assign(customer_uuid="", customer_id=""), outcomes, unchanged,
-                                      stats.stop_reason)
+                # A refused mass change: each row says so in a few words, summary.json has the whole message.
+                row_reason = MASS_CHANGE_ROWS if mass is not None else stats.stop_reason
+                table = with_outcomes(rows.assign(customer_uuid="", customer_id=""), outcomes, unchanged, row_reason)
                 # The outcomes are on the rows now: their packed copies and the rows' columns from before the
                 # sending go, with the per-row copies made to join them.
                 del rows, outcomes, unchanged
@@ -279,10 +339,16 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 result = replace(result, counts=_counts(table))
                 write_results(out / "results.csv", table)
                 release_memory()  # what formatting a million rows needed
-                write_errors(out / "errors.csv", source, table, invalid_raw)
+                known_problems = KnownProblems(remembered)
+                write_errors(out / "errors.csv", source, table, invalid_raw, known_problems)
+                _remember_problems(state, known_problems)
                 write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
                 release_memory()  # and the error files, before the page is drawn
                 write_timeline(out / "timeline.csv", timeline.seconds())
+                saved_keys = set(table.loc[table["changes"] != "", "customer_key"].unique().tolist()) \
+                    if "changes" in table else set()
+                write_changes(out / "changes.json", change_tally.saved_only(saved_keys) if mass is None
+                              else change_tally.examples)
                 summary = _summary(
                     "run", source, mapping.name, table, problems, started, out, result, api_url=api_url,
                     department=config.department, state=str(state_path), requests_sent=stats.requests,
@@ -291,9 +357,15 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                     concurrency_used=stats.concurrency_used, concurrency_limit=stats.concurrency_limit,
                     latency_p50_ms=_ms(stats.latency_p50), latency_p95_ms=_ms(stats.latency_p95),
                     stop_reason=stats.stop_reason, input_changed=input_changed, merged_customers=merged,
-                    proxy=proxy.url if proxy else None,
-                    ca_bundle=str(config.ca_bundle) if config.ca_bundle else None)
+                    changes=changes, **_guard_facts(mass, config.max_changed),
+                proxy=proxy.url if proxy else None, ca_bundle=str(config.ca_bundle) if config.ca_bundle else None,
+                    problems_new=known_problems.new_rows, problems_known=known_problems.known_rows)
                 write_summary(out / "summary.json", summary)
+                try:
+                    remember_run(state_path, run_record(summary, saved))  # before the page: it shows tonight's too
+                except OSError as exc:
+                    log.warning("could not remember the run beside the state (%s): %s", state_path,
+                                exc.strerror or exc)
                 write_report_page(out, mapping=mapping, results=table)
             except OSError as exc:
                 if not sent:
@@ -306,5 +378,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                     raise
                 raise _after_sending("interrupted while the reports were written", saved, state_path,
                                      replace(result, stop=StopCode.INTERRUPTED)) from None
+            finally:
+                state.close()
         finish_out_dir(out, config.folders)
     return Finished(summary, result)

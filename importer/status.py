@@ -19,7 +19,7 @@ class Status(StrEnum):
 class ExitCode(IntEnum):
     OK = 0  #: every row success, unchanged or valid (invalid rows within --max-invalid, if given)
     ROWS_FAILED = 1  #: finished; some rows failed, or invalid beyond --max-invalid
-    USAGE = 2  #: bad usage, config, mapping or input file: nothing sent
+    USAGE = 2  #: bad usage, config, mapping or input file, or a mass change refused: nothing sent
     STOPPED = 3  #: stopped early (time budget, interrupt, API unavailable, failure after sending); rerun resumes
     #: the API refused the credentials or the department, the API's TLS certificate was not trusted, or the
     #: proxy refused: fix them before rerunning
@@ -41,6 +41,7 @@ class StopCode(StrEnum):
     RATE_LIMITED = "rate_limited"  #: the API answered only 429s (or nothing) for --patience seconds
     STATE_UNWRITABLE = "state_unwritable"  #: the state file stopped taking writes
     REPORT_WRITE_FAILED = "report_write_failed"  #: the reports could not be written after requests were sent
+    MASS_CHANGE = "mass_change"  #: known customers would change beyond --max-changed: nothing was sent
 
 
 #: Stops that a rerun cannot mend: the credentials, the trust store or the proxy setting must change first.
@@ -82,6 +83,8 @@ def exit_code_for(outcome: RunResult | BaseException) -> ExitCode:
         return ExitCode.INTERRUPTED
     if result.stop in FIX_FIRST:
         return ExitCode.REFUSED
+    if result.stop == StopCode.MASS_CHANGE:
+        return ExitCode.USAGE  # nothing was sent: the export is to be checked, or the change allowed
     if result.stop is not None:
         return ExitCode.STOPPED
     if result.count(Status.FAILED):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 from importer.cli import main
 from importer.sandbox import SandboxConfig, SandboxThread
@@ -133,10 +134,13 @@ def test_validate_with_a_state_says_what_a_run_would_do(sandbox, creds, tmp_path
     state = tmp_path / "state.sqlite"  # where run() keeps it
     never = tmp_path / "none.sqlite"
 
+    told: dict[str, dict[str, int]] = {}
+
     def forecast(path: Path, state_path: Path) -> dict[str, int]:
         out = tmp_path / f"v-{path.stem}-{state_path.stem}"
         main(["validate", str(path), "-m", "dealervault", "--out", str(out), "--state", str(state_path)])
-        result: dict[str, int] = read_summary(out)["forecast"]
+        result: dict[str, Any] = read_summary(out)["forecast"]
+        told[path.stem] = result.pop("changes")
         return result
 
     first = write_csv([DV_HEADER, *rows], name="first.csv")
@@ -148,9 +152,11 @@ def test_validate_with_a_state_says_what_a_run_would_do(sandbox, creds, tmp_path
                          dv_row("5", first="Di", last="Ng"), rows[3]], name="second.csv")
     # 1: same rows; 3: more rows, same body; 2: changed; 5: new
     assert forecast(changed, state) == {"create": 1, "update": 1, "unchanged": 2, "invalid": 1}
+    assert {word: n for word, n in told["second"].items() if n} == {"created": 1, "phones": 1}
     requests_before = Api(sandbox.url).stats()["requests"]
     run(changed, sandbox.url, tmp_path / "out2")
     summary = read_summary(tmp_path / "out2")
+    assert summary["changes"] == told["second"], "the run changes what validate forecast"
     assert Api(sandbox.url).stats()["requests"] - requests_before == 2
     assert summary["counts"]["unchanged"] == 3  # rows: customer 1's, and both of customer 3's
 
@@ -161,7 +167,8 @@ def test_validate_forecasts_from_the_departments_default_state(monkeypatch, tmp_
     out = tmp_path / "out"
     assert main(["validate", str(path), "-m", "dealervault", "--out", str(out), "--department-uuid", "dept-9"]) == 0
     summary = read_summary(out)
-    assert summary["forecast"] == {"create": 1, "update": 0, "unchanged": 0, "invalid": 0}
+    assert {k: v for k, v in summary["forecast"].items() if k != "changes"} == {"create": 1, "update": 0,
+                                                                               "unchanged": 0, "invalid": 0}
     assert summary["state"] == str(tmp_path / "xdg" / "mk-import" / "dept-9.sqlite")
 
 

@@ -23,14 +23,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from importer.config import DEPARTMENT_RULE, is_department
+from importer.config import DEFAULT_MAX_CHANGED, DEPARTMENT_RULE, is_department
 from importer.errors import ConfigError, InputError
 from importer.prepare.mapping import builtin_names, read_yaml
 from importer.send.network import parse_proxy
 
 #: Keys an entry may carry; all but name and department may also be defaults.
 ENTRY_KEYS = ("name", "department", "input", "mapping", "credentials", "schedule", "rate", "max_duration",
-              "max_age", "full", "keep", "api_url", "proxy", "ca_bundle",
+              "max_age", "full", "keep", "api_url", "proxy", "ca_bundle", "max_changed",
               *("max_invalid", "min_rows", "allow_empty", "patience", "request_timeout", "concurrency"))
 #: The run options of an entry that `run` takes as they are (the command line's own, given there, win).
 RUN_OPTIONS = ("max_invalid", "min_rows", "allow_empty", "patience", "request_timeout", "concurrency")
@@ -97,6 +97,8 @@ class Dealer:
     request_timeout: float | None = None
     #: requests in flight at most
     concurrency: int | None = None
+    #: --max-changed: percent of known customers a run may change in name, phones, emails or addresses
+    max_changed: float = DEFAULT_MAX_CHANGED
 
     def run_options(self) -> dict[str, Any]:
         """The run options this entry gives (RUN_OPTIONS), by the name `run`'s arguments have."""
@@ -460,13 +462,14 @@ def _dealer(entry: _Entry, name: str, state_dir: Path, reports: Path) -> Dealer 
                "patience": entry.get("patience", parse_duration),
                "request_timeout": entry.get("request_timeout", parse_duration),
                "concurrency": entry.get("concurrency", _count)}
+    max_changed = entry.get("max_changed", _percentage, DEFAULT_MAX_CHANGED)
     if not (name and department and input_ and mapping):
         return None
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in department)
     return Dealer(name=name, department=department, input=input_, mapping=mapping, env_file=env_file,
                   secret=secret, schedule=schedule, rate=rate, max_duration=max_duration, max_age=max_age,
                   full=full, keep=keep, api_url=api_url, proxy=proxy, ca_bundle=ca_bundle,
-                  state=state_dir / f"{safe}.sqlite", reports=reports / name, **options)
+                  state=state_dir / f"{safe}.sqlite", reports=reports / name, max_changed=max_changed, **options)
 
 
 def _inside_night(dealer: Dealer, night_ends: int | None, where: str, problems: _Problems) -> Dealer:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from importer import __version__
+from importer.config import DEFAULT_MAX_CHANGED
 from importer.errors import ConfigError
 from importer.ops.dealers import Dealer, DealersFile, control_character
 from importer.prepare.mapping import builtin_names
@@ -216,6 +217,8 @@ def _embedded(dealers: DealersFile) -> tuple[str, dict[str, str]]:
         if ca_bundle is not None:
             entry["ca_bundle"] = ca_bundle
         entry |= dealer.run_options()
+        if dealer.max_changed != DEFAULT_MAX_CHANGED:  # the guard's limit travels with the entry it is set for
+            entry["max_changed"] = dealer.max_changed
         entries.append(entry)
     state_dirs = {d.state.parent for d in dealers.dealers}
     reports_dirs = {d.reports.parent for d in dealers.dealers}

@@ -1,12 +1,12 @@
 """A run's figures for Prometheus: a textfile for node_exporter, or a push to a Pushgateway.
 
 Prometheus only sees the last run, so what needs several runs (the time of the last successful one, how
-many runs in a row the time budget stopped) is remembered in a small JSON file beside the state file.
+many runs in a row the time budget stopped) is remembered in the JSON file beside the state file that keeps
+the department's recent runs (report/trend.py).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -17,7 +17,10 @@ from urllib.error import URLError
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
 
-from importer.report.folders import private_file
+from importer.report.trend import read as read_runs_file
+from importer.report.trend import runs_path
+from importer.report.trend import update as update_runs_file
+from importer.send.changes import WORDS
 from importer.status import Status, StopCode
 
 log = logging.getLogger("mk_import.metrics")
@@ -40,6 +43,13 @@ class RunFacts:
     finished: bool
     #: stopped by --max-duration
     out_of_time: bool
+    #: why the run stopped early (summary.json's stop_code), None if it did not
+    stop_code: str | None = None
+    #: customers saved per change word (created, name, phones...)
+    changes: Mapping[str, int] | None = None
+    #: rows to fix whose problem is new tonight, and those reported by earlier runs too
+    problems_new: int = 0
+    problems_known: int = 0
 
 
 def facts_from_summary(summary: Mapping[str, Any]) -> RunFacts:
@@ -54,6 +64,10 @@ def facts_from_summary(summary: Mapping[str, Any]) -> RunFacts:
         exit_code=int(summary["exit_code"]),
         finished="counts" in summary and not stop_code,
         out_of_time=stop_code == StopCode.TIME_BUDGET,
+        stop_code=str(stop_code) if stop_code else None,
+        changes={str(k): int(v) for k, v in (summary.get("changes") or {}).items()},
+        problems_new=int(summary.get("problems_new") or 0),
+        problems_known=int(summary.get("problems_known") or 0),
     )
 
 
@@ -70,11 +84,11 @@ class History:
     def load(cls, path: Path | None) -> History:
         if path is None:
             return cls()
+        data = read_runs_file(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
             return cls(data.get("last_success"), int(data.get("out_of_time_in_a_row", 0)))
-        except (OSError, ValueError, TypeError, AttributeError):
-            return cls()  # none yet, or unreadable: the next finished run starts it again
+        except (ValueError, TypeError):
+            return cls()  # unreadable: the next finished run starts it again
 
     def after(self, facts: RunFacts, now: float) -> History:
         return History(now if facts.finished else self.last_success,
@@ -83,9 +97,8 @@ class History:
     def save(self, path: Path | None) -> None:
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with private_file(path) as stream:
-            json.dump({"last_success": self.last_success, "out_of_time_in_a_row": self.out_of_time_in_a_row}, stream)
+        # The runs the page draws share the file: only these two keys are replaced.
+        update_runs_file(path, last_success=self.last_success, out_of_time_in_a_row=self.out_of_time_in_a_row)
 
 
 def registry_for(facts: RunFacts, history: History, dealer: str, department: str, now: float) -> CollectorRegistry:
@@ -106,6 +119,18 @@ def registry_for(facts: RunFacts, history: History, dealer: str, department: str
     gauge("mk_import_last_run_timestamp_seconds", "Unix time the last run ended", now)
     gauge("mk_import_time_budget_stops_in_a_row", "Runs in a row stopped by --max-duration",
           history.out_of_time_in_a_row)
+    changes = Gauge("mk_import_changes", "Customers the last run saved, by what changed (created, name, phones...)",
+                    (*LABELS, "category"), registry=registry)
+    for word in WORDS:
+        changes.labels(category=word, **labels).set((facts.changes or {}).get(word, 0))
+    problems = Gauge("mk_import_problems", "Rows to fix in the last run: problems new tonight, or known from earlier "
+                     "runs", (*LABELS, "kind"), registry=registry)
+    problems.labels(kind="new", **labels).set(facts.problems_new)
+    problems.labels(kind="known", **labels).set(facts.problems_known)
+    stopped = Gauge("mk_import_stopped", "1 for why the last run stopped early (its stop_code), 0 for the others",
+                    (*LABELS, "stop_code"), registry=registry)
+    for code in StopCode:
+        stopped.labels(stop_code=code.value, **labels).set(1 if facts.stop_code == code.value else 0)
     if history.last_success is not None:
         gauge("mk_import_last_success_timestamp_seconds", "Unix time the last finished run ended",
               history.last_success)
@@ -113,7 +138,7 @@ def registry_for(facts: RunFacts, history: History, dealer: str, department: str
 
 
 def history_path(state: Path) -> Path:
-    return state.with_name(state.name + ".runs.json")
+    return runs_path(state)
 
 
 def publish(summary: Mapping[str, Any], *, dealer: str, department: str, metrics_file: Path | None,

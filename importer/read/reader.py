@@ -45,6 +45,8 @@ EXPORT_KEY_COLUMN = "mk_customer_key"
 #: quote included (LibreOffice and Excel read `'0000082` as that text, where they read `0000082` as the number
 #: 82). A re-import takes it off; errors.xlsx, whose cells are text, needs none.
 KEY_QUOTE = "'"
+#: Report columns on when a row's problem was first reported and by how many runs (absent from older reports).
+SEEN_COLUMNS = ("mk_first_seen", "mk_times_seen")
 _BLOCK = 1 << 20
 #: How much pyarrow parses at a time: the size of the chunks on the fast path.
 ARROW_BLOCK_BYTES = 8 << 20
@@ -349,8 +351,8 @@ def open_input(source: str, sheet: str | None = None, *, keep_rows: bool = False
         is_report = {header_key(c) for c in REPORT_COLUMNS} <= {header_key(c) for c in header}
         if is_report:  # errors.csv defuses its header cells too
             header = [undefuse_text(c) for c in header]
-        dropped = ({header_key(c) for c in (*REPORT_COLUMNS, RAW_LINE_COLUMN, EXPORT_KEY_COLUMN)} if is_report
-                   else set())
+        dropped = ({header_key(c) for c in (*REPORT_COLUMNS, *SEEN_COLUMNS, RAW_LINE_COLUMN, EXPORT_KEY_COLUMN)}
+                   if is_report else set())
         positions = tuple(i for i, c in enumerate(header) if header_key(c) not in dropped)
         kept = RowSpool(scratch / "rows.arrow", len(positions)) if keep_rows else None
         yield InputFile(path, source, encoding, delimiter, tuple(header[i] for i in positions), positions,

@@ -20,13 +20,22 @@ import pyarrow.csv as pa_csv
 
 from importer.error_codes import RETRIED_NEXT_RUN, ErrorCode
 from importer.read.formulas import defuse, defuse_text
-from importer.read.reader import EXPORT_KEY_COLUMN, KEY_QUOTE, RAW_LINE_COLUMN, REPORT_COLUMNS, InputFile, read_chunks
+from importer.read.reader import (
+    EXPORT_KEY_COLUMN,
+    KEY_QUOTE,
+    RAW_LINE_COLUMN,
+    REPORT_COLUMNS,
+    SEEN_COLUMNS,
+    InputFile,
+    read_chunks,
+)
 from importer.report.folders import private_binary_file, private_file
+from importer.report.known_problems import KnownProblems, subjects
 from importer.send.timeline import COLUMNS as TIMELINE_COLUMNS
 from importer.send.timeline import Second
 
 RESULT_COLUMNS = ("source_row", "status", "customer_key", "customer_uuid", "customer_id", "error_code",
-                  "error_message", "warnings", "original_row")
+                  "error_message", "warnings", "original_row", "changes")
 #: Statuses whose rows go to errors.csv, to be fixed and imported again.
 ERROR_STATUSES = ("invalid", "failed")
 #: Statuses of rows that were (or would be) saved: such a row goes to errors.csv only if a field was dropped.
@@ -78,7 +87,9 @@ def defuse_formulas(values: pd.Series) -> pd.Series:
 
 
 def write_results(path: Path, table: pd.DataFrame) -> None:
-    """`table`: indexed by source row, with the other RESULT_COLUMNS."""
+    """`table`: indexed by source row, with the other RESULT_COLUMNS (`changes` may be missing: none)."""
+    if "changes" not in table:
+        table = table.assign(changes="")
     frame = table.reset_index(names="source_row")[list(RESULT_COLUMNS)]
     frame = frame.astype("str").apply(defuse_formulas)
     arrow = pa.Table.from_pandas(frame, preserve_index=False)
@@ -109,17 +120,20 @@ def _raw_chunks(source: InputFile, rows: pd.Index, known: pd.DataFrame) -> Itera
         yield known.iloc[done:]
 
 
-def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: pd.DataFrame) -> int:
+def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: pd.DataFrame,
+                 known: KnownProblems | None = None) -> int:
     """The input rows to look at (see error_rows), original columns first, then why. Row count.
 
     `known_raw` holds original cells already at hand (the invalid rows); the others (those the API
-    refused, those saved without a field) come from the rows kept as they were read.
+    refused, those saved without a field) come from the rows kept as they were read. `known`: the problems
+    earlier runs reported, for each row's first seen and times seen (and it learns this run's).
     """
+    known = known if known is not None else KnownProblems()
     wanted = error_rows(table)
     written = 0
     with private_file(path, encoding="utf-8-sig") as stream:
         pd.DataFrame(columns=[defuse_text(c) for c in (*source.header, REPORT_COLUMNS[0], EXPORT_KEY_COLUMN,
-                                                          *REPORT_COLUMNS[1:], RAW_LINE_COLUMN)]).to_csv(
+                                                          *REPORT_COLUMNS[1:], *SEEN_COLUMNS, RAW_LINE_COLUMN)]).to_csv(
             stream, index=False, lineterminator="\r\n")
         if wanted.empty:
             return 0
@@ -131,6 +145,9 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
             out["mk_source_row"] = raw.index.astype(str)
             for column in ("status", "error_code", "error_message", "warnings"):
                 out[f"mk_{column}"] = why[column].astype("str")
+            out["mk_first_seen"], out["mk_times_seen"] = known.mark(
+                subjects(table["customer_key"].loc[raw.index], raw[list(source.header)].astype("str")),
+                why["error_code"].astype("str"))
             out[RAW_LINE_COLUMN] = (raw[RAW_LINE_COLUMN].fillna("").astype("str") if RAW_LINE_COLUMN in raw
                                     else pd.Series("", index=raw.index, dtype="str"))
             out = out.apply(defuse_formulas)
@@ -146,6 +163,23 @@ def write_summary(path: Path, summary: dict[str, Any]) -> None:
     with private_file(path) as stream:
         json.dump(summary, stream, indent=2, sort_keys=False)
         stream.write("\n")
+
+
+def write_changes(path: Path, examples: dict[str, list[dict[str, Any]]]) -> None:
+    """changes.json: per category, up to 20 customers with their old and new values (for the page). Private:
+    it holds names, phones, emails and addresses."""
+    with private_file(path) as stream:
+        json.dump({"examples": examples}, stream, indent=1, ensure_ascii=False)
+        stream.write("\n")
+
+
+def read_changes(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """changes.json's examples; none for a run without it (validate, or an older run)."""
+    try:
+        examples = json.loads(path.read_text(encoding="utf-8")).get("examples", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return examples if isinstance(examples, dict) else {}
 
 
 def write_payloads(path: Path, bodies: Iterable[str]) -> int:

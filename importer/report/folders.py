@@ -19,7 +19,8 @@ from importer.config import ReportFolders
 from importer.errors import ConfigError
 
 #: The files a run or validate writes into its report folder.
-REPORT_FILES = ("results.csv", "errors.csv", "errors.xlsx", "summary.json", "timeline.csv", "report.html")
+REPORT_FILES = ("results.csv", "errors.csv", "errors.xlsx", "summary.json", "timeline.csv", "changes.json",
+                "report.html")
 
 #: The link, beside the dated folders, to the newest finished one.
 LATEST = "latest"

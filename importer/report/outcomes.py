@@ -51,7 +51,7 @@ class RowOutcomes:
     A million rows cost 4 MB of numbers and each customer about the length of its texts, where Python
     strings in per-row slots cost ~50 MB of slots and ~145 bytes a customer."""
 
-    COLUMNS = ("status", "customer_uuid", "customer_id", "error_code", "error_message")
+    COLUMNS = ("status", "customer_uuid", "customer_id", "error_code", "error_message", "changes")
     #: outcomes held as Python tuples before they are packed into Arrow columns
     BLOCK = 50_000
 
@@ -66,10 +66,11 @@ class RowOutcomes:
         self._unpacked: list[tuple[str | None, ...]] = []
         self._count = 0
 
-    def set(self, rows: tuple[int, ...], outcome: Outcome) -> None:
+    def set(self, rows: tuple[int, ...], outcome: Outcome, changes: str = "") -> None:
+        """`changes`: what the customer's save changed (changes.words), empty when nothing was saved."""
         api_warnings = "API: " + ", ".join(outcome.warnings) if outcome.warnings else None
         self._unpacked.append((outcome.status.value, outcome.customer_uuid or "", outcome.customer_id or "",
-                               outcome.error_code or "", outcome.detail, api_warnings))
+                               outcome.error_code or "", outcome.detail, changes, api_warnings))
         for row in rows:
             self._outcome_of[row - self._first] = self._count
         self._count += 1
@@ -97,7 +98,10 @@ class RowOutcomes:
         # Arrow all the way: a row's texts are taken from its outcome's without a Python string per row, a
         # column at a time so that the copies of one column are gone before the next is made.
         picks = pa.array(self._outcome_of, mask=~answered)
-        columns = {name: given_else_own(table[name], self._taken(blocks, picks))
+        columns = {name: given_else_own(table[name], self._taken(blocks, picks)) if name in table
+                   # A column the rows do not have yet (`changes`): the outcomes' texts, "" for the others,
+                   # without first making a column of a million empty texts to fill.
+                   else pd.Series(self._taken(blocks, picks).fill_null(""), index=table.index, dtype="str")
                    for name, blocks in zip(self.COLUMNS, self._blocks[:-1], strict=True)}
         api = self._taken(self._blocks[-1], picks)
         if api.null_count < len(api):

@@ -104,7 +104,17 @@
     var td = document.createElement("td");
     var badge = document.createElement("span");
     badge.className = "status " + statuses[r[1]]; badge.textContent = statuses[r[1]];
-    td.appendChild(badge); tr.appendChild(td);
+    td.appendChild(badge);
+    if (r[5] >= data.everyNight) {
+      // Fixed in myKaarma, back the next night: the DMS sends it again, so that is where it must be fixed.
+      var often = document.createElement("span");
+      often.className = "seen-often";
+      often.textContent = "seen " + r[5] + " nights: fix it in the DMS";
+      td.title = "Reported " + r[5] + " nights running: it comes from the DMS every night; fix it there.";
+      td.appendChild(often);
+      tr.setAttribute("data-seen", r[5]);
+    }
+    tr.appendChild(td);
     var whole = byColumn[-1] || [];
     var msg = r[4] ? [r[4]] : [];
     cell(tr, "whole", whole.map(function (w) { return problems[w[1]].label; }).concat(msg).join(": "), whole);

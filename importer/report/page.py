@@ -15,10 +15,11 @@ import json
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -28,10 +29,13 @@ from importer.errors import InputError
 from importer.prepare.mapping import MappingSpec
 from importer.read.formulas import undefuse, undefuse_text
 from importer.read.reader import header_key
-from importer.report.files import ERROR_STATUSES, RESULT_COLUMNS, read_timeline
+from importer.report.changes_view import changes_section
+from importer.report.files import ERROR_STATUSES, RESULT_COLUMNS, read_changes, read_timeline
 from importer.report.folders import private_file
+from importer.report.known_problems import EVERY_NIGHT
 from importer.report.outcomes import API_COLUMN
 from importer.report.reasons import Reason, ReasonParser
+from importer.report.trend import recent, trend_section
 from importer.send.timeline import Second
 
 #: Rows the printed table holds at most (the page on screen holds every row).
@@ -41,7 +45,8 @@ MAX_POINTS = 300
 STATUS_COLORS = {"success": "#1a7f37", "unchanged": "#8c959f", "valid": "#2da44e", "invalid": "#cf222e",
                  "failed": "#8250df", "not_attempted": "#bf8700"}
 STATUS_ORDER = ("success", "unchanged", "valid", "invalid", "failed", "not_attempted")
-EXIT_WORDS = {0: "every row went through", 1: "some rows need attention", 2: "bad usage or input: nothing sent",
+EXIT_WORDS = {0: "every row went through", 1: "some rows need attention",
+              2: "bad usage or input, or a mass change refused: nothing sent",
               3: "stopped early: rerunning the same command resumes",
               4: "the API refused the credentials or the department", 130: "interrupted (Ctrl-C)"}
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
@@ -58,6 +63,12 @@ class RunReports:
     #: the original cells of the rows needing attention, indexed by source row (from errors.csv)
     originals: pd.DataFrame
     timeline: list[Second]
+    #: changes.json's examples: per category, customers with old → new values
+    changes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: the department's recent runs, oldest first (trend.recent)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    #: per row to fix, how many runs reported its problem (errors.csv's mk_times_seen)
+    times_seen: pd.Series = field(default_factory=lambda: pd.Series(dtype="int64"))
 
 
 # -- reading a run's reports -------------------------------------------------------------------------
@@ -72,18 +83,23 @@ def read_results(path: Path) -> pd.DataFrame:
     return indexed
 
 
-def read_originals(path: Path) -> pd.DataFrame:
-    """errors.csv's original columns (as the file had them), indexed by source row; empty without one."""
+def read_originals(path: Path) -> tuple[pd.DataFrame, pd.Series]:
+    """errors.csv's original columns (as the file had them), indexed by source row, and each row's
+    mk_times_seen (1 where an older errors.csv has none); empty without one."""
+    none = pd.DataFrame(index=pd.Index([], dtype="int64")), pd.Series(dtype="int64")
     if not path.exists():
-        return pd.DataFrame(index=pd.Index([], dtype="int64"))
+        return none
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig")
     if "mk_source_row" not in frame.columns:
-        return pd.DataFrame(index=pd.Index([], dtype="int64"))
+        return none
     frame.index = pd.Index(frame["mk_source_row"].astype("int64"), name="source_row")
+    times = (pd.to_numeric(frame["mk_times_seen"], errors="coerce").fillna(1).astype("int64")
+             if "mk_times_seen" in frame.columns else pd.Series(1, index=frame.index, dtype="int64"))
     originals = frame[[c for c in frame.columns if not str(c).startswith("mk_")]]
     originals.columns = pd.Index([undefuse_text(str(c)) for c in originals.columns])
     # Vectorized: the page of a large run reads tens of thousands of rows here.
-    return originals.apply(undefuse) if len(originals) else originals
+    originals = originals.apply(undefuse) if len(originals) else originals
+    return originals, times[~times.index.duplicated()]
 
 
 def read_reports(out: Path, results: pd.DataFrame | None = None) -> RunReports:
@@ -97,7 +113,10 @@ def read_reports(out: Path, results: pd.DataFrame | None = None) -> RunReports:
         raise InputError(f"{summary_path}: not readable as JSON ({exc})") from None
     if results is None:
         results = read_results(out / "results.csv")
-    return RunReports(summary, results, read_originals(out / "errors.csv"), read_timeline(out / "timeline.csv"))
+    originals, times_seen = read_originals(out / "errors.csv")
+    runs = recent(Path(summary["state"]), summary.get("reports")) if summary.get("state") else []
+    return RunReports(summary, results, originals, read_timeline(out / "timeline.csv"),
+                      read_changes(out / "changes.json"), runs, times_seen)
 
 
 # -- the page ----------------------------------------------------------------------------------------
@@ -124,7 +143,9 @@ def verdict(summary: dict[str, Any]) -> tuple[str, bool]:
         problems.append(f"{_count(invalid)} {'needs' if invalid == 1 else 'need'} fixing")
     if failed:
         problems.append(f"{_count(failed)} failed at the API")
-    if left:
+    if left and summary.get("stop_code") == "mass_change":
+        problems.append(f"{_count(left)} not sent: refused as a mass change (see What changed)")
+    elif left:
         why = summary.get("stop_reason") or "the run stopped early"
         problems.append(f"{_count(left)} not attempted ({why}; rerunning resumes)")
     if summary.get("command") == "validate":
@@ -237,6 +258,10 @@ def _shown_columns(header: Sequence[str], mapping: MappingSpec | None) -> list[s
 def _attention_table(reports: RunReports, mapping: MappingSpec | None) -> _Table:
     results, originals = reports.results, reports.originals
     wanted = results[results["status"].isin(ERROR_STATUSES)]
+    # New problems first, then those earlier runs reported too, each in file order.
+    times = reports.times_seen.reindex(wanted.index).fillna(1).astype("int64")
+    wanted = wanted.iloc[np.lexsort((wanted.index.to_numpy(), (times > 1).to_numpy()))]
+    times_of = dict(zip(wanted.index.tolist(), times.loc[wanted.index].tolist(), strict=True))
     header = [str(c) for c in originals.columns]
     columns = _shown_columns(header, mapping)
     at = {c: i for i, c in enumerate(columns)}
@@ -275,7 +300,8 @@ def _attention_table(reports: RunReports, mapping: MappingSpec | None) -> _Table
                 refused[reason.problem] += 1
         # An error about the row as a whole (an API refusal) shows its message: the API's own words.
         detail = message if code and reasons and reasons[0].column is None and code != "INVALID_FIELD" else ""
-        rows.append([row, statuses.index(status), [str(v) for v in values_of.get(row, blank)], cells, detail])
+        rows.append([row, statuses.index(status), [str(v) for v in values_of.get(row, blank)], cells, detail,
+                     int(times_of[row])])
     return _Table(columns, problems, rows, tally, first, words, refused)
 
 
@@ -469,7 +495,7 @@ def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
     sentence, good = verdict(summary)
     table = _attention_table(reports, mapping)
     data = {"columns": table.columns, "statuses": list(ERROR_STATUSES), "problems": table.problems,
-            "rows": table.rows, "printCap": PRINT_CAP}
+            "rows": table.rows, "printCap": PRINT_CAP, "everyNight": EVERY_NIGHT}
     head_cells = "".join(f"<th title=\"{_html(c)}\">{_html(c)}</th>" for c in table.columns)
     flagged = {column for column, _ in table.tally}
     widths = [240 if c in flagged else min(200, max(90, 8 * len(c) + 24)) for c in table.columns]
@@ -500,18 +526,29 @@ def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
         f"<header><h1>mk-import {_html(summary.get('command', ''))} report</h1>"
         f'<p class="verdict {"good" if good else "bad"}" id="verdict">{_html(sentence)}</p>{_facts(summary)}</header>'
         f"<h2>Rows by status</h2>{_status_section(summary)}"
+        f"<h2>What changed</h2>{changes_section(summary, reports.changes)}"
         f"<h2>Problems by column</h2>{_problems_section(summary, table)}"
         f"{run_part}"
         f"<h2>Rows to fix ({_count(len(table.rows))})</h2>"
         '<p class="note">Every row that is <b>invalid</b> (not sent: fix it in the file) or <b>failed</b> (refused '
         "at the API), with the original values of the mapped columns; the reason is under the cell it concerns "
         "(hover for what to change). Fix the rows in errors.xlsx or errors.csv and import that file again with "
-        f"the same mapping.</p>{rows_part}"
+        f"the same mapping. {_known_note(summary)}</p>{rows_part}"
         f"{_words_section(summary, table)}"
+        f"{'<h2>Recent runs</h2>' + trend_section(reports.runs) if reports.runs else ''}"
         f"<footer>Written {written} by {_html(summary.get('program', 'mk-import'))} from the reports in "
         f"{_html(summary.get('reports', ''))}.</footer>"
         f'<script type="application/json" id="mk-data">{_json_for_script(data)}</script>'
         f"<script>{_asset('page.js')}</script></body></html>")
+
+
+def _known_note(summary: dict[str, Any]) -> str:
+    new, known = int(summary.get("problems_new") or 0), int(summary.get("problems_known") or 0)
+    if not known:
+        return ""
+    return (f"New problems come first ({_count(new)} rows), then those reported by earlier runs too "
+            f"({_count(known)} rows): a row reported {EVERY_NIGHT} nights or more comes from the DMS every night, "
+            "and must be fixed there.")
 
 
 def write_report_page(out: Path, *, mapping: MappingSpec | None = None, results: pd.DataFrame | None = None) -> Path:

@@ -6,14 +6,19 @@ unchanged without building it; a customer the state knows whose rows changed is 
 one last saved, else updated; any other is created. Key-only customers (nothing but their key for the server's
 matching to find them by) are journaled before they are sent, and searched for when an earlier send may have
 saved them.
+
+Before anything is sent, the known customers whose rows changed are built and compared with the state: the
+same body is unchanged, another one is compared with the body last saved, category by category
+(`changes.py`). That tells what the run will change, and the mass-change guard judges it, all before the pool
+starts; those bodies are built again, one at a time, as they are sent.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +27,11 @@ import pandas as pd
 from importer.errors import ConfigError
 from importer.memory import release_memory
 from importer.prepare.customers import CustomerGroup, CustomerRequest, Requests
+from importer.send.changes import CREATED, UNKNOWN, ChangeTally, bits, changed, words
 from importer.send.client import encode_body
 from importer.send.pool import Job, Outcome
 from importer.send.recorder import Recorder
-from importer.send.state import STATE_COLUMNS, Saved, StateStore, payload_hash
+from importer.send.state import STATE_COLUMNS, Saved, StateStore, pack_body, payload_hash, unpack_body
 from importer.status import Status
 
 
@@ -54,6 +60,68 @@ def _identities(request: CustomerRequest) -> frozenset[str]:
     return frozenset(found)
 
 
+#: The packed bodies last saved for some keys (StateStore.bodies).
+BodiesOf = Callable[[Sequence[str]], dict[str, bytes]]
+#: Told of each known customer whose rows changed but whose body did not: (group, uuid, customer id).
+OnSameBody = Callable[[CustomerGroup, str, str | None], None]
+#: Bodies compared with the state's at a time: one query fetches their stored bodies.
+COMPARED_AT_ONCE = 1_000
+
+
+@dataclass
+class Assessment:
+    """The known customers whose rows changed, built and compared with the state, before anything is sent."""
+
+    #: per customer of requests.table(): its body is the one last saved (only known customers with new rows)
+    same_body: np.ndarray
+    #: per customer of requests.table(): its change words as bits (changes.bits), for known customers compared
+    changes: np.ndarray
+    #: customers per category, with examples
+    tally: ChangeTally = field(default_factory=ChangeTally)
+
+
+def assess(requests: Requests, customers: pd.DataFrame, selected: np.ndarray, bodies_of: BodiesOf,
+           on_same: OnSameBody | None = None) -> Assessment:
+    """Build the `selected` customers' bodies (known ones, `customers` as `compared` gives them) and compare
+    each with the state: same hash, same body; otherwise the categories it changes."""
+    assessment = Assessment(np.zeros(len(customers), dtype=bool), np.zeros(len(customers), dtype=np.uint16))
+    places = np.flatnonzero(selected)
+    hashes = customers["body_hash_saved"].to_numpy()[places].tolist()
+    uuids = customers["customer_uuid_saved"].to_numpy()[places].tolist()
+    ids = customers["customer_id_saved"].to_numpy()[places].tolist()
+    waiting: list[tuple[int, str, dict[str, object]]] = []
+
+    def compare() -> None:
+        stored = bodies_of([key for _, key, _ in waiting])
+        for place, key, body in waiting:
+            blob = stored.get(key)
+            old = unpack_body(blob) if blob is not None else None
+            if old is None:
+                assessment.changes[place] = bits([UNKNOWN])
+                assessment.tally.count(UNKNOWN)
+                continue
+            categories = changed(old, body)
+            assessment.changes[place] = bits(categories)
+            assessment.tally.add(key, categories, old, body)
+        waiting.clear()
+
+    for at, group in enumerate(requests.groups(selected)):
+        request, _, body_hash = built(requests, group)
+        place = int(places[at])
+        if body_hash == hashes[at]:
+            assessment.same_body[place] = True
+            if on_same is not None:
+                cid = ids[at]
+                on_same(group, uuids[at], cid if isinstance(cid, str) else None)
+            continue
+        waiting.append((place, group.key, request.body))
+        if len(waiting) >= COMPARED_AT_ONCE:
+            compare()
+    if waiting:
+        compare()
+    return assessment
+
+
 @dataclass
 class Plan:
     """What the planner decided: the customers left unchanged without building their bodies, and the jobs."""
@@ -64,6 +132,10 @@ class Plan:
     unchanged_rows: int
     #: a job for every other customer to send, made lazily, while the pool sends the earlier ones
     jobs: Iterator[Job]
+    #: what the known customers' new bodies change (the customers created are counted as they are saved)
+    changes: ChangeTally
+    #: customers of the file the state knows
+    known: int
 
 
 class Planner:
@@ -83,8 +155,8 @@ class Planner:
 
         `partial`: the requests come from an error report, which holds only some rows of a customer (those to
         fix). A customer the state knows is sent as usual, and the state keeps what it says of the export (the
-        body hash and fingerprint of all the customer's rows), learning only the uuid: else the export's next
-        run would find every such customer changed and send it again, whole.
+        body hash, fingerprint and body of all the customer's rows), learning only the uuid: else the export's
+        next run would find every such customer changed and send it again, whole.
         """
         self.partial = partial
         customers, same_rows, known = compared(requests, stored)
@@ -92,34 +164,49 @@ class Planner:
         unchanged = customers.loc[skip, ["key", "customer_uuid_saved", "customer_id_saved"]].rename(
             columns={"customer_uuid_saved": "customer_uuid", "customer_id_saved": "customer_id"})
         unchanged_rows = int(customers.loc[skip, "rows"].sum())
-        saved = customers.loc[~skip & known]
+        recorder = self.recorder
+
+        def same(group: CustomerGroup, uuid: str, cid: str | None) -> None:
+            outcome = Outcome(group.key, Status.UNCHANGED, uuid, cid)
+            if partial:  # the rows to fix are not the export's: its fingerprint stays
+                recorder.record_rows(group.source_rows, outcome)
+            else:
+                recorder.same_body(group.key, group.fingerprint, group.source_rows, outcome)
+
+        # The known customers whose rows changed: built and compared now, so that what the run changes (and
+        # whether the guard lets it) is known before the first request. --full sends them all the same.
+        assessment = assess(requests, customers, known & ~same_rows, self.state.bodies, None if full else same)
+        send = ~skip & ~(assessment.same_body & (not full))
+        saved = customers.loc[send & known]
         known_of = {key: Saved(h, uuid, cid if isinstance(cid, str) else None, fp if isinstance(fp, str) else "")
                     for key, h, uuid, cid, fp in saved[["key", "body_hash_saved", "customer_uuid_saved",
                                                         "customer_id_saved", "fingerprint_saved"]].itertuples(
                         index=False)}
+        if partial:  # what the state keeps of the export stays: its bodies too
+            bodies = self.state.bodies([*known_of])
+            known_of = {key: replace(saved_of, body=bodies.get(key)) for key, saved_of in known_of.items()}
+        known_count = int(known.sum())
         del customers, saved, stored  # a line per customer, not to be held while the sending takes its hours
         release_memory()  # and what grouping and fingerprinting every row needed for a moment
-        return Plan(unchanged, unchanged_rows, self._jobs(requests, ~skip, known_of, full))
+        return Plan(unchanged, unchanged_rows, self._jobs(requests, send, known_of, assessment.changes),
+                    assessment.tally, known_count)
 
-    def _jobs(self, requests: Requests, selected: np.ndarray, known_of: dict[str, Saved], full: bool) -> Iterator[Job]:
+    def _jobs(self, requests: Requests, selected: np.ndarray, known_of: dict[str, Saved],
+              changes: np.ndarray) -> Iterator[Job]:
         recorder = self.recorder
-        for group in requests.groups(selected):
+        # Each customer's change bits taken as its group comes: a list of Python numbers for every customer to
+        # send would cost about 36 bytes each for the whole sending, the selected bits 2.
+        for change, group in zip(changes[selected], requests.groups(selected), strict=True):
             known = known_of.get(group.key)
             request, text, body_hash = built(requests, group)
-            if known is not None and not full and known.body_hash == body_hash:
-                outcome = Outcome(group.key, Status.UNCHANGED, known.customer_uuid, known.customer_id)
-                if self.partial:
-                    recorder.record_rows(group.source_rows, outcome)
-                else:
-                    recorder.same_body(group.key, group.fingerprint, group.source_rows, outcome)
-                continue
             if known is not None:
                 export = self.partial  # the state keeps describing the export, not the rows to fix
-                recorder.expect(request.key, request.source_rows, known.fingerprint if export else group.fingerprint)
+                recorder.expect(request.key, request.source_rows, known.fingerprint if export else group.fingerprint,
+                                words(int(change)), known.body if export else pack_body(request.body))
                 yield Job(request.key, request.body, _identities(request),
                           body_hash=known.body_hash if export else body_hash, text=text).with_uuid(known.customer_uuid)
                 continue
-            recorder.expect(request.key, request.source_rows, group.fingerprint)
+            recorder.expect(request.key, request.source_rows, group.fingerprint, CREATED, pack_body(request.body))
             identities = _identities(request)
             findable = len(identities) > 1  # more than the key: the server's matching can find it again
             search_key = None if findable or request.key.startswith("~") else request.key
@@ -144,23 +231,47 @@ def state_department(path: Path) -> str:
     return str(row[0])
 
 
-def saved_customers(path: Path, department: str | None) -> pd.DataFrame:
-    """What the state at `path` holds (nothing if there is no state yet), indexed by customer key."""
+def no_customers() -> pd.DataFrame:
+    """What a state that does not exist yet holds, as StateStore.load gives it."""
+    return pd.DataFrame(columns=STATE_COLUMNS, index=pd.Index([], name="customer_key", dtype="str"))
+
+
+@contextlib.contextmanager
+def state_to_read(path: Path, department: str | None) -> Iterator[StateStore | None]:
+    """The state at `path` for `validate` to read (None if there is no state yet); `validate` writes nothing
+    to it (a state of an earlier schema is brought to this one, as any opening does)."""
     if not path.exists():
-        return pd.DataFrame(columns=STATE_COLUMNS, index=pd.Index([], name="customer_key", dtype="str"))
+        yield None
+        return
     store = StateStore(path, department or state_department(path))
     try:
-        return store.load()
+        yield store
     finally:
         store.close()
 
 
-def forecast(requests: Requests, saved: pd.DataFrame, invalid_rows: int) -> dict[str, int]:
-    """Customers a run would create, update or leave unchanged (by the planner's rule), and invalid rows."""
+@dataclass(frozen=True)
+class Forecast:
+    """What a run would do (by the planner's rule): customers to create, update, leave unchanged; the
+    changes by category, as a run's summary counts them; how many customers the state knows."""
+
+    create: int
+    update: int
+    unchanged: int
+    invalid: int
+    changes: ChangeTally
+    known: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {"create": self.create, "update": self.update, "unchanged": self.unchanged, "invalid": self.invalid,
+                "changes": {**self.changes.as_dict(), CREATED: self.create}}
+
+
+def forecast(requests: Requests, saved: pd.DataFrame, invalid_rows: int, bodies_of: BodiesOf) -> Forecast:
+    """What a run with this state would do, without sending or writing anything."""
     customers, same_rows, known = compared(requests, saved)
-    changed = known & ~same_rows
-    hashes = dict(zip(customers.loc[changed, "key"], customers.loc[changed, "body_hash_saved"], strict=True))
-    same_body = sum(built(requests, group)[2] == hashes[group.key] for group in requests.groups(changed)) \
-        if hashes else 0
-    return {"create": int((~known).sum()), "update": int(changed.sum()) - same_body,
-            "unchanged": int(same_rows.sum()) + same_body, "invalid": invalid_rows}
+    rows_changed = known & ~same_rows
+    assessment = assess(requests, customers, rows_changed, bodies_of)
+    same_body = int(assessment.same_body.sum())
+    return Forecast(int((~known).sum()), int(rows_changed.sum()) - same_body, int(same_rows.sum()) + same_body,
+                    invalid_rows, assessment.tally, int(known.sum()))

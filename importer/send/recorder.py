@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections import Counter
 from collections.abc import Callable
 
+from importer.send.changes import WORDS
 from importer.send.pool import Job, Outcome
 from importer.send.progress import Progress
 from importer.send.state import Saved, StateStore
@@ -25,8 +27,9 @@ from importer.status import Status, StopCode
 
 #: How the bookkeeping stops the run (a reason in words, and its code); given at construction.
 StopRun = Callable[[str, StopCode], None]
-#: Where the outcome of a customer's rows goes once known.
-OnRows = Callable[[tuple[int, ...], Outcome], None]
+#: Where the outcome of a customer's rows goes once known, with what its save changed (changes.words: empty
+#: for a customer not saved or saved unchanged).
+OnRows = Callable[[tuple[int, ...], Outcome, str], None]
 
 NOTED_BATCH = 10_000
 #: seconds an answered save may wait to share a transaction with those answered after it ...
@@ -53,6 +56,11 @@ class Recorder:
         #: requests sent (or to be sent): key → its rows, and the hash of those rows, stored with its save
         self.rows_of: dict[str, tuple[int, ...]] = {}
         self.fingerprint_of: dict[str, str] = {}
+        #: ... what it changes (changes.words), and its body packed for the state (state.pack_body)
+        self.changes_of: dict[str, str] = {}
+        self.body_of: dict[str, bytes | None] = {}
+        #: customers saved per change word
+        self._changed: Counter[str] = Counter()
         #: saves answered and not yet written, and the timer that will write them
         self._saves: list[tuple[str, Saved, bool]] = []
         #: saved customers whose rows changed but not their body: (key, new fingerprint). Written with the next
@@ -62,32 +70,44 @@ class Recorder:
         #: a commit that failed for a reason other than the state file (a defect): raised at the next answer
         self._defect: Exception | None = None
 
-    def expect(self, key: str, rows: tuple[int, ...], fingerprint: str) -> None:
-        """A job is about to be sent for these rows."""
+    def expect(self, key: str, rows: tuple[int, ...], fingerprint: str, changes: str = "",
+               body: bytes | None = None) -> None:
+        """A job is about to be sent for these rows; if it is saved, it changes `changes` and the state keeps
+        `body`, in the same commit as the answer."""
         self.rows_of[key] = rows
         self.fingerprint_of[key] = fingerprint
+        self.changes_of[key] = changes
+        self.body_of[key] = body
+
+    def changes(self) -> dict[str, int]:
+        """Customers saved by this run per change word (summary.json's `changes`)."""
+        return {word: self._changed[word] for word in WORDS}
 
     def same_body(self, key: str, fingerprint: str, rows: tuple[int, ...], outcome: Outcome) -> None:
         """A customer whose rows changed but build the body last saved: not sent, its new fingerprint noted."""
         self._noted.append((key, fingerprint))
         if len(self._noted) >= NOTED_BATCH:
             self.write_pending()
-        self.record_rows(rows, outcome)
+        self.record_rows(rows, outcome, "")
 
     async def answer(self, job: Job, outcome: Outcome) -> None:
         """Record a job's outcome; a success is written to the state within COMMIT_EVERY seconds."""
         if self._defect is not None:
             raise self._defect
         fingerprint = self.fingerprint_of.pop(job.key)
+        changes, body = self.changes_of.pop(job.key, ""), self.body_of.pop(job.key, None)
         if (job.search_key is not None and outcome.status == Status.NOT_ATTEMPTED and not job.maybe_saved
                 and not outcome.error_code):
             # Never sent (the run stopped before it): its journal entry can go. Anything else keeps it, so the
             # next run searches before sending: a stop with an error code may come after an attempt.
             self.write_state(self.state.forget_sending, job.key)
-        self.record_rows(self.rows_of.pop(job.key), outcome)
-        if outcome.status == Status.SUCCESS and outcome.customer_uuid:
+        saved_now = outcome.status == Status.SUCCESS and bool(outcome.customer_uuid)
+        self.record_rows(self.rows_of.pop(job.key), outcome, changes if saved_now else "")
+        if saved_now and outcome.customer_uuid:
             self.saved += 1
-            saved = Saved(job.body_hash, outcome.customer_uuid, outcome.customer_id, fingerprint)
+            if changes:
+                self._changed.update(changes.split(";"))
+            saved = Saved(job.body_hash, outcome.customer_uuid, outcome.customer_id, fingerprint, body)
             self._saves.append((job.key, saved, job.search_key is not None or job.maybe_saved))
             if len(self._saves) >= COMMIT_BATCH:
                 self._write_saves()
@@ -124,6 +144,6 @@ class Recorder:
             return False
         return True
 
-    def record_rows(self, rows: tuple[int, ...], outcome: Outcome) -> None:
-        self.on_rows(rows, outcome)
+    def record_rows(self, rows: tuple[int, ...], outcome: Outcome, changes: str = "") -> None:
+        self.on_rows(rows, outcome, changes)
         self.progress.advance(outcome.status, len(rows), 1)

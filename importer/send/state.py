@@ -1,9 +1,10 @@
 """What was saved, per department: SQLite (standard library, WAL), written as each answer arrives.
 
-For each customer key: the hash of the last body saved successfully, its customerUuid and customerId, the
-fingerprint of the rows that built that body, and when. A rerun compares hashes to skip unchanged
-customers, and sends known customers with their customerUuid so an update never depends on the server's
-duplicate matching.
+For each customer key: the hash of the last body saved successfully and the body itself (compressed), its
+customerUuid and customerId, the fingerprint of the rows that built that body, and when. A rerun compares
+hashes to skip unchanged customers, compares bodies to tell what it changes, and sends known customers with
+their customerUuid so an update never depends on the server's duplicate matching. Beside them, the problems
+reported by the last run, with when each was first reported and by how many runs in a row.
 
 Default location: `$XDG_STATE_HOME/mk-import/<department>.sqlite` (`~/.local/state/...` without it).
 A state file that is corrupt, was made for another department or by a newer mk-import is refused, never
@@ -17,22 +18,82 @@ import fcntl
 import hashlib
 import os
 import sqlite3
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pandas as pd
 
 from importer.errors import ConfigError
 
-#: 2: the rows' hash is called `fingerprint`, as everywhere else (1 called it `input_hash`); a state of
-#: schema 1 is migrated when it is opened.
-SCHEMA_VERSION = 2
+#: 2: the rows' hash is called `fingerprint`, as everywhere else (1 called it `input_hash`).
+#: 3: the last body sent is kept (`body`), and the problems reported (`problems`). A state of an earlier
+#: schema is migrated when it is opened; its customers have no body until they are sent once.
+SCHEMA_VERSION = 3
 #: What load() gives for each customer key.
 STATE_COLUMNS = ["body_hash", "customer_uuid", "customer_id", "fingerprint"]
 #: customers turned from SQLite rows into a frame at a time by load(): fetched all at once, a million
 #: customers' rows are several hundred MB of Python tuples and strings before the frame holds them
 LOAD_BATCH = 100_000
+#: keys asked for in one query (SQLite allows 32,766 parameters; a few hundred keep each statement small)
+KEYS_PER_QUERY = 500
+#: The first byte of a stored body: how the rest is packed (zlib with _BODY_WORDS as its preset dictionary).
+_BODY_FORMAT = b"\x01"
+#: Words most bodies hold, given to zlib as a preset dictionary: a body is a few hundred bytes, too short for
+#: zlib to learn its own keys from, and with them a million bodies take about half the room. Never change
+#: these bytes under _BODY_FORMAT 1: the bodies stored with them could not be read back.
+_BODY_WORDS = (
+    # The makes and the words of addresses and emails most often met in US dealers' exports...
+    b'Toyota Honda Ford Chevrolet Nissan Hyundai Kia Subaru Jeep Ram GMC Dodge Mazda Volkswagen BMW Lexus Tesla'
+    b' Mercedes-Benz Audi Buick Cadillac Chrysler Acura Infiniti Lincoln Volvo TOYOTA HONDA FORD CHEVROLET NISSAN'
+    b' Camry Corolla RAV4 Civic Accord CR-V F-150 Silverado Altima Rogue Elantra Tucson Outback Wrangler Model 3'
+    b' Street Avenue Road Drive Lane Court Boulevard St Ave Rd Dr Ln Ct Blvd Way Pl Apt Suite Main Oak Park Maple'
+    b'@outlook.com"@hotmail.com"@comcast.net"@icloud.com"@aol.com"@yahoo.com"@gmail.com"'
+    # ... then the body's own structure, the commonest last: zlib finds the nearest copies cheapest.
+    b'{"customer":{"customerKey":"","firstName":"","middleName":"","lastName":"","company":"","isBusiness":true,'
+    b'"preferredLocale":"en-US","okToCall":false,"okToText":false}"okToEmail":false}"okToCall":true,"okToText":true}'
+    b'"okToEmail":true}"label":"work"}"label":"home"},{"phoneNumber":"+1'
+    b'"vehicleModel":"","estimatedMileage":"},{"vin":"","vehicleYear":"20","vehicleMake":"'
+    b'"addresses":[{"line1":"","line2":"","city":"","state":"","zip":"","country":"US","type":"PRIMARY",'
+    b'"addressType":"P"}],"emails":[{"emailAddress":"","label":"home"}],"phoneNumbers":[{"phoneNumber":"+1'
+    b'","label":"cell"}]},"vehicles":[{"vin":""}],"validateVin":true,"searchForDuplicate":true}')
+
+
+#: What a body holds that the state has elsewhere (the key) or that is the same for every body: not kept.
+_NOT_KEPT = ("validateVin", "searchForDuplicate")
+_NOT_KEPT_OF_CUSTOMER = ("customerKey", "customerUuid")
+
+
+def pack_body(body: Mapping[str, Any]) -> bytes:
+    """A body as the state keeps it: what tells one customer's body from another's, compressed."""
+    customer = body.get("customer") or {}
+    kept = {name: value for name, value in body.items() if name not in _NOT_KEPT}
+    kept["customer"] = {name: value for name, value in customer.items() if name not in _NOT_KEPT_OF_CUSTOMER}
+    packer = zlib.compressobj(6, zdict=_BODY_WORDS)
+    return _BODY_FORMAT + packer.compress(orjson.dumps(kept)) + packer.flush()
+
+
+def unpack_body(blob: bytes) -> dict[str, Any] | None:
+    """A body kept by pack_body (without what it does not keep); None for one this version cannot read (it is
+    then as if none was kept)."""
+    if blob[:1] != _BODY_FORMAT:
+        return None
+    try:
+        unpacker = zlib.decompressobj(zdict=_BODY_WORDS)
+        body = orjson.loads(unpacker.decompress(blob[1:]) + unpacker.flush())
+    except (zlib.error, orjson.JSONDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+_CUSTOMERS_TABLE = ("CREATE TABLE {name} (customer_key TEXT PRIMARY KEY, payload_hash TEXT NOT NULL,"
+                    " customer_uuid TEXT NOT NULL, customer_id TEXT, saved_at TEXT NOT NULL, fingerprint TEXT,"
+                    " body BLOB) WITHOUT ROWID")
+_PROBLEMS_TABLE = ("CREATE TABLE problems (subject TEXT NOT NULL, code TEXT NOT NULL, first_seen TEXT NOT NULL,"
+                   " times_seen INTEGER NOT NULL, PRIMARY KEY (subject, code))")
 
 
 def default_state_path(department: str) -> Path:
@@ -53,6 +114,21 @@ class Saved:
     customer_id: str | None
     #: the hash of the rows that built that body (customers.CustomerGroup.fingerprint), to skip rebuilding it
     fingerprint: str = ""
+    #: the body saved, packed by pack_body, to tell what the next change to it changes
+    body: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A problem as the state remembers it: the row it is about, its code, and since when it is reported."""
+
+    #: the customer key of the row, or `#` and a hash of the row's cells where it has none
+    subject: str
+    code: str
+    #: ISO 8601, UTC: the run that first reported it
+    first_seen: str
+    #: runs in a row that reported it, the last one included
+    times_seen: int
 
 
 class StateStore:
@@ -99,9 +175,8 @@ class StateStore:
                 raise ConfigError(f"{self.path}: not an mk-import state file")
             self._db.executescript(
                 "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
-                "CREATE TABLE customers (customer_key TEXT PRIMARY KEY, payload_hash TEXT NOT NULL,"
-                " customer_uuid TEXT NOT NULL, customer_id TEXT, saved_at TEXT NOT NULL, fingerprint TEXT);"
-                "CREATE TABLE sending (customer_key TEXT PRIMARY KEY);")
+                + _CUSTOMERS_TABLE.format(name="customers") + ";"
+                "CREATE TABLE sending (customer_key TEXT PRIMARY KEY);" + _PROBLEMS_TABLE)
             self._db.executemany("INSERT INTO meta VALUES (?, ?)",
                                  [("schema_version", str(SCHEMA_VERSION)), ("department", department)])
             return
@@ -124,6 +199,16 @@ class StateStore:
             self._db.execute("BEGIN IMMEDIATE")
             if version < 2:
                 self._db.execute("ALTER TABLE customers RENAME COLUMN input_hash TO fingerprint")
+            if version < 3:
+                # Rebuilt rather than altered: keyed by customer key alone (WITHOUT ROWID), a customer's line no
+                # longer has its key a second time in an index, which the bodies now kept make worth saving.
+                self._db.execute(_CUSTOMERS_TABLE.format(name="customers_3"))
+                self._db.execute("INSERT INTO customers_3 (customer_key, payload_hash, customer_uuid, customer_id,"
+                                 " saved_at, fingerprint) SELECT customer_key, payload_hash, customer_uuid,"
+                                 " customer_id, saved_at, fingerprint FROM customers")
+                self._db.execute("DROP TABLE customers")
+                self._db.execute("ALTER TABLE customers_3 RENAME TO customers")
+                self._db.execute(_PROBLEMS_TABLE)
             self._db.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def load(self) -> pd.DataFrame:
@@ -146,17 +231,49 @@ class StateStore:
         the end of its journal entry; and `noted` (key, fingerprint): saved customers whose rows changed but
         build the same body, so the next run need not build it again."""
         now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        rows = [(key, saved.body_hash, saved.customer_uuid, saved.customer_id, now, saved.fingerprint)
+        rows = [(key, saved.body_hash, saved.customer_uuid, saved.customer_id, now, saved.fingerprint, saved.body)
                 for key, saved, _ in saves]
         journal_ends = [(key,) for key, _, journaled in saves if journaled]
         with self._db:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO customers VALUES (?, ?, ?, ?, ?, ?)", rows)
+            self._db.executemany("INSERT OR REPLACE INTO customers (customer_key, payload_hash, customer_uuid,"
+                                 " customer_id, saved_at, fingerprint, body) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             if journal_ends:
                 self._db.executemany("DELETE FROM sending WHERE customer_key = ?", journal_ends)
             if noted:
                 self._db.executemany("UPDATE customers SET fingerprint = ? WHERE customer_key = ?",
                                      [(fingerprint, key) for key, fingerprint in noted])
+
+    def bodies(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """The packed bodies last saved for these keys (a key saved before bodies were kept has none)."""
+        found: dict[str, bytes] = {}
+        try:
+            for at in range(0, len(keys), KEYS_PER_QUERY):
+                part = keys[at:at + KEYS_PER_QUERY]
+                found.update(self._db.execute(
+                    f"SELECT customer_key, body FROM customers WHERE body IS NOT NULL AND customer_key IN "
+                    f"({','.join('?' * len(part))})", part))
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path}: not a usable mk-import state file ({exc}); "
+                              "move it aside to start afresh") from None
+        return found
+
+    def problems(self) -> dict[tuple[str, str], Problem]:
+        """The problems the last run reported, by (subject, code)."""
+        try:
+            return {(subject, code): Problem(subject, code, first, int(times)) for subject, code, first, times
+                    in self._db.execute("SELECT subject, code, first_seen, times_seen FROM problems")}
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path}: not a usable mk-import state file ({exc}); "
+                              "move it aside to start afresh") from None
+
+    def replace_problems(self, problems: Iterable[Problem]) -> None:
+        """This run's problems replace the last run's: a problem no longer reported is forgotten."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM problems")
+            self._db.executemany("INSERT OR REPLACE INTO problems VALUES (?, ?, ?, ?)",
+                                 [(p.subject, p.code, p.first_seen, p.times_seen) for p in problems])
 
     def journal_sending(self, key: str) -> None:
         """Note, before it is sent, a request whose fate a crash would leave unknown."""

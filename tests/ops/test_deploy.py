@@ -330,3 +330,18 @@ def test_a_proxy_url_with_credentials_is_refused_in_the_dealers_file_and_not_rep
     assert "MK_PROXY_USERNAME" in err
     assert "dealers[0] (alpha): ca_bundle:" in err
     assert "hunter22" not in err
+
+
+def test_a_dealers_max_changed_reaches_its_kubernetes_entry(tmp_path: Path):
+    from importer.ops.dealers import load_dealers
+    from importer.ops.deploy import render
+
+    example = (ROOT / "deploy" / "dealers.yaml").read_text()
+    dealers = tmp_path / "dealers.yaml"
+    dealers.write_text(example.replace("    rate: 40\n", "    rate: 40\n    max_changed: 40\n"))
+    documents = [d for d in yaml.safe_load_all(render("kubernetes", load_dealers(dealers))) if d]
+    config = next(d for d in documents if d["kind"] == "ConfigMap")
+    entries = {e["name"]: e for e in yaml.safe_load(config["data"]["dealers.yaml"])["dealers"]}
+    assert entries["bayside-ford"]["max_changed"] == 40
+    assert "max_changed" not in entries["example-motors"], "the default is not repeated"
+    assert load_dealers(dealers).dealer("bayside-ford").max_changed == 40

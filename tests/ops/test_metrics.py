@@ -153,3 +153,41 @@ def test_metrics_that_cannot_be_written_leave_the_exit_code_alone(start_sandbox,
                  sandbox.url, "--out", str(tmp_path / "out"), "--state", str(tmp_path / "state.sqlite"),
                  "--progress", "none", "--metrics-file", str(tmp_path / "not-a-folder" / "m.prom")]) == 0
     assert "could not write the metrics to" in capsys.readouterr().err
+
+
+def labelled(text: str, name: str, label: str) -> dict[str, float]:
+    """One metric's samples by the value of one of its labels."""
+    return {sample.labels[label]: sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == name}
+
+
+def test_changes_and_known_problems_are_metrics_and_the_runs_are_kept(start_sandbox, creds, write_csv, tmp_path):
+    import json
+
+    sandbox = start_sandbox()
+    rows = [dv_row("K1", cell="(310) 555-0101"), dv_row("K2", last="Kim", cell="(310) 555-0102"),
+            dv_row("K9", last="")]
+    assert run(write_csv([DV_HEADER, *rows]), sandbox.url, tmp_path, "night1") == 1
+    rows[0][4] = "(310) 555-0199"
+    assert run(write_csv([DV_HEADER, *rows], name="n2.csv"), sandbox.url, tmp_path, "night2") == 1
+    text = (tmp_path / "metrics.prom").read_text()
+    changes = labelled(text, "mk_import_changes", "category")
+    assert changes["phones"] == 1
+    assert changes["created"] == 0
+    assert labelled(text, "mk_import_problems", "kind") == {"new": 0, "known": 1}
+    assert set(labelled(text, "mk_import_stopped", "stop_code").values()) == {0}
+    kept = json.loads((tmp_path / "state.sqlite.runs.json").read_text())
+    assert kept["last_success"] is not None, "the metrics' memory and the runs share the file"
+    assert [(r["created"], r["updated"], r["to_fix"]) for r in kept["runs"]] == [(2, 0, 1), (0, 1, 1)]
+
+
+def test_a_mass_change_is_named_by_the_stop_metric():
+    from prometheus_client import generate_latest
+
+    from importer.ops.metrics import History, registry_for
+
+    facts = facts_from_summary({"counts": {"not_attempted": 60}, "exit_code": 2, "stop_code": "mass_change"})
+    text = generate_latest(registry_for(facts, History(), DEPARTMENT, DEPARTMENT, 0.0)).decode()
+    stopped = labelled(text, "mk_import_stopped", "stop_code")
+    assert stopped["mass_change"] == 1
+    assert sum(stopped.values()) == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from importer.prepare.customers import Requests
 from importer.send.client import encode_body
-from importer.send.plan import Planner, forecast, saved_customers, state_department
+from importer.send.plan import Forecast, Planner, forecast, no_customers, state_department, state_to_read
 from importer.send.pool import Outcome
 from importer.send.progress import NoProgress
 from importer.send.recorder import Recorder
@@ -36,11 +36,16 @@ class Run:
     stops: list[str] = field(default_factory=list)
 
 
+def counts(told: Forecast) -> dict[str, int]:
+    """The forecast's customers to create, update and leave unchanged, and its invalid rows."""
+    return {"create": told.create, "update": told.update, "unchanged": told.unchanged, "invalid": told.invalid}
+
+
 def new_run(path: Path) -> Run:
     state = StateStore(path, "dept")
     rows: list[tuple[tuple[int, ...], Outcome]] = []
     stops: list[str] = []
-    recorder = Recorder(state, NoProgress(), lambda r, outcome: rows.append((r, outcome)),
+    recorder = Recorder(state, NoProgress(), lambda r, outcome, _changes: rows.append((r, outcome)),
                         lambda reason, code: stops.append(f"{code}: {reason}"))
     return Run(state, recorder, Planner(state, recorder), rows, stops)
 
@@ -184,7 +189,7 @@ def test_the_forecast_and_the_planner_split_customers_alike(tmp_path, write_csv)
                       zip_code="02134")
     # Ann: same rows; Bo: another row, same body; Cy: a new body; Ed and Di: new customers.
     after = file_of(write_csv, ANN, BO, BO, cy_moved, ED, DI, name="after.csv")
-    predicted = forecast(after, run.state.load(), 4)
+    predicted = counts(forecast(after, run.state.load(), 4, run.state.bodies))
     plan = run.planner.plan(after, False, run.state.load())
     jobs = list(plan.jobs)
     planned = {"create": sum("customerUuid" not in job.body["customer"] for job in jobs),
@@ -196,14 +201,19 @@ def test_the_forecast_and_the_planner_split_customers_alike(tmp_path, write_csv)
     run.state.close()
     # validate reads the state without knowing its department, and forecasts the same
     assert state_department(path) == "dept"
-    assert forecast(after, saved_customers(path, None), 4) == predicted
+    with state_to_read(path, None) as store:
+        assert store is not None
+        assert counts(forecast(after, store.load(), 4, store.bodies)) == predicted
 
 
 def test_with_no_state_yet_every_customer_is_a_create(tmp_path, write_csv):
     requests = file_of(write_csv, ANN, BO, ANN)
-    nothing = saved_customers(tmp_path / "none.sqlite", "dept")
+    with state_to_read(tmp_path / "none.sqlite", "dept") as store:
+        assert store is None
+    nothing = no_customers()
     assert nothing.empty
     assert nothing.columns.tolist() == STATE_COLUMNS
     assert not (tmp_path / "none.sqlite").exists()
-    assert forecast(requests, nothing, 0) == {"create": 2, "update": 0, "unchanged": 0, "invalid": 0}
+    assert counts(forecast(requests, nothing, 0, lambda keys: {})) == {"create": 2, "update": 0, "unchanged": 0,
+                                                                     "invalid": 0}
 
