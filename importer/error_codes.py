@@ -43,6 +43,7 @@ class ErrorCode(StrEnum):
     FIELD_TOO_LONG = "FIELD_TOO_LONG"
     STOPPED_UNANSWERED = "STOPPED_UNANSWERED"
     SAVED_WITHOUT_FIELD = "SAVED_WITHOUT_FIELD"
+    TWO_PEOPLE_ONE_KEY = "TWO_PEOPLE_ONE_KEY"
 
 
 EXPLANATIONS: dict[ErrorCode, Explanation] = {
@@ -106,6 +107,11 @@ EXPLANATIONS: dict[ErrorCode, Explanation] = {
     ErrorCode.SAVED_WITHOUT_FIELD: Explanation(
         "the customer was saved, but without a phone, email or VIN that could not be read (errors.csv only)",
         "correct the cell named in the message and import the row again: the same customer is completed"),
+    ErrorCode.TWO_PEOPLE_ONE_KEY: Explanation(
+        "the rows of this customer key name different people (two last names, two first names, a company and "
+        "a person): one customer was saved, with the name of the key's last row that has one (errors.csv only)",
+        "give each person their own customer number in the DMS (or correct the misspelt name), then import "
+        "these rows again"),
 }
 
 
@@ -183,6 +189,10 @@ WARNINGS: dict[str, Explanation] = {
         "the vehicle's year is not a 4-digit model year, so it was left out", "write the model year, like 2019"),
     "not a mileage": Explanation(
         "the mileage is not a whole number, so it was left out", "write the mileage as digits, like 42150"),
+    "two people under one customer key": Explanation(
+        "rows of one customer key name different people; one customer is sent, with the name of the key's "
+        "last row that has one, and this row's other details are merged into it",
+        "give each person their own customer number in the DMS, or correct the name, and import the rows again"),
     "no VIN, nor a year, make and model; vehicle not sent": Explanation(
         "the row describes a vehicle without a VIN and without all of year, make and model, so the API "
         "could not identify it and it was not sent", "add the VIN, or the year, make and model"),

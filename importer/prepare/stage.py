@@ -21,6 +21,8 @@ from importer.prepare.normalize import FORMULA_START, PLACEHOLDER_MESSAGE, Field
 from importer.prepare.schema import ROW_RULES, row_errors
 from importer.prepare.shared_contacts import PROBLEM as SHARED_PROBLEM
 from importer.prepare.shared_contacts import ContactCollector
+from importer.prepare.two_people import PROBLEM as TWO_PEOPLE_PROBLEM
+from importer.prepare.two_people import NameCollector, name_column
 from importer.read.reader import RAW_LINE_COLUMN, BadLine, InputFile, header_key, read_chunks
 from importer.status import Status
 
@@ -54,7 +56,8 @@ class Prepared:
     """Every input row accounted for, and what is needed to build the requests."""
 
     #: one line per input row, indexed by source row: status, customer_key, error_code, error_message, warnings,
-    #: dropped (source columns of unreadable phones, emails, VINs left out), original_row (see original_rows)
+    #: dropped (source columns of unreadable phones, emails, VINs left out), original_row (see original_rows),
+    #: two_people (why the row is to fix when its key names two people, see two_people.py)
     rows: pd.DataFrame
     #: normalized canonical columns of the valid rows (only when requests are wanted)
     frame: pd.DataFrame | None
@@ -137,6 +140,18 @@ def _dropped_fields(problems: list[FieldProblem], mapping: MappingSpec, index: p
     for position, columns in names.items():
         dropped[position] = ", ".join(dict.fromkeys(columns))
     return pd.Series(dropped, index=index, dtype="str")
+
+
+def _warn_two_people(rows: pd.DataFrame, people: NameCollector, mapping: MappingSpec, tally: ProblemTally) -> None:
+    """Rows of a key that names two people: warned, and marked to fix (`two_people`), on every row involved."""
+    warned, notes = people.warnings(rows, mapping)
+    rows["two_people"] = ""
+    if warned.empty:
+        return
+    current = rows.loc[warned.index, "warnings"]
+    rows.loc[warned.index, "warnings"] = current.where(current == "", current + "; ") + warned
+    rows.loc[notes.index, "two_people"] = notes
+    tally.add(name_column(mapping), TWO_PEOPLE_PROBLEM, warned.index.to_numpy())
 
 
 def original_rows(source: InputFile) -> pd.Series | None:
@@ -277,6 +292,7 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
     tables, frames, invalid_raw = [], [], []
     bad: list[BadLine] = []
     contacts = ContactCollector()
+    people = NameCollector()
     for chunk in read_chunks(source, config.chunk_rows, bad):
         release_memory()  # the previous chunk's working copies: without this, the heap grows chunk by chunk
         canonical = to_canonical(mapping, chunk, header.resolved)
@@ -294,6 +310,7 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
         # errors.csv lists these rows too (saved without a field): keep them as read, no second pass
         invalid_raw.append(raw[~valid | (table["dropped"] != "").to_numpy()])
         contacts.add(frame, table["customer_key"], maybe)
+        people.add(frame, table["customer_key"], maybe)
         if keep_rows:
             frames.append(frame[maybe])
             if source.kept is not None:
@@ -313,6 +330,7 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
     if named.any():
         rows.loc[named, ["status", "error_code", "error_message"]] = [Status.VALID.value, "", ""]
     valid_rows = rows.index[(rows["status"] == Status.VALID.value).to_numpy()]
+    _warn_two_people(rows, people, mapping, tally)
     for code in map(str, rows.loc[rows["error_code"] != "", "error_code"].unique()):
         scope, rule = ("(line)", _LINE_RULES[code]) if code in _LINE_RULES else ("(row)", ROW_RULES.get(code, code))
         tally.add(scope, rule, rows.index[(rows["error_code"] == code).to_numpy()].to_numpy())

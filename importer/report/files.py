@@ -37,23 +37,38 @@ RETRIED_NEXT_RUN_NOTE = "nothing to fix: retried next run"
 
 
 def error_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows errors.csv lists, with what it says about each: status, error_code, error_message, warnings.
+    """The rows to fix, with what errors.csv says about each: status, error_code, error_message, warnings.
 
-    Besides the invalid and failed rows: rows saved without an unreadable phone, email or VIN (fixing the
-    cell and importing the row again completes the customer), marked SAVED_WITHOUT_FIELD. API failures
+    Besides the invalid and failed rows: rows saved (or to be sent) without a value a normalizer dropped
+    for a reason the data can fix, marked SAVED_WITHOUT_FIELD, and rows of a key naming two people, marked
+    TWO_PEOPLE_ONE_KEY: correcting the cell and importing the row again completes the customer. API failures
     that no data change can fix say so first.
     """
-    dropped = table["dropped"] if "dropped" in table else pd.Series("", index=table.index, dtype="str")
-    incomplete = table["status"].isin(SAVED_STATUSES) & (dropped != "")
-    wanted = table[table["status"].isin(ERROR_STATUSES) | incomplete]
+    def column(name: str) -> pd.Series:
+        return table[name] if name in table else pd.Series("", index=table.index, dtype="str")
+
+    dropped, two_people = column("dropped"), column("two_people")
+    saved = table["status"].isin(SAVED_STATUSES)
+    incomplete = saved & (dropped != "")
+    mixed = saved & (two_people != "")
+    wanted = table[table["status"].isin(ERROR_STATUSES) | incomplete | mixed]
     why = wanted[["status", "error_code", "error_message", "warnings"]].astype("str")
     saved_without = incomplete.loc[wanted.index]
     why.loc[saved_without, "error_code"] = ErrorCode.SAVED_WITHOUT_FIELD.value
-    verb = pd.Series(np.where(wanted["status"] == "valid", "sent without ", "saved without "), index=wanted.index,
-                     dtype="str")
+    verb = pd.Series(np.where(wanted["status"] == "valid", "would be sent without ", "saved without "),
+                     index=wanted.index, dtype="str")
     why.loc[saved_without, "error_message"] = (
         verb[saved_without] + dropped.loc[wanted.index][saved_without]
         + ", which could not be read: correct it and import this row again to complete the customer")
+    named = mixed.loc[wanted.index]
+    if named.any():
+        note = ("one customer key, two people: " + two_people.loc[wanted.index][named]
+                + ": give each person their own key (or correct the name) and import this row again")
+        also = saved_without & named
+        why.loc[also, "error_message"] = why.loc[also, "error_message"] + "; " + note[also]
+        alone = named & ~saved_without
+        why.loc[alone, "error_code"] = ErrorCode.TWO_PEOPLE_ONE_KEY.value
+        why.loc[alone, "error_message"] = note[alone]
     retried = (wanted["status"] == "failed") & why["error_code"].isin([code.value for code in RETRIED_NEXT_RUN])
     why.loc[retried, "error_message"] = RETRIED_NEXT_RUN_NOTE + " (" + why.loc[retried, "error_message"] + ")"
     return why

@@ -1,0 +1,110 @@
+"""Rows of one customer key that name different people: found, and warned on every row involved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from importer.prepare.mapping import MappingSpec
+from importer.prepare.normalize import text_column
+
+#: The name fields, taken together from one row (prepare/customers.py).
+NAME_FIELDS = ("firstName", "middleName", "lastName", "company")
+#: The warning's words after the column name (error_codes.WARNINGS explains it).
+PROBLEM = "two people under one customer key"
+
+
+def name_column(mapping: MappingSpec) -> str:
+    """The source column the warning is put under: the last name's (or the full name's), else the company's."""
+    return mapping.source_of("lastName" if ("lastName" in mapping.fields or mapping.full_name) else "company")
+
+
+def _display(row: dict[str, str]) -> str:
+    """A name as a person reads it: the company of a business, else first, middle and last name."""
+    if row["isBusiness"] == "1":
+        return row["company"]
+    return " ".join(row[f] for f in ("firstName", "middleName", "lastName") if row[f])
+
+
+def _first_names_differ(one: str, other: str) -> bool:
+    """Different first names beyond an initial: "J." and "JOHN" are one person's, "JOSE" and "JOHN" are not."""
+    one, other = one.rstrip(".").casefold(), other.rstrip(".").casefold()
+    if not one or not other or one == other:
+        return False
+    return not (min(len(one), len(other)) == 1 and one[0] == other[0])
+
+
+def different_people(one: dict[str, str], other: dict[str, str]) -> bool:
+    """Whether two rows' names are two people: a business and a person, two companies, two last names, or
+    two first names beyond an initial."""
+    if one["isBusiness"] != other["isBusiness"]:
+        return True
+    if one["isBusiness"] == "1":
+        return one["company"].casefold() != other["company"].casefold()
+    if one["lastName"].casefold() != other["lastName"].casefold():
+        return True
+    return _first_names_differ(one["firstName"], other["firstName"])
+
+
+@dataclass
+class NameCollector:
+    """The names of the rows that may be sent, chunk by chunk, for the check once every row is known.
+
+    Only rows with a DMS key are kept: a derived key is made from the name itself, so its rows agree.
+    """
+
+    parts: list[pd.DataFrame] = field(default_factory=list)
+
+    def add(self, frame: pd.DataFrame, keys: pd.Series, maybe: np.ndarray) -> None:
+        keep = maybe & ~keys.str.startswith("~").to_numpy(dtype=bool)
+        if not keep.any():
+            return
+        names = {f: text_column(frame, f)[keep] for f in NAME_FIELDS}
+        business = frame["isBusiness"][keep].map({True: "1", False: ""}).astype("str")
+        self.parts.append(pd.DataFrame({**names, "isBusiness": business}))
+
+    def warnings(self, rows: pd.DataFrame, mapping: MappingSpec) -> tuple[pd.Series, pd.Series]:
+        """(warning, to-fix note) of every row whose key names two people, indexed by source row; the
+        customer's name is the last naming row's (as prepare/customers.py builds the body)."""
+        empty = pd.Series(dtype="str")
+        if not self.parts:
+            return empty, empty
+        names = pd.concat(self.parts)
+        self.parts.clear()
+        valid = rows["status"].reindex(names.index) == "valid"
+        names = names[valid.to_numpy() & ((names["lastName"] != "") | (names["company"] != "")).to_numpy()]
+        keys = rows["customer_key"].reindex(names.index)
+        repeated = keys.duplicated(keep=False).to_numpy()
+        names, keys = names[repeated], keys[repeated]
+        if names.empty:
+            return empty, empty
+        # Only keys whose rows spell more than one name reach the row-by-row comparison.
+        spelled = (names["isBusiness"] + "\x1f" + names["lastName"].str.casefold() + "\x1f"
+                   + names["firstName"].str.casefold() + "\x1f" + names["company"].str.casefold())
+        several = spelled.groupby(keys.to_numpy()).transform("nunique") > 1
+        column = name_column(mapping)
+        warned: dict[int, str] = {}
+        notes: dict[int, str] = {}
+        for _, group in names[several.to_numpy()].groupby(keys[several.to_numpy()].to_numpy(), sort=False):
+            records: dict[int, dict[str, str]] = {int(str(row)): {str(k): str(v) for k, v in values.items()}
+                                                   for row, values in group.to_dict("index").items()}
+            rows_in_order = sorted(records)
+            sent_row = rows_in_order[-1]
+            sent = records[sent_row]
+            others = [r for r in rows_in_order[:-1] if different_people(records[r], sent)]
+            if not others:
+                continue
+            sent_name = _display(sent)
+            for row in others:
+                own = _display(records[row])
+                warned[row] = f"{column}: {PROBLEM}: {own!r} here, sent as {sent_name!r} (row {sent_row})"
+                notes[row] = (f"this row names {own!r}, and the customer was given the name {sent_name!r} of row "
+                              f"{sent_row}")
+            listed = ", ".join(f"{_display(records[r])!r} (row {r})" for r in others)
+            warned[sent_row] = f"{column}: {PROBLEM}: {listed} too, sent as {sent_name!r} (this row)"
+            notes[sent_row] = f"the customer was given this row's name {sent_name!r}; its key also names {listed}"
+        index = pd.Index(sorted(warned), name=rows.index.name)
+        return (pd.Series([warned[r] for r in index], index=index, dtype="str"),
+                pd.Series([notes[r] for r in index], index=index, dtype="str"))
