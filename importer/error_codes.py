@@ -186,7 +186,8 @@ WARNINGS: dict[str, Explanation] = {
         "the state is not a US state or Canadian province, by name or 2-letter code, so it was left out",
         "write the 2-letter code, for example MA or QC"),
     "not a model year": Explanation(
-        "the vehicle's year is not a 4-digit model year, so it was left out", "write the model year, like 2019"),
+        "the vehicle's year is not a model year (4 digits from 1900 to next year + 1, or 2 digits: 13 is 2013, "
+        "98 is 1998), so it was left out", "write the model year, like 2019"),
     "not a mileage": Explanation(
         "the mileage is not a whole number, so it was left out", "write the mileage as digits, like 42150"),
     "two people under one customer key": Explanation(

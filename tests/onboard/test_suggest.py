@@ -236,3 +236,16 @@ def test_run_uses_the_untouched_suggestion(tmp_path):
     results = read_csv(out / "results.csv")
     assert len(results) == 80
     assert sorted({r["status"] for r in results}) == ["invalid", "success"]
+
+
+def test_two_digit_years_are_recognised_as_years(write_csv):
+    rows = [["CustNo", "Last Name", "YR", "MAKE", "MODEL"]]
+    rows += [[str(i), f"Lee{i}", ("13", "98", "05", "21")[i % 4], "HONDA", "CIVIC"] for i in range(20)]
+    with open_input(str(write_csv(rows))) as source:
+        proposal = suggest("x.csv", source)
+    assert yaml.safe_load(proposal.text)["vehicle"]["vehicleYear"] == "YR"
+    assert "100% of values are model years" in proposal.text
+    # Without a header naming a year, a column of two-digit numbers is not taken for one.
+    rows = [["CustNo", "Last Name", "Q"]] + [[str(i), f"Lee{i}", f"{10 + i}"] for i in range(20)]
+    with open_input(str(write_csv(rows, name="q.csv"))) as source:
+        assert "vehicleYear" not in suggest("q.csv", source).text
