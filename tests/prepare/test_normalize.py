@@ -150,8 +150,6 @@ def test_two_digit_years_turn_at_next_years_two_digits(monkeypatch):
     """20YY up to next year's two digits, 19YY above: a rule on today's date, not a constant."""
     import datetime
 
-    import importer.prepare.normalize as normalize
-
     this_year = datetime.date.today().year
     nxt, after = f"{(this_year + 1) % 100:02d}", f"{(this_year + 2) % 100:02d}"
     table(normalize_years, {nxt: f"20{nxt}", after: f"19{after}"})
@@ -161,5 +159,5 @@ def test_two_digit_years_turn_at_next_years_two_digits(monkeypatch):
         def today(cls) -> In2049:
             return cls(2049, 6, 1)
 
-    monkeypatch.setattr(normalize.datetime, "date", In2049)
+    monkeypatch.setattr(datetime, "date", In2049)  # the module normalize reads today's date from
     table(normalize_years, {"50": "2050", "51": "1951", "13": "2013"})
