@@ -105,7 +105,8 @@ EXPLANATIONS: dict[ErrorCode, Explanation] = {
         "to be retried, so it may or may not have been saved",
         "nothing to fix in the file: the next run sends it again and finds the customer if it was saved"),
     ErrorCode.SAVED_WITHOUT_FIELD: Explanation(
-        "the customer was saved, but without a phone, email or VIN that could not be read (errors.csv only)",
+        "the customer was saved (or, from validate, would be sent) without a value that could not be used: a "
+        "phone, email, VIN, state, ZIP, model year, mileage, flag or formula-like text (errors.csv only)",
         "correct the cell named in the message and import the row again: the same customer is completed"),
     ErrorCode.TWO_PEOPLE_ONE_KEY: Explanation(
         "the rows of this customer key name different people (two last names, two first names, a company and "
@@ -226,5 +227,4 @@ def explain_warning(warning: str) -> Explanation:
     if code in _API_WARNINGS:
         return Explanation(f"the API saved the customer and said: {_API_WARNINGS[code]}",
                            "check the customer's phones and emails in the row")
-    return Explanation(f"a field was left out or questioned: {warning}",
-                       "correct the value named; the rest of the customer was saved")
+    return Explanation(f"a field was left out or questioned: {warning}", "correct the value named")

@@ -116,12 +116,11 @@ def validate(config: ValidateConfig) -> Finished:
             write_payloads(config.payloads, (encode_body(r.body) for r in requests))
         table = prepared.rows.assign(customer_uuid="", customer_id="")
         write_results(out / "results.csv", table)
-        write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
+        to_fix = write_errors(out / "errors.csv", source, table, prepared.invalid_raw)
         write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
         result = RunResult(_counts(table), max_invalid=config.max_invalid, rows=len(table))
         summary = _summary("validate", source, mapping.name, table, prepared.problems, started, out, result,
-                           api_url=None,
-                           **extra)
+                           to_fix=to_fix, api_url=None, **extra)
         write_summary(out / "summary.json", summary)
         write_report_page(out, mapping=mapping, results=table)
     finish_out_dir(out, config.folders)
@@ -259,12 +258,12 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             result = replace(result, counts=_counts(table))
             write_results(out / "results.csv", table)
             release_memory()  # what formatting a million rows needed
-            write_errors(out / "errors.csv", source, table, invalid_raw)
+            to_fix = write_errors(out / "errors.csv", source, table, invalid_raw)
             write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
             release_memory()  # and the error files, before the page is drawn
             write_timeline(out / "timeline.csv", timeline.seconds())
             summary = _summary(
-                "run", source, mapping.name, table, problems, started, out, result, api_url=api_url,
+                "run", source, mapping.name, table, problems, started, out, result, to_fix=to_fix, api_url=api_url,
                 department=config.department, state=str(state_path), requests_sent=stats.requests,
                 retries=stats.retries, rate_limited=stats.rate_limited, searches=stats.searches,
                 final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -56,7 +55,7 @@ class Prepared:
     """Every input row accounted for, and what is needed to build the requests."""
 
     #: one line per input row, indexed by source row: status, customer_key, error_code, error_message, warnings,
-    #: dropped (source columns of unreadable phones, emails, VINs left out), original_row (see original_rows),
+    #: dropped (source columns of values a normalizer left out, see _dropped_fields), original_row (see original_rows),
     #: two_people (why the row is to fix when its key names two people, see two_people.py)
     rows: pd.DataFrame
     #: normalized canonical columns of the valid rows (only when requests are wanted)
@@ -122,16 +121,18 @@ class Prepared:
         return Requests(frame, self.rows.loc[valid, "customer_key"], mapping, validate_vin=validate_vin)
 
 
-#: Fields that, dropped because they could not be read, leave a saved customer incomplete: fixing the cell
-#: and importing the row again completes it (a placeholder or shared contact has nothing to fix).
-_COMPLETABLE = r"^(?:phone[0-9]+|email[0-9]+|vin)$"
+#: Values dropped for a reason the data cannot fix: a placeholder contact ("no email") is the customer having
+#: none, so it stays a warning and the row is not to fix. Every other value a normalizer dropped (a phone,
+#: email, VIN, state, ZIP, year, flag, mileage, formula-like text...) leaves a saved customer incomplete:
+#: fixing the cell and importing the row again completes it.
+_NOTHING_TO_FIX = frozenset({PLACEHOLDER_MESSAGE})
 
 
 def _dropped_fields(problems: list[FieldProblem], mapping: MappingSpec, index: pd.Index) -> pd.Series:
-    """The source columns of each row whose unreadable phone, email or VIN was dropped, joined by ", "."""
+    """The source columns of each row whose value a normalizer dropped (a fixable reason), joined by ", "."""
     names: dict[int, list[str]] = {}
     for problem in problems:
-        if problem.message == PLACEHOLDER_MESSAGE or not re.fullmatch(_COMPLETABLE, problem.field):
+        if problem.message in _NOTHING_TO_FIX:
             continue
         source = mapping.source_of(problem.field)
         for position in np.flatnonzero(problem.mask.to_numpy()).tolist():

@@ -30,7 +30,8 @@ RESULT_COLUMNS = ("source_row", "status", "customer_key", "customer_uuid", "cust
 ERROR_STATUSES = ("invalid", "failed")
 #: results.csv columns that may carry text from the file or the API (a key, a message): defused like errors.csv.
 _FREE_TEXT = ("customer_key", "customer_uuid", "customer_id", "error_code", "error_message", "warnings")
-#: Statuses of rows that were (or would be) saved: such a row goes to errors.csv only if a field was dropped.
+#: Statuses of rows that were (or would be) saved: such a row is to fix only if a value was dropped (or its
+#: key names two people).
 SAVED_STATUSES = ("success", "unchanged", "valid")
 #: Marks an API failure that no change to the data can fix.
 RETRIED_NEXT_RUN_NOTE = "nothing to fix: retried next run"
@@ -58,8 +59,9 @@ def error_rows(table: pd.DataFrame) -> pd.DataFrame:
     verb = pd.Series(np.where(wanted["status"] == "valid", "would be sent without ", "saved without "),
                      index=wanted.index, dtype="str")
     why.loc[saved_without, "error_message"] = (
-        verb[saved_without] + dropped.loc[wanted.index][saved_without]
-        + ", which could not be read: correct it and import this row again to complete the customer")
+        verb[saved_without] + "the value of " + dropped.loc[wanted.index][saved_without]
+        + ", which could not be used (see mk_warnings): correct it and import this row again to complete the "
+          "customer")
     named = mixed.loc[wanted.index]
     if named.any():
         note = ("one customer key, two people: " + two_people.loc[wanted.index][named]

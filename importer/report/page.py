@@ -23,9 +23,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from importer.error_codes import ErrorCode, explain, explain_warning
+from importer.error_codes import explain_warning
 from importer.errors import InputError
 from importer.prepare.mapping import MappingSpec
+from importer.prepare.normalize import PLACEHOLDER_MESSAGE
+from importer.prepare.shared_contacts import PROBLEM as SHARED_PROBLEM
 from importer.read.reader import header_key
 from importer.report.files import ERROR_STATUSES, RESULT_COLUMNS, read_timeline
 from importer.report.folders import private_file
@@ -44,6 +46,8 @@ STATUS_ORDER = ("success", "unchanged", "valid", "invalid", "failed", "not_attem
 EXIT_WORDS = {0: "every row went through", 1: "some rows need attention", 2: "bad usage or input: nothing sent",
               3: "stopped early: rerunning the same command resumes",
               4: "the API refused the credentials or the department", 130: "interrupted (Ctrl-C)"}
+#: Warnings a row is not to fix for: the customer has no such contact of their own.
+NOTHING_TO_FIX = frozenset({PLACEHOLDER_MESSAGE, SHARED_PROBLEM})
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
         "base-uri 'none'; form-action 'none'")
 
@@ -55,9 +59,12 @@ class RunReports:
     summary: dict[str, Any]
     #: one line per input row, indexed by source row: status, error_code, error_message, warnings
     results: pd.DataFrame
-    #: the original cells of the rows needing attention, indexed by source row (from errors.csv)
+    #: the original cells of the rows to fix, indexed by source row (from errors.csv)
     originals: pd.DataFrame
     timeline: list[Second]
+    #: whether the folder has an errors.csv: its rows are the rows to fix (a folder without one, from an
+    #: older version, has its invalid and failed rows taken instead)
+    listed: bool = True
 
 
 # -- reading a run's reports -------------------------------------------------------------------------
@@ -97,7 +104,9 @@ def read_reports(out: Path, results: pd.DataFrame | None = None) -> RunReports:
         raise InputError(f"{summary_path}: not readable as JSON ({exc})") from None
     if results is None:
         results = read_results(out / "results.csv")
-    return RunReports(summary, results, read_originals(out / "errors.csv"), read_timeline(out / "timeline.csv"))
+    errors = out / "errors.csv"
+    return RunReports(summary, results, read_originals(errors), read_timeline(out / "timeline.csv"),
+                      listed=errors.exists())
 
 
 # -- the page ----------------------------------------------------------------------------------------
@@ -216,13 +225,16 @@ class _Table:
     columns: list[str]
     problems: list[dict[str, str]]
     rows: list[list[Any]]
-    #: (column or None, problem) → rows, and the first row showing it
+    #: (column or None, problem) → rows, the first row showing it, and the column's place in the table
     tally: Counter[tuple[str | None, str]]
     first: dict[tuple[str | None, str], int]
+    place: dict[tuple[str | None, str], int]
     #: problem label → (rows, meaning, fix), for the plain words
     words: dict[str, tuple[int, str, str]]
     #: why rows failed at the API: error code → rows
     refused: Counter[str]
+    #: the statuses the rows' status numbers stand for
+    statuses: list[str]
 
 
 def _shown_columns(header: Sequence[str], mapping: MappingSpec | None) -> list[str]:
@@ -236,7 +248,9 @@ def _shown_columns(header: Sequence[str], mapping: MappingSpec | None) -> list[s
 
 def _attention_table(reports: RunReports, mapping: MappingSpec | None) -> _Table:
     results, originals = reports.results, reports.originals
-    wanted = results[results["status"].isin(ERROR_STATUSES)]
+    # The rows to fix are errors.csv's, exactly: the same list in the files, the summary and here.
+    wanted = (results.loc[results.index.isin(originals.index)] if reports.listed
+              else results[results["status"].isin(ERROR_STATUSES)])
     header = [str(c) for c in originals.columns]
     columns = _shown_columns(header, mapping)
     at = {c: i for i, c in enumerate(columns)}
@@ -246,11 +260,12 @@ def _attention_table(reports: RunReports, mapping: MappingSpec | None) -> _Table
     values_of = dict(zip(wanted.index[known].tolist(),
                          originals.loc[wanted.index[known]].fillna("").to_numpy(dtype=object).tolist(), strict=True))
     blank = [""] * len(columns)
-    statuses = list(ERROR_STATUSES)
+    statuses = list(STATUS_ORDER)
     problem_at: dict[str, int] = {}
     problems: list[dict[str, str]] = []
     tally: Counter[tuple[str | None, str]] = Counter()
     first: dict[tuple[str | None, str], int] = {}
+    place: dict[tuple[str | None, str], int] = {}
     words: dict[str, tuple[int, str, str]] = {}
     refused: Counter[str] = Counter()
     rows: list[list[Any]] = []
@@ -269,55 +284,51 @@ def _attention_table(reports: RunReports, mapping: MappingSpec | None) -> _Table
             key = (reason.column, reason.problem)
             tally[key] += 1
             first.setdefault(key, row)
+            place.setdefault(key, column)
             count, meaning, fix = words.get(reason.problem, (0, reason.meaning, reason.fix))
             words[reason.problem] = (count + 1, meaning, fix)
             if status == "failed" and reason.error:
                 refused[reason.problem] += 1
         # An error about the row as a whole (an API refusal) shows its message: the API's own words.
         detail = message if code and reasons and reasons[0].column is None and code != "INVALID_FIELD" else ""
+        if status not in statuses:
+            statuses.append(status)
         rows.append([row, statuses.index(status), [str(v) for v in values_of.get(row, blank)], cells, detail])
-    return _Table(columns, problems, rows, tally, first, words, refused)
+    return _Table(columns, problems, rows, tally, first, place, words, refused, statuses)
 
 
 def _problems_section(summary: dict[str, Any], table: _Table) -> str:
-    """Problems by column: every warning and error of the whole file (summary.json), and the API's refusals."""
-    bars, notes = [], []
-    column_at = {c: i for i, c in enumerate(table.columns)}
+    """Problems by column: every problem of the rows to fix, each a button that filters the table to its rows;
+    then the warnings there is nothing to fix for (placeholder and shared contacts, from summary.json)."""
     problem_at = {p["label"]: i for i, p in enumerate(table.problems)}
-    for item in summary.get("problems", []):
-        column, problem = str(item.get("column", "")), str(item.get("problem", ""))
-        if column == API_COLUMN:
-            continue  # the API's refusals have their own chart, from the rows to fix
-        attrs = ""
-        label = next((p for p in problem_at if problem.startswith(p) or p == _code_of(problem)), None)
-        if label is not None:
-            header_column = next((c for c in table.columns if header_key(c) == header_key(column)), None)
-            attrs = (f' class="clickable" data-filter-problem="{problem_at[label]}" data-filter-column='
-                     f'"{column_at[header_column] if header_column is not None else ""}"')
-        bars.append((f"{column}: {problem}", int(item.get("rows", 0)), "#bc4c00", attrs))
-        notes.append(f"e.g. row {item.get('example_row')}")
-    failed_bars, failed_notes = [], []
-    for problem, n in table.refused.most_common():
-        attrs = f' class="clickable" data-filter-problem="{problem_at[problem]}"'
-        failed_bars.append((problem, n, "#8250df", attrs))
-        example = min(row for (_, p), row in table.first.items() if p == problem)
-        failed_notes.append(f"{explain(problem).meaning} · e.g. row {example}")
+    top = max(table.tally.values(), default=1)
+    buttons = []
+    for (column, problem), n in table.tally.most_common():
+        index = problem_at[problem]
+        words = table.problems[index]
+        place = table.place[(column, problem)]
+        label = f"{column if column is not None else '(the row)'}: {problem}"
+        buttons.append(
+            f'<button type="button" class="problem" data-filter-problem="{index}" '
+            f'data-filter-column="{place if column is not None else ""}" data-rows="{n}" '
+            f'title="{_html(words["meaning"])}. To fix: {_html(words["fix"])}">'
+            f'<span class="label">{_html(label)}</span><span class="track"><span class="bar" '
+            f'style="width:{max(1.0, 100 * n / top):.1f}%"></span></span><span class="n">{_count(n)}</span>'
+            f'<span class="eg">e.g. row {table.first[(column, problem)]}</span></button>')
+    kept = [item for item in summary.get("problems", [])
+            if str(item.get("problem", "")) in NOTHING_TO_FIX and item.get("column") != API_COLUMN]
     out = []
-    if bars:
-        out.append('<p class="note">Every problem in the file, most frequent first (a click filters the table '
-                   'below; rows that were saved without a field appear here but not in the table).</p>')
-        out.append(_hbars(bars, "Problems by column", label_width=330, notes=notes))
-    if failed_bars:
-        out.append('<p class="note">Refused at the API, by reason:</p>')
-        out.append(_hbars(failed_bars, "Failed at the API", label_width=330, notes=failed_notes))
+    if buttons:
+        out.append('<p class="note">Every problem of the rows to fix, most frequent first: a click shows its rows '
+                   'in the table below.</p>')
+        out.append(f'<div class="problems" id="problems">{"".join(buttons)}</div>')
+    if kept:
+        items = "".join(f"<li>{_html(item.get('column', ''))}: {_html(item.get('problem', ''))}: "
+                        f"{_count(int(item.get('rows', 0)))} rows (e.g. row {_html(item.get('example_row', ''))})</li>"
+                        for item in kept)
+        out.append('<p class="note">Treated as empty, nothing to fix in the file (the customer has no such '
+                   f'contact of their own):</p><ul class="kept" id="kept">{items}</ul>')
     return "".join(out) or '<p class="note">No problems: every row could be read as it is.</p>'
-
-
-def _code_of(problem: str) -> str:
-    """A row rule's message back to its code, so a summary problem can point at the table's filter."""
-    from importer.prepare.schema import ROW_RULES
-
-    return next((code for code, message in ROW_RULES.items() if problem == message), problem)
 
 
 # -- timeline ----------------------------------------------------------------------------------------
@@ -444,16 +455,15 @@ def _json_for_script(value: Any) -> str:
 
 
 def _words_section(summary: dict[str, Any], table: _Table) -> str:
-    """Plain words for every problem on the page: the file's (counted over all its rows, from summary.json)
-    and the API's refusals (counted over the rows to fix)."""
+    """Plain words for every problem on the page: those of the rows to fix (counted over them), and the
+    warnings there is nothing to fix for (counted over the file, from summary.json)."""
     words = dict(table.words)
-    file_wide: Counter[str] = Counter()
     for item in summary.get("problems", []):
-        if item.get("column") != API_COLUMN:  # those are among the refusals already
-            file_wide[_code_of(str(item.get("problem", "")))] += int(item.get("rows", 0))
-    for label, count in file_wide.items():
-        explanation = explain(label) if label in ErrorCode.__members__ else explain_warning(label)
-        words[label] = (count, explanation.meaning, explanation.fix)
+        problem = str(item.get("problem", ""))
+        if problem in NOTHING_TO_FIX and item.get("column") != API_COLUMN:
+            explanation = explain_warning(problem)
+            count = words.get(problem, (0, "", ""))[0]
+            words[problem] = (count + int(item.get("rows", 0)), explanation.meaning, explanation.fix)
     if not words:
         return ""
     body = "".join(f"<tr><td><code>{_html(label)}</code></td><td class=\"n\">{_count(count)}</td>"
@@ -468,7 +478,7 @@ def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
     summary = reports.summary
     sentence, good = verdict(summary)
     table = _attention_table(reports, mapping)
-    data = {"columns": table.columns, "statuses": list(ERROR_STATUSES), "problems": table.problems,
+    data = {"columns": table.columns, "statuses": table.statuses, "problems": table.problems,
             "rows": table.rows, "printCap": PRINT_CAP}
     head_cells = "".join(f"<th title=\"{_html(c)}\">{_html(c)}</th>" for c in table.columns)
     flagged = {column for column, _ in table.tally}
@@ -503,10 +513,12 @@ def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
         f"<h2>Problems by column</h2>{_problems_section(summary, table)}"
         f"{run_part}"
         f"<h2>Rows to fix ({_count(len(table.rows))})</h2>"
-        '<p class="note">Every row that is <b>invalid</b> (not sent: fix it in the file) or <b>failed</b> (refused '
-        "at the API), with the original values of the mapped columns; the reason is under the cell it concerns "
-        "(hover for what to change). Fix the rows in errors.xlsx or errors.csv and import that file again with "
-        f"the same mapping.</p>{rows_part}"
+        '<p class="note">The rows of errors.csv and errors.xlsx: every row that is <b>invalid</b> (not sent: fix '
+        "it in the file) or <b>failed</b> (refused at the API), and every row saved (or, from validate, to be "
+        "sent) without a value it carried that could not be used, or whose customer key names two people. The "
+        "original values of the mapped columns, the reason under the cell it concerns (hover for what to "
+        "change). Fix the rows in errors.xlsx or errors.csv and import that file again with the same "
+        f"mapping.</p>{rows_part}"
         f"{_words_section(summary, table)}"
         f"<footer>Written {written} by {_html(summary.get('program', 'mk-import'))} from the reports in "
         f"{_html(summary.get('reports', ''))}.</footer>"
