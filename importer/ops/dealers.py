@@ -22,12 +22,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from importer.errors import ConfigError, InputError
-from importer.prepare.mapping import builtin_names
+from importer.prepare.mapping import builtin_names, parse_yaml
 
 #: Keys an entry may carry; all but name and department may also be defaults.
+#: A dealers file holds a few hundred bytes per dealer: this bounds what a hostile or broken one can cost.
+MAX_DEALERS_CHARS = 16 << 20
 ENTRY_KEYS = ("name", "department", "input", "mapping", "credentials", "schedule", "rate", "max_duration",
               "max_age", "full", "keep", "api_url")
 #: Keys only the defaults may carry: they concern every dealer together.
@@ -264,13 +264,11 @@ def _section(raw: dict[str, Any], key: str, allowed: tuple[str, ...], problems: 
 def load_dealers(path: Path) -> DealersFile:
     """Read and check a dealers file; ConfigError listing every mistake with its entry and key."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the dealers file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where}: not a YAML file ({getattr(exc, 'problem', None) or exc})") from None
+    # The mappings' loader: a key written twice (a second `defaults:`) is refused, not silently lost.
+    raw = parse_yaml(text, str(path), limit=MAX_DEALERS_CHARS)
     problems = _Problems(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected keys defaults, cron, kubernetes and dealers at the top")
