@@ -22,6 +22,7 @@ import pandas as pd
 import yaml
 
 from importer.onboard import vocabulary as vocab
+from importer.onboard.preview import percent
 from importer.prepare.full_names import is_business
 from importer.prepare.mapping import DEFAULT_PLACEHOLDERS, VEHICLE_FIELDS
 from importer.prepare.normalize import (
@@ -143,7 +144,7 @@ def profile(source: InputFile, sample_rows: int = SAMPLE_ROWS) -> list[Profile]:
 
 # -- deciding ----------------------------------------------------------------------------------------
 def _pct(share: float) -> str:
-    return f"{share:.0%}"
+    return percent(share)
 
 
 _VALUE_KINDS = (("email", "email", "valid emails"), ("phone", "phone", "valid phones"),

@@ -132,3 +132,14 @@ def test_check_previews_each_field_before_and_after_normalization(write_csv, tmp
     assert "0% clean of       2" in by_field["email1"]
     assert "is this the right column?" in by_field["email1"]
     assert "is this the right column?" not in by_field["phone1"]
+
+
+def test_check_never_rounds_a_share_up_to_100_percent(write_csv, tmp_path, capsys):
+    rows = [["Id", "Last", "Cell"]] + [[str(i), "Lee", f"310-555-{i:04d}"] for i in range(1, 300)]
+    path = write_csv([*rows, ["300", "Lee", "555-12"]])  # 299 readable phones of 300
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("customer_key: Id\ncustomer: {lastName: Last}\nphones: [{column: Cell}]\n")
+    assert main(["mappings", "check", str(path), "--mapping", str(mapping)]) == 0
+    by_field = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
+    assert "99.7% clean of     300" in by_field["phone1"]
+    assert " 100% clean of     300" in by_field["lastName"]
