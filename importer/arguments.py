@@ -228,12 +228,7 @@ def build_parser() -> Parser:
                "mapping, state or input: nothing sent\n            3 stopped early (rerun resumes) · 4 credentials "
                "or department refused · 130 Ctrl-C after a clean stop")
     parser.add_argument("--version", action="version", version=f"mk-import {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_const", const=1, default=0, dest="verbosity",
-                        help="debug detail (one line per request; never a secret)")
-    parser.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity",
-                        help="warnings and errors only")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text",
-                        help="log lines as text or as JSON objects for log shippers (default text)")
+    _add_logging_options(parser, verbosity=0, log_format="text")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, help="the command")
     _add_validate(sub)
     _add_run(sub)
@@ -241,4 +236,29 @@ def build_parser() -> Parser:
     _add_sandbox(sub)
     _add_report(sub)
     _add_deploy(sub)
+    for command in _subparsers(parser):
+        _add_logging_options(command)
     return parser
+
+
+def _add_logging_options(p: argparse.ArgumentParser, verbosity: object = argparse.SUPPRESS,
+                         log_format: object = argparse.SUPPRESS) -> None:
+    """-v, -q and --log-format: on the top-level parser with their defaults, and on every command with
+    SUPPRESS, so that written after the command they count, and not written there they leave the top
+    level's value alone (a subparser's default would overwrite it)."""
+    p.add_argument("-v", "--verbose", action="store_const", const=1, default=verbosity, dest="verbosity",
+                   help="debug detail (one line per request; never a secret)")
+    p.add_argument("-q", "--quiet", action="store_const", const=-1, default=verbosity, dest="verbosity",
+                   help="warnings and errors only")
+    p.add_argument("--log-format", choices=("text", "json"), default=log_format,
+                   help="log lines as text or as JSON objects for log shippers (default text)")
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every command's parser, nested ones (`mappings check`) included."""
+    found = []
+    for action in parser._actions:  # argparse keeps its subparsers only there
+        if isinstance(action, argparse._SubParsersAction):
+            for command in dict.fromkeys(action.choices.values()):
+                found += [command, *_subparsers(command)]
+    return found

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import stat
 import subprocess
 import sys
@@ -180,6 +182,25 @@ def test_terminal_summary_lists_frequent_problems(tmp_path: Path, write_csv, cap
     assert "3 rows (2 valid, 1 invalid)" in err
     assert "2  Cell Phone: not a valid phone number (e.g. row 1)" in err
     assert "a person needs a last name (e.g. row 3)" in err
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_logging_options_work_before_or_after_the_command(tmp_path: Path, write_csv, capsys, where):
+    path = write_csv([DV_HEADER, dv_row("1", cell="12")])
+    command = ["validate", str(path), "-m", "dealervault"]
+
+    def args(options: list[str], out: str) -> list[str]:
+        return ([*options, *command] if where == "before" else [*command, *options]) + ["--out", str(tmp_path / out)]
+
+    assert main(args(["-q"], "quiet")) == 0
+    assert capsys.readouterr().err == ""
+    assert main(args(["-v"], "verbose")) == 0
+    assert "1 rows (1 valid)" in capsys.readouterr().err
+    assert main(args(["--log-format", "json"], "json")) == 0
+    finished = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    assert [line["summary"]["rows"] for line in finished if "summary" in line] == [1]
+    # Nested commands take them too.
+    assert main(["mappings", "list", "-q"]) == 0
 
 
 def test_standard_input(tmp_path: Path):
