@@ -25,6 +25,23 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130  #: Ctrl-C, after a clean stop
 
 
+#: What each exit code means, in words: the closing lines of `validate` and `run`, and report.html.
+EXIT_WORDS = {
+    ExitCode.OK: "every row went through (invalid rows within --max-invalid, if given)",
+    ExitCode.ROWS_FAILED: "finished, but some rows failed, or are invalid beyond --max-invalid: fix them from "
+                          "errors.csv",
+    ExitCode.USAGE: "bad usage, config, mapping or input: nothing sent",
+    ExitCode.STOPPED: "stopped early: rerunning the same command resumes",
+    ExitCode.REFUSED: "the API refused the credentials or the department: fix them before rerunning",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C) after a clean stop: rerunning the same command resumes",
+}
+
+
+def exit_words(code: int) -> str:
+    """What an exit code means, in words ("" for a code mk-import does not give)."""
+    return next((words for known, words in EXIT_WORDS.items() if known == code), "")
+
+
 class StopCode(StrEnum):
     """Why a run stopped early: a stable token for schedulers, beside the free-text reason."""
 

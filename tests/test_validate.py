@@ -181,6 +181,17 @@ def test_terminal_summary_lists_frequent_problems(tmp_path: Path, write_csv, cap
     assert "3 rows (2 valid, 1 invalid)" in err
     assert "2  Cell Phone: not a valid phone number (e.g. row 1)" in err
     assert "a person needs a last name (e.g. row 3)" in err
+    # The closing lines name the page and the error files as paths, and say what the exit code means.
+    out = (tmp_path / "o").resolve()
+    assert err.splitlines()[-3:] == [
+        f"page:    {out / 'report.html'}",
+        f"to fix:  3 rows in {out / 'errors.csv'} and {out / 'errors.xlsx'}",
+        "exit 1: finished, but some rows failed, or are invalid beyond --max-invalid: fix them from errors.csv"]
+    main(["validate", str(write_csv([DV_HEADER, dv_row("1")], name="ok.csv")), "-m", "dealervault", "--out",
+          str(tmp_path / "ok"), "-v"])
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        f"to fix:  nothing (reports in {(tmp_path / 'ok').resolve()})",
+        "exit 0: every row went through (invalid rows within --max-invalid, if given)"]
 
 
 @pytest.mark.parametrize("where", ["before", "after"])

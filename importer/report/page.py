@@ -35,6 +35,7 @@ from importer.report.outcomes import API_COLUMN
 from importer.report.reasons import Reason, ReasonParser
 from importer.report.workbook import UNDEFUSE
 from importer.send.timeline import Second
+from importer.status import exit_words
 
 #: Rows the printed table holds at most (the page on screen holds every row).
 PRINT_CAP = 5_000
@@ -43,9 +44,6 @@ MAX_POINTS = 300
 STATUS_COLORS = {"success": "#1a7f37", "unchanged": "#8c959f", "valid": "#2da44e", "invalid": "#cf222e",
                  "failed": "#8250df", "not_attempted": "#bf8700"}
 STATUS_ORDER = ("success", "unchanged", "valid", "invalid", "failed", "not_attempted")
-EXIT_WORDS = {0: "every row went through", 1: "some rows need attention", 2: "bad usage or input: nothing sent",
-              3: "stopped early: rerunning the same command resumes",
-              4: "the API refused the credentials or the department", 130: "interrupted (Ctrl-C)"}
 #: Warnings a row is not to fix for: the customer has no such contact of their own.
 NOTHING_TO_FIX = frozenset({PLACEHOLDER_MESSAGE, SHARED_PROBLEM})
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
@@ -166,7 +164,7 @@ def _facts(summary: dict[str, Any]) -> str:
         ("Department", summary.get("department") or ("(validate: nothing sent)"
                                                      if summary.get("command") == "validate" else "")),
         ("Duration", _duration(float(summary.get("duration_s") or 0))),
-        ("Exit code", f"{code} ({EXIT_WORDS.get(int(code), 'see the README')})" if code is not None else ""),
+        ("Exit code", f"{code} ({exit_words(int(code)) or 'see the README'})" if code is not None else ""),
         ("Rows", f"{_count(int(summary.get('rows', 0)))} ({_count(int(summary.get('customers', 0)))} customers)"),
     ]
     if summary.get("command") == "run":
