@@ -52,6 +52,13 @@ def _count(text: str) -> int:
     return value
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a count of at least 1")
+    return value
+
+
 def _add_sandbox(sub: argparse._SubParsersAction[Parser]) -> None:
     p = sub.add_parser("sandbox", help="run the local myKaarma stand-in server",
                        description="Serve a local stand-in for myKaarma's Customer API until Ctrl-C.")
@@ -168,6 +175,9 @@ def _add_run(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("--full", action="store_true", help="send every customer, even those unchanged since last run")
     p.add_argument("--max-duration", type=_positive, metavar="S",
                    help="start no request after S seconds; the rest are not_attempted (exit 3) and a rerun resumes")
+    p.add_argument("--limit", type=_at_least_one, metavar="N",
+                   help="a pilot: send only the file's first N customers; the others' rows are not_attempted "
+                        "(code BEYOND_LIMIT, not exit 1), and a later run without --limit sends them")
     p.add_argument("--insecure-http", action="store_true", help="allow plain http to a host other than loopback")
     p.add_argument("--progress", choices=("auto", "bar", "log", "none"), default="auto",
                    help="a bar on a terminal, a log line every --log-every seconds otherwise (default auto)")

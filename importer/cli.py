@@ -247,7 +247,7 @@ def _import(args: argparse.Namespace) -> Finished:
                                                           patience=args.patience),
         out_dir=args.out, state_path=args.state, full=args.full, max_duration=args.max_duration,
         insecure_http=args.insecure_http, sandbox=args.sandbox, sandbox_db=args.sandbox_db,
-        max_invalid=args.max_invalid, folders=_folders(args, args.reports_root))
+        max_invalid=args.max_invalid, folders=_folders(args, args.reports_root), limit=args.limit)
     return run_import(config, _progress(args))
 
 

@@ -44,6 +44,7 @@ class ErrorCode(StrEnum):
     STOPPED_UNANSWERED = "STOPPED_UNANSWERED"
     SAVED_WITHOUT_FIELD = "SAVED_WITHOUT_FIELD"
     TWO_PEOPLE_ONE_KEY = "TWO_PEOPLE_ONE_KEY"
+    BEYOND_LIMIT = "BEYOND_LIMIT"
 
 
 EXPLANATIONS: dict[ErrorCode, Explanation] = {
@@ -113,6 +114,11 @@ EXPLANATIONS: dict[ErrorCode, Explanation] = {
         "a person): one customer was saved, with the name of the key's last row that has one (errors.csv only)",
         "give each person their own customer number in the DMS (or correct the misspelt name), then import "
         "these rows again"),
+    ErrorCode.BEYOND_LIMIT: Explanation(
+        "a pilot run (--limit N) sent only the file's first N customers, and this row's customer is not among "
+        "them, so it was not sent (not_attempted; this alone does not make exit code 1)",
+        "nothing to fix in the file: run again without --limit to send it; the pilot's customers are left "
+        "unchanged"),
 }
 
 

@@ -220,9 +220,10 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             del prepared
             outcomes = RowOutcomes(rows.index)
             recorder = Recorder(state, progress, outcomes.set, stops)
-            plan = Planner(state, recorder).plan(requests, config.full, known)
+            plan = Planner(state, recorder).plan(requests, config.full, known, config.limit)
             del known  # joined to the requests by the planner, not to be held while sending
-            progress.start(int(rows.loc[rows["status"] == Status.VALID, "customer_key"].nunique()))
+            customers = int(rows.loc[rows["status"] == Status.VALID, "customer_key"].nunique())
+            progress.start(customers if config.limit is None else min(customers, config.limit))
             progress.advance(Status.UNCHANGED, plan.unchanged_rows, len(plan.unchanged))
             timeline = Timeline()  # its seconds count from the start of sending
             try:
@@ -234,7 +235,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 recorder.write_pending()
         finally:
             state.close()
-        unchanged, saved = plan.unchanged, recorder.saved
+        unchanged, saved, held = plan.unchanged, recorder.saved, plan.held
         # Every body is built: the normalized rows, the grouping and the bookkeeping are not needed for the reports.
         del requests, plan, recorder
         release_memory()
@@ -243,10 +244,10 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
         result = RunResult({}, sent=sent, stop=stop, max_invalid=config.max_invalid, rows=len(rows))
         try:
             table = with_outcomes(rows.assign(customer_uuid="", customer_id=""), outcomes, unchanged,
-                                  stats.stop_reason)
+                                  stats.stop_reason, held, config.limit)
             # The outcomes are on the rows now: their packed copies and the rows' columns from before the
             # sending go, with the per-row copies made to join them.
-            del rows, outcomes, unchanged
+            del rows, outcomes, unchanged, held
             release_memory()
             table, merged = flag_merged(table)
             release_memory()
@@ -269,7 +270,8 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3),
                 concurrency_used=stats.concurrency_used, concurrency_limit=stats.concurrency_limit,
                 latency_p50_ms=_ms(stats.latency_p50), latency_p95_ms=_ms(stats.latency_p95),
-                stop_reason=stats.stop_reason, input_changed=input_changed, merged_customers=merged)
+                stop_reason=stats.stop_reason, input_changed=input_changed, merged_customers=merged,
+                limit=config.limit)
             write_summary(out / "summary.json", summary)
             write_report_page(out, mapping=mapping, results=table)
         except OSError as exc:

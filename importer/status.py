@@ -93,6 +93,8 @@ def exit_code_for(outcome: RunResult | BaseException) -> ExitCode:
         return ExitCode.REFUSED
     if result.stop is not None:
         return ExitCode.STOPPED
+    # not_attempted rows of a run that did not stop are a pilot's (--limit): held back on purpose, they do
+    # not make exit 1 by themselves.
     if result.count(Status.FAILED):
         return ExitCode.ROWS_FAILED
     invalid = result.count(Status.INVALID)

@@ -131,7 +131,10 @@ def verdict(summary: dict[str, Any]) -> tuple[str, bool]:
         problems.append(f"{_count(invalid)} {'needs' if invalid == 1 else 'need'} fixing")
     if failed:
         problems.append(f"{_count(failed)} failed at the API")
-    if left:
+    if left and summary.get("limit") and not summary.get("stop_code"):
+        problems.append(f"{_count(left)} not attempted (beyond --limit {summary['limit']}: a run without --limit "
+                        "sends them)")
+    elif left:
         why = summary.get("stop_reason") or "the run stopped early"
         problems.append(f"{_count(left)} not attempted ({why}; rerunning resumes)")
     if summary.get("command") == "validate":

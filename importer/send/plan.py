@@ -11,6 +11,7 @@ saved them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,6 +65,8 @@ class Plan:
     unchanged_rows: int
     #: a job for every other customer to send, made lazily, while the pool sends the earlier ones
     jobs: Iterator[Job]
+    #: keys of the customers a pilot (`limit`) holds back: beyond the file's first N, not sent
+    held: pd.Index = dataclasses.field(default_factory=lambda: pd.Index([], dtype="str"))
 
 
 class Planner:
@@ -76,10 +79,14 @@ class Planner:
         #: keys an earlier run sent without learning the outcome (the state's journal, as the run started)
         self.journaled = state.journaled()
 
-    def plan(self, requests: Requests, full: bool, stored: pd.DataFrame) -> Plan:
-        """`stored` is what the state holds (StateStore.load), dropped once joined to the requests."""
+    def plan(self, requests: Requests, full: bool, stored: pd.DataFrame, limit: int | None = None) -> Plan:
+        """`stored` is what the state holds (StateStore.load), dropped once joined to the requests. With
+        `limit`, a pilot: only the first `limit` customers in file order may be sent, the rest are held."""
         customers, same_rows, known = compared(requests, stored)
         skip = same_rows & (not full)  # same rows, same mapping, same program: same body, not even built
+        # requests.table() is in file order (each customer where its first row is): the pilot is its head.
+        beyond = np.arange(len(customers)) >= limit if limit is not None else np.zeros(len(customers), dtype=bool)
+        held = pd.Index(customers.loc[beyond & ~skip, "key"], dtype="str")
         unchanged = customers.loc[skip, ["key", "customer_uuid_saved", "customer_id_saved"]].rename(
             columns={"customer_uuid_saved": "customer_uuid", "customer_id_saved": "customer_id"})
         unchanged_rows = int(customers.loc[skip, "rows"].sum())
@@ -89,7 +96,7 @@ class Planner:
                         index=False)}
         del customers, saved, stored  # a line per customer, not to be held while the sending takes its hours
         release_memory()  # and what grouping and fingerprinting every row needed for a moment
-        return Plan(unchanged, unchanged_rows, self._jobs(requests, ~skip, known_of, full))
+        return Plan(unchanged, unchanged_rows, self._jobs(requests, ~skip & ~beyond, known_of, full), held)
 
     def _jobs(self, requests: Requests, selected: np.ndarray, known_of: dict[str, Saved], full: bool) -> Iterator[Job]:
         recorder = self.recorder
