@@ -22,7 +22,7 @@ from importer.prepare.shared_contacts import PROBLEM as SHARED_PROBLEM
 from importer.prepare.shared_contacts import ContactCollector
 from importer.prepare.two_people import PROBLEM as TWO_PEOPLE_PROBLEM
 from importer.prepare.two_people import NameCollector, name_column
-from importer.read.reader import RAW_LINE_COLUMN, BadLine, InputFile, header_key, read_chunks
+from importer.read.reader import ORIGINAL_ROW_COLUMN, RAW_LINE_COLUMN, BadLine, InputFile, header_key, read_chunks
 from importer.status import Status
 
 
@@ -159,11 +159,20 @@ def original_rows(source: InputFile) -> pd.Series | None:
     """For an error report being imported again, each row's number in the file it came from."""
     if not source.is_error_report:
         return None
-    position = [header_key(c) for c in source.file_header].index("mk_source_row")
+    columns = [header_key(c) for c in source.file_header]
+    position = columns.index("mk_source_row")
+    # Through several fix loops: the number in the original export, which each error file carries on.
+    original = columns.index(ORIGINAL_ROW_COLUMN) if ORIGINAL_ROW_COLUMN in columns else None
+
+    def number(record: list[str]) -> str:
+        if original is not None and len(record) > original and record[original]:
+            return record[original]
+        return record[position] if len(record) > position else ""
+
     with source.path.open(encoding=source.encoding, newline="") as stream:
         records = csv.reader(stream, delimiter=source.delimiter)
         next(records, None)
-        numbers = [record[position] if len(record) > position else "" for record in records if record]
+        numbers = [number(record) for record in records if record]
     return pd.Series(numbers, index=pd.RangeIndex(1, len(numbers) + 1, name="source_row"), dtype="str")
 
 

@@ -33,6 +33,9 @@ from importer.read.containers import as_text
 DELIMITERS = (",", "\t", "|", ";")
 #: Columns that the error report adds after the original ones; a re-import drops them.
 REPORT_COLUMNS = ("mk_source_row", "mk_status", "mk_error_code", "mk_error_message", "mk_warnings")
+#: errors.csv's number of each row in the original export, through any number of fix loops (not in
+#: REPORT_COLUMNS, which tell an error file: those written before it had none)
+ORIGINAL_ROW_COLUMN = "mk_original_row"
 #: Characters that make a spreadsheet read a cell as a formula; the error report defuses them with a quote.
 FORMULA_TRIGGERS = "=+-@\t\r'"
 #: An optional report column: the line as the export wrote it, for a row that could not be split into columns.
@@ -314,7 +317,8 @@ def open_input(source: str, sheet: str | None = None, *, keep_rows: bool = False
                 path, read_encoding = scratch / "utf8.csv", "utf-8"
         delimiter, header = _read_header(path, source, read_encoding or encoding)
         is_report = {header_key(c) for c in REPORT_COLUMNS} <= {header_key(c) for c in header}
-        dropped = {header_key(c) for c in (*REPORT_COLUMNS, RAW_LINE_COLUMN)} if is_report else set()
+        dropped = ({header_key(c) for c in (*REPORT_COLUMNS, ORIGINAL_ROW_COLUMN, RAW_LINE_COLUMN)} if is_report
+                   else set())
         positions = tuple(i for i, c in enumerate(header) if header_key(c) not in dropped)
         kept = RowSpool(scratch / "rows.arrow", len(positions)) if keep_rows else None
         yield InputFile(path, source, encoding, delimiter, tuple(header[i] for i in positions), positions,

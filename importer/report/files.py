@@ -19,11 +19,20 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from importer.error_codes import RETRIED_NEXT_RUN, ErrorCode
-from importer.read.reader import FORMULA_TRIGGERS, RAW_LINE_COLUMN, REPORT_COLUMNS, InputFile, read_chunks
+from importer.read.reader import (
+    FORMULA_TRIGGERS,
+    ORIGINAL_ROW_COLUMN,
+    RAW_LINE_COLUMN,
+    REPORT_COLUMNS,
+    InputFile,
+    read_chunks,
+)
 from importer.report.folders import private_binary_file, private_file
 from importer.send.timeline import COLUMNS as TIMELINE_COLUMNS
 from importer.send.timeline import Second
 
+#: errors.csv's columns after the input's own, before mk_raw_line.
+ERRORS_REPORT_COLUMNS = (REPORT_COLUMNS[0], ORIGINAL_ROW_COLUMN, *REPORT_COLUMNS[1:])
 RESULT_COLUMNS = ("source_row", "status", "customer_key", "customer_uuid", "customer_id", "error_code",
                   "error_message", "warnings", "original_row")
 #: Statuses whose rows go to errors.csv, to be fixed and imported again.
@@ -128,7 +137,7 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
     wanted = error_rows(table)
     written = 0
     with private_file(path, encoding="utf-8-sig") as stream:
-        pd.DataFrame(columns=[*source.header, *REPORT_COLUMNS, RAW_LINE_COLUMN]).to_csv(
+        pd.DataFrame(columns=[*source.header, *ERRORS_REPORT_COLUMNS, RAW_LINE_COLUMN]).to_csv(
             stream, index=False, lineterminator="\r\n")
         if wanted.empty:
             return 0
@@ -138,6 +147,10 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
             why = wanted.loc[raw.index]
             out = raw[list(source.header)].astype("str")
             out["mk_source_row"] = raw.index.astype(str)
+            # The row's number in the original export: its own, unless this file is itself an error file.
+            original = (table.loc[raw.index, "original_row"].astype("str") if "original_row" in table
+                        else pd.Series("", index=raw.index, dtype="str"))
+            out[ORIGINAL_ROW_COLUMN] = original.where(original != "", out["mk_source_row"])
             for column in ("status", "error_code", "error_message", "warnings"):
                 out[f"mk_{column}"] = why[column].astype("str")
             out[RAW_LINE_COLUMN] = (raw[RAW_LINE_COLUMN].fillna("").astype("str") if RAW_LINE_COLUMN in raw
