@@ -176,10 +176,10 @@ def explain(code: str) -> Explanation:
 WARNINGS: dict[str, Explanation] = {
     "not a valid phone number": Explanation(
         "the phone number could not be read as a real number (too short, wrong area code, letters...), so it "
-        "was left out", "correct the number, with its area code; the rest of the customer was saved"),
+        "was left out", "correct the number, with its area code; the rest of the customer goes through without it"),
     "not a valid email address": Explanation(
         "the email address is not a usable address (no @, spaces, a missing domain...), so it was left out",
-        "correct the address; the rest of the customer was saved"),
+        "correct the address; the rest of the customer goes through without it"),
     "not a yes/no flag": Explanation(
         "a yes/no column holds something else, so it was read as no",
         "write Y or N (yes/no, true/false and 1/0 work too)"),
@@ -197,6 +197,18 @@ WARNINGS: dict[str, Explanation] = {
         "98 is 1998), so it was left out", "write the model year, like 2019"),
     "not a mileage": Explanation(
         "the mileage is not a whole number, so it was left out", "write the mileage as digits, like 42150"),
+    "would run as a spreadsheet formula; not sent": Explanation(
+        "the value starts as a spreadsheet formula does (=, @, or + or - before a letter): never a real name or "
+        "address, and a trap for whoever opens the export, so it was left out",
+        "write the value as it should read, without the leading =, @, + or -"),
+    "a placeholder, not the customer's own; treated as empty": Explanation(
+        "the phone or email is a known stand-in for none (noemail@..., 555-555-5555): sent, it would merge "
+        "strangers, so the customer is saved without it",
+        "nothing to fix: the customer gave none (enter their own if they give one)"),
+    "the value is carried by": Explanation(
+        "the phone or email is carried by more customers of the file than the mapping's shared_contact_limit "
+        "(the dealer's own number, a placeholder?), so it was left out for all of them",
+        "nothing to fix for the customer; correct it in the DMS where it is not the customer's own"),
     "two people under one customer key": Explanation(
         "rows of one customer key name different people; one customer is sent, with the name of the key's "
         "last row that has one, and this row's other details are merged into it",

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 CONTACT_COLUMN = r"(?:phone|email)[0-9]+"
-PROBLEM = "shared by more customers than the mapping's shared_contact_limit; dropped for all of them"
+PROBLEM = "the value is carried by more customers than the mapping's shared_contact_limit; dropped for all of them"
 
 
 def _hashes(values: pd.Series) -> np.ndarray:

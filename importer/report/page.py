@@ -232,8 +232,6 @@ class _Table:
     place: dict[tuple[str | None, str], int]
     #: problem label → (rows, meaning, fix), for the plain words
     words: dict[str, tuple[int, str, str]]
-    #: why rows failed at the API: error code → rows
-    refused: Counter[str]
     #: the statuses the rows' status numbers stand for
     statuses: list[str]
 
@@ -268,7 +266,6 @@ def _attention_table(reports: RunReports, mapping: MappingSpec | None) -> _Table
     first: dict[tuple[str | None, str], int] = {}
     place: dict[tuple[str | None, str], int] = {}
     words: dict[str, tuple[int, str, str]] = {}
-    refused: Counter[str] = Counter()
     rows: list[list[Any]] = []
     for row, status, code, message, warnings in zip(wanted.index.tolist(), wanted["status"].tolist(),
                                                      wanted["error_code"].tolist(), wanted["error_message"].tolist(),
@@ -288,14 +285,12 @@ def _attention_table(reports: RunReports, mapping: MappingSpec | None) -> _Table
             place.setdefault(key, column)
             count, meaning, fix = words.get(reason.problem, (0, reason.meaning, reason.fix))
             words[reason.problem] = (count + 1, meaning, fix)
-            if status == "failed" and reason.error:
-                refused[reason.problem] += 1
         # An error about the row as a whole (an API refusal) shows its message: the API's own words.
         detail = message if code and reasons and reasons[0].column is None and code != "INVALID_FIELD" else ""
         if status not in statuses:
             statuses.append(status)
         rows.append([row, statuses.index(status), [str(v) for v in values_of.get(row, blank)], cells, detail])
-    return _Table(columns, problems, rows, tally, first, place, words, refused, statuses)
+    return _Table(columns, problems, rows, tally, first, place, words, statuses)
 
 
 def _problems_section(summary: dict[str, Any], table: _Table) -> str:
