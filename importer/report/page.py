@@ -44,8 +44,13 @@ MAX_POINTS = 300
 STATUS_COLORS = {"success": "#1a7f37", "unchanged": "#8c959f", "valid": "#2da44e", "invalid": "#cf222e",
                  "failed": "#8250df", "not_attempted": "#bf8700"}
 STATUS_ORDER = ("success", "unchanged", "valid", "invalid", "failed", "not_attempted")
-#: Warnings a row is not to fix for: the customer has no such contact of their own.
-NOTHING_TO_FIX = frozenset({PLACEHOLDER_MESSAGE, SHARED_PROBLEM})
+#: Warnings a row is not to fix for: the customer has no such contact of their own. (A row's warning about a
+#: shared contact names how many share it; the problem tally's does not: the words they begin with.)
+NOTHING_TO_FIX = (PLACEHOLDER_MESSAGE, SHARED_PROBLEM.split(" more ", 1)[0])
+
+
+def nothing_to_fix(problem: str) -> bool:
+    return problem.startswith(NOTHING_TO_FIX)
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
         "base-uri 'none'; form-action 'none'")
 
@@ -300,6 +305,8 @@ def _problems_section(summary: dict[str, Any], table: _Table) -> str:
     top = max(table.tally.values(), default=1)
     buttons = []
     for (column, problem), n in table.tally.most_common():
+        if nothing_to_fix(problem):
+            continue  # listed apart, with the file's count: a row to fix may carry one besides its problem
         index = problem_at[problem]
         words = table.problems[index]
         place = table.place[(column, problem)]
@@ -312,7 +319,7 @@ def _problems_section(summary: dict[str, Any], table: _Table) -> str:
             f'style="width:{max(1.0, 100 * n / top):.1f}%"></span></span><span class="n">{_count(n)}</span>'
             f'<span class="eg">e.g. row {table.first[(column, problem)]}</span></button>')
     kept = [item for item in summary.get("problems", [])
-            if str(item.get("problem", "")) in NOTHING_TO_FIX and item.get("column") != API_COLUMN]
+            if nothing_to_fix(str(item.get("problem", ""))) and item.get("column") != API_COLUMN]
     out = []
     if buttons:
         out.append('<p class="note">Every problem of the rows to fix, most frequent first: a click shows its rows '
@@ -453,10 +460,11 @@ def _json_for_script(value: Any) -> str:
 def _words_section(summary: dict[str, Any], table: _Table) -> str:
     """Plain words for every problem on the page: those of the rows to fix (counted over them), and the
     warnings there is nothing to fix for (counted over the file, from summary.json)."""
-    words = dict(table.words)
+    # Those with nothing to fix are counted over the file (summary.json), not over the rows to fix.
+    words = {label: told for label, told in table.words.items() if not nothing_to_fix(label)}
     for item in summary.get("problems", []):
         problem = str(item.get("problem", ""))
-        if problem in NOTHING_TO_FIX and item.get("column") != API_COLUMN:
+        if nothing_to_fix(problem) and item.get("column") != API_COLUMN:
             explanation = explain_warning(problem)
             count = words.get(problem, (0, "", ""))[0]
             words[problem] = (count + int(item.get("rows", 0)), explanation.meaning, explanation.fix)

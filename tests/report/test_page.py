@@ -180,7 +180,7 @@ def _fix_loop_export(write_csv, tmp_path: Path) -> tuple[Path, Path]:
         ["CUSTNO", "FIRST", "LAST", "STATE", "PHONE", "VIN", "YR", "MAKE", "MODEL"],
         ["1", "Ann", "Lee", "MA", "617-555-0101", "", "13", "Honda", "Civic"],        # two-digit years
         ["2", "Bob", "Day", "NY", "617-555-0102", "", "98", "Ford", "Taurus"],
-        ["3", "Cy", "Ng", "ZZ", "617-555-0103", "", "2019", "Kia", "Soul"],            # bad state
+        ["3", "Cy", "Ng", "ZZ", "555-555-5555", "", "2019", "Kia", "Soul"],            # bad state (and a placeholder)
         ["4", "Di", "Ox", "CA", "617-555-0104", VIN_A, "19x", "Kia", "Rio"],           # bad year
         ["5", "=HYPERLINK(1)", "Po", "TX", "617-555-0105", "", "", "", ""],            # formula-like name
         ["6", "Ed", "Yu", "WA", "555-12", "", "", "", ""],                              # unreadable phone
@@ -233,8 +233,10 @@ async def test_one_list_of_rows_to_fix_in_every_report_and_the_page(write_csv, t
             shown = set(await _rows(page))
             assert shown == next(rows for start, rows in expected.items() if label.startswith(start))
             assert len(shown) == n
-        # The placeholder is named, with nothing to fix, and is not a button.
-        assert "a placeholder" in await page.evaluate('document.getElementById("kept").textContent')
+        # The placeholder is named apart, with nothing to fix and the file's count (not a button, though row 3,
+        # to fix for its state, carries one too).
+        kept = await page.evaluate('document.getElementById("kept").textContent')
+        assert "PHONE: a placeholder, not the customer's own; treated as empty: 2 rows" in kept
         words = await page.evaluate('document.querySelector("table.words").textContent')
         assert "the rest of the customer was saved" not in words.split("MISSING_LAST_NAME")[1].split("\\n")[0]
         assert [e for e in page.events if e[0] == "Runtime.exceptionThrown"] == []
