@@ -27,7 +27,7 @@ from importer.error_codes import explain_warning
 from importer.errors import InputError
 from importer.prepare.mapping import MappingSpec
 from importer.prepare.normalize import PLACEHOLDER_MESSAGE
-from importer.prepare.shared_contacts import PROBLEM as SHARED_PROBLEM
+from importer.prepare.shared_contacts import WARNING_START as SHARED_WARNING_START
 from importer.read.reader import header_key
 from importer.report.files import ERROR_STATUSES, RESULT_COLUMNS, read_timeline
 from importer.report.folders import private_file
@@ -44,9 +44,9 @@ MAX_POINTS = 300
 STATUS_COLORS = {"success": "#1a7f37", "unchanged": "#8c959f", "valid": "#2da44e", "invalid": "#cf222e",
                  "failed": "#8250df", "not_attempted": "#bf8700"}
 STATUS_ORDER = ("success", "unchanged", "valid", "invalid", "failed", "not_attempted")
-#: Warnings a row is not to fix for: the customer has no such contact of their own. (A row's warning about a
-#: shared contact names how many share it; the problem tally's does not: the words they begin with.)
-NOTHING_TO_FIX = (PLACEHOLDER_MESSAGE, SHARED_PROBLEM.split(" more ", 1)[0])
+#: Warnings a row is not to fix for: the customer has no such contact of their own (by the words they begin
+#: with: a row's warning about a shared contact says how many share it, the problem tally's does not).
+NOTHING_TO_FIX = (PLACEHOLDER_MESSAGE, SHARED_WARNING_START)
 
 
 def nothing_to_fix(problem: str) -> bool:
@@ -230,7 +230,11 @@ class _Table:
 
     columns: list[str]
     problems: list[dict[str, str]]
+    #: per row: its number, status (a place in `statuses`), reasons and the message about the row as a whole
     rows: list[list[Any]]
+    #: the rows' original values, one JSON array per column (in the rows' order): made by pandas in C, for
+    #: Python strings of every cell would cost the page of 60,000 rows to fix 70 MB
+    values: list[str]
     #: (column or None, problem) → rows, the first row showing it, and the column's place in the table
     tally: Counter[tuple[str | None, str]]
     first: dict[tuple[str | None, str], int]
@@ -259,11 +263,11 @@ def _attention_table(reports: RunReports, mapping: MappingSpec | None) -> _Table
     columns = _shown_columns(header, mapping)
     at = {c: i for i, c in enumerate(columns)}
     parser = ReasonParser(header, mapping.fields if mapping is not None else None)
-    originals = originals.reindex(columns=columns)
-    known = wanted.index.isin(originals.index)
-    values_of = dict(zip(wanted.index[known].tolist(),
-                         originals.loc[wanted.index[known]].fillna("").to_numpy(dtype=object).tolist(), strict=True))
-    blank = [""] * len(columns)
+    shown = originals.reindex(index=wanted.index, columns=columns)
+    # orient="values" (a bare JSON array) is pandas' own; its type stubs list only the other orients.
+    values = [str(shown[c].fillna("").astype("str").to_json(orient="values", force_ascii=False))  # type: ignore[call-overload]
+              for c in columns]
+    del shown
     statuses = list(STATUS_ORDER)
     problem_at: dict[str, int] = {}
     problems: list[dict[str, str]] = []
@@ -294,8 +298,8 @@ def _attention_table(reports: RunReports, mapping: MappingSpec | None) -> _Table
         detail = message if code and reasons and reasons[0].column is None and code != "INVALID_FIELD" else ""
         if status not in statuses:
             statuses.append(status)
-        rows.append([row, statuses.index(status), [str(v) for v in values_of.get(row, blank)], cells, detail])
-    return _Table(columns, problems, rows, tally, first, place, words, statuses)
+        rows.append([row, statuses.index(status), cells, detail])
+    return _Table(columns, problems, rows, values, tally, first, place, words, statuses)
 
 
 def _problems_section(summary: dict[str, Any], table: _Table) -> str:
@@ -453,7 +457,11 @@ def _asset(name: str) -> str:
 
 def _json_for_script(value: Any) -> str:
     """JSON safe inside <script>: no `</script>` or comment opener can appear in it."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _script_safe(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+def _script_safe(text: str) -> str:
+    """JSON text with the characters that could end or comment out its <script> escaped."""
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
@@ -484,6 +492,8 @@ def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
     table = _attention_table(reports, mapping)
     data = {"columns": table.columns, "statuses": table.statuses, "problems": table.problems,
             "rows": table.rows, "printCap": PRINT_CAP}
+    # The values' arrays, JSON already, join the rest as they are.
+    data_text = _json_for_script(data)[:-1] + ',"values":[' + ",".join(map(_script_safe, table.values)) + "]}"
     head_cells = "".join(f"<th title=\"{_html(c)}\">{_html(c)}</th>" for c in table.columns)
     flagged = {column for column, _ in table.tally}
     widths = [240 if c in flagged else min(200, max(90, 8 * len(c) + 24)) for c in table.columns]
@@ -526,7 +536,7 @@ def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
         f"{_words_section(summary, table)}"
         f"<footer>Written {written} by {_html(summary.get('program', 'mk-import'))} from the reports in "
         f"{_html(summary.get('reports', ''))}.</footer>"
-        f'<script type="application/json" id="mk-data">{_json_for_script(data)}</script>'
+        f'<script type="application/json" id="mk-data">{data_text}</script>'
         f"<script>{_asset('page.js')}</script></body></html>")
 
 
