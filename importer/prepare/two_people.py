@@ -18,6 +18,39 @@ _SEP = "\x1f"
 PROBLEM = "two people under one customer key"
 
 
+def _hashes(values: pd.Series) -> np.ndarray:
+    """64-bit hashes of text, by pandas from the column's own (pyarrow) array (as shared_contacts.py hashes)."""
+    hashed: np.ndarray = pd.util.hash_pandas_object(values.astype("str"), index=False).to_numpy()
+    return hashed
+
+
+def _in_several(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Where a row's group (a hash) holds more than one distinct value (a number or hash per row): found by
+    sorting, without a Python object per row."""
+    if not len(groups):
+        return np.zeros(0, dtype=bool)
+    order = np.lexsort((values, groups))
+    group, value = groups[order], values[order]
+    # The first row of each distinct (group, value): the groups listed once per distinct value they hold.
+    new = np.r_[True, (group[1:] != group[:-1]) | (value[1:] != value[:-1])]
+    listed = group[new]
+    return _among(groups, np.unique(listed[1:][listed[1:] == listed[:-1]]))
+
+
+def _repeated(groups: np.ndarray) -> np.ndarray:
+    """Where a row's group (a hash) holds more than one row: one sorted copy, no index arrays."""
+    ordered = np.sort(groups)
+    return _among(groups, np.unique(ordered[1:][ordered[1:] == ordered[:-1]]))
+
+
+def _among(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """values.isin(wanted), for `wanted` sorted: a binary search per value (np.isin would sort both)."""
+    if not len(wanted):
+        return np.zeros(len(values), dtype=bool)
+    found: np.ndarray = wanted[np.minimum(np.searchsorted(wanted, values), len(wanted) - 1)] == values
+    return found
+
+
 def name_column(mapping: MappingSpec) -> str:
     """The source column the warning is put under: the last name's (or the full name's), else the company's."""
     return mapping.source_of("lastName" if ("lastName" in mapping.fields or mapping.full_name) else "company")
@@ -60,6 +93,8 @@ class NameCollector:
     """
 
     parts: list[pd.Series] = field(default_factory=list)
+    #: the rows' customer keys, as 64-bit hashes (the keys' text is in the row table)
+    keys: list[np.ndarray] = field(default_factory=list)
 
     def add(self, frame: pd.DataFrame, keys: pd.Series, maybe: np.ndarray) -> None:
         keep = maybe & ~keys.str.startswith("~").to_numpy(dtype=bool)
@@ -69,6 +104,7 @@ class NameCollector:
                              index=frame.index[keep], dtype="str")
         fields = [text_column(frame, f)[keep] for f in NAME_FIELDS]
         self.parts.append(business.str.cat(fields, sep=_SEP))  # type: ignore[arg-type]
+        self.keys.append(_hashes(keys[keep]))
 
     def warnings(self, rows: pd.DataFrame, mapping: MappingSpec) -> tuple[pd.Series, pd.Series]:
         """(warning, to-fix note) of every row whose key names two people, indexed by source row; the
@@ -76,18 +112,29 @@ class NameCollector:
         empty = pd.Series(dtype="str")
         if not self.parts:
             return empty, empty
-        valid_keys = rows.loc[(rows["status"] == "valid").to_numpy(), "customer_key"]
-        repeated = valid_keys.index[valid_keys.duplicated(keep=False).to_numpy()]
-        packed = [part[part.index.isin(repeated)] for part in self.parts]
-        self.parts.clear()
-        if not any(len(part) for part in packed):
+        # The valid rows of keys that repeat, then those of keys whose rows are not all spelled alike: only
+        # these few are unpacked (a million keys' text, encoded or compared, would cost a hundred MB).
+        numbers = [part.index.to_numpy(dtype=np.int64) for part in self.parts]
+        top = max(int(n.max()) for n in numbers if len(n)) if any(len(n) for n in numbers) else 0
+        valid_row = np.zeros(max(top, int(rows.index.max()) if len(rows) else 0) + 1, dtype=bool)
+        valid_row[rows.index[(rows["status"] == "valid").to_numpy()].to_numpy(dtype=np.int64)] = True
+        valid = [valid_row[n] for n in numbers]
+        key_hashes = np.concatenate([k[v] for k, v in zip(self.keys, valid, strict=True)])
+        repeated = _repeated(key_hashes)
+        together = pd.concat([part[v] for part, v in zip(self.parts, valid, strict=True)])[repeated]
+        key_hashes = key_hashes[repeated]
+        self.parts, self.keys = [], []
+        del valid_row, valid, repeated
+        spelled = together[_in_several(key_hashes, _hashes(together.str.lower()))]
+        del together
+        if spelled.empty:
             return empty, empty
-        unpacked = pd.concat(packed).str.split(_SEP, n=len(NAME_FIELDS), expand=True)
+        unpacked = spelled.str.split(_SEP, n=len(NAME_FIELDS), expand=True)
         names = pd.DataFrame({f: unpacked[i].astype("str") for i, f in enumerate(("isBusiness", *NAME_FIELDS))},
                              index=unpacked.index)
         names = names[((names["lastName"] != "") | (names["company"] != "")).to_numpy()]
         keys = rows["customer_key"].reindex(names.index)
-        repeated_named = keys.duplicated(keep=False).to_numpy()
+        repeated_named = keys.duplicated(keep=False).to_numpy()  # among the few rows left
         names, keys = names[repeated_named], keys[repeated_named]
         if names.empty:
             return empty, empty
