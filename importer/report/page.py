@@ -153,7 +153,11 @@ def verdict(summary: dict[str, Any]) -> tuple[str, bool]:
                 else f"{_count(done)} of {_count(rows)} rows imported")
         if unchanged:
             head += f" ({_count(unchanged)} unchanged since the last run, not sent)"
-    return head + ("; " + ", ".join(problems) if problems else "") + ".", not problems
+    sentence = head + ("; " + ", ".join(problems) if problems else "") + "."
+    to_fix = int(summary.get("to_fix") or 0)
+    if to_fix:  # besides the invalid and failed rows: those saved without a value, or naming two people
+        sentence += f" {_count(to_fix)} {'row' if to_fix == 1 else 'rows'} to fix below."
+    return sentence, not problems
 
 
 def _duration(seconds: float) -> str:

@@ -220,6 +220,10 @@ async def test_one_list_of_rows_to_fix_in_every_report_and_the_page(write_csv, t
 
     async with open_page((out / "report.html").resolve().as_uri()) as page:
         assert await _rows(page) == to_fix
+        headings = await page.evaluate('[...document.querySelectorAll("h2")].map(h => h.textContent)')
+        assert "Rows to fix (7)" in headings
+        assert (await page.evaluate('document.getElementById("verdict").textContent')).endswith(
+            "7 rows to fix below.")
         buttons = await page.evaluate("""[...document.querySelectorAll("#problems button")].map(b =>
             [b.querySelector(".label").textContent, Number(b.dataset.rows)])""")
         assert sorted(label for label, _ in buttons) == sorted([
