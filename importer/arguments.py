@@ -65,6 +65,13 @@ def _count(text: str) -> int:
 RUN_DEFAULTS: dict[str, Any] = {"concurrency": 64, "patience": 900.0, "request_timeout": 120.0, "min_rows": 0}
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a count of at least 1")
+    return value
+
+
 def _add_sandbox(sub: argparse._SubParsersAction[Parser]) -> None:
     p = sub.add_parser("sandbox", help="run the local myKaarma stand-in server",
                        description="Serve a local stand-in for myKaarma's Customer API until Ctrl-C.")
@@ -201,6 +208,9 @@ def _add_run(sub: argparse._SubParsersAction[Parser]) -> None:
                        help="send a change --max-changed would refuse, once it is known to be meant")
     p.add_argument("--max-duration", type=_positive, metavar="S",
                    help="start no request after S seconds; the rest are not_attempted (exit 3) and a rerun resumes")
+    p.add_argument("--limit", type=_at_least_one, metavar="N",
+                   help="a pilot: send only the file's first N customers; the others' rows are not_attempted "
+                        "(code BEYOND_LIMIT, not exit 1), and a later run without --limit sends them")
     p.add_argument("--insecure-http", action="store_true", help="allow plain http to a host other than loopback")
     p.add_argument("--ca-bundle", type=Path, metavar="PATH",
                    help="PEM file of CA certificates trusted besides the system's: a private authority, or a proxy "
@@ -268,12 +278,7 @@ def build_parser() -> Parser:
                "resumes) · 4 fix before rerunning: credentials or department refused,\n            TLS certificate "
                "not trusted, proxy refused · 130 Ctrl-C after a clean stop")
     parser.add_argument("--version", action="version", version=f"mk-import {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_const", const=1, default=0, dest="verbosity",
-                        help="debug detail (one line per request; never a secret)")
-    parser.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity",
-                        help="warnings and errors only")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text",
-                        help="log lines as text or as JSON objects for log shippers (default text)")
+    _add_logging_options(parser, verbosity=0, log_format="text")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, help="the command")
     _add_validate(sub)
     _add_run(sub)
@@ -281,4 +286,29 @@ def build_parser() -> Parser:
     _add_sandbox(sub)
     _add_report(sub)
     _add_deploy(sub)
+    for command in _subparsers(parser):
+        _add_logging_options(command)
     return parser
+
+
+def _add_logging_options(p: argparse.ArgumentParser, verbosity: object = argparse.SUPPRESS,
+                         log_format: object = argparse.SUPPRESS) -> None:
+    """-v, -q and --log-format: on the top-level parser with their defaults, and on every command with
+    SUPPRESS, so that written after the command they count, and not written there they leave the top
+    level's value alone (a subparser's default would overwrite it)."""
+    p.add_argument("-v", "--verbose", action="store_const", const=1, default=verbosity, dest="verbosity",
+                   help="debug detail (one line per request; never a secret)")
+    p.add_argument("-q", "--quiet", action="store_const", const=-1, default=verbosity, dest="verbosity",
+                   help="warnings and errors only")
+    p.add_argument("--log-format", choices=("text", "json"), default=log_format,
+                   help="log lines as text or as JSON objects for log shippers (default text)")
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every command's parser, nested ones (`mappings check`) included."""
+    found = []
+    for action in parser._actions:  # argparse keeps its subparsers only there
+        if isinstance(action, argparse._SubParsersAction):
+            for command in dict.fromkeys(action.choices.values()):
+                found += [command, *_subparsers(command)]
+    return found

@@ -28,7 +28,7 @@ from importer.config import (
 from importer.errors import AfterSendingError, ConfigError, ImporterError, InputError
 from importer.logs import REDACT, setup_logging
 from importer.send.progress import BarProgress, LogProgress, NoProgress, Progress
-from importer.status import ExitCode, exit_code_for
+from importer.status import ExitCode, exit_code_for, exit_words
 
 if TYPE_CHECKING:  # the pipeline (pandas, pyarrow) is imported by the commands that need it, not by --help
     from importer.pipeline import Finished
@@ -84,7 +84,17 @@ def _print_summary(summary: dict[str, Any], args: argparse.Namespace) -> None:
         print("most frequent problems:", file=sys.stderr)
         for p in summary["problems"]:
             print(f"  {p['rows']:>8,}  {p['column']}: {p['problem']} (e.g. row {p['example_row']})", file=sys.stderr)
-    print(f"reports: {summary['reports']}", file=sys.stderr)
+    folder = Path(summary["reports"]).resolve()
+    print(f"page:    {folder / 'report.html'}", file=sys.stderr)
+    to_fix = int(summary.get("to_fix", 0))
+    if to_fix:
+        print(f"to fix:  {to_fix:,} row{'s' if to_fix != 1 else ''} in {folder / 'errors.csv'} and "
+              f"{folder / 'errors.xlsx'}", file=sys.stderr)
+    else:
+        print(f"to fix:  nothing (reports in {folder})", file=sys.stderr)
+    code = int(summary["exit_code"])
+    words = exit_words(code)
+    print(f"exit {code}: {words}" if words else f"exit {code}", file=sys.stderr)
 
 
 def _folders(args: argparse.Namespace, root: Path | None) -> ReportFolders:
@@ -281,7 +291,7 @@ def _import(args: argparse.Namespace) -> Finished:
         proxy_credentials=_proxy_credentials(args), sandbox=args.sandbox, sandbox_db=args.sandbox_db,
         max_invalid=args.max_invalid, folders=_folders(args, args.reports_root),
         max_changed=DEFAULT_MAX_CHANGED if args.max_changed is None else args.max_changed,
-        allow_mass_change=args.allow_mass_change)
+        allow_mass_change=args.allow_mass_change, limit=args.limit)
     return run_import(config, _progress(args))
 
 

@@ -154,3 +154,5 @@ class RunConfig:
     allow_mass_change: bool = False
     #: the dated folder and its `latest` link without out_dir; whether out_dir may hold reports already
     folders: ReportFolders = field(default_factory=ReportFolders)
+    #: a pilot: only the file's first N customers are sent, the others' rows are not_attempted
+    limit: int | None = None

@@ -46,6 +46,8 @@ class ErrorCode(StrEnum):
     STOPPED_UNANSWERED = "STOPPED_UNANSWERED"
     SAVED_WITHOUT_FIELD = "SAVED_WITHOUT_FIELD"
     KEY_UNREADABLE = "KEY_UNREADABLE"
+    TWO_PEOPLE_ONE_KEY = "TWO_PEOPLE_ONE_KEY"
+    BEYOND_LIMIT = "BEYOND_LIMIT"
 
 
 EXPLANATIONS: dict[ErrorCode, Explanation] = {
@@ -117,14 +119,25 @@ EXPLANATIONS: dict[ErrorCode, Explanation] = {
         "to be retried, so it may or may not have been saved",
         "nothing to fix in the file: the next run sends it again and finds the customer if it was saved"),
     ErrorCode.SAVED_WITHOUT_FIELD: Explanation(
-        "the customer was saved, but without a phone, email or VIN it refused, or a part that could not be read "
-        "from a column holding several fields; the message says why (errors.csv only)",
+        "the customer was saved (or, from validate, would be sent) without a value that could not be used: a "
+        "phone, email, VIN, state, ZIP, model year, mileage, flag, formula-like text, or a part of a column "
+        "holding several fields; the message says why (errors.csv only)",
         "correct the cell named in the message and import the row again: the same customer is completed"),
     ErrorCode.KEY_UNREADABLE: Explanation(
         "a spreadsheet saved the customer key as a number in scientific notation (8.2E+11), which keeps only its "
         "first digits, so which customer the row belongs to cannot be known; it was not sent",
         "type the key as the export has it (errors.csv's mk_customer_key holds it; errors.xlsx keeps keys as "
         "text), or import the export itself rather than a copy saved by a spreadsheet"),
+    ErrorCode.TWO_PEOPLE_ONE_KEY: Explanation(
+        "the rows of this customer key name different people (two last names, two first names, a company and "
+        "a person): one customer was saved, with the name of the key's last row that has one (errors.csv only)",
+        "give each person their own customer number in the DMS (or correct the misspelt name), then import "
+        "these rows again"),
+    ErrorCode.BEYOND_LIMIT: Explanation(
+        "a pilot run (--limit N) sent only the file's first N customers, and this row's customer is not among "
+        "them, so it was not sent (not_attempted; this alone does not make exit code 1)",
+        "nothing to fix in the file: run again without --limit to send it; the pilot's customers are left "
+        "unchanged"),
 }
 
 
@@ -182,22 +195,22 @@ def explain(code: str) -> Explanation:
 WARNINGS: dict[str, Explanation] = {
     "not a valid phone number": Explanation(
         "the phone number could not be read as a real number (too short, wrong area code, letters...), so it "
-        "was left out", "correct the number, with its area code; the rest of the customer was saved"),
+        "was left out", "correct the number, with its area code; the rest of the customer goes through without it"),
     "written in scientific notation by a spreadsheet, its digits lost": Explanation(
         "a spreadsheet saved the phone number as a number in scientific notation (3.05E+09), which keeps only "
         "its first digits, so the number cannot be known and it was left out",
         "type the whole number again from the export or the customer (fix errors.xlsx, whose cells stay text, "
-        "or set the column to Text before typing); the rest of the customer was saved"),
+        "or set the column to Text before typing); the rest of the customer goes through without it"),
     "not a valid email address": Explanation(
         "the email address is not a usable address (no @, spaces, a missing domain...), so it was left out",
-        "correct the address; the rest of the customer was saved"),
+        "correct the address; the rest of the customer goes through without it"),
     "characters the API does not accept before the @": Explanation(
         "the address is well formed, but has characters before the @ that the API does not accept (it takes "
         "only plain ASCII there: letters without accents, digits, . _ + -...; ë or é are refused), so it was "
         "left out",
         "ask the customer for an address without such characters before the @ (zoe.smith@ is another mailbox "
-        "than zoë.smith@, so do not just remove the accent), or leave it out; the rest of the customer was "
-        "saved"),
+        "than zoë.smith@, so do not just remove the accent), or leave it out; the rest of the customer goes "
+        "through without it"),
     "not a yes/no flag": Explanation(
         "a yes/no column holds something else, so it was read as no",
         "write Y or N (yes/no, true/false and 1/0 work too)"),
@@ -211,7 +224,8 @@ WARNINGS: dict[str, Explanation] = {
         "the state is not a US state or Canadian province, by name or 2-letter code, so it was left out",
         "write the 2-letter code, for example MA or QC"),
     "not a model year": Explanation(
-        "the vehicle's year is not a 4-digit model year, so it was left out", "write the model year, like 2019"),
+        "the vehicle's year is not a model year (4 digits from 1900 to next year + 1, or 2 digits: 13 is 2013, "
+        "98 is 1998), so it was left out", "write the model year, like 2019"),
     "not a mileage": Explanation(
         "the mileage is not a whole number, so it was left out", "write the mileage as digits, like 42150"),
     "part not read, left out": Explanation(
@@ -219,6 +233,22 @@ WARNINGS: dict[str, Explanation] = {
         "part named in brackets could not be read from it, so it was left out; the row is in errors.csv",
         "write the cell as the column's other values are written (AUSTIN, TX 78701; 12 Oak Ave, Austin, TX "
         "73301; 2018 HONDA ACCORD) and import the row again: the same customer is completed"),
+    "would run as a spreadsheet formula; not sent": Explanation(
+        "the value starts as a spreadsheet formula does (=, +, -, @, a tab or a carriage return): never a real "
+        "name or address, and a trap for whoever opens the export, so it was left out",
+        "write the value as it should read, without the leading =, +, -, @, tab or carriage return"),
+    "a placeholder, not the customer's own; treated as empty": Explanation(
+        "the phone or email is a known stand-in for none (noemail@..., 555-555-5555): sent, it would merge "
+        "strangers, so the customer is saved without it",
+        "nothing to fix: the customer gave none (enter their own if they give one)"),
+    "the value is carried by": Explanation(
+        "the phone or email is carried by more customers of the file than the mapping's shared_contact_limit "
+        "(the dealer's own number, a placeholder?), so it was left out for all of them",
+        "nothing to fix for the customer; correct it in the DMS where it is not the customer's own"),
+    "two people under one customer key": Explanation(
+        "rows of one customer key name different people; one customer is sent, with the name of the key's "
+        "last row that has one, and this row's other details are merged into it",
+        "give each person their own customer number in the DMS, or correct the name, and import the rows again"),
     "no VIN, nor a year, make and model; vehicle not sent": Explanation(
         "the row describes a vehicle without a VIN and without all of year, make and model, so the API "
         "could not identify it and it was not sent", "add the VIN, or the year, make and model"),
@@ -268,5 +298,4 @@ def explain_warning(warning: str) -> Explanation:
     if code in _API_WARNINGS:
         return Explanation(f"the API saved the customer and said: {_API_WARNINGS[code]}",
                            "check the customer's phones and emails in the row")
-    return Explanation(f"a field was left out or questioned: {warning}",
-                       "correct the value named; the rest of the customer was saved")
+    return Explanation(f"a field was left out or questioned: {warning}", "correct the value named")

@@ -143,11 +143,11 @@ def validate(config: ValidateConfig) -> Finished:
             table = prepared.rows.assign(customer_uuid="", customer_id="", changes="")
             write_results(out / "results.csv", table)
             known_problems = KnownProblems(remembered)
-            write_errors(out / "errors.csv", source, table, prepared.invalid_raw, known_problems)
+            to_fix = write_errors(out / "errors.csv", source, table, prepared.invalid_raw, known_problems)
             write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
             result = RunResult(_counts(table), max_invalid=config.max_invalid, rows=len(table))
             summary = _summary("validate", source, mapping.name, table, prepared.problems, started, out, result,
-                               api_url=None, problems_new=known_problems.new_rows,
+                               to_fix=to_fix, api_url=None, problems_new=known_problems.new_rows,
                                problems_known=known_problems.known_rows, **extra)
             write_summary(out / "summary.json", summary)
             write_report_page(out, mapping=mapping, results=table)
@@ -290,8 +290,10 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 outcomes = RowOutcomes(rows.index)
                 recorder = Recorder(state, progress, outcomes.set, stops)
                 # Started before the plan: it counts the customers whose new rows build the body last saved.
-                progress.start(int(rows.loc[rows["status"] == Status.VALID, "customer_key"].nunique()))
-                plan = Planner(state, recorder).plan(requests, config.full, known, partial=source.is_error_report)
+                customers = int(rows.loc[rows["status"] == Status.VALID, "customer_key"].nunique())
+                progress.start(customers if config.limit is None else min(customers, config.limit))
+                plan = Planner(state, recorder).plan(requests, config.full, known, config.limit,
+                                                     partial=source.is_error_report)
                 del known  # joined to the requests by the planner, not to be held while sending
                 progress.advance(Status.UNCHANGED, plan.unchanged_rows, len(plan.unchanged))
                 timeline = Timeline()  # its seconds count from the start of sending
@@ -313,7 +315,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             except BaseException:
                 state.close()
                 raise
-            unchanged, saved, changes = plan.unchanged, recorder.saved, recorder.changes()
+            unchanged, saved, changes, held = plan.unchanged, recorder.saved, recorder.changes(), plan.held
             change_tally = plan.changes
             # Every body is built: the normalized rows, the grouping and the bookkeeping are not needed for the reports.
             del requests, plan, recorder
@@ -324,10 +326,11 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             try:
                 # A refused mass change: each row says so in a few words, summary.json has the whole message.
                 row_reason = MASS_CHANGE_ROWS if mass is not None else stats.stop_reason
-                table = with_outcomes(rows.assign(customer_uuid="", customer_id=""), outcomes, unchanged, row_reason)
+                table = with_outcomes(rows.assign(customer_uuid="", customer_id=""), outcomes, unchanged, row_reason,
+                                      held, config.limit)
                 # The outcomes are on the rows now: their packed copies and the rows' columns from before the
                 # sending go, with the per-row copies made to join them.
-                del rows, outcomes, unchanged
+                del rows, outcomes, unchanged, held
                 release_memory()
                 table, merged = flag_merged(table)
                 release_memory()
@@ -340,7 +343,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 write_results(out / "results.csv", table)
                 release_memory()  # what formatting a million rows needed
                 known_problems = KnownProblems(remembered)
-                write_errors(out / "errors.csv", source, table, invalid_raw, known_problems)
+                to_fix = write_errors(out / "errors.csv", source, table, invalid_raw, known_problems)
                 _remember_problems(state, known_problems)
                 write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
                 release_memory()  # and the error files, before the page is drawn
@@ -350,15 +353,16 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 write_changes(out / "changes.json", change_tally.saved_only(saved_keys) if mass is None
                               else change_tally.examples)
                 summary = _summary(
-                    "run", source, mapping.name, table, problems, started, out, result, api_url=api_url,
+                    "run", source, mapping.name, table, problems, started, out, result, to_fix=to_fix, api_url=api_url,
                     department=config.department, state=str(state_path), requests_sent=stats.requests,
                     retries=stats.retries, rate_limited=stats.rate_limited, searches=stats.searches,
                     final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3),
                     concurrency_used=stats.concurrency_used, concurrency_limit=stats.concurrency_limit,
                     latency_p50_ms=_ms(stats.latency_p50), latency_p95_ms=_ms(stats.latency_p95),
                     stop_reason=stats.stop_reason, input_changed=input_changed, merged_customers=merged,
+                    limit=config.limit,
                     changes=changes, **_guard_facts(mass, config.max_changed),
-                proxy=proxy.url if proxy else None, ca_bundle=str(config.ca_bundle) if config.ca_bundle else None,
+                    proxy=proxy.url if proxy else None, ca_bundle=str(config.ca_bundle) if config.ca_bundle else None,
                     problems_new=known_problems.new_rows, problems_known=known_problems.known_rows)
                 write_summary(out / "summary.json", summary)
                 try:

@@ -27,6 +27,24 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130  #: Ctrl-C, after a clean stop
 
 
+#: What each exit code means, in words: the closing lines of `validate` and `run`, and report.html.
+EXIT_WORDS = {
+    ExitCode.OK: "every row went through (invalid rows within --max-invalid, if given)",
+    ExitCode.ROWS_FAILED: "finished, but some rows failed, or are invalid beyond --max-invalid: fix them from "
+                          "errors.csv",
+    ExitCode.USAGE: "bad usage, config, mapping or input, or a mass change refused: nothing sent",
+    ExitCode.STOPPED: "stopped early: rerunning the same command resumes",
+    ExitCode.REFUSED: "the API refused the credentials or the department, or its certificate or the proxy could "
+                      "not be trusted or used: fix that before rerunning",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C) after a clean stop: rerunning the same command resumes",
+}
+
+
+def exit_words(code: int) -> str:
+    """What an exit code means, in words ("" for a code mk-import does not give)."""
+    return next((words for known, words in EXIT_WORDS.items() if known == code), "")
+
+
 class StopCode(StrEnum):
     """Why a run stopped early: a stable token for schedulers, beside the free-text reason."""
 
@@ -87,6 +105,8 @@ def exit_code_for(outcome: RunResult | BaseException) -> ExitCode:
         return ExitCode.USAGE  # nothing was sent: the export is to be checked, or the change allowed
     if result.stop is not None:
         return ExitCode.STOPPED
+    # not_attempted rows of a run that did not stop are a pilot's (--limit): held back on purpose, they do
+    # not make exit 1 by themselves.
     if result.count(Status.FAILED):
         return ExitCode.ROWS_FAILED
     invalid = result.count(Status.INVALID)

@@ -13,7 +13,7 @@ from pathlib import Path
 from importer.cli import main
 from sample_data.generate import write
 from tests.conftest import DEPARTMENT, PASSWORD, USER, Api
-from tests.helpers import DV_HEADER, dv_row, read_csv, read_summary
+from tests.helpers import DV_HEADER, VIN_A, dv_row, read_csv, read_summary
 from tests.prepare.test_mapping import LAYOUT_FILES, SAMPLES
 
 
@@ -171,3 +171,39 @@ def test_429s_of_a_window_limit_never_fail_a_row(start_sandbox, creds, tmp_path:
     assert summary["rate_limited"] > 0  # the slow start went past 10/s: some requests were refused
     assert summary["concurrency_used"] >= 1
     assert summary["latency_p50_ms"] is not None
+
+
+def test_a_pilot_sends_the_first_customers_and_the_next_run_the_rest(sandbox, creds, tmp_path: Path, write_csv,
+                                                                      capsys):
+    """`--limit 10` creates the file's first 10 customers; the next run without it creates the rest, and no
+    customer twice."""
+    rows = [DV_HEADER]
+    for i in range(1, 26):  # 25 customers, the first five with a second row further down
+        rows.append(dv_row(f"{i:04d}", first=f"Ann{i}", last="Lee", cell=f"310-555-{i:04d}"))
+    rows += [dv_row(f"{i:04d}", first=f"Ann{i}", last="Lee", vin=VIN_A if i == 1 else "") for i in range(1, 6)]
+    path = write_csv(rows)
+    api = Api(sandbox.url)
+    pilot = tmp_path / "pilot"
+    assert run(path, sandbox.url, pilot, "--limit", "10", "-v") == 0  # held-back rows alone are no exit 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("exit 0: ")
+    results = read_csv(pilot / "results.csv")
+    sent = {r["customer_key"] for r in results if r["status"] == "success"}
+    assert sent == {f"{i:04d}" for i in range(1, 11)}, "the first 10 customers in file order"
+    held = [r for r in results if r["status"] == "not_attempted"]
+    assert len(held) == 15
+    assert {r["error_code"] for r in held} == {"BEYOND_LIMIT"}
+    assert api.stats()["creates"] == api.stats()["customers"] == 10
+    summary = read_summary(pilot)
+    assert summary["limit"] == 10
+    assert summary["to_fix"] == 0
+    assert read_csv(pilot / "errors.csv") == []
+
+    rest = tmp_path / "rest"
+    assert run(path, sandbox.url, rest) == 0
+    results = read_csv(rest / "results.csv")
+    assert {r["customer_key"] for r in results if r["status"] == "unchanged"} == sent
+    assert {r["customer_key"] for r in results if r["status"] == "success"} == {f"{i:04d}" for i in range(11, 26)}
+    stats = api.stats()
+    assert stats["creates"] == stats["customers"] == 25, "no customer created twice"
+    assert stats["updates"] == 0, "the pilot's customers are unchanged"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 import subprocess
 import sys
@@ -33,7 +34,7 @@ def test_samples_account_for_every_row(layout, tmp_path: Path):
     # the other rows listed are sent without an unreadable phone, email or VIN, marked so
     incomplete = [e for e in errors if e["mk_status"] != "invalid"]
     assert {(e["mk_status"], e["mk_error_code"]) for e in incomplete} <= {("valid", "SAVED_WITHOUT_FIELD")}
-    assert all(e["mk_error_message"].startswith("sent without ") for e in incomplete)
+    assert all(e["mk_error_message"].startswith("would be sent without ") for e in incomplete)
     payloads = read_jsonl(tmp_path / "p.jsonl")
     assert len(payloads) == summary["customers"] == len({r["customer_key"] for r in results if r["status"] == "valid"})
 
@@ -180,6 +181,36 @@ def test_terminal_summary_lists_frequent_problems(tmp_path: Path, write_csv, cap
     assert "3 rows (2 valid, 1 invalid)" in err
     assert "2  Cell Phone: not a valid phone number (e.g. row 1)" in err
     assert "a person needs a last name (e.g. row 3)" in err
+    # The closing lines name the page and the error files as paths, and say what the exit code means.
+    out = (tmp_path / "o").resolve()
+    assert err.splitlines()[-3:] == [
+        f"page:    {out / 'report.html'}",
+        f"to fix:  3 rows in {out / 'errors.csv'} and {out / 'errors.xlsx'}",
+        "exit 1: finished, but some rows failed, or are invalid beyond --max-invalid: fix them from errors.csv"]
+    main(["validate", str(write_csv([DV_HEADER, dv_row("1")], name="ok.csv")), "-m", "dealervault", "--out",
+          str(tmp_path / "ok"), "-v"])
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        f"to fix:  nothing (reports in {(tmp_path / 'ok').resolve()})",
+        "exit 0: every row went through (invalid rows within --max-invalid, if given)"]
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_logging_options_work_before_or_after_the_command(tmp_path: Path, write_csv, capsys, where):
+    path = write_csv([DV_HEADER, dv_row("1", cell="12")])
+    command = ["validate", str(path), "-m", "dealervault"]
+
+    def args(options: list[str], out: str) -> list[str]:
+        return ([*options, *command] if where == "before" else [*command, *options]) + ["--out", str(tmp_path / out)]
+
+    assert main(args(["-q"], "quiet")) == 0
+    assert capsys.readouterr().err == ""
+    assert main(args(["-v"], "verbose")) == 0
+    assert "1 rows (1 valid)" in capsys.readouterr().err
+    assert main(args(["--log-format", "json"], "json")) == 0
+    finished = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    assert [line["summary"]["rows"] for line in finished if "summary" in line] == [1]
+    # Nested commands take them too.
+    assert main(["mappings", "list", "-q"]) == 0
 
 
 def test_standard_input(tmp_path: Path):

@@ -125,6 +125,17 @@ def text_company(frame: pd.DataFrame) -> pd.Series:
     return pd.Series("", index=frame.index, dtype="str")
 
 
+def percent(share: float) -> str:
+    """A share as a person reads it, never rounded to a claim it does not make: 299 of 300 is "99.7%", not
+    "100%", and 1 of 2,000 is "0.1%", not "0%". Whole percents otherwise."""
+    whole = f"{share:.0%}"
+    if whole == "100%" and share < 1:
+        return f"{min(share, 0.999):.1%}"
+    if whole == "0%" and share > 0:
+        return f"{max(share, 0.001):.1%}"
+    return whole
+
+
 def render(previews: list[FieldPreview]) -> list[str]:
     """One line per field: field ← column, share clean, and the samples as `before → after`."""
     lines = []
@@ -134,6 +145,6 @@ def render(previews: list[FieldPreview]) -> list[str]:
         samples = " · ".join(f"{before!r} → {after!r}" if after else f"{before!r} → (dropped)"
                              for before, after in p.samples) or "(no values)"
         flag = "   <-- is this the right column?" if p.share < SUSPECT and p.filled else ""
-        lines.append(f"  {p.name:<{width}} ← {p.column!r:<{column_width}} {p.share:>4.0%} clean of "
+        lines.append(f"  {p.name:<{width}} ← {p.column!r:<{column_width}} {percent(p.share):>5} clean of "
                      f"{p.filled:>7,}   {samples}{flag}")
     return lines

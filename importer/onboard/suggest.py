@@ -24,6 +24,7 @@ import pandas as pd
 import yaml
 
 from importer.onboard import vocabulary as vocab
+from importer.onboard.preview import percent
 from importer.prepare import composites
 from importer.prepare.full_names import is_business
 from importer.prepare.mapping import DEFAULT_PLACEHOLDERS, VEHICLE_COMPOSITES, VEHICLE_FIELDS
@@ -134,7 +135,10 @@ def _all_kinds(values: pd.Series, columns: np.ndarray, count: int) -> list[dict[
         "vin": share(pd.Series(valid_vin_mask(upper.str.replace(r"[ -]", "", regex=True)))),
         "state": share(states != ""),
         "province": share(upper.isin(_PROVINCES) | upper.str.lower().isin(vocab.PROVINCE_NAMES)),
+        # Two-digit years count ("13" is 2013): they confirm a header that names a year; alone, without
+        # such a header, only four-digit years decide (any column of small numbers is two digits).
         "year": share((years != "") & (years.str.slice(0, 2).isin(["19", "20"])) & (years >= "1950")),
+        "year4": share((years != "") & values.str.fullmatch("(?:19|20)[0-9]{2}") & (years >= "1950")),
         "zip": share(values.str.fullmatch(r"[0-9]{5}(-[0-9]{4})?|[0-9]{3,4}") & (digits.str.len() >= 3)),
         "postal_ca": share(upper.str.fullmatch(r"[A-Z][0-9][A-Z] ?[0-9][A-Z][0-9]")),
         "postal": share(upper.str.fullmatch(r"[A-Z][0-9][A-Z] ?[0-9][A-Z][0-9]|[0-9]{5}(-[0-9]{4})?|[0-9]{3,4}")),
@@ -247,7 +251,7 @@ def profile(source: InputFile, sample_rows: int = SAMPLE_ROWS) -> list[Profile]:
 
 # -- deciding ----------------------------------------------------------------------------------------
 def _pct(share: float) -> str:
-    return f"{share:.0%}"
+    return percent(share)
 
 
 _VALUE_KINDS = (("email", "email", "valid emails"), ("phone", "phone", "valid phones"),
@@ -266,8 +270,8 @@ def _by_values(p: Profile) -> tuple[str, str] | None:
         return "flag", f"{_pct(p.kind('flag'))} of values are yes/no flags"
     if p.kind("make") >= 0.6:
         return "vehicleMake", f"{_pct(p.kind('make'))} of values are known makes"
-    if p.kind("year") >= 0.95:
-        return "vehicleYear", f"{_pct(p.kind('year'))} of values are model years"
+    if p.kind("year4") >= 0.95:
+        return "vehicleYear", f"{_pct(p.kind('year4'))} of values are model years"
     if p.kind("state") >= 0.95 and p.values.str.len().max() <= 2:
         return "address.state", f"{_pct(p.kind('state'))} of values are state or province codes"
     if p.kind("street") >= DECIDES:

@@ -6,7 +6,10 @@ address instead, so repeat rows of one person still merge; its key reads `~`, th
 (`~Lee Ann 02134 #3f2a9c1d0e4b`).
 
 Merging a group, in file order:
-- names, locale: each field from the last row where it is not empty (the latest record wins);
+- name: first, middle, last name, company and isBusiness together, from the last row that names someone
+  (a last name or a company); a field that row leaves empty comes from the latest earlier row naming the
+  same person, never from another person's row (two_people.py warns of keys naming two people);
+- locale: from the last row where it is not empty (the latest record wins);
 - address: all of its fields from the last row that has any, so two addresses are never mixed;
 - phones, emails: every distinct one (by E.164 number, by lower-cased address) in order of first
   appearance, with the label of its first row and the consent of its last;
@@ -32,8 +35,10 @@ from importer import __version__
 from importer.memory import release_memory
 from importer.prepare.mapping import ADDRESS_FIELDS, VEHICLE_FIELDS, MappingSpec, vehicle_groups, vehicle_prefix
 from importer.prepare.normalize import text_column, vehicle_send_column
+from importer.prepare.two_people import NAME_FIELDS, different_people
 
-_SCALARS = ("firstName", "middleName", "lastName", "company", "preferredLocale")
+#: A row names someone when it has one of these (a person needs a last name, a business a company).
+NAMING_FIELDS = ("lastName", "company")
 _IDENTITY = ("lastName", "firstName", "company", "address.zip", "address.line1")
 
 
@@ -103,7 +108,9 @@ class _BodyBuilder:
 
         self.validate_vin = validate_vin
         self.address_defaults = mapping.address_defaults
-        self.scalars = [(f, c) for f in _SCALARS if (c := column(f)) is not None]
+        self.names = [(f, c) for f in NAME_FIELDS if (c := column(f)) is not None]
+        self.naming = [c for f, c in self.names if f in NAMING_FIELDS]
+        self.locale = column("preferredLocale")
         self.business = column("isBusiness")
         self.address = [(f, c) for f in ADDRESS_FIELDS if (c := column(f"address.{f}")) is not None]
         self.emails = [(c, column(f"email{i}.ok"), contact.label) for i, contact in enumerate(mapping.emails, 1)
@@ -145,23 +152,48 @@ class _BodyBuilder:
                 merged.setdefault(identity, {}).update(vehicle)
         return list(merged.values())
 
+    def _name_of(self, position: int) -> dict[str, str]:
+        name = dict.fromkeys(NAME_FIELDS, "")
+        name.update((field, values[position] or "") for field, values in self.names)
+        name["isBusiness"] = "1" if self.business is not None and self.business[position] else ""
+        return name
+
+    def _complete_name(self, name: dict[str, str], named: int, backwards: list[int]) -> None:
+        """Name fields the chosen row leaves empty, from the latest earlier row naming the same person
+        ("LEE" after "LEE, ANN" keeps ANN); a row naming someone else gives nothing."""
+        chosen = self._name_of(named)
+        for position in backwards:
+            if position == named or not any(values[position] for values in self.naming):
+                continue
+            if different_people(self._name_of(position), chosen):
+                continue
+            for field, values in self.names:
+                if field not in name and values[position]:
+                    name[field] = values[position]
+
     def body(self, key: str, positions: list[int]) -> dict[str, Any]:
         customer: dict[str, Any] = {}
         if not key.startswith("~"):
             customer["customerKey"] = key
         backwards = positions[::-1]
-        for field, values in self.scalars:
-            for position in backwards:
-                if values[position]:
-                    customer[field] = values[position]
-                    break
-        if self.business is not None and self.business[positions[-1]]:
+        # The whole name from one row: the last that names someone (else the last with any name field).
+        named = next((p for p in backwards if any(values[p] for values in self.naming)),
+                     next((p for p in backwards if any(values[p] for _, values in self.names)), positions[-1]))
+        name = {field: values[named] for field, values in self.names if values[named]}
+        if len(positions) > 1 and len(name) < len(self.names):
+            self._complete_name(name, named, backwards)
+        customer.update((field, name[field]) for field in NAME_FIELDS if field in name)
+        if self.locale is not None:
+            locale = next((self.locale[p] for p in backwards if self.locale[p]), None)
+            if locale:
+                customer["preferredLocale"] = locale
+        if self.business is not None and self.business[named]:
             customer["isBusiness"] = True
         for position in backwards:
             address = {f: v for f, values in self.address if (v := values[position])}
             if address:
-                for name, value in self.address_defaults.items():
-                    address.setdefault(name, value)
+                for default, value in self.address_defaults.items():
+                    address.setdefault(default, value)
                 customer["addresses"] = [address]
                 break
         emails = self._contacts(positions, self.emails, "emailAddress", ("okToEmail",))

@@ -322,12 +322,17 @@ def mapping_text(name_or_path: str) -> str:
 
 
 class _Limit(yaml.YAMLError):
-    """A bound of _BoundedLoader was passed; the message says which."""
+    """A bound of BoundedLoader was passed, or a key was written twice; the message says which."""
 
 
-class _BoundedLoader(yaml.SafeLoader):
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class BoundedLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing more than MAX_ALIASES aliases or nesting deeper than MAX_DEPTH
-    (the composer recurses once per level: thousands of `[` would end in a RecursionError)."""
+    (the composer recurses once per level: thousands of `[` would end in a RecursionError), and a key
+    written twice in one mapping (PyYAML keeps the last silently: a second `values:` block would drop the
+    first). Mapping files and the dealers file are read with it."""
 
     aliases = 0
     depth = 0
@@ -345,13 +350,30 @@ class _BoundedLoader(yaml.SafeLoader):
         finally:
             self.depth -= 1
 
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            # `<<` merges are overrides by design; only keys written out are compared (by tag and text).
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE:
+                continue
+            line, key = key_node.start_mark.line + 1, (key_node.tag, key_node.value)
+            if key in seen:
+                first = seen[key]
+                raise _Limit(f"the key {key_node.value!r} is written twice, at lines {first} and {line} "
+                             "(the first would be lost): keep one")
+            seen[key] = line
+        result: dict[Any, Any] = super().construct_mapping(node, deep)
+        return result
 
-def parse_yaml(text: str, where: str, what: str = "mapping file") -> Any:
-    """YAML text of a configuration file (a mapping, the dealers file), within the bounds: at most
-    MAX_MAPPING_BYTES characters, MAX_ALIASES aliases, MAX_DEPTH levels. ConfigError naming `where`."""
-    if len(text) > MAX_MAPPING_BYTES:
-        raise ConfigError(f"{where}: a {what} of more than {MAX_MAPPING_BYTES:,} characters")
-    loader = _BoundedLoader(text)
+
+
+def parse_yaml(text: str, where: str, what: str = "mapping file", *, limit: int = MAX_MAPPING_BYTES) -> Any:
+    """YAML text of a configuration file (a mapping, the dealers file) read with BoundedLoader, within the bounds:
+    at most `limit` characters, MAX_ALIASES aliases, MAX_DEPTH levels, no key written twice. ConfigError naming
+    `where` (and the line)."""
+    if len(text) > limit:
+        raise ConfigError(f"{where}: a {what} of more than {limit:,} characters")
+    loader = BoundedLoader(text)
     try:
         return loader.get_single_data()
     except _Limit as exc:
@@ -359,23 +381,22 @@ def parse_yaml(text: str, where: str, what: str = "mapping file") -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None)
-        raise ConfigError(f"{where}: invalid YAML{line}{f' ({problem})' if problem else ''}") from None
+        raise ConfigError(f"{where}: invalid YAML{line} ({getattr(exc, 'problem', None) or exc})") from None
     finally:
         loader.dispose()
 
 
-def read_yaml(path: Path, what: str = "mapping file") -> Any:
+def read_yaml(path: Path, what: str = "mapping file", *, limit: int = MAX_MAPPING_BYTES) -> Any:
     """A configuration file read and parsed within parse_yaml's bounds; its size is checked before it is read."""
     try:
-        if path.stat().st_size > MAX_MAPPING_BYTES:
-            raise ConfigError(f"{path}: a {what} of more than {MAX_MAPPING_BYTES:,} bytes")
+        if path.stat().st_size > limit:
+            raise ConfigError(f"{path}: a {what} of more than {limit:,} bytes")
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror or exc.__class__.__name__})") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: cannot read the {what} (not UTF-8 text)") from None
-    return parse_yaml(text, str(path), what)
+    return parse_yaml(text, str(path), what, limit=limit)
 
 
 def load_mapping(name_or_path: str) -> MappingSpec:

@@ -371,9 +371,21 @@ def parse_flags(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return result, (values != "") & result.isna()
 
 
+def two_digit_century(today: datetime.date | None = None) -> int:
+    """The last two-digit year read as 20YY: next year's two digits (a model year runs a year ahead).
+    From today's date, so the rule holds whatever the year: in 2026, 27 is 2027 and 28 is 1928."""
+    return ((today or datetime.date.today()).year + 1) % 100
+
+
 def normalize_years(values: pd.Series) -> Normalized:
-    """Model years 1900 to next year + 1 as 4 digits."""
+    """Model years 1900 to next year + 1 as 4 digits; a two-digit `YY` is 20YY up to next year's two
+    digits, 19YY above (`13` → 2013, `98` → 1998)."""
     ceiling = datetime.date.today().year + 2
+    two = values.str.fullmatch("[0-9]{2}").fillna(False).astype(bool)
+    if two.any():
+        short = pd.to_numeric(values.where(two, None), errors="coerce")
+        century = np.where(short <= two_digit_century(), "20", "19")
+        values = values.mask(two, pd.Series(century, index=values.index, dtype="str") + values)
     number = pd.to_numeric(values.where(values.str.fullmatch("[0-9]{4}"), None), errors="coerce")
     result = values.where((number >= 1900) & (number <= ceiling), "").astype("str")
     return result, (values != "") & (result == "")

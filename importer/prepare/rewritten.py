@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from importer.prepare.normalize import SCIENTIFIC
-from importer.read.reader import EXPORT_KEY_COLUMN, KEY_QUOTE, InputFile, header_key
+from importer.read.reader import EXPORT_KEY_COLUMN, KEY_QUOTE, ORIGINAL_ROW_COLUMN, InputFile, header_key
 
 KEY_RESTORED = "the key the export had, whose leading zeros or format a spreadsheet lost"
 KEY_CHANGED = "not the key the export had; the key typed is used"
@@ -34,6 +34,8 @@ def report_columns(source: InputFile) -> pd.DataFrame | None:
         return None
     names = [header_key(c) for c in source.file_header]
     row_at = names.index("mk_source_row")
+    # Through several fix loops: the number in the original export, which each error file carries on.
+    original_at = names.index(ORIGINAL_ROW_COLUMN) if ORIGINAL_ROW_COLUMN in names else None
     key_at = names.index(EXPORT_KEY_COLUMN) if EXPORT_KEY_COLUMN in names else None
     rows, keys = [], []
     with source.path.open(encoding=source.text_encoding, newline="") as stream:
@@ -42,7 +44,8 @@ def report_columns(source: InputFile) -> pd.DataFrame | None:
         for record in records:
             if not record:
                 continue  # a blank line is no row (as the reader counts them)
-            rows.append(record[row_at] if len(record) > row_at else "")
+            original = record[original_at] if original_at is not None and len(record) > original_at else ""
+            rows.append(original or (record[row_at] if len(record) > row_at else ""))
             keys.append(record[key_at] if key_at is not None and len(record) > key_at else "")
     index = pd.RangeIndex(1, len(rows) + 1, name="source_row")
     # errors.csv puts a quote before every key, so that a spreadsheet keeps it as text; errors.xlsx does not.

@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 
 CONTACT_COLUMN = r"(?:phone|email)[0-9]+"
-PROBLEM = "shared by more customers than the mapping's shared_contact_limit; dropped for all of them"
+#: How the problem tally and every row's warning begin (error_codes.WARNINGS explains them by it).
+WARNING_START = "the value is carried by"
+PROBLEM = f"{WARNING_START} more customers than the mapping's shared_contact_limit; dropped for all of them"
 
 
 def _hashes(values: pd.Series) -> np.ndarray:
@@ -97,7 +99,7 @@ class SharedContacts:
     def warnings(self, source_of: dict[str, str]) -> pd.Series:
         """The warning text of each row that carries a shared contact, indexed by row."""
         hits = self.hits
-        texts = (hits["column"].map(source_of).astype("str") + ": the value is carried by "
+        texts = (hits["column"].map(source_of).astype("str") + f": {WARNING_START} "
                  + hits["customers"].astype("str") + " different customers in this file (the dealer's own "
                  "number or a placeholder?); dropped for all of them")
         return texts.groupby(hits["row"].to_numpy()).agg("; ".join)

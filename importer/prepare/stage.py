@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -22,6 +21,8 @@ from importer.prepare.rewritten import KEY_CHANGED, give_back_keys, report_colum
 from importer.prepare.schema import ROW_RULES, row_errors
 from importer.prepare.shared_contacts import PROBLEM as SHARED_PROBLEM
 from importer.prepare.shared_contacts import ContactCollector
+from importer.prepare.two_people import PROBLEM as TWO_PEOPLE_PROBLEM
+from importer.prepare.two_people import NameCollector, name_column
 from importer.read.formulas import is_formula
 from importer.read.reader import RAW_LINE_COLUMN, BadLine, InputFile, read_chunks
 from importer.status import Status
@@ -56,7 +57,8 @@ class Prepared:
     """Every input row accounted for, and what is needed to build the requests."""
 
     #: one line per input row, indexed by source row: status, customer_key, error_code, error_message, warnings,
-    #: dropped (source columns of phones, emails, VINs left out, with why), original_row (see report_columns)
+    #: dropped (source columns of values a normalizer left out, with why, see _dropped_fields), original_row (see
+    #: rewritten.report_columns), two_people (why the row is to fix when its key names two people, see two_people.py)
     rows: pd.DataFrame
     #: normalized canonical columns of the valid rows (only when requests are wanted)
     frame: pd.DataFrame | None
@@ -121,18 +123,20 @@ class Prepared:
         return Requests(frame, self.rows.loc[valid, "customer_key"], mapping, validate_vin=validate_vin)
 
 
-#: Fields that, dropped because they could not be read, leave a saved customer incomplete: fixing the cell
-#: and importing the row again completes it (a placeholder or shared contact has nothing to fix).
-_COMPLETABLE = r"^(?:phone[0-9]+|email[0-9]+|vin)$"
+#: Values dropped for a reason the data cannot fix: a placeholder contact ("no email") is the customer having
+#: none, so it stays a warning and the row is not to fix. Every other value a normalizer dropped (a phone,
+#: email, VIN, state, ZIP, year, flag, mileage, formula-like text...) leaves a saved customer incomplete:
+#: fixing the cell and importing the row again completes it.
+_NOTHING_TO_FIX = frozenset({PLACEHOLDER_MESSAGE})
 
 
 def _dropped_fields(problems: list[FieldProblem], mapping: MappingSpec, index: pd.Index) -> pd.Series:
-    """The source columns of each row whose phone, email, VIN or part of a column holding several fields was
-    dropped, each with why (`Email 1 (characters the API does not accept before the @)`), joined by ", "."""
+    """The source columns of each row whose value a normalizer dropped for a fixable reason (a part of a column
+    holding several fields included), each with why (`Email 1 (characters the API does not accept before the
+    @)`), joined by ", "."""
     names: dict[int, list[str]] = {}
     for problem in problems:
-        if problem.message == PLACEHOLDER_MESSAGE or not (problem.completable
-                                                          or re.fullmatch(_COMPLETABLE, problem.field)):
+        if problem.message in _NOTHING_TO_FIX:
             continue
         source = f"{mapping.source_of(problem.field)} ({problem.message})"
         for position in np.flatnonzero(problem.mask.to_numpy()).tolist():
@@ -146,6 +150,20 @@ def _dropped_fields(problems: list[FieldProblem], mapping: MappingSpec, index: p
 def unread_problems(unread: list[Unread]) -> list[FieldProblem]:
     """Parts of columns holding several fields that could not be read, as dropped values to fix."""
     return [FieldProblem(u.field, u.message, u.mask, u.values, completable=True) for u in unread]
+
+
+def _warn_two_people(rows: pd.DataFrame, people: NameCollector, mapping: MappingSpec, tally: ProblemTally) -> None:
+    """Rows of a key that names two people: warned, and marked to fix (`two_people`), on every row involved."""
+    warned, notes = people.warnings(rows, mapping)
+    rows["two_people"] = ""
+    if warned.empty:
+        return
+    current = rows.loc[warned.index, "warnings"]
+    rows.loc[warned.index, "warnings"] = current.where(current == "", current + "; ") + warned
+    rows.loc[notes.index, "two_people"] = notes
+    tally.add(name_column(mapping), TWO_PEOPLE_PROBLEM, warned.index.to_numpy())
+
+
 
 
 def _warning_texts(problems: list[FieldProblem], mapping: MappingSpec, index: pd.Index,
@@ -291,6 +309,7 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
     bad: list[BadLine] = []
     contacts = ContactCollector()
     report = report_columns(source)
+    people = NameCollector()
     for chunk in read_chunks(source, config.chunk_rows, bad):
         release_memory()  # the previous chunk's working copies: without this, the heap grows chunk by chunk
         canonical, unread = read_canonical(mapping, chunk, header.resolved)
@@ -320,6 +339,7 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
         # errors.csv lists these rows too (saved without a field): keep them as read, no second pass
         invalid_raw.append(raw[~valid | (table["dropped"] != "").to_numpy()])
         contacts.add(frame, table["customer_key"], maybe)
+        people.add(frame, table["customer_key"], maybe)
         if keep_rows:
             frames.append(frame[maybe])
             if source.kept is not None:
@@ -338,6 +358,7 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
     if named.any():
         rows.loc[named, ["status", "error_code", "error_message"]] = [Status.VALID.value, "", ""]
     valid_rows = rows.index[(rows["status"] == Status.VALID.value).to_numpy()]
+    _warn_two_people(rows, people, mapping, tally)
     for code in map(str, rows.loc[rows["error_code"] != "", "error_code"].unique()):
         scope, rule = ("(line)", _LINE_RULES[code]) if code in _LINE_RULES else (
             (mapping.customer_key or "(row)", _UNREADABLE_KEY_RULE) if code == ErrorCode.KEY_UNREADABLE

@@ -36,6 +36,9 @@ from importer.read.formulas import undefuse, undefuse_text
 DELIMITERS = (",", "\t", "|", ";")
 #: Columns that the error report adds after the original ones; a re-import drops them.
 REPORT_COLUMNS = ("mk_source_row", "mk_status", "mk_error_code", "mk_error_message", "mk_warnings")
+#: errors.csv's number of each row in the original export, through any number of fix loops (not in
+#: REPORT_COLUMNS, which tell an error file: those written before it had none)
+ORIGINAL_ROW_COLUMN = "mk_original_row"
 #: An optional report column: the line as the export wrote it, for a row that could not be split into columns.
 RAW_LINE_COLUMN = "mk_raw_line"
 #: An optional report column: the row's customer key as the export had it, for a spreadsheet that rewrites the
@@ -351,7 +354,8 @@ def open_input(source: str, sheet: str | None = None, *, keep_rows: bool = False
         is_report = {header_key(c) for c in REPORT_COLUMNS} <= {header_key(c) for c in header}
         if is_report:  # errors.csv defuses its header cells too
             header = [undefuse_text(c) for c in header]
-        dropped = ({header_key(c) for c in (*REPORT_COLUMNS, *SEEN_COLUMNS, RAW_LINE_COLUMN, EXPORT_KEY_COLUMN)}
+        dropped = ({header_key(c) for c in (*REPORT_COLUMNS, *SEEN_COLUMNS, ORIGINAL_ROW_COLUMN, RAW_LINE_COLUMN,
+                                            EXPORT_KEY_COLUMN)}
                    if is_report else set())
         positions = tuple(i for i, c in enumerate(header) if header_key(c) not in dropped)
         kept = RowSpool(scratch / "rows.arrow", len(positions)) if keep_rows else None

@@ -23,6 +23,7 @@ from importer.read.formulas import defuse, defuse_text
 from importer.read.reader import (
     EXPORT_KEY_COLUMN,
     KEY_QUOTE,
+    ORIGINAL_ROW_COLUMN,
     RAW_LINE_COLUMN,
     REPORT_COLUMNS,
     SEEN_COLUMNS,
@@ -34,34 +35,52 @@ from importer.report.known_problems import KnownProblems, subjects
 from importer.send.timeline import COLUMNS as TIMELINE_COLUMNS
 from importer.send.timeline import Second
 
+#: errors.csv's columns after the input's own, before mk_raw_line.
+ERRORS_REPORT_COLUMNS = (REPORT_COLUMNS[0], EXPORT_KEY_COLUMN, ORIGINAL_ROW_COLUMN, *REPORT_COLUMNS[1:], *SEEN_COLUMNS)
 RESULT_COLUMNS = ("source_row", "status", "customer_key", "customer_uuid", "customer_id", "error_code",
                   "error_message", "warnings", "original_row", "changes")
 #: Statuses whose rows go to errors.csv, to be fixed and imported again.
 ERROR_STATUSES = ("invalid", "failed")
-#: Statuses of rows that were (or would be) saved: such a row goes to errors.csv only if a field was dropped.
+#: Statuses of rows that were (or would be) saved: such a row is to fix only if a value was dropped (or its
+#: key names two people).
 SAVED_STATUSES = ("success", "unchanged", "valid")
 #: Marks an API failure that no change to the data can fix.
 RETRIED_NEXT_RUN_NOTE = "nothing to fix: retried next run"
 
 
 def error_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows errors.csv lists, with what it says about each: status, error_code, error_message, warnings.
+    """The rows to fix, with what errors.csv says about each: status, error_code, error_message, warnings.
 
-    Besides the invalid and failed rows: rows saved without a phone, email or VIN it refused (fixing the
-    cell and importing the row again completes the customer), marked SAVED_WITHOUT_FIELD. API failures
+    Besides the invalid and failed rows: rows saved (or to be sent) without a value a normalizer dropped
+    for a reason the data can fix, marked SAVED_WITHOUT_FIELD, and rows of a key naming two people, marked
+    TWO_PEOPLE_ONE_KEY: correcting the cell and importing the row again completes the customer. API failures
     that no data change can fix say so first.
     """
-    dropped = table["dropped"] if "dropped" in table else pd.Series("", index=table.index, dtype="str")
-    incomplete = table["status"].isin(SAVED_STATUSES) & (dropped != "")
-    wanted = table[table["status"].isin(ERROR_STATUSES) | incomplete]
+    def column(name: str) -> pd.Series:
+        return table[name] if name in table else pd.Series("", index=table.index, dtype="str")
+
+    dropped, two_people = column("dropped"), column("two_people")
+    saved = table["status"].isin(SAVED_STATUSES)
+    incomplete = saved & (dropped != "")
+    mixed = saved & (two_people != "")
+    wanted = table[table["status"].isin(ERROR_STATUSES) | incomplete | mixed]
     why = wanted[["status", "error_code", "error_message", "warnings"]].astype("str")
     saved_without = incomplete.loc[wanted.index]
     why.loc[saved_without, "error_code"] = ErrorCode.SAVED_WITHOUT_FIELD.value
-    verb = pd.Series(np.where(wanted["status"] == "valid", "sent without ", "saved without "), index=wanted.index,
-                     dtype="str")
+    verb = pd.Series(np.where(wanted["status"] == "valid", "would be sent without ", "saved without "),
+                     index=wanted.index, dtype="str")
     why.loc[saved_without, "error_message"] = (
         verb[saved_without] + dropped.loc[wanted.index][saved_without]
         + ": correct it and import this row again to complete the customer")
+    named = mixed.loc[wanted.index]
+    if named.any():
+        note = ("one customer key, two people: " + two_people.loc[wanted.index][named]
+                + ": give each person their own key (or correct the name) and import this row again")
+        also = saved_without & named
+        why.loc[also, "error_message"] = why.loc[also, "error_message"] + "; " + note[also]
+        alone = named & ~saved_without
+        why.loc[alone, "error_code"] = ErrorCode.TWO_PEOPLE_ONE_KEY.value
+        why.loc[alone, "error_message"] = note[alone]
     retried = (wanted["status"] == "failed") & why["error_code"].isin([code.value for code in RETRIED_NEXT_RUN])
     why.loc[retried, "error_message"] = RETRIED_NEXT_RUN_NOTE + " (" + why.loc[retried, "error_message"] + ")"
     return why
@@ -132,9 +151,8 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
     wanted = error_rows(table)
     written = 0
     with private_file(path, encoding="utf-8-sig") as stream:
-        pd.DataFrame(columns=[defuse_text(c) for c in (*source.header, REPORT_COLUMNS[0], EXPORT_KEY_COLUMN,
-                                                          *REPORT_COLUMNS[1:], *SEEN_COLUMNS, RAW_LINE_COLUMN)]).to_csv(
-            stream, index=False, lineterminator="\r\n")
+        header = [defuse_text(c) for c in (*source.header, *ERRORS_REPORT_COLUMNS, RAW_LINE_COLUMN)]
+        pd.DataFrame(columns=header).to_csv(stream, index=False, lineterminator="\r\n")
         if wanted.empty:
             return 0
         for raw in _raw_chunks(source, wanted.index, known_raw):
@@ -143,6 +161,10 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
             why = wanted.loc[raw.index]
             out = raw[list(source.header)].astype("str")
             out["mk_source_row"] = raw.index.astype(str)
+            # The row's number in the original export: its own, unless this file is itself an error file.
+            original = (table.loc[raw.index, "original_row"].astype("str") if "original_row" in table
+                        else pd.Series("", index=raw.index, dtype="str"))
+            out[ORIGINAL_ROW_COLUMN] = original.where(original != "", out["mk_source_row"])
             for column in ("status", "error_code", "error_message", "warnings"):
                 out[f"mk_{column}"] = why[column].astype("str")
             out["mk_first_seen"], out["mk_times_seen"] = known.mark(

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from importer.error_codes import explain
+from importer.error_codes import ErrorCode, explain
 from importer.prepare.stage import ProblemTally
 from importer.send.pool import Outcome
 from importer.status import Status
@@ -112,10 +112,11 @@ class RowOutcomes:
 
 
 def with_outcomes(table: pd.DataFrame, outcomes: RowOutcomes, unchanged: pd.DataFrame,
-                  stop_reason: str | None) -> pd.DataFrame:
+                  stop_reason: str | None, held: pd.Index | None = None, limit: int | None = None) -> pd.DataFrame:
     """The row table with every request's outcome on each of its rows, the customers the plan left unchanged
-    (`unchanged`: key, customer_uuid, customer_id) on theirs, and the rows the run never reached not attempted,
-    for `stop_reason`."""
+    (`unchanged`: key, customer_uuid, customer_id) on theirs, the rows of the customers a pilot held back
+    (`held` keys, beyond `--limit`) not attempted with BEYOND_LIMIT, and the rows the run never reached not
+    attempted, for `stop_reason`."""
     if not unchanged.empty:
         same = unchanged.set_index("key")
         where = same.index.get_indexer(pd.Index(table["customer_key"]))
@@ -125,6 +126,16 @@ def with_outcomes(table: pd.DataFrame, outcomes: RowOutcomes, unchanged: pd.Data
             name: given_else_own(table[name], pa.array(same[name]).take(picks))
             for name in ("customer_uuid", "customer_id")})
     table = outcomes.apply(table)
+    if held is not None and len(held):
+        mine = (pc.is_in(pa.array(table["customer_key"]).cast(pa.large_string()),
+                         value_set=pa.array(held, pa.large_string())).to_numpy(zero_copy_only=False)
+                & (table["status"] == Status.VALID.value).to_numpy())
+        table = table.assign(
+            status=table["status"].mask(mine, Status.NOT_ATTEMPTED.value),
+            error_code=table["error_code"].mask(mine, ErrorCode.BEYOND_LIMIT.value),
+            error_message=table["error_message"].mask(
+                mine, f"beyond --limit {limit}: a pilot of the file's first {limit} customers; the next run "
+                      "without --limit sends it"))
     # Rows of customers never reached (the run stopped before building their request).
     left = (table["status"] == Status.VALID.value).to_numpy()
     if left.any():

@@ -5,7 +5,10 @@
   var source = document.getElementById("mk-data");
   if (!source || !document.getElementById("rows-scroller")) return;  // no row needs attention: no table
   var data = JSON.parse(source.textContent);
+  // A row: [number, status, reasons ([column, problem, is an error]...), message]; its cells are
+  // values[column][the row's place], one array per column.
   var rows = data.rows, columns = data.columns, problems = data.problems, statuses = data.statuses;
+  var values = data.values;
   var ROW_H = 46, OVERSCAN = 12;
   var scroller = document.getElementById("rows-scroller");
   var body = document.getElementById("rows-body");
@@ -28,7 +31,7 @@
     rows.forEach(function (r) {
       byStatus[r[1]] = (byStatus[r[1]] || 0) + 1;
       var seenC = {}, seenP = {};
-      r[3].forEach(function (why) {
+      r[2].forEach(function (why) {
         if (!seenC[why[0]]) { seenC[why[0]] = 1; byColumn[why[0]] = (byColumn[why[0]] || 0) + 1; }
         if (!seenP[why[1]]) { seenP[why[1]] = 1; byProblem[why[1]] = (byProblem[why[1]] || 0) + 1; }
       });
@@ -41,9 +44,10 @@
       .forEach(function (p) { option(problemSel, String(p), problems[p].label + " (" + byProblem[p] + ")"); });
   })();
 
-  function textOf(r) {
-    var parts = [String(r[0]), statuses[r[1]], r[4]].concat(r[2]);
-    r[3].forEach(function (why) { parts.push(problems[why[1]].label, problems[why[1]].meaning); });
+  function textOf(r, i) {
+    var parts = [String(r[0]), statuses[r[1]], r[3]];
+    for (var c = 0; c < columns.length; c++) parts.push(values[c][i]);
+    r[2].forEach(function (why) { parts.push(problems[why[1]].label, problems[why[1]].meaning); });
     return parts.join("\u0001").toLowerCase();
   }
 
@@ -58,8 +62,8 @@
       if (si >= 0 && r[1] !== si) continue;
       if (ci !== null || pi >= 0) {
         var hit = false;
-        for (var k = 0; k < r[3].length; k++) {
-          var why = r[3][k];
+        for (var k = 0; k < r[2].length; k++) {
+          var why = r[2][k];
           if ((ci === null || why[0] === ci) && (pi < 0 || why[1] === pi)) { hit = true; break; }
         }
         if (!hit) continue;
@@ -93,32 +97,33 @@
     tr.appendChild(td);
   }
 
-  function rowElement(r) {
+  function rowElement(i) {
+    var r = rows[i];
     var tr = document.createElement("tr");
     tr.className = "r";
     tr.setAttribute("data-row", r[0]);
     tr.setAttribute("data-status", statuses[r[1]]);
     var byColumn = {};
-    r[3].forEach(function (why) { (byColumn[why[0]] = byColumn[why[0]] || []).push(why); });
+    r[2].forEach(function (why) { (byColumn[why[0]] = byColumn[why[0]] || []).push(why); });
     cell(tr, "num", String(r[0]));
     var td = document.createElement("td");
     var badge = document.createElement("span");
     badge.className = "status " + statuses[r[1]]; badge.textContent = statuses[r[1]];
     td.appendChild(badge);
-    if (r[5] >= data.everyNight) {
+    if (r[4] >= data.everyNight) {
       // Fixed in myKaarma, back the next night: the DMS sends it again, so that is where it must be fixed.
       var often = document.createElement("span");
       often.className = "seen-often";
-      often.textContent = "seen " + r[5] + " nights: fix it in the DMS";
-      td.title = "Reported " + r[5] + " nights running: it comes from the DMS every night; fix it there.";
+      often.textContent = "seen " + r[4] + " nights: fix it in the DMS";
+      td.title = "Reported " + r[4] + " nights running: it comes from the DMS every night; fix it there.";
       td.appendChild(often);
-      tr.setAttribute("data-seen", r[5]);
+      tr.setAttribute("data-seen", r[4]);
     }
     tr.appendChild(td);
     var whole = byColumn[-1] || [];
-    var msg = r[4] ? [r[4]] : [];
+    var msg = r[3] ? [r[3]] : [];
     cell(tr, "whole", whole.map(function (w) { return problems[w[1]].label; }).concat(msg).join(": "), whole);
-    for (var c = 0; c < columns.length; c++) cell(tr, "", r[2][c], byColumn[c]);
+    for (var c = 0; c < columns.length; c++) cell(tr, "", values[c][i], byColumn[c]);
     return tr;
   }
 
@@ -133,7 +138,7 @@
   function draw(first, last, printing) {
     var frag = document.createDocumentFragment();
     frag.appendChild(spacer(first * ROW_H));
-    for (var i = first; i < last; i++) frag.appendChild(rowElement(rows[shown[i]]));
+    for (var i = first; i < last; i++) frag.appendChild(rowElement(shown[i]));
     frag.appendChild(spacer(printing ? 0 : (shown.length - last) * ROW_H));
     body.replaceChildren(frag);
   }

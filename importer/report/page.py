@@ -24,9 +24,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from importer.error_codes import ErrorCode, explain, explain_warning
+from importer.error_codes import explain_warning
 from importer.errors import InputError
 from importer.prepare.mapping import MappingSpec
+from importer.prepare.normalize import PLACEHOLDER_MESSAGE
+from importer.prepare.shared_contacts import WARNING_START as SHARED_WARNING_START
 from importer.read.formulas import undefuse, undefuse_text
 from importer.read.reader import header_key
 from importer.report.changes_view import changes_section
@@ -37,6 +39,7 @@ from importer.report.outcomes import API_COLUMN
 from importer.report.reasons import Reason, ReasonParser
 from importer.report.trend import recent, trend_section
 from importer.send.timeline import Second
+from importer.status import exit_words
 
 #: Rows the printed table holds at most (the page on screen holds every row).
 PRINT_CAP = 5_000
@@ -45,10 +48,13 @@ MAX_POINTS = 300
 STATUS_COLORS = {"success": "#1a7f37", "unchanged": "#8c959f", "valid": "#2da44e", "invalid": "#cf222e",
                  "failed": "#8250df", "not_attempted": "#bf8700"}
 STATUS_ORDER = ("success", "unchanged", "valid", "invalid", "failed", "not_attempted")
-EXIT_WORDS = {0: "every row went through", 1: "some rows need attention",
-              2: "bad usage or input, or a mass change refused: nothing sent",
-              3: "stopped early: rerunning the same command resumes",
-              4: "the API refused the credentials or the department", 130: "interrupted (Ctrl-C)"}
+#: Warnings a row is not to fix for: the customer has no such contact of their own (by the words they begin
+#: with: a row's warning about a shared contact says how many share it, the problem tally's does not).
+NOTHING_TO_FIX = (PLACEHOLDER_MESSAGE, SHARED_WARNING_START)
+
+
+def nothing_to_fix(problem: str) -> bool:
+    return problem.startswith(NOTHING_TO_FIX)
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
         "base-uri 'none'; form-action 'none'")
 
@@ -60,7 +66,7 @@ class RunReports:
     summary: dict[str, Any]
     #: one line per input row, indexed by source row: status, error_code, error_message, warnings
     results: pd.DataFrame
-    #: the original cells of the rows needing attention, indexed by source row (from errors.csv)
+    #: the original cells of the rows to fix, indexed by source row (from errors.csv)
     originals: pd.DataFrame
     timeline: list[Second]
     #: changes.json's examples: per category, customers with old → new values
@@ -69,6 +75,9 @@ class RunReports:
     runs: list[dict[str, Any]] = field(default_factory=list)
     #: per row to fix, how many runs reported its problem (errors.csv's mk_times_seen)
     times_seen: pd.Series = field(default_factory=lambda: pd.Series(dtype="int64"))
+    #: whether the folder has an errors.csv: its rows are the rows to fix (a folder without one, from an
+    #: older version, has its invalid and failed rows taken instead)
+    listed: bool = True
 
 
 # -- reading a run's reports -------------------------------------------------------------------------
@@ -113,10 +122,11 @@ def read_reports(out: Path, results: pd.DataFrame | None = None) -> RunReports:
         raise InputError(f"{summary_path}: not readable as JSON ({exc})") from None
     if results is None:
         results = read_results(out / "results.csv")
-    originals, times_seen = read_originals(out / "errors.csv")
+    errors = out / "errors.csv"
+    originals, times_seen = read_originals(errors)
     runs = recent(Path(summary["state"]), summary.get("reports")) if summary.get("state") else []
     return RunReports(summary, results, originals, read_timeline(out / "timeline.csv"),
-                      read_changes(out / "changes.json"), runs, times_seen)
+                      read_changes(out / "changes.json"), runs, times_seen, listed=errors.exists())
 
 
 # -- the page ----------------------------------------------------------------------------------------
@@ -145,6 +155,9 @@ def verdict(summary: dict[str, Any]) -> tuple[str, bool]:
         problems.append(f"{_count(failed)} failed at the API")
     if left and summary.get("stop_code") == "mass_change":
         problems.append(f"{_count(left)} not sent: refused as a mass change (see What changed)")
+    if left and summary.get("limit") and not summary.get("stop_code"):
+        problems.append(f"{_count(left)} not attempted (beyond --limit {summary['limit']}: a run without --limit "
+                        "sends them)")
     elif left:
         why = summary.get("stop_reason") or "the run stopped early"
         problems.append(f"{_count(left)} not attempted ({why}; rerunning resumes)")
@@ -159,7 +172,11 @@ def verdict(summary: dict[str, Any]) -> tuple[str, bool]:
                 else f"{_count(done)} of {_count(rows)} rows imported")
         if unchanged:
             head += f" ({_count(unchanged)} unchanged since the last run, not sent)"
-    return head + ("; " + ", ".join(problems) if problems else "") + ".", not problems
+    sentence = head + ("; " + ", ".join(problems) if problems else "") + "."
+    to_fix = int(summary.get("to_fix") or 0)
+    if to_fix:  # besides the invalid and failed rows: those saved without a value, or naming two people
+        sentence += f" {_count(to_fix)} {'row' if to_fix == 1 else 'rows'} to fix below."
+    return sentence, not problems
 
 
 def _duration(seconds: float) -> str:
@@ -178,7 +195,7 @@ def _facts(summary: dict[str, Any]) -> str:
         ("Department", summary.get("department") or ("(validate: nothing sent)"
                                                      if summary.get("command") == "validate" else "")),
         ("Duration", _duration(float(summary.get("duration_s") or 0))),
-        ("Exit code", f"{code} ({EXIT_WORDS.get(int(code), 'see docs/reports.md')})" if code is not None else ""),
+        ("Exit code", f"{code} ({exit_words(int(code)) or 'see docs/reports.md'})" if code is not None else ""),
         ("Rows", f"{_count(int(summary.get('rows', 0)))} ({_count(int(summary.get('customers', 0)))} customers)"),
     ]
     if summary.get("command") == "run":
@@ -236,14 +253,19 @@ class _Table:
 
     columns: list[str]
     problems: list[dict[str, str]]
+    #: per row: its number, status (a place in `statuses`), reasons and the message about the row as a whole
     rows: list[list[Any]]
-    #: (column or None, problem) → rows, and the first row showing it
+    #: the rows' original values, one JSON array per column (in the rows' order): made by pandas in C, for
+    #: Python strings of every cell would cost the page of 60,000 rows to fix 70 MB
+    values: list[str]
+    #: (column or None, problem) → rows, the first row showing it, and the column's place in the table
     tally: Counter[tuple[str | None, str]]
     first: dict[tuple[str | None, str], int]
+    place: dict[tuple[str | None, str], int]
     #: problem label → (rows, meaning, fix), for the plain words
     words: dict[str, tuple[int, str, str]]
-    #: why rows failed at the API: error code → rows
-    refused: Counter[str]
+    #: the statuses the rows' status numbers stand for
+    statuses: list[str]
 
 
 def _shown_columns(header: Sequence[str], mapping: MappingSpec | None) -> list[str]:
@@ -257,7 +279,9 @@ def _shown_columns(header: Sequence[str], mapping: MappingSpec | None) -> list[s
 
 def _attention_table(reports: RunReports, mapping: MappingSpec | None) -> _Table:
     results, originals = reports.results, reports.originals
-    wanted = results[results["status"].isin(ERROR_STATUSES)]
+    # The rows to fix are errors.csv's, exactly: the same list in the files, the summary and here.
+    wanted = (results.loc[results.index.isin(originals.index)] if reports.listed
+              else results[results["status"].isin(ERROR_STATUSES)])
     # New problems first, then those earlier runs reported too, each in file order.
     times = reports.times_seen.reindex(wanted.index).fillna(1).astype("int64")
     wanted = wanted.iloc[np.lexsort((wanted.index.to_numpy(), (times > 1).to_numpy()))]
@@ -266,18 +290,18 @@ def _attention_table(reports: RunReports, mapping: MappingSpec | None) -> _Table
     columns = _shown_columns(header, mapping)
     at = {c: i for i, c in enumerate(columns)}
     parser = ReasonParser(header, mapping.fields if mapping is not None else None)
-    originals = originals.reindex(columns=columns)
-    known = wanted.index.isin(originals.index)
-    values_of = dict(zip(wanted.index[known].tolist(),
-                         originals.loc[wanted.index[known]].fillna("").to_numpy(dtype=object).tolist(), strict=True))
-    blank = [""] * len(columns)
-    statuses = list(ERROR_STATUSES)
+    shown = originals.reindex(index=wanted.index, columns=columns)
+    # orient="values" (a bare JSON array) is pandas' own; its type stubs list only the other orients.
+    values = [str(shown[c].fillna("").astype("str").to_json(orient="values", force_ascii=False))  # type: ignore[call-overload]
+              for c in columns]
+    del shown
+    statuses = list(STATUS_ORDER)
     problem_at: dict[str, int] = {}
     problems: list[dict[str, str]] = []
     tally: Counter[tuple[str | None, str]] = Counter()
     first: dict[tuple[str | None, str], int] = {}
+    place: dict[tuple[str | None, str], int] = {}
     words: dict[str, tuple[int, str, str]] = {}
-    refused: Counter[str] = Counter()
     rows: list[list[Any]] = []
     for row, status, code, message, warnings in zip(wanted.index.tolist(), wanted["status"].tolist(),
                                                      wanted["error_code"].tolist(), wanted["error_message"].tolist(),
@@ -294,56 +318,51 @@ def _attention_table(reports: RunReports, mapping: MappingSpec | None) -> _Table
             key = (reason.column, reason.problem)
             tally[key] += 1
             first.setdefault(key, row)
+            place.setdefault(key, column)
             count, meaning, fix = words.get(reason.problem, (0, reason.meaning, reason.fix))
             words[reason.problem] = (count + 1, meaning, fix)
-            if status == "failed" and reason.error:
-                refused[reason.problem] += 1
         # An error about the row as a whole (an API refusal) shows its message: the API's own words.
         detail = message if code and reasons and reasons[0].column is None and code != "INVALID_FIELD" else ""
-        rows.append([row, statuses.index(status), [str(v) for v in values_of.get(row, blank)], cells, detail,
-                     int(times_of[row])])
-    return _Table(columns, problems, rows, tally, first, words, refused)
+        if status not in statuses:
+            statuses.append(status)
+        rows.append([row, statuses.index(status), cells, detail, int(times_of[row])])
+    return _Table(columns, problems, rows, values, tally, first, place, words, statuses)
 
 
 def _problems_section(summary: dict[str, Any], table: _Table) -> str:
-    """Problems by column: every warning and error of the whole file (summary.json), and the API's refusals."""
-    bars, notes = [], []
-    column_at = {c: i for i, c in enumerate(table.columns)}
+    """Problems by column: every problem of the rows to fix, each a button that filters the table to its rows;
+    then the warnings there is nothing to fix for (placeholder and shared contacts, from summary.json)."""
     problem_at = {p["label"]: i for i, p in enumerate(table.problems)}
-    for item in summary.get("problems", []):
-        column, problem = str(item.get("column", "")), str(item.get("problem", ""))
-        if column == API_COLUMN:
-            continue  # the API's refusals have their own chart, from the rows to fix
-        attrs = ""
-        label = next((p for p in problem_at if problem.startswith(p) or p == _code_of(problem)), None)
-        if label is not None:
-            header_column = next((c for c in table.columns if header_key(c) == header_key(column)), None)
-            attrs = (f' class="clickable" data-filter-problem="{problem_at[label]}" data-filter-column='
-                     f'"{column_at[header_column] if header_column is not None else ""}"')
-        bars.append((f"{column}: {problem}", int(item.get("rows", 0)), "#bc4c00", attrs))
-        notes.append(f"e.g. row {item.get('example_row')}")
-    failed_bars, failed_notes = [], []
-    for problem, n in table.refused.most_common():
-        attrs = f' class="clickable" data-filter-problem="{problem_at[problem]}"'
-        failed_bars.append((problem, n, "#8250df", attrs))
-        example = min(row for (_, p), row in table.first.items() if p == problem)
-        failed_notes.append(f"{explain(problem).meaning} · e.g. row {example}")
+    top = max(table.tally.values(), default=1)
+    buttons = []
+    for (column, problem), n in table.tally.most_common():
+        if nothing_to_fix(problem):
+            continue  # listed apart, with the file's count: a row to fix may carry one besides its problem
+        index = problem_at[problem]
+        words = table.problems[index]
+        place = table.place[(column, problem)]
+        label = f"{column if column is not None else '(the row)'}: {problem}"
+        buttons.append(
+            f'<button type="button" class="problem" data-filter-problem="{index}" '
+            f'data-filter-column="{place if column is not None else ""}" data-rows="{n}" '
+            f'title="{_html(words["meaning"])}. To fix: {_html(words["fix"])}">'
+            f'<span class="label">{_html(label)}</span><span class="track"><span class="bar" '
+            f'style="width:{max(1.0, 100 * n / top):.1f}%"></span></span><span class="n">{_count(n)}</span>'
+            f'<span class="eg">e.g. row {table.first[(column, problem)]}</span></button>')
+    kept = [item for item in summary.get("problems", [])
+            if nothing_to_fix(str(item.get("problem", ""))) and item.get("column") != API_COLUMN]
     out = []
-    if bars:
-        out.append('<p class="note">Every problem in the file, most frequent first (a click filters the table '
-                   'below; rows that were saved without a field appear here but not in the table).</p>')
-        out.append(_hbars(bars, "Problems by column", label_width=330, notes=notes))
-    if failed_bars:
-        out.append('<p class="note">Refused at the API, by reason:</p>')
-        out.append(_hbars(failed_bars, "Failed at the API", label_width=330, notes=failed_notes))
+    if buttons:
+        out.append('<p class="note">Every problem of the rows to fix, most frequent first: a click shows its rows '
+                   'in the table below.</p>')
+        out.append(f'<div class="problems" id="problems">{"".join(buttons)}</div>')
+    if kept:
+        items = "".join(f"<li>{_html(item.get('column', ''))}: {_html(item.get('problem', ''))}: "
+                        f"{_count(int(item.get('rows', 0)))} rows (e.g. row {_html(item.get('example_row', ''))})</li>"
+                        for item in kept)
+        out.append('<p class="note">Treated as empty, nothing to fix in the file (the customer has no such '
+                   f'contact of their own):</p><ul class="kept" id="kept">{items}</ul>')
     return "".join(out) or '<p class="note">No problems: every row could be read as it is.</p>'
-
-
-def _code_of(problem: str) -> str:
-    """A row rule's message back to its code, so a summary problem can point at the table's filter."""
-    from importer.prepare.schema import ROW_RULES
-
-    return next((code for code, message in ROW_RULES.items() if problem == message), problem)
 
 
 # -- timeline ----------------------------------------------------------------------------------------
@@ -465,21 +484,25 @@ def _asset(name: str) -> str:
 
 def _json_for_script(value: Any) -> str:
     """JSON safe inside <script>: no `</script>` or comment opener can appear in it."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _script_safe(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+def _script_safe(text: str) -> str:
+    """JSON text with the characters that could end or comment out its <script> escaped."""
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def _words_section(summary: dict[str, Any], table: _Table) -> str:
-    """Plain words for every problem on the page: the file's (counted over all its rows, from summary.json)
-    and the API's refusals (counted over the rows to fix)."""
-    words = dict(table.words)
-    file_wide: Counter[str] = Counter()
+    """Plain words for every problem on the page: those of the rows to fix (counted over them), and the
+    warnings there is nothing to fix for (counted over the file, from summary.json)."""
+    # Those with nothing to fix are counted over the file (summary.json), not over the rows to fix.
+    words = {label: told for label, told in table.words.items() if not nothing_to_fix(label)}
     for item in summary.get("problems", []):
-        if item.get("column") != API_COLUMN:  # those are among the refusals already
-            file_wide[_code_of(str(item.get("problem", "")))] += int(item.get("rows", 0))
-    for label, count in file_wide.items():
-        explanation = explain(label) if label in ErrorCode.__members__ else explain_warning(label)
-        words[label] = (count, explanation.meaning, explanation.fix)
+        problem = str(item.get("problem", ""))
+        if nothing_to_fix(problem) and item.get("column") != API_COLUMN:
+            explanation = explain_warning(problem)
+            count = words.get(problem, (0, "", ""))[0]
+            words[problem] = (count + int(item.get("rows", 0)), explanation.meaning, explanation.fix)
     if not words:
         return ""
     body = "".join(f"<tr><td><code>{_html(label)}</code></td><td class=\"n\">{_count(count)}</td>"
@@ -494,8 +517,11 @@ def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
     summary = reports.summary
     sentence, good = verdict(summary)
     table = _attention_table(reports, mapping)
-    data = {"columns": table.columns, "statuses": list(ERROR_STATUSES), "problems": table.problems,
-            "rows": table.rows, "printCap": PRINT_CAP, "everyNight": EVERY_NIGHT}
+    data = {"columns": table.columns, "statuses": table.statuses, "problems": table.problems,
+            "rows": table.rows, "printCap": PRINT_CAP,
+            "everyNight": EVERY_NIGHT}
+    # The values' arrays, JSON already, join the rest as they are.
+    data_text = _json_for_script(data)[:-1] + ',"values":[' + ",".join(map(_script_safe, table.values)) + "]}"
     head_cells = "".join(f"<th title=\"{_html(c)}\">{_html(c)}</th>" for c in table.columns)
     flagged = {column for column, _ in table.tally}
     widths = [240 if c in flagged else min(200, max(90, 8 * len(c) + 24)) for c in table.columns]
@@ -530,15 +556,17 @@ def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
         f"<h2>Problems by column</h2>{_problems_section(summary, table)}"
         f"{run_part}"
         f"<h2>Rows to fix ({_count(len(table.rows))})</h2>"
-        '<p class="note">Every row that is <b>invalid</b> (not sent: fix it in the file) or <b>failed</b> (refused '
-        "at the API), with the original values of the mapped columns; the reason is under the cell it concerns "
-        "(hover for what to change). Fix the rows in errors.xlsx or errors.csv and import that file again with "
-        f"the same mapping. {_known_note(summary)}</p>{rows_part}"
+        '<p class="note">The rows of errors.csv and errors.xlsx: every row that is <b>invalid</b> (not sent: fix '
+        "it in the file) or <b>failed</b> (refused at the API), and every row saved (or, from validate, to be "
+        "sent) without a value it carried that could not be used, or whose customer key names two people. The "
+        "original values of the mapped columns, the reason under the cell it concerns (hover for what to "
+        "change). Fix the rows in errors.xlsx or errors.csv and import that file again with the same "
+        f"mapping. {_known_note(summary)}</p>{rows_part}"
         f"{_words_section(summary, table)}"
         f"{'<h2>Recent runs</h2>' + trend_section(reports.runs) if reports.runs else ''}"
         f"<footer>Written {written} by {_html(summary.get('program', 'mk-import'))} from the reports in "
         f"{_html(summary.get('reports', ''))}.</footer>"
-        f'<script type="application/json" id="mk-data">{_json_for_script(data)}</script>'
+        f'<script type="application/json" id="mk-data">{data_text}</script>'
         f"<script>{_asset('page.js')}</script></body></html>")
 
 

@@ -2,7 +2,8 @@
 
 Excel opening errors.csv turns `0000082` into 82 and long numbers into 8.2E+11; in this workbook every
 cell is a text cell with the Text number format (so a value typed over it stays text too), nothing is a
-formula, the header is frozen, the report columns are highlighted and so is each cell a reason concerns.
+formula, the header is frozen, the report columns are highlighted, and each cell a reason concerns is filled
+and carries a note (a comment) saying what is wrong with it and what to change.
 The values are the file's own: the quote errors.csv puts before a formula-like value is not needed here.
 """
 
@@ -22,6 +23,9 @@ from importer.report.reasons import ReasonParser
 
 #: Rows a worksheet holds, header included (Excel's limit).
 MAX_SHEET_ROWS = 1_048_576
+#: Cell notes (comments) written at most: each costs the workbook a shape, and Excel grows slow to open with
+#: many more; past them the cells to fix keep their fill, and the reasons stay in the mk_ columns.
+MAX_NOTES = 20_000
 log = logging.getLogger("mk_import.report")
 
 
@@ -62,7 +66,7 @@ def _write_sheet(book: xlsxwriter.Workbook, header: list[str], rows: Iterator[li
     sheet.freeze_panes(1, 0)
     for i, column in enumerate(header):
         sheet.write_string(0, i, column, reason_head if is_report[i] else head)
-    written = 0
+    written = notes = 0
     for written, row in enumerate(rows, 1):
         if written >= MAX_SHEET_ROWS:
             log.warning("errors.xlsx holds the first %d rows only (a worksheet's limit); errors.csv has them all",
@@ -72,11 +76,18 @@ def _write_sheet(book: xlsxwriter.Workbook, header: list[str], rows: Iterator[li
         if key_at is not None and key_at < len(values):
             values[key_at] = values[key_at].removeprefix(KEY_QUOTE)  # a text cell needs no quote to stay text
         cell = dict(zip(header, values, strict=False))
-        concerned = {r.column for r in parser.reasons(cell.get("mk_error_code", ""), cell.get("mk_error_message", ""),
-                                                      cell.get("mk_warnings", "")) if r.column is not None}
+        concerned: dict[str, list[str]] = {}
+        for r in parser.reasons(cell.get("mk_error_code", ""), cell.get("mk_error_message", ""),
+                                cell.get("mk_warnings", "")):
+            if r.column is not None:
+                concerned.setdefault(r.column, []).append(f"{r.meaning}.\nTo fix: {r.fix}.")
         for i, value in enumerate(values):
             if i < len(header) and header[i] in concerned:
                 sheet.write_string(written, i, value, flagged)
+                if notes < MAX_NOTES:  # the reason on the cell itself, where a person fixing it looks
+                    sheet.write_comment(written, i, "\n\n".join(dict.fromkeys(concerned[header[i]])),
+                                        {"author": "mk-import", "x_scale": 2.2, "y_scale": 1.6})
+                    notes += 1
             elif value:  # an empty cell needs no writing: its column's format is already Text
                 sheet.write_string(written, i, value, reason if i < len(is_report) and is_report[i] else text)
     sheet.autofilter(0, 0, max(written, 1), max(len(header) - 1, 0))

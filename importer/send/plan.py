@@ -136,6 +136,8 @@ class Plan:
     changes: ChangeTally
     #: customers of the file the state knows
     known: int
+    #: keys of the customers a pilot (`limit`) holds back: beyond the file's first N, not sent
+    held: pd.Index = field(default_factory=lambda: pd.Index([], dtype="str"))
 
 
 class Planner:
@@ -150,8 +152,10 @@ class Planner:
         #: keys an earlier run sent without learning the outcome (the state's journal, as the run started)
         self.journaled = state.journaled()
 
-    def plan(self, requests: Requests, full: bool, stored: pd.DataFrame, *, partial: bool = False) -> Plan:
-        """`stored` is what the state holds (StateStore.load), dropped once joined to the requests.
+    def plan(self, requests: Requests, full: bool, stored: pd.DataFrame, limit: int | None = None, *,
+             partial: bool = False) -> Plan:
+        """`stored` is what the state holds (StateStore.load), dropped once joined to the requests. With
+        `limit`, a pilot: only the first `limit` customers in file order may be sent, the rest are held.
 
         `partial`: the requests come from an error report, which holds only some rows of a customer (those to
         fix). A customer the state knows is sent as usual, and the state keeps what it says of the export (the
@@ -161,6 +165,9 @@ class Planner:
         self.partial = partial
         customers, same_rows, known = compared(requests, stored)
         skip = same_rows & (not full)  # same rows, same mapping, same program: same body, not even built
+        # requests.table() is in file order (each customer where its first row is): the pilot is its head.
+        beyond = np.arange(len(customers)) >= limit if limit is not None else np.zeros(len(customers), dtype=bool)
+        held = pd.Index(customers.loc[beyond & ~skip, "key"], dtype="str")
         unchanged = customers.loc[skip, ["key", "customer_uuid_saved", "customer_id_saved"]].rename(
             columns={"customer_uuid_saved": "customer_uuid", "customer_id_saved": "customer_id"})
         unchanged_rows = int(customers.loc[skip, "rows"].sum())
@@ -175,8 +182,10 @@ class Planner:
 
         # The known customers whose rows changed: built and compared now, so that what the run changes (and
         # whether the guard lets it) is known before the first request. --full sends them all the same.
-        assessment = assess(requests, customers, known & ~same_rows, self.state.bodies, None if full else same)
-        send = ~skip & ~(assessment.same_body & (not full))
+        # A pilot's held customers are neither compared nor sent.
+        assessment = assess(requests, customers, known & ~same_rows & ~beyond, self.state.bodies,
+                            None if full else same)
+        send = ~skip & ~beyond & ~(assessment.same_body & (not full))
         saved = customers.loc[send & known]
         known_of = {key: Saved(h, uuid, cid if isinstance(cid, str) else None, fp if isinstance(fp, str) else "")
                     for key, h, uuid, cid, fp in saved[["key", "body_hash_saved", "customer_uuid_saved",
@@ -189,7 +198,7 @@ class Planner:
         del customers, saved, stored  # a line per customer, not to be held while the sending takes its hours
         release_memory()  # and what grouping and fingerprinting every row needed for a moment
         return Plan(unchanged, unchanged_rows, self._jobs(requests, send, known_of, assessment.changes),
-                    assessment.tally, known_count)
+                    assessment.tally, known_count, held)
 
     def _jobs(self, requests: Requests, selected: np.ndarray, known_of: dict[str, Saved],
               changes: np.ndarray) -> Iterator[Job]:

@@ -335,3 +335,16 @@ def test_the_configmap_holds_a_suggested_mapping_as_a_readable_block(tmp_path):
     assert "\\xB7" not in manifest
     config = next(d for d in yaml.safe_load_all(manifest) if d and d["kind"] == "ConfigMap")
     assert config["data"]["mapping-bravo-cdk.yaml"] == mapping.read_text()
+
+
+def test_two_digit_years_are_recognised_as_years(write_csv):
+    rows = [["CustNo", "Last Name", "YR", "MAKE", "MODEL"]]
+    rows += [[str(i), f"Lee{i}", ("13", "98", "05", "21")[i % 4], "HONDA", "CIVIC"] for i in range(20)]
+    with open_input(str(write_csv(rows))) as source:
+        proposal = suggest("x.csv", source)
+    assert yaml.safe_load(proposal.text)["vehicle"]["vehicleYear"] == "YR"
+    assert "100% of values are model years" in proposal.text
+    # Without a header naming a year, a column of two-digit numbers is not taken for one.
+    rows = [["CustNo", "Last Name", "Q"]] + [[str(i), f"Lee{i}", f"{10 + i}"] for i in range(20)]
+    with open_input(str(write_csv(rows, name="q.csv"))) as source:
+        assert "vehicleYear" not in suggest("q.csv", source).text

@@ -65,6 +65,9 @@ def test_a_file_that_is_not_yaml_or_has_no_dealers(tmp_path: Path):
     path.write_text("dealers: [name: x\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"invalid YAML at line \d+"):
         load_dealers(path)
+    path.write_text("defaults: {}\ndealers: []\ndefaults: {rate: 5}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"the key 'defaults' is written twice, at lines 1 and 3"):
+        load_dealers(path)
     path.write_text("defaults: {}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="top: dealers: expected a list of dealer entries"):
         load_dealers(path)

@@ -86,6 +86,24 @@ def test_bad_mapping_files_are_refused(tmp_path: Path, text, message):
     assert str(path) in str(caught.value)
 
 
+def test_a_key_written_twice_in_a_mapping_file_is_refused_with_both_lines(tmp_path: Path, capsys, write_csv):
+    path = tmp_path / "m.yaml"
+    path.write_text("customer:\n  lastName: L\nvalues:\n  vehicleMake: {CHEV: Chevrolet}\n"
+                    "address: {city: C}\nvalues:\n  vehicleMake: {VW: Volkswagen}\n")
+    with pytest.raises(ConfigError, match=r"the key 'values' is written twice, at lines 3 and 6"):
+        load_mapping(str(path))
+    # Nested too, and from the command line: exit 2, one line, no traceback.
+    path.write_text("customer:\n  lastName: L\n  firstName: F\n  lastName: M\n")
+    assert main(["validate", str(write_csv([["L", "F"], ["Lee", "Ann"]])), "-m", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "the key 'lastName' is written twice, at lines 2 and 4" in err
+    assert "Traceback" not in err
+    # A `<<` merge overriding a key is not a key written twice.
+    path.write_text("base: &b {lastName: L}\ncustomer:\n  <<: *b\n  lastName: M\n")
+    with pytest.raises(ConfigError, match="unknown key 'base'"):
+        load_mapping(str(path))
+
+
 def test_unknown_mapping_name_is_refused():
     with pytest.raises(ConfigError, match=r"unknown mapping 'nope'.*dealervault"):
         load_mapping("nope")
@@ -114,3 +132,14 @@ def test_check_previews_each_field_before_and_after_normalization(write_csv, tmp
     assert "0% clean of       2" in by_field["email1"]
     assert "is this the right column?" in by_field["email1"]
     assert "is this the right column?" not in by_field["phone1"]
+
+
+def test_check_never_rounds_a_share_up_to_100_percent(write_csv, tmp_path, capsys):
+    rows = [["Id", "Last", "Cell"]] + [[str(i), "Lee", f"310-555-{i:04d}"] for i in range(1, 300)]
+    path = write_csv([*rows, ["300", "Lee", "555-12"]])  # 299 readable phones of 300
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("customer_key: Id\ncustomer: {lastName: Last}\nphones: [{column: Cell}]\n")
+    assert main(["mappings", "check", str(path), "--mapping", str(mapping)]) == 0
+    by_field = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
+    assert "99.7% clean of     300" in by_field["phone1"]
+    assert " 100% clean of     300" in by_field["lastName"]

@@ -112,3 +112,31 @@ def test_the_usual_spellings_of_one_name_split_the_same_way(first, last, initial
     assert split_name(f"{first} {initial}. {last}") == (first, initial, last, "")
     assert split_name(f"{last.upper()} {first.upper()} {initial}") == (first.upper(), initial, last.upper(), "")
     assert split_name(f"{last.upper()}, {first.upper()} {initial}.") == (first.upper(), initial, last.upper(), "")
+
+
+def test_a_customer_name_comes_whole_from_one_row_and_two_people_are_flagged(tmp_path, write_csv):
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("customer_key: CUSTNO\ncustomer:\n  fullName: {column: NAME, businesses: true}\n")
+    path = write_csv([["CUSTNO", "NAME"],
+                      ["144", "WILLIAMS, JOSE Q"], ["144", "GARCIA JR, CARLOS"],
+                      ["91", "ACME FLEET SERVICES LLC"], ["91", "LOPEZ, LINDA A"],
+                      ["7", "LEE, ANN M"], ["7", "LEE, A"], ["7", "LEE, ANN"]])
+    out = tmp_path / "out"
+    assert main(["validate", str(path), "--mapping", str(mapping), "--out", str(out),
+                 "--payloads", str(out / "p.jsonl")]) == 0
+    bodies = {b["customer"]["customerKey"]: b["customer"] for b in read_jsonl(out / "p.jsonl")}
+    # The last row's name, whole: no middle initial of the first person on the second.
+    assert bodies["144"] == {"customerKey": "144", "firstName": "CARLOS", "lastName": "GARCIA JR"}
+    assert bodies["91"] == {"customerKey": "91", "firstName": "LINDA", "middleName": "A", "lastName": "LOPEZ"}
+    # One person's rows: what the last leaves empty comes from an earlier row naming the same person.
+    assert bodies["7"] == {"customerKey": "7", "firstName": "ANN", "middleName": "M", "lastName": "LEE"}
+    results = read_csv(out / "results.csv")
+    warned = [r["source_row"] for r in results if "two people under one customer key" in r["warnings"]]
+    assert warned == ["1", "2", "3", "4"]  # an initial is the same person: key 7 is not warned
+    assert "'JOSE Q WILLIAMS' here, sent as 'CARLOS GARCIA JR' (row 2)" in results[0]["warnings"]
+    assert "'JOSE Q WILLIAMS' (row 1) too, sent as 'CARLOS GARCIA JR' (this row)" in results[1]["warnings"]
+    assert "'ACME FLEET SERVICES LLC' here" in results[2]["warnings"]
+    errors = read_csv(out / "errors.csv")
+    assert [(e["mk_source_row"], e["mk_error_code"]) for e in errors] == [
+        (str(n), "TWO_PEOPLE_ONE_KEY") for n in (1, 2, 3, 4)]
+    assert all(e["mk_status"] == "valid" for e in errors)

@@ -143,7 +143,8 @@ def test_flags():
 
 
 @pytest.mark.parametrize(("normalizer", "cases"), [
-    (normalize_years, {"2019": "2019", "19": "", "3000": "", "1899": "", "": ""}),
+    (normalize_years, {"2019": "2019", "13": "2013", "98": "1998", "00": "2000", "3000": "", "1899": "", "1": "",
+                       "123": "", "": ""}),
     (normalize_mileage, {"12,345": "12345", "100.5": "100", "abc": "", "0": "0", "007": "7", "": ""}),
 ])
 def test_numbers(normalizer, cases):
@@ -193,3 +194,20 @@ def test_the_reason_for_an_accented_address_is_the_librarys(values):
         return not value.split("@", 1)[0].isascii()
 
     assert list(non_ascii_local(series(*values))) == [library(v.lower()) for v in values]
+
+
+def test_two_digit_years_turn_at_next_years_two_digits(monkeypatch):
+    """20YY up to next year's two digits, 19YY above: a rule on today's date, not a constant."""
+    import datetime
+
+    this_year = datetime.date.today().year
+    nxt, after = f"{(this_year + 1) % 100:02d}", f"{(this_year + 2) % 100:02d}"
+    table(normalize_years, {nxt: f"20{nxt}", after: f"19{after}"})
+
+    class In2049(datetime.date):
+        @classmethod
+        def today(cls) -> In2049:
+            return cls(2049, 6, 1)
+
+    monkeypatch.setattr(datetime, "date", In2049)  # the module normalize reads today's date from
+    table(normalize_years, {"50": "2050", "51": "1951", "13": "2013"})

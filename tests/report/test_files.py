@@ -169,7 +169,7 @@ def test_every_warning_a_file_can_raise_has_plain_words(write_csv, tmp_path: Pat
     problems = {r.problem for row in read_csv(out / "results.csv") for r in parser.warnings(row["warnings"])}
     assert len(problems) >= 8
     assert problems <= set(WARNINGS)
-    # The page explains each of them, though both rows were valid (not in its table of rows to fix).
+    # The page explains each of them (both rows are to fix: saved without values the data can fix).
     page = (out / "report.html").read_text()
     for problem in problems:
         assert html.escape(WARNINGS[problem].meaning) in page
@@ -257,3 +257,19 @@ def test_an_address_refused_for_characters_before_the_at_says_so_everywhere(writ
     page = (out / "report.html").read_text()
     assert html.escape(reason.meaning) in page
     assert html.escape(WARNINGS["not a valid email address"].meaning) in page
+
+
+def test_the_page_explains_a_broken_line_as_what_it_is(write_csv, tmp_path: Path):
+    """A line that cannot be split into columns was not saved at all: its words say so, not "the rest of the
+    customer was saved"."""
+    source = tmp_path / "broken.csv"
+    lines = [",".join(dv_row(str(key))) for key in range(1, 201)]  # a broken line among 200 is not refused
+    lines[1] = lines[1].replace("Lee", "Lee,extra", 1)
+    source.write_text("\n".join([",".join(DV_HEADER), *lines]) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    main(["validate", str(source), "--mapping", "dealervault", "--out", str(out)])
+    assert read_csv(out / "results.csv")[1]["error_code"] == "MALFORMED_LINE"
+    page = (out / "report.html").read_text()
+    words = page[page.index('<table class="words">'):]
+    assert html.escape(explain("MALFORMED_LINE").meaning) in words
+    assert "the rest of the customer was saved" not in page

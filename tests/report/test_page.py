@@ -12,7 +12,7 @@ import pytest
 from importer.cli import main
 from tests.browser import chromium_path, open_page
 from tests.conftest import DEPARTMENT
-from tests.helpers import DV_HEADER, dv_row, read_csv, read_summary
+from tests.helpers import DV_HEADER, VIN_A, dv_row, read_csv, read_jsonl, read_summary
 from tests.prepare.test_mapping import LAYOUT_FILES, SAMPLES
 
 ROOT = Path(__file__).parents[2]
@@ -69,8 +69,11 @@ async def test_report_page_in_chromium(start_sandbox, creds, tmp_path: Path):
     out = await asyncio.to_thread(_sample_run, start_sandbox, creds, tmp_path)
     summary = read_summary(out)
     results = read_csv(out / "results.csv")
-    needing = {int(r["source_row"]): r["status"] for r in results if r["status"] in ("invalid", "failed")}
-    assert {"invalid", "failed"} <= set(needing.values()), "the sample run must have both kinds of rows"
+    # The rows to fix: errors.csv's, which holds every invalid and failed row and those saved without a value.
+    needing = {int(r["mk_source_row"]): r["mk_status"] for r in read_csv(out / "errors.csv")}
+    assert {int(r["source_row"]) for r in results if r["status"] in ("invalid", "failed")} < set(needing)
+    assert {"invalid", "failed", "success"} <= set(needing.values()), "the sample run must have every kind of row"
+    assert summary["to_fix"] == len(needing)
     page_path = out / "report.html"
     assert page_path.stat().st_mode & 0o777 == 0o600
     url = page_path.resolve().as_uri()
@@ -83,8 +86,10 @@ async def test_report_page_in_chromium(start_sandbox, creds, tmp_path: Path):
         assert verdict.startswith(f"{summary['counts']['success']:,} of {summary['rows']:,} rows imported")
         assert f"{summary['counts']['failed']:,} failed at the API" in verdict
 
-        # The table lists exactly the invalid and failed rows.
+        # The table lists exactly the rows to fix, and the page says how many.
         assert await _rows(page) == needing
+        headings = await page.evaluate('[...document.querySelectorAll("h2")].map(h => h.textContent)')
+        assert f"Rows to fix ({len(needing)})" in headings
         shown = await page.evaluate('document.getElementById("shown-count").textContent')
         assert shown == f"{len(needing)} of {len(needing)} rows"
 
@@ -157,3 +162,85 @@ async def test_a_page_with_nothing_to_fix_runs_its_script_cleanly(write_csv, tmp
         assert await page.evaluate('document.getElementById("rows-scroller")') is None
         assert [e for e in page.events if e[0] == "Runtime.exceptionThrown"] == []
         assert set(page.requested_urls()) == {url}
+
+
+FIX_LOOP_MAPPING = """
+customer_key: CUSTNO
+customer: {firstName: FIRST, lastName: LAST}
+address: {state: STATE}
+phones: [{column: PHONE, label: cell}]
+vehicle: {vin: VIN, vehicleYear: YR, vehicleMake: MAKE, vehicleModel: MODEL}
+"""
+
+
+def _fix_loop_export(write_csv, tmp_path: Path) -> tuple[Path, Path]:
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(FIX_LOOP_MAPPING)
+    path = write_csv([
+        ["CUSTNO", "FIRST", "LAST", "STATE", "PHONE", "VIN", "YR", "MAKE", "MODEL"],
+        ["1", "Ann", "Lee", "MA", "617-555-0101", "", "13", "Honda", "Civic"],        # two-digit years
+        ["2", "Bob", "Day", "NY", "617-555-0102", "", "98", "Ford", "Taurus"],
+        ["3", "Cy", "Ng", "ZZ", "555-555-5555", "", "2019", "Kia", "Soul"],            # bad state (and a placeholder)
+        ["4", "Di", "Ox", "CA", "617-555-0104", VIN_A, "19x", "Kia", "Rio"],           # bad year
+        ["5", "=HYPERLINK(1)", "Po", "TX", "617-555-0105", "", "", "", ""],            # formula-like name
+        ["6", "Ed", "Yu", "WA", "555-12", "", "", "", ""],                              # unreadable phone
+        ["7", "Flo", "", "OR", "617-555-0107", "", "", "", ""],                         # no last name
+        ["8", "JOSE", "WILLIAMS", "MA", "617-555-0108", "", "", "", ""],                # one key, two people
+        ["8", "CARLOS", "GARCIA", "MA", "617-555-0109", "", "", "", ""],
+        ["9", "Gus", "Orr", "MA", "555-555-5555", "", "", "", ""],                      # a placeholder: a warning
+    ])
+    return path, mapping
+
+
+async def test_one_list_of_rows_to_fix_in_every_report_and_the_page(write_csv, tmp_path: Path):
+    import openpyxl
+
+    path, mapping = _fix_loop_export(write_csv, tmp_path)
+    out = tmp_path / "out"
+    assert await asyncio.to_thread(main, ["validate", str(path), "-m", str(mapping), "--out", str(out),
+                                          "--payloads", str(tmp_path / "p.jsonl")]) == 1
+    to_fix = {3: "valid", 4: "valid", 5: "valid", 6: "valid", 7: "invalid", 8: "valid", 9: "valid"}
+    errors = read_csv(out / "errors.csv")
+    assert {int(e["mk_source_row"]): e["mk_status"] for e in errors} == to_fix
+    assert read_summary(out)["to_fix"] == len(to_fix)
+    sheet = openpyxl.load_workbook(out / "errors.xlsx").active
+    header = [c.value for c in sheet[1]]
+    assert sorted(int(r[header.index("mk_source_row")]) for r in sheet.iter_rows(min_row=2, values_only=True)) \
+        == sorted(to_fix)
+    bodies = {b["customer"]["customerKey"]: b for b in read_jsonl(tmp_path / "p.jsonl")}
+    assert bodies["1"]["vehicles"][0]["vehicleYear"] == "2013"
+    assert bodies["2"]["vehicles"][0]["vehicleYear"] == "1998"
+    # The key of two people: the last row's name, whole; the warning on both rows.
+    assert {k: v for k, v in bodies["8"]["customer"].items() if "Name" in k} == {"firstName": "CARLOS",
+                                                                                   "lastName": "GARCIA"}
+    results = read_csv(out / "results.csv")
+    assert [r["source_row"] for r in results if "two people" in r["warnings"]] == ["8", "9"]
+    assert "would be sent without the value of STATE" in next(e for e in errors if e["mk_source_row"] == "3")[
+        "mk_error_message"]
+
+    async with open_page((out / "report.html").resolve().as_uri()) as page:
+        assert await _rows(page) == to_fix
+        headings = await page.evaluate('[...document.querySelectorAll("h2")].map(h => h.textContent)')
+        assert "Rows to fix (7)" in headings
+        assert (await page.evaluate('document.getElementById("verdict").textContent')).endswith(
+            "7 rows to fix below.")
+        buttons = await page.evaluate("""[...document.querySelectorAll("#problems button")].map(b =>
+            [b.querySelector(".label").textContent, Number(b.dataset.rows)])""")
+        assert sorted(label for label, _ in buttons) == sorted([
+            "STATE: not a US state or Canadian province", "YR: not a model year",
+            "FIRST: would run as a spreadsheet formula; not sent", "PHONE: not a valid phone number",
+            "LAST: MISSING_LAST_NAME", "LAST: two people under one customer key"])
+        # Every problem is a button that shows its rows, and only those.
+        expected = {"STATE": {3}, "YR": {4}, "FIRST": {5}, "PHONE": {6}, "LAST: M": {7}, "LAST: t": {8, 9}}
+        for at, (label, n) in enumerate(buttons):
+            await page.evaluate(f'document.querySelectorAll("#problems button")[{at}].click()')
+            shown = set(await _rows(page))
+            assert shown == next(rows for start, rows in expected.items() if label.startswith(start))
+            assert len(shown) == n
+        # The placeholder is named apart, with nothing to fix and the file's count (not a button, though row 3,
+        # to fix for its state, carries one too).
+        kept = await page.evaluate('document.getElementById("kept").textContent')
+        assert "PHONE: a placeholder, not the customer's own; treated as empty: 2 rows" in kept
+        words = await page.evaluate('document.querySelector("table.words").textContent')
+        assert "the rest of the customer was saved" not in words.split("MISSING_LAST_NAME")[1].split("\\n")[0]
+        assert [e for e in page.events if e[0] == "Runtime.exceptionThrown"] == []

@@ -79,3 +79,40 @@ def test_errors_xlsx_carries_the_exports_key_and_gives_it_back(tmp_path: Path, w
     main(["validate", str(tmp_path / "fixed.xlsx"), "-m", "dealervault", "--out", str(tmp_path / "o2")])
     (again,) = read_csv(tmp_path / "o2" / "results.csv")
     assert (again["status"], again["customer_key"]) == ("valid", "0000082")
+
+
+def test_the_original_row_survives_every_loop_and_the_cell_to_fix_carries_its_reason(tmp_path: Path, write_csv):
+    from tests.helpers import DV_HEADER, dv_row
+
+    path = write_csv([DV_HEADER, dv_row("1"), dv_row("2", cell="555-12"), dv_row("3"), dv_row("4", last=""),
+                      dv_row("5", state="ZZ")])
+
+    def validate(source: Path, out: str) -> list[dict[str, str]]:
+        main(["validate", str(source), "-m", "dealervault", "--out", str(tmp_path / out)])
+        return read_csv(tmp_path / out / "errors.csv")
+
+    first = validate(path, "first")
+    assert [(e["mk_source_row"], e["mk_original_row"]) for e in first] == [("2", "2"), ("4", "4"), ("5", "5")]
+    # The workbook marks the cell to fix: a fill, and a note with the reason.
+    book = openpyxl.load_workbook(tmp_path / "first" / "errors.xlsx")
+    sheet = book.active
+    assert sheet is not None
+    header = [c.value for c in sheet[1]]
+    phone = sheet.cell(row=2, column=header.index("Cell Phone") + 1)
+    assert phone.comment is not None
+    assert "could not be read as a real number" in phone.comment.text
+    assert "To fix: correct the number" in phone.comment.text
+    assert phone.fill.fgColor.rgb.endswith("F4CCCC")
+    last = sheet.cell(row=3, column=header.index("Last Name") + 1)
+    assert last.comment is not None
+    assert "no usable last name" in last.comment.text
+    assert sheet.cell(row=3, column=header.index("First Name ") + 1).comment is None
+    assert sheet.cell(row=4, column=header.index("State") + 1).comment is not None
+
+    # Loop 2 fixes nothing: the rows are numbered 1-3 in the error file, their original numbers are kept.
+    second = validate(tmp_path / "first" / "errors.csv", "second")
+    assert [(e["mk_source_row"], e["mk_original_row"]) for e in second] == [("1", "2"), ("2", "4"), ("3", "5")]
+    assert [r["original_row"] for r in read_csv(tmp_path / "second" / "results.csv")] == ["2", "4", "5"]
+    # Loop 3, from loop 2's error file: still the original export's numbers.
+    third = validate(tmp_path / "second" / "errors.csv", "third")
+    assert [e["mk_original_row"] for e in third] == ["2", "4", "5"]
