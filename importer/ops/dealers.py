@@ -29,8 +29,6 @@ from importer.prepare.mapping import builtin_names, read_yaml
 from importer.send.network import parse_proxy
 
 #: Keys an entry may carry; all but name and department may also be defaults.
-#: A dealers file holds a few hundred bytes per dealer: this bounds what a hostile or broken one can cost.
-MAX_DEALERS_CHARS = 16 << 20
 ENTRY_KEYS = ("name", "department", "input", "mapping", "credentials", "schedule", "rate", "max_duration",
               "max_age", "full", "keep", "api_url", "proxy", "ca_bundle", "max_changed",
               *("max_invalid", "min_rows", "allow_empty", "patience", "request_timeout", "concurrency"))
@@ -319,7 +317,7 @@ def load_dealers(path: Path) -> DealersFile:
         raise ConfigError(f"{str(path)!r}: the dealers file's name holds a line break or control character "
                           f"({char}); rename it")
     # The mapping files' bounds: a few hundred bytes of nested aliases would otherwise expand to gigabytes.
-    raw = read_yaml(path, "dealers file", limit=MAX_DEALERS_CHARS)
+    raw = read_yaml(path, "dealers file")
     problems = _Problems(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected keys defaults, cron, kubernetes and dealers at the top")

@@ -157,7 +157,8 @@ def test_parts_go_through_the_normalizers_and_unread_parts_are_rows_to_fix(write
                                                           ("VEHICLE", "part not read, left out")]
     assert WARNINGS["part not read, left out"].meaning in (out / "report.html").read_text()
     to_fix = {r["mk_source_row"]: r for r in read_csv(out / "errors.csv")}
-    assert set(to_fix) == {"2", "3"}  # a state dropped by its normalizer is not a row to fix, as from a column
+    # A state dropped by its normalizer is a row to fix too, as from a column of its own (one list of rows to fix).
+    assert set(to_fix) == {"2", "3", "4"}
     assert "CITY STATE ZIP" in to_fix["2"]["mk_error_message"]
     assert "VEHICLE" in to_fix["2"]["mk_error_message"]
     assert "CITY STATE ZIP" in to_fix["3"]["mk_error_message"]

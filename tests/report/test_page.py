@@ -215,8 +215,8 @@ async def test_one_list_of_rows_to_fix_in_every_report_and_the_page(write_csv, t
                                                                                    "lastName": "GARCIA"}
     results = read_csv(out / "results.csv")
     assert [r["source_row"] for r in results if "two people" in r["warnings"]] == ["8", "9"]
-    assert "would be sent without the value of STATE" in next(e for e in errors if e["mk_source_row"] == "3")[
-        "mk_error_message"]
+    state_row = next(e for e in errors if e["mk_source_row"] == "3")
+    assert "would be sent without STATE (not a US state or Canadian province)" in state_row["mk_error_message"]
 
     async with open_page((out / "report.html").resolve().as_uri()) as page:
         assert await _rows(page) == to_fix
