@@ -45,7 +45,7 @@ def simulate(limit: int, ceilings: list[float], seconds: float, latency: float =
     Retry-After of 1 s (plus the pool's jitter) before taking a turn again. The server accepts at most `limit`
     requests in any trailing second (refusals not counted), or with `bucket` takes a token from a bucket of
     `limit` refilled at `limit` per second, and refuses everything during `storms` ((start, end) spans);
-    it answers after `latency` (+-20%). A run stops taking customers at its `stops` time."""
+    it answers after `latency` (+-20%), a 429 at once. A run stops taking customers at its `stops` time."""
     now = [0.0]
     rng = random.Random(seed)
     clock = lambda: now[0]  # noqa: E731
@@ -91,6 +91,7 @@ def simulate(limit: int, ceilings: list[float], seconds: float, latency: float =
             take(i)
         elif kind == "send":
             flow.sent += 1
+            flow.controller.sent()
             if any(a <= at < b for a, b in storms):
                 ok = False
             elif bucket:
@@ -103,7 +104,8 @@ def simulate(limit: int, ceilings: list[float], seconds: float, latency: float =
                 ok = len(window) < limit
                 if ok:
                     window.append(at)
-            push(at + latency * rng.uniform(0.8, 1.2), i, "ok" if ok else "429", at)
+            # The 429 at once, as a gateway in front of the API answers it (and the sandbox does).
+            push(at + (latency * rng.uniform(0.8, 1.2) if ok else 0.001), i, "ok" if ok else "429", at)
         elif kind == "retry":
             flow.retrying -= 1
             flow.ready += 1

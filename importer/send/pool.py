@@ -338,6 +338,7 @@ class Pool:
         try:
             await self._throttle()
             sent = self.clock()
+            self.rate.sent()
             self._sending += 1
             self.stats.concurrency_used = max(self.stats.concurrency_used, self._sending)
             try:

@@ -39,6 +39,8 @@ START_RATE = 8.0
 #: the slow start doubles once the API has accepted about this many requests at the current rate (and the
 #: answers to it are in), but after a tenth of a second at most
 SLOW_START_PROOF = 16
+#: ... and after this many round trips (the answers to the first requests at the current rate are in)
+SLOW_START_TRIPS = 2.0
 #: after a 429, the rate goes to this share of the rate that held (CUBIC's beta)
 BETA = 0.8
 #: seconds from a cut to the rate that held (CUBIC's K), when the cut was BETA of it
@@ -81,10 +83,10 @@ class _Window:
         if latest - self.SLOTS < tick <= latest:
             self._counts[tick % self.SLOTS] += 1
 
-    def last_second(self, now: float, lag: float = 0.0) -> int:
-        """Events in the second that ended `lag` seconds ago (lag at most one second)."""
+    def last_second(self, now: float, lag: float = 0.0, tenths: int = 10) -> int:
+        """Events in the `tenths` tenths of a second that ended `lag` seconds ago (lag at most one second)."""
         tick = self._advance(now) - min(9, round(lag * 10))
-        return sum(self._counts[t % self.SLOTS] for t in range(tick - 9, tick + 1))
+        return sum(self._counts[t % self.SLOTS] for t in range(tick - tenths + 1, tick + 1))
 
 
 class Latencies:
@@ -128,6 +130,7 @@ class RateController:
         #: (None before any 429)
         self.limit_seen: float | None = None
         self._accepted = _Window()
+        self._sent = _Window()
         self._started = clock()
         self._last_change = self._started
         self._last_cut = -math.inf
@@ -147,6 +150,11 @@ class RateController:
             # Also here, not only on answers: at a low rate answers are seconds apart, and the wait this
             # request is about to take should be at the rate of now.
             self._grow(now)
+
+    def sent(self) -> None:
+        """A request goes out now."""
+        now = self.clock()
+        self._sent.add(now, now)
 
     def accepted(self, round_trip: float | None = None) -> None:
         """The API processed a request (any answer but a 429) sent `round_trip` seconds ago."""
@@ -171,10 +179,17 @@ class RateController:
             return  # the 429s of one overshoot arrive together: they count once
         # A count, not a rate over a shorter span: an API limits what it accepts in a second, however fast
         # the first ones came. Counted by sending time, over the last second whose answers are all in.
-        # The second before the refused request was sent is what the API counted when it refused (its answers
-        # are in by now); without that moment, the second whose answers are all in.
-        lag = round_trip if round_trip is not None else 1.5 * self.round_trip
-        accepted = float(self._accepted.last_second(now, lag=min(1.0, lag)))
+        # The second before the refused request was sent is what the API counted when it refused. A 429 often
+        # comes at once, while the answers to the requests sent just before it are still on their way (a
+        # round trip's worth: 20 of 100 at 200 ms): those count as the requests sent then, accepted as often
+        # as the answered ones were.
+        sent = round_trip if round_trip is not None else self.round_trip
+        unanswered = min(5, math.ceil(self.round_trip * 12))  # a round trip, and the slower answers of it
+        answered = min(1.0, sent + unanswered / 10), 10 - unanswered
+        accepted = float(self._accepted.last_second(now, *answered))
+        if accepted:  # as many of those as of the answered ones were accepted (none in a storm)
+            accepted += (self._sent.last_second(now, min(1.0, sent), unanswered)
+                         * min(1.0, accepted / max(1, self._sent.last_second(now, *answered))))
         if accepted > 0:
             held = min(accepted, self.rate)
             if self.limit_seen is not None and held < FAST_CONVERGENCE * self.limit_seen:
@@ -208,7 +223,7 @@ class RateController:
             # Double once the answers to the last rate are in (two round trips) and it carried enough requests
             # to say the API takes it. A fixed tenth of a second per doubling kept a fast API waiting a whole
             # second before 8/s reached thousands; below 160/s it is still that tenth.
-            if elapsed >= max(2 * self.round_trip, min(0.1, SLOW_START_PROOF / self.rate)):
+            if elapsed >= max(SLOW_START_TRIPS * self.round_trip, min(0.1, SLOW_START_PROOF / self.rate)):
                 self.rate = min(self.ceiling, self.rate * 2)
                 self._last_change = now
             return

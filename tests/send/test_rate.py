@@ -68,6 +68,7 @@ def test_a_429_sets_the_rate_from_what_the_api_accepted_in_the_last_second():
     for _ in range(50):  # the API accepted 50 in the last second
         clock.now += 0.02
         rate.bound()
+        rate.sent()
         rate.accepted()
     rate.refused(0.0)
     assert not rate.slow_start
@@ -85,6 +86,7 @@ def _at_limit(clock: FakeClock, held: float) -> RateController:
     for _ in range(max(2, int(held))):
         clock.now += 1 / held
         rate.bound()
+        rate.sent()
         rate.accepted()
     rate.refused(0.0)
     return rate
