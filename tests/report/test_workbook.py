@@ -7,6 +7,7 @@ from pathlib import Path
 import openpyxl
 
 from importer.cli import main
+from importer.report.workbook import write_errors_xlsx
 from tests.conftest import DEPARTMENT, Api
 from tests.helpers import read_csv
 from tests.prepare.test_mapping import LAYOUT_FILES, SAMPLES
@@ -61,3 +62,21 @@ def test_rows_fixed_in_errors_xlsx_import_without_duplicates(start_sandbox, cred
     new = {k for k in fixed_keys if k not in uuid_of}
     assert after["creates"] - before["creates"] == len(new)
     assert after["customers"] == before["customers"] + len(new)
+
+
+def test_past_a_worksheets_rows_the_workbook_goes_on_in_another_sheet(tmp_path: Path):
+    errors = tmp_path / "errors.csv"
+    lines = ["Customer Number,Last Name,mk_error_code,mk_error_message",
+             *(f"{n:07d},,MISSING_LAST_NAME,Last Name is empty" for n in range(1, 8))]
+    errors.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert write_errors_xlsx(tmp_path / "errors.xlsx", errors, sheet_rows=4) == 7  # 3 data rows a sheet
+    book = openpyxl.load_workbook(tmp_path / "errors.xlsx")
+    assert book.sheetnames == ["errors", "errors 2", "errors 3"]
+    keys = []
+    for sheet in book.worksheets:
+        rows = [[c.value for c in row] for row in sheet.iter_rows()]
+        assert rows[0] == ["Customer Number", "Last Name", "mk_error_code", "mk_error_message"]
+        assert sheet.freeze_panes == "A2"
+        keys += [r[0] for r in rows[1:]]
+    assert keys == [f"{n:07d}" for n in range(1, 8)]  # every row, in order, as text
+    assert book["errors 3"]["B2"].fill.fgColor.rgb.endswith("F4CCCC")  # the cell the reason concerns
