@@ -39,8 +39,8 @@ START_RATE = 8.0
 #: the slow start doubles once the API has accepted about this many requests at the current rate (and the
 #: answers to it are in), but after a tenth of a second at most
 SLOW_START_PROOF = 16
-#: ... and after this many round trips (the answers to the first requests at the current rate are in)
-SLOW_START_TRIPS = 2.0
+#: ... and a round trip after the last doubling (the answers to the first requests at that rate are in)
+SLOW_START_TRIPS = 1.0
 #: after a 429, the rate goes to this share of the rate that held (CUBIC's beta)
 BETA = 0.8
 #: seconds from a cut to the rate that held (CUBIC's K), when the cut was BETA of it
@@ -190,6 +190,10 @@ class RateController:
         if accepted:  # as many of those as of the answered ones were accepted (none in a storm)
             accepted += (self._sent.last_second(now, min(1.0, sent), unanswered)
                          * min(1.0, accepted / max(1, self._sent.last_second(now, *answered))))
+            if round(sent * 10) == 0:
+                # The current tenth has only begun: the count covers a little less than a second, and a
+                # few percent low would pass for another client taking a share.
+                accepted /= 0.9 + (now * 10 - math.floor(now * 10)) / 10
         if accepted > 0:
             held = min(accepted, self.rate)
             if self.limit_seen is not None and held < FAST_CONVERGENCE * self.limit_seen:
@@ -220,7 +224,7 @@ class RateController:
             self._last_change = now
             return
         if self.slow_start:
-            # Double once the answers to the last rate are in (two round trips) and it carried enough requests
+            # Double once the answers to the last rate are in (a round trip) and it carried enough requests
             # to say the API takes it. A fixed tenth of a second per doubling kept a fast API waiting a whole
             # second before 8/s reached thousands; below 160/s it is still that tenth.
             if elapsed >= max(SLOW_START_TRIPS * self.round_trip, min(0.1, SLOW_START_PROOF / self.rate)):

@@ -105,7 +105,7 @@ def _drive(rate: RateController, clock: FakeClock, seconds: float) -> None:
 def test_after_a_429_the_rate_is_back_near_it_within_three_seconds_and_probes_beyond_it_slowly(held):
     clock = FakeClock(500.0)
     rate = _at_limit(clock, held)
-    assert rate.limit_seen == pytest.approx(held, rel=0.1)
+    assert rate.limit_seen == pytest.approx(held, rel=0.15)
     held = rate.limit_seen
     assert rate.rate < 0.9 * held
     _drive(rate, clock, 3.0)
