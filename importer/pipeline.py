@@ -263,8 +263,9 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             write_results(out / "results.csv", table)
             release_memory()  # what formatting a million rows needed
             write_errors(out / "errors.csv", source, table, invalid_raw)
+            release_memory()  # errors.csv (a quarter of a messy million) before the workbook
             write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
-            release_memory()  # and the error files, before the page is drawn
+            release_memory()  # and the workbook, before the page is drawn
             write_timeline(out / "timeline.csv", timeline.seconds())
             summary = _summary(
                 "run", source, mapping.name, table, problems, started, out, result, api_url=api_url,
