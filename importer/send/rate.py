@@ -14,7 +14,7 @@ found, not configured (`--rate` is only a ceiling):
   fast back towards the rate that held (0.9 of it within a second), flat around it, then convex beyond it,
   slowly at first, so that the next refusal comes late and costs a few 429s, not a burst; past it without
   a refusal the limit has moved (another client of the account finished) and a slow start takes the room
-  back. However deep the cut, the rate is back at the rate that held REGROW x 1.5 seconds after
+  back. However deep the cut, the rate is back at the rate that held REGROW x 1.7 seconds after
   the last 429.
 
 A cut proportional to what each process was accepted, and a regrowth on the same clock for every process,
