@@ -2,6 +2,10 @@
 several runs on one account share its limit. Each scenario is one line of BENCHMARKS.md's "Done when".
 
     python -m bench.bench_rate [SCENARIO ...]     (default: all; see SCENARIOS)
+    python -m bench.bench_rate --reference DIR [SCENARIO ...]
+
+With --reference (a copy of another version of the code, e.g. `git archive REV | tar -x -C DIR`), each
+scenario runs with that version and then with this one, side by side on the same machine load.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ SCENARIOS = {
                           "--seed", "1"), 1500, 40, 50),
     "latency100": Scenario("--rate 100, no --concurrency, limit 100/s (bucket), 200 ms latency",
                            ("--rate-limit", "100", "--latency-ms", "200"), 3000, 100, 100),
+    "window100": Scenario("--rate 500, no --concurrency, window limit 100/s, 200 ms latency, 1,500 customers",
+                          ("--rate-limit", "100", "--rate-limit-mode", "window", "--latency-ms", "200"), 1500, 500,
+                          100),
     "fleet4": Scenario("four runs at once on one account, window limit 40/s, each --rate 100, 500 customers each",
                        ("--rate-limit", "40", "--rate-limit-mode", "window"), 500, 100, 40, runs=4),
 }
@@ -61,7 +68,7 @@ def _source(customers: int, seed: int) -> Path:
     return path
 
 
-def run_scenario(name: str, scenario: Scenario) -> None:
+def run_scenario(name: str, scenario: Scenario, code: Path | None = None, label: str = "this code") -> None:
     with tempfile.TemporaryDirectory() as scratch, Sandbox(*scenario.sandbox) as sandbox:
         commands = []
         for n in range(scenario.runs):
@@ -76,7 +83,7 @@ def run_scenario(name: str, scenario: Scenario) -> None:
             commands.append((out, command))
         samples: list[tuple[float, int, int]] = []  # (time, requests, 429s) as the sandbox counts them
         with concurrent.futures.ThreadPoolExecutor(scenario.runs) as executor:
-            running = [executor.submit(timed, command, sandbox.env()) for _, command in commands]
+            running = [executor.submit(timed, command, sandbox.env(), code) for _, command in commands]
             while not all(r.done() for r in running):
                 now = sandbox.stats()
                 samples.append((time.monotonic(), int(now["requests"]), int(now["rate_limited"])))  # type: ignore[call-overload]
@@ -84,7 +91,7 @@ def run_scenario(name: str, scenario: Scenario) -> None:
             timings = [r.result() for r in running]
         stats = sandbox.stats()
     load = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
-    print(f"### {name}: {scenario.title}\n\nload: {load}\n")
+    print(f"### {name}: {scenario.title} ({label})\n\nload: {load}\n")
     print("| run | customers | success | other statuses | requests | 429s | 429 share | sending s | accepted/s | "
           "attempts/s | in flight used | latency p50/p95 ms | exit |")
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
@@ -127,10 +134,13 @@ def run_scenario(name: str, scenario: Scenario) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help=", ".join(SCENARIOS))
+    parser.add_argument("--reference", type=Path, metavar="DIR", help="another version's code, run first")
     args = parser.parse_args()
     if unknown := set(args.scenarios) - set(SCENARIOS):
         parser.error(f"unknown scenarios {sorted(unknown)}; known: {', '.join(SCENARIOS)}")
     for name in args.scenarios or SCENARIOS:
+        if args.reference is not None:
+            run_scenario(name, SCENARIOS[name], args.reference.resolve(), f"reference {args.reference}")
         run_scenario(name, SCENARIOS[name])
 
 

@@ -26,18 +26,22 @@ class Timing:
     cpu_s: float = 0.0
 
 
-def dealervault_file(rows: int, seed: int = 11) -> Path:
-    """A seeded DealerVault-layout file with about 15% repeat customers, generated once and reused."""
+def dealervault_file(rows: int, seed: int = 11, to_fix: float = 0.0) -> Path:
+    """A seeded DealerVault-layout file with about 15% repeat customers, generated once and reused. About 1.4%
+    of its rows have something to fix, plus a share `to_fix` given an email to fix (a messy migration: 0.25)."""
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"dealervault-{rows}-seed{seed}.csv"
+    messy = f"-fix{to_fix:g}" if to_fix else ""
+    path = OUT / f"dealervault-{rows}-seed{seed}{messy}.csv"
     if not path.exists():
-        write("dealervault", path, rows, seed=seed, repeat_ratio=0.15)
+        write("dealervault", path, rows, seed=seed, repeat_ratio=0.15, to_fix=to_fix)
     return path
 
 
-def timed(command: list[str], env: dict[str, str] | None = None) -> Timing:
-    """Run a whole process under /usr/bin/time -v: wall time and peak resident memory."""
-    done = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True, env=env, check=False)
+def timed(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Timing:
+    """Run a whole process under /usr/bin/time -v: wall time and peak resident memory. With `cwd` (a copy
+    of another version of the code), `python -m importer` runs that version."""
+    done = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True, env=env, check=False,
+                          cwd=cwd)
     wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", done.stderr)
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
     if wall is None or rss is None:

@@ -143,8 +143,11 @@ def validate(config: ValidateConfig) -> Finished:
             table = prepared.rows.assign(customer_uuid="", customer_id="", changes="")
             write_results(out / "results.csv", table)
             known_problems = KnownProblems(remembered)
+            release_memory()  # what formatting a million rows needed, as a run does
             to_fix = write_errors(out / "errors.csv", source, table, prepared.invalid_raw, known_problems)
+            release_memory()  # and errors.csv (a quarter of a messy million), before the workbook and the page
             write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
+            release_memory()
             result = RunResult(_counts(table), max_invalid=config.max_invalid, rows=len(table))
             summary = _summary("validate", source, mapping.name, table, prepared.problems, started, out, result,
                                to_fix=to_fix, api_url=None, problems_new=known_problems.new_rows,
@@ -345,6 +348,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 known_problems = KnownProblems(remembered)
                 to_fix = write_errors(out / "errors.csv", source, table, invalid_raw, known_problems)
                 _remember_problems(state, known_problems)
+                release_memory()  # errors.csv (a quarter of a messy million) before the workbook
                 write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
                 release_memory()  # and the error files, before the page is drawn
                 write_timeline(out / "timeline.csv", timeline.seconds())

@@ -64,11 +64,18 @@ class Person:
     zip_code: str
 
 
+#: local parts that are not ASCII
+ACCENTED = ["zoë", "josé", "anaïs", "björn", "françois", "müller", "núñez", "søren", "łukasz", "chloé"]
+
+
 class Messy:
     """Draws values the way dealer systems export them."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, to_fix: float = 0.0) -> None:
         self.r = random.Random(seed)
+        #: the share of rows given an email whose local part is not ASCII (which the API refuses), on top of
+        #: the ~1.4% of rows that the other mess makes rows to fix
+        self.to_fix = to_fix
 
     def chance(self, p: float) -> bool:
         return self.r.random() < p
@@ -100,6 +107,9 @@ class Messy:
                               f"{a}.{b}.{c}"])
 
     def email(self, email: str) -> str:
+        if self.to_fix and self.chance(self.to_fix):
+            # Typed from the customer's accented name: no ASCII form, so a row to fix.
+            return f"{self.r.choice(ACCENTED)}.{email or 'client@example.com'}"
         if not email:
             return ""
         if self.chance(0.02):
@@ -231,10 +241,11 @@ LAYOUTS = {
 XLSX_SAMPLES = {"dealervault": "dealervault_sales.xlsx"}
 
 
-def write_xlsx(layout: str, path: Path, rows: int, seed: int = 7, repeat_ratio: float = 0.15) -> Path:
+def write_xlsx(layout: str, path: Path, rows: int, seed: int = 7, repeat_ratio: float = 0.15,
+               to_fix: float = 0.0) -> Path:
     """The layout's rows as an Excel workbook, one sheet, cells typed as a spreadsheet types them."""
     generator = LAYOUTS[layout][0]
-    return write_sheet(path, generator(Messy(seed), rows, repeat_ratio), "Export")
+    return write_sheet(path, generator(Messy(seed, to_fix), rows, repeat_ratio), "Export")
 
 
 def write_sheet(path: Path, table: list[list[str]], sheet_name: str) -> Path:
@@ -255,11 +266,13 @@ def write_sheet(path: Path, table: list[list[str]], sheet_name: str) -> Path:
     return path
 
 
-def write(layout: str, path: Path, rows: int, seed: int = 7, repeat_ratio: float = 0.15) -> Path:
+def write(layout: str, path: Path, rows: int, seed: int = 7, repeat_ratio: float = 0.15,
+          to_fix: float = 0.0) -> Path:
+    """`to_fix`: the share of rows given a value to fix on top of the usual mess (see Messy.to_fix)."""
     if path.suffix.lower() == ".xlsx":
-        return write_xlsx(layout, path, rows, seed, repeat_ratio)
+        return write_xlsx(layout, path, rows, seed, repeat_ratio, to_fix)
     generator, _, encoding, delimiter = LAYOUTS[layout]
-    table = generator(Messy(seed), rows, repeat_ratio)
+    table = generator(Messy(seed, to_fix), rows, repeat_ratio)
     buffer = io.StringIO()
     csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n").writerows(table)
     path.write_bytes(buffer.getvalue().encode(encoding))
@@ -272,11 +285,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=250)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat-ratio", type=float, default=0.15, help="share of rows repeating a customer")
+    parser.add_argument("--to-fix", type=float, default=0.0,
+                        help="share of rows given an email to fix (not ASCII), on top of the usual ~1.4%%")
     parser.add_argument("--out", type=Path, help="output file (with --layout); a .xlsx name writes a workbook")
     args = parser.parse_args()
     for layout in [args.layout] if args.layout else sorted(LAYOUTS):
         path = args.out if args.out and args.layout else Path(__file__).parent / LAYOUTS[layout][1]
-        write(layout, path, args.rows, args.seed, args.repeat_ratio)
+        write(layout, path, args.rows, args.seed, args.repeat_ratio, args.to_fix)
         print(f"{layout}: {path}")
         if layout in XLSX_SAMPLES and not args.out:
             book = write_xlsx(layout, path.with_name(XLSX_SAMPLES[layout]), args.rows, args.seed, args.repeat_ratio)

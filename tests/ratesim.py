@@ -1,55 +1,100 @@
-"""A simulated account limit shared by several rate controllers, on a simulated clock (no real time)."""
+"""A simulated account limit shared by several runs, each paced as the pool paces one, on a simulated clock."""
 
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from collections import deque
 from dataclasses import dataclass, field
 
-from importer.send.rate import RateController
+from importer.send.rate import Latencies, Pacer, RateController, in_flight_needed
 
 
 @dataclass
 class Flow:
     controller: RateController
+    pacer: Pacer
     start: float = 0.0
+    #: customers to send (None: always more)
+    customers: int | None = None
+    stop: float = math.inf
     sent: int = 0
     accepted: int = 0
     refused: int = 0
     accepted_at: list[float] = field(default_factory=list)
-    paused_until: float = 0.0
+    refused_at: list[float] = field(default_factory=list)
+    #: (time, rate) after every answer
+    rates: list[tuple[float, float]] = field(default_factory=list)
+    finished: float | None = None
+    in_flight: int = 0
+    #: customers waiting for a worker's turn (a slot, then the rate), and waiting out a Retry-After
+    ready: int = 0
+    retrying: int = 0
+    done: int = 0
+    latencies: Latencies = field(default_factory=Latencies)
 
 
 def simulate(limit: int, ceilings: list[float], seconds: float, latency: float = 0.02,
-             starts: list[float] | None = None, seed: int = 1, bucket: bool = False) -> list[Flow]:
-    """Each flow always has work and sends as fast as its controller allows; the server accepts at most
-    `limit` requests in any trailing second (refusals not counted), or with `bucket` takes a token from a
-    bucket of `limit` refilled at `limit` per second; it answers after `latency`."""
+             starts: list[float] | None = None, seed: int = 1, bucket: bool = False,
+             customers: list[int | None] | None = None, stops: list[float] | None = None,
+             storms: tuple[tuple[float, float], ...] | list[tuple[float, float]] = (),
+             concurrency: int = 64) -> list[Flow]:
+    """Runs that each send as the pool does: `concurrency` workers, each customer taking an in-flight slot
+    (rate x latency, pool.in_flight_needed), then a turn of the real Pacer, and after a 429 waiting out a
+    Retry-After of 1 s (plus the pool's jitter) before taking a turn again. The server accepts at most `limit`
+    requests in any trailing second (refusals not counted), or with `bucket` takes a token from a bucket of
+    `limit` refilled at `limit` per second, and refuses everything during `storms` ((start, end) spans);
+    it answers after `latency` (+-20%), a 429 at once. A run stops taking customers at its `stops` time."""
     now = [0.0]
     rng = random.Random(seed)
-    flows = [Flow(RateController(c, 0.5, clock=lambda: now[0]), start=(starts or [0.0] * len(ceilings))[i])
-             for i, c in enumerate(ceilings)]
+    clock = lambda: now[0]  # noqa: E731
+    n = len(ceilings)
+    flows = []
+    for i, ceiling in enumerate(ceilings):
+        controller = RateController(ceiling, 0.5, clock=clock)
+        flows.append(Flow(controller, Pacer(controller, clock=clock), start=(starts or [0.0] * n)[i],
+                          customers=(customers or [None] * n)[i], stop=(stops or [math.inf] * n)[i]))
     window: deque[float] = deque()
     tokens, stamp = float(limit), 0.0
-    events: list[tuple[float, int, int, str]] = []  # (time, order, flow, kind)
+    events: list[tuple[float, int, int, str, float]] = []  # (time, order, flow, kind, sent at)
     order = 0
-    for i, flow in enumerate(flows):
-        heapq.heappush(events, (flow.start, order, i, "send"))
+
+    def push(at: float, i: int, kind: str, sent: float = 0.0) -> None:
+        nonlocal order
+        heapq.heappush(events, (at, order, i, kind, sent))
         order += 1
+
+    def take(i: int) -> None:
+        """Start every customer that a worker and an in-flight slot are free for."""
+        flow = flows[i]
+        slots = in_flight_needed(flow.controller.rate, flow.latencies.recent, concurrency)
+        while flow.in_flight < slots and now[0] < flow.stop:
+            if flow.ready == 0:
+                left = None if flow.customers is None else flow.customers - flow.done - flow.in_flight - flow.retrying
+                if (left is not None and left <= 0) or flow.in_flight + flow.retrying >= concurrency:
+                    return
+                flow.ready += 1
+            flow.ready -= 1
+            flow.in_flight += 1
+            push(max(now[0], flow.pacer.reserve()), i, "send")
+
+    for i, flow in enumerate(flows):
+        push(flow.start, i, "take")
     while events:
-        at, _, i, kind = heapq.heappop(events)
+        at, _, i, kind, sent = heapq.heappop(events)
         if at > seconds:
             break
         now[0] = at
         flow = flows[i]
-        if kind == "send" and at < flow.paused_until:
-            heapq.heappush(events, (flow.paused_until, order, i, "send"))
-            order += 1
+        if kind == "take":
+            take(i)
         elif kind == "send":
-            flow.controller.bound()
             flow.sent += 1
-            if bucket:
+            flow.controller.sent()
+            if any(a <= at < b for a, b in storms):
+                ok = False
+            elif bucket:
                 tokens, stamp = min(float(limit), tokens + (at - stamp) * limit), at
                 ok = tokens >= 1
                 tokens -= ok
@@ -59,16 +104,32 @@ def simulate(limit: int, ceilings: list[float], seconds: float, latency: float =
                 ok = len(window) < limit
                 if ok:
                     window.append(at)
-            answer = at + latency * rng.uniform(0.8, 1.2)
-            heapq.heappush(events, (answer, order, i, "ok" if ok else "429"))
-            heapq.heappush(events, (at + 1.0 / flow.controller.rate, order + 1, i, "send"))
-            order += 2
-        elif kind == "ok":
-            flow.accepted += 1
-            flow.accepted_at.append(at)
-            flow.controller.accepted(latency)
+            # The 429 at once, as a gateway in front of the API answers it (and the sandbox does).
+            push(at + (latency * rng.uniform(0.8, 1.2) if ok else 0.001), i, "ok" if ok else "429", at)
+        elif kind == "retry":
+            flow.retrying -= 1
+            flow.ready += 1
+            take(i)
         else:
-            flow.refused += 1
-            if flow.controller.refused():
-                flow.paused_until = at + 1.0  # Retry-After: 1, for every request of the flow
+            flow.in_flight -= 1
+            if kind == "ok":
+                flow.accepted += 1
+                flow.done += 1
+                flow.accepted_at.append(at)
+                flow.latencies.add(at - sent)
+                flow.controller.accepted(at - sent)
+                if flow.customers is not None and flow.done == flow.customers:
+                    flow.finished = at
+            else:
+                flow.refused += 1
+                flow.refused_at.append(at)
+                flow.controller.refused(at - sent)
+                flow.retrying += 1
+                push(at + 1.0 + rng.uniform(0, 0.25), i, "retry")
+            flow.rates.append((at, flow.controller.rate))
+            take(i)
     return flows
+
+
+def accepted_between(flow: Flow, start: float, end: float) -> int:
+    return sum(start <= t < end for t in flow.accepted_at)

@@ -338,6 +338,7 @@ class Pool:
         try:
             await self._throttle()
             sent = self.clock()
+            self.rate.sent()
             self._sending += 1
             self.stats.concurrency_used = max(self.stats.concurrency_used, self._sending)
             try:
@@ -346,8 +347,7 @@ class Pool:
                 raise _Unanswered(True, "stopped while the request was unanswered; it may have been saved") from None
             except RetryableError as exc:
                 if exc.throttled:
-                    if self.rate.refused():  # the end of the slow start, maybe far over the limit
-                        self._pause_everyone(exc.retry_after if exc.retry_after is not None else 1.0)
+                    self.rate.refused(self.clock() - sent)
                 elif exc.maybe_saved:  # an answer (5xx) or a timeout: the API took the request
                     self._answered(sent)
                 raise

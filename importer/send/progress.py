@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from typing import Any, Protocol
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Any, Protocol
 
 from importer.status import Status
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 log = logging.getLogger("mk_import")
 
@@ -43,6 +44,8 @@ class BarProgress:
 
     def start(self, customers: int) -> None:
         # smoothing=0: rates are averages over the run, so customers/s and rows/s read alike.
+        from tqdm import tqdm  # here: a run without a bar (cron, --progress none) does not import it
+
         self._bar = tqdm(total=customers, unit="cust", dynamic_ncols=True, leave=True, smoothing=0)
 
     def advance(self, status: Status, rows: int, customers: int) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import openpyxl
 
 from importer.cli import main
+from importer.report.workbook import write_errors_xlsx
 from tests.conftest import DEPARTMENT, Api
 from tests.helpers import DV_HEADER, dv_row, read_csv
 from tests.prepare.test_mapping import LAYOUT_FILES, SAMPLES
@@ -116,3 +117,21 @@ def test_the_original_row_survives_every_loop_and_the_cell_to_fix_carries_its_re
     # Loop 3, from loop 2's error file: still the original export's numbers.
     third = validate(tmp_path / "second" / "errors.csv", "third")
     assert [e["mk_original_row"] for e in third] == ["2", "4", "5"]
+
+
+def test_past_a_worksheets_rows_the_workbook_goes_on_in_another_sheet(tmp_path: Path):
+    errors = tmp_path / "errors.csv"
+    lines = ["Customer Number,Last Name,mk_error_code,mk_error_message",
+             *(f"{n:07d},,MISSING_LAST_NAME,Last Name is empty" for n in range(1, 8))]
+    errors.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert write_errors_xlsx(tmp_path / "errors.xlsx", errors, sheet_rows=4) == 7  # 3 data rows a sheet
+    book = openpyxl.load_workbook(tmp_path / "errors.xlsx")
+    assert book.sheetnames == ["errors", "errors 2", "errors 3"]
+    keys = []
+    for sheet in book.worksheets:
+        rows = [[c.value for c in row] for row in sheet.iter_rows()]
+        assert rows[0] == ["Customer Number", "Last Name", "mk_error_code", "mk_error_message"]
+        assert sheet.freeze_panes == "A2"
+        keys += [r[0] for r in rows[1:]]
+    assert keys == [f"{n:07d}" for n in range(1, 8)]  # every row, in order, as text
+    assert book["errors 3"]["B2"].fill.fgColor.rgb.endswith("F4CCCC")  # the cell the reason concerns

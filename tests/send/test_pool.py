@@ -255,13 +255,14 @@ def test_short_retry_after_delays_only_the_refused_request():
     assert sum(1 for s in clock.sleeps if s >= 1.0) == 1  # A's own wait, nobody else's
 
 
-def test_the_429_that_ends_the_slow_start_pauses_everyone():
+def test_the_429_that_ends_the_slow_start_cuts_the_rate_and_pauses_nobody():
     api = ScriptedApi({"A": [throttled(1)]})
     clock = FakeClock()
     outcomes, pool = run_pool(api, [job(k) for k in "ABCDEFGH"], clock, concurrency=4, rate=10)
     assert all(o.status == Status.SUCCESS for o in outcomes.values())
     assert not pool.rate.slow_start
-    assert pool._resume_at > 1000  # every worker was paused for the Retry-After
+    assert pool._resume_at == 0.0  # a Retry-After of 1 s delays its own request only
+    assert sum(1 for s in clock.sleeps if s >= 1.0) == 1
 
 
 def test_patience_stops_the_run_when_the_api_accepts_nothing():
