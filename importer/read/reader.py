@@ -417,11 +417,12 @@ def _finish(source: InputFile, chunk: pd.DataFrame, first_row: int, bad: list[Ba
     return _unescape(chunk) if source.is_error_report else chunk
 
 
-_STR: Any = pd.StringDtype("pyarrow", na_value=float("nan"))  # pandas' default "str" dtype
+#: pandas 3's default "str" dtype, named outright: on pandas 2.3 "str" is object (None becomes the text "None")
+TEXT_DTYPE: Any = pd.StringDtype("pyarrow", na_value=float("nan"))
 
 
 def _arrow_string(dtype: pa.DataType) -> Any:
-    return _STR if pa.types.is_string(dtype) or pa.types.is_large_string(dtype) else None
+    return TEXT_DTYPE if pa.types.is_string(dtype) or pa.types.is_large_string(dtype) else None
 
 
 def _arrow_chunks(source: InputFile) -> Iterator[pd.DataFrame]:
@@ -482,13 +483,13 @@ def _line_chunks(source: InputFile, chunk_rows: int, bad: list[BadLine]) -> Iter
                     record = [""] * width
                 rows.append(record)
                 if len(rows) == chunk_rows:
-                    yield pd.DataFrame(rows, dtype=_STR)
+                    yield pd.DataFrame(rows, dtype=TEXT_DTYPE)
                     rows = []
             # A quote left open swallows the rest of the file into one last field: refuse rather than guess.
             if not source.quotes_pair_up and text.count('"') % 2:
                 raise InputError(f"{source.name}: broken CSV: the quote opened on line {first_line} is never closed")
             if rows:
-                yield pd.DataFrame(rows, dtype=_STR)
+                yield pd.DataFrame(rows, dtype=TEXT_DTYPE)
         except csv.Error as exc:
             raise InputError(f"{source.name}: broken CSV near line {records.line_num + source.skip_lines}: {exc}") \
                 from None

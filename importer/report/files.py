@@ -96,21 +96,14 @@ def export_keys(table: pd.DataFrame) -> pd.Series:
     return keys.where(own, "")
 
 
-def defuse_formulas(values: pd.Series) -> pd.Series:
-    """Prefix a quote to cells a spreadsheet would evaluate (read/formulas.py's rule, and a leading quote).
-
-    The reader strips exactly that quote when it re-imports the error report, so values survive intact.
-    Every cell of every CSV written here goes through it, header cells included.
-    """
-    return defuse(values)
-
-
 def write_results(path: Path, table: pd.DataFrame) -> None:
     """`table`: indexed by source row, with the other RESULT_COLUMNS (`changes` may be missing: none)."""
     if "changes" not in table:
         table = table.assign(changes="")
     frame = table.reset_index(names="source_row")[list(RESULT_COLUMNS)]
-    frame = frame.astype("str").apply(defuse_formulas)
+    # Every cell of every CSV written here is defused (read/formulas.py), header cells included; the reader
+    # strips exactly that quote when an error report is imported again.
+    frame = frame.astype("str").apply(defuse)
     arrow = pa.Table.from_pandas(frame, preserve_index=False)
     # pyarrow's writer: several times faster than DataFrame.to_csv on a million rows.
     with private_binary_file(path) as stream:
@@ -172,7 +165,7 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
                 why["error_code"].astype("str"))
             out[RAW_LINE_COLUMN] = (raw[RAW_LINE_COLUMN].fillna("").astype("str") if RAW_LINE_COLUMN in raw
                                     else pd.Series("", index=raw.index, dtype="str"))
-            out = out.apply(defuse_formulas)
+            out = out.apply(defuse)
             # After the defusing: the quote is this column's own, and a cell it starts is never a formula.
             keys = export_keys(table.loc[raw.index])
             out.insert(len(source.header) + 1, EXPORT_KEY_COLUMN, keys.where(keys == "", KEY_QUOTE + keys))

@@ -31,11 +31,6 @@ MAX_NOTES = 20_000
 log = logging.getLogger("mk_import.report")
 
 
-def undefuse(value: str) -> str:
-    """A cell of errors.csv as the input file had it (errors.csv quotes formula-like values)."""
-    return undefuse_text(value)
-
-
 def write_errors_xlsx(path: Path, errors_csv: Path, sheet_rows: int = MAX_SHEET_ROWS) -> int:
     """errors.csv's rows as errors.xlsx; the count of data rows written."""
     with errors_csv.open(encoding="utf-8-sig", newline="") as source, private_binary_file(path) as stream:
@@ -87,7 +82,7 @@ def _write_sheets(book: xlsxwriter.Workbook, header: list[str], rows: Iterator[l
         line += 1
         written += 1
         # Only a value errors.csv quoted is changed (most are not): the regular expression is the cost.
-        values = [undefuse(v) if v[:1] == "'" else v for v in row]
+        values = [undefuse_text(v) if v[:1] == "'" else v for v in row]
         if key_at is not None and key_at < len(values):
             values[key_at] = values[key_at].removeprefix(KEY_QUOTE)  # a text cell needs no quote to stay text
         concerned: dict[int, list[str]] = {}

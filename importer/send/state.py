@@ -28,14 +28,12 @@ import orjson
 import pandas as pd
 
 from importer.errors import ConfigError
+from importer.read.reader import TEXT_DTYPE
 
 #: 2: the rows' hash is called `fingerprint`, as everywhere else (1 called it `input_hash`).
 #: 3: the last body sent is kept (`body`), and the problems reported (`problems`). A state of an earlier
 #: schema is migrated when it is opened; its customers have no body until they are sent once.
 SCHEMA_VERSION = 3
-#: The text dtype load() gives: pandas 3's "str" named outright, because on pandas 2.3 "str" is object and
-#: turns a missing customerId (None) into the text "None".
-_TEXT: Any = pd.StringDtype("pyarrow", na_value=float("nan"))
 #: What load() gives for each customer key.
 STATE_COLUMNS = ["body_hash", "customer_uuid", "customer_id", "fingerprint"]
 #: customers turned from SQLite rows into a frame at a time by load(): fetched all at once, a million
@@ -218,12 +216,13 @@ class StateStore:
         """Everything saved for this department, indexed by customer key (one frame: a million customers
         load in a fraction of a second, where a million objects would not)."""
         columns = ["customer_key", *STATE_COLUMNS]
-        frames = [pd.DataFrame(columns=columns).astype(_TEXT)]
+        # The reader's text dtype, on every pandas: with pandas 2.3's "str" a missing customerId became "None".
+        frames = [pd.DataFrame(columns=columns).astype(TEXT_DTYPE)]
         try:
             cursor = self._db.execute("SELECT customer_key, payload_hash, customer_uuid, customer_id, fingerprint"
                                       " FROM customers")
             while rows := cursor.fetchmany(LOAD_BATCH):
-                frames.append(pd.DataFrame.from_records(rows, columns=columns).astype(_TEXT))
+                frames.append(pd.DataFrame.from_records(rows, columns=columns).astype(TEXT_DTYPE))
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{self.path}: not a usable mk-import state file ({exc}); "
                               "move it aside to start afresh") from None
