@@ -14,30 +14,26 @@ import importlib.resources
 import json
 import math
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pa_csv
 
 from importer.error_codes import explain_warning
-from importer.errors import InputError
 from importer.prepare.mapping import MappingSpec
 from importer.prepare.normalize import PLACEHOLDER_MESSAGE
 from importer.prepare.shared_contacts import WARNING_START as SHARED_WARNING_START
-from importer.read.formulas import undefuse, undefuse_text
-from importer.read.reader import header_key
 from importer.report.changes_view import changes_section
-from importer.report.files import ERROR_STATUSES, RESULT_COLUMNS, read_changes, read_timeline
+from importer.report.files import ERROR_STATUSES
 from importer.report.folders import private_file
 from importer.report.known_problems import EVERY_NIGHT
 from importer.report.outcomes import API_COLUMN
 from importer.report.reasons import Reason, ReasonParser
-from importer.report.trend import recent, trend_section
+from importer.report.run_reports import RunReports, read_reports, shown_columns
+from importer.report.trend import trend_section
 from importer.send.timeline import Second
 from importer.status import exit_words
 
@@ -55,78 +51,10 @@ NOTHING_TO_FIX = (PLACEHOLDER_MESSAGE, SHARED_WARNING_START)
 
 def nothing_to_fix(problem: str) -> bool:
     return problem.startswith(NOTHING_TO_FIX)
+
+
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
         "base-uri 'none'; form-action 'none'")
-
-
-@dataclass
-class RunReports:
-    """What the page is drawn from."""
-
-    summary: dict[str, Any]
-    #: one line per input row, indexed by source row: status, error_code, error_message, warnings
-    results: pd.DataFrame
-    #: the original cells of the rows to fix, indexed by source row (from errors.csv)
-    originals: pd.DataFrame
-    timeline: list[Second]
-    #: changes.json's examples: per category, customers with old → new values
-    changes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    #: the department's recent runs, oldest first (trend.recent)
-    runs: list[dict[str, Any]] = field(default_factory=list)
-    #: per row to fix, how many runs reported its problem (errors.csv's mk_times_seen)
-    times_seen: pd.Series = field(default_factory=lambda: pd.Series(dtype="int64"))
-    #: whether the folder has an errors.csv: its rows are the rows to fix (a folder without one, from an
-    #: older version, has its invalid and failed rows taken instead)
-    listed: bool = True
-
-
-# -- reading a run's reports -------------------------------------------------------------------------
-def read_results(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise InputError(f"{path.parent}: no results.csv: not a report folder of mk-import")
-    table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(
-        column_types=dict.fromkeys(RESULT_COLUMNS, pa.string()), strings_can_be_null=False,
-        quoted_strings_can_be_null=False)).to_pandas()
-    table["source_row"] = table["source_row"].astype("int64")
-    indexed: pd.DataFrame = table.set_index("source_row")
-    return indexed
-
-
-def read_originals(path: Path) -> tuple[pd.DataFrame, pd.Series]:
-    """errors.csv's original columns (as the file had them), indexed by source row, and each row's
-    mk_times_seen (1 where an older errors.csv has none); empty without one."""
-    none = pd.DataFrame(index=pd.Index([], dtype="int64")), pd.Series(dtype="int64")
-    if not path.exists():
-        return none
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig")
-    if "mk_source_row" not in frame.columns:
-        return none
-    frame.index = pd.Index(frame["mk_source_row"].astype("int64"), name="source_row")
-    times = (pd.to_numeric(frame["mk_times_seen"], errors="coerce").fillna(1).astype("int64")
-             if "mk_times_seen" in frame.columns else pd.Series(1, index=frame.index, dtype="int64"))
-    originals = frame[[c for c in frame.columns if not str(c).startswith("mk_")]]
-    originals.columns = pd.Index([undefuse_text(str(c)) for c in originals.columns])
-    # Vectorized: the page of a large run reads tens of thousands of rows here.
-    originals = originals.apply(undefuse) if len(originals) else originals
-    return originals, times[~times.index.duplicated()]
-
-
-def read_reports(out: Path, results: pd.DataFrame | None = None) -> RunReports:
-    """A run's reports from its folder (`results` when the caller already holds them)."""
-    summary_path = out / "summary.json"
-    if not summary_path.exists():
-        raise InputError(f"{out}: no summary.json: not a report folder of mk-import")
-    try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{summary_path}: not readable as JSON ({exc})") from None
-    if results is None:
-        results = read_results(out / "results.csv")
-    errors = out / "errors.csv"
-    originals, times_seen = read_originals(errors)
-    runs = recent(Path(summary["state"]), summary.get("reports")) if summary.get("state") else []
-    return RunReports(summary, results, originals, read_timeline(out / "timeline.csv"),
-                      read_changes(out / "changes.json"), runs, times_seen, listed=errors.exists())
 
 
 # -- the page ----------------------------------------------------------------------------------------
@@ -253,11 +181,13 @@ class _Table:
 
     columns: list[str]
     problems: list[dict[str, str]]
-    #: per row: its number, status (a place in `statuses`), reasons and the message about the row as a whole
-    rows: list[list[Any]]
-    #: the rows' original values, one JSON array per column (in the rows' order): made by pandas in C, for
-    #: Python strings of every cell would cost the page of 60,000 rows to fix 70 MB
-    values: list[str]
+    #: per row: its number, status (a place in `statuses`), reasons and the message about the row as a whole;
+    #: as JSON text, a chunk of rows at a time: a Python list per row cost a migration's page 120 MB
+    rows: list[str]
+    #: how many rows
+    count: int
+    #: the rows' original values in the shown columns, in the rows' order
+    shown: pd.DataFrame
     #: (column or None, problem) → rows, the first row showing it, and the column's place in the table
     tally: Counter[tuple[str | None, str]]
     first: dict[tuple[str | None, str], int]
@@ -267,34 +197,31 @@ class _Table:
     #: the statuses the rows' status numbers stand for
     statuses: list[str]
 
+    def values(self) -> Iterator[str]:
+        """One JSON array per column, made by pandas in C, one column at a time as the page is written:
+        Python strings of every cell would cost the page of 60,000 rows to fix 70 MB."""
+        for column in self.columns:
+            # orient="values" (a bare JSON array) is pandas' own; its type stubs list only the other orients.
+            yield str(self.shown[column].fillna("").astype("str").to_json(  # type: ignore[call-overload]
+                orient="values", force_ascii=False))
 
-def _shown_columns(header: Sequence[str], mapping: MappingSpec | None) -> list[str]:
-    """The mapped columns in the file's order (every column, without the mapping)."""
-    if mapping is None:
-        return list(header)
-    mapped = {header_key(c) for c in mapping.source_columns()}
-    shown = [c for c in header if header_key(c) in mapped]
-    return shown or list(header)
+
+#: Rows of the table turned into JSON text at a time.
+_ROWS_AT_A_TIME = 20_000
 
 
 def _attention_table(reports: RunReports, mapping: MappingSpec | None) -> _Table:
     results, originals = reports.results, reports.originals
     # The rows to fix are errors.csv's, exactly: the same list in the files, the summary and here.
-    wanted = (results.loc[results.index.isin(originals.index)] if reports.listed
-              else results[results["status"].isin(ERROR_STATUSES)])
+    wanted = (results.loc[results.index.isin(originals.index), ["status", "error_code", "error_message", "warnings"]]
+              if reports.listed else results[results["status"].isin(ERROR_STATUSES)])
     # New problems first, then those earlier runs reported too, each in file order.
     times = reports.times_seen.reindex(wanted.index).fillna(1).astype("int64")
-    wanted = wanted.iloc[np.lexsort((wanted.index.to_numpy(), (times > 1).to_numpy()))]
-    times_of = dict(zip(wanted.index.tolist(), times.loc[wanted.index].tolist(), strict=True))
-    header = [str(c) for c in originals.columns]
-    columns = _shown_columns(header, mapping)
+    order = np.lexsort((wanted.index.to_numpy(), (times > 1).to_numpy()))
+    wanted, times = wanted.iloc[order], times.iloc[order]
+    columns = list(originals.columns) if reports.listed else shown_columns(reports.header, mapping)
     at = {c: i for i, c in enumerate(columns)}
-    parser = ReasonParser(header, mapping.fields if mapping is not None else None)
-    shown = originals.reindex(index=wanted.index, columns=columns)
-    # orient="values" (a bare JSON array) is pandas' own; its type stubs list only the other orients.
-    values = [str(shown[c].fillna("").astype("str").to_json(orient="values", force_ascii=False))  # type: ignore[call-overload]
-              for c in columns]
-    del shown
+    parser = ReasonParser(reports.header or columns, mapping.fields if mapping is not None else None)
     statuses = list(STATUS_ORDER)
     problem_at: dict[str, int] = {}
     problems: list[dict[str, str]] = []
@@ -302,31 +229,37 @@ def _attention_table(reports: RunReports, mapping: MappingSpec | None) -> _Table
     first: dict[tuple[str | None, str], int] = {}
     place: dict[tuple[str | None, str], int] = {}
     words: dict[str, tuple[int, str, str]] = {}
-    rows: list[list[Any]] = []
-    for row, status, code, message, warnings in zip(wanted.index.tolist(), wanted["status"].tolist(),
-                                                     wanted["error_code"].tolist(), wanted["error_message"].tolist(),
-                                                     wanted["warnings"].tolist(), strict=True):
-        reasons: list[Reason] = parser.reasons(code, message, warnings)
-        cells = []
-        for reason in reasons:
-            index = problem_at.get(reason.problem)
-            if index is None:
-                index = problem_at[reason.problem] = len(problems)
-                problems.append({"label": reason.problem, "meaning": reason.meaning, "fix": reason.fix})
-            column = at.get(reason.column, -1) if reason.column is not None else -1
-            cells.append([column, index, 1 if reason.error else 0])
-            key = (reason.column, reason.problem)
-            tally[key] += 1
-            first.setdefault(key, row)
-            place.setdefault(key, column)
-            count, meaning, fix = words.get(reason.problem, (0, reason.meaning, reason.fix))
-            words[reason.problem] = (count + 1, meaning, fix)
-        # An error about the row as a whole (an API refusal) shows its message: the API's own words.
-        detail = message if code and reasons and reasons[0].column is None and code != "INVALID_FIELD" else ""
-        if status not in statuses:
-            statuses.append(status)
-        rows.append([row, statuses.index(status), cells, detail, int(times_of[row])])
-    return _Table(columns, problems, rows, values, tally, first, place, words, statuses)
+    chunks: list[str] = []
+    for start in range(0, len(wanted), _ROWS_AT_A_TIME):
+        part = wanted.iloc[start:start + _ROWS_AT_A_TIME]
+        rows: list[list[Any]] = []
+        for row, status, code, message, warnings, seen in zip(
+                part.index.tolist(), part["status"].tolist(), part["error_code"].tolist(),
+                part["error_message"].tolist(), part["warnings"].tolist(),
+                times.iloc[start:start + _ROWS_AT_A_TIME].tolist(), strict=True):
+            reasons: list[Reason] = parser.reasons(code, message, warnings)
+            cells = []
+            for reason in reasons:
+                index = problem_at.get(reason.problem)
+                if index is None:
+                    index = problem_at[reason.problem] = len(problems)
+                    problems.append({"label": reason.problem, "meaning": reason.meaning, "fix": reason.fix})
+                column = at.get(reason.column, -1) if reason.column is not None else -1
+                cells.append([column, index, 1 if reason.error else 0])
+                key = (reason.column, reason.problem)
+                tally[key] += 1
+                first.setdefault(key, row)
+                place.setdefault(key, column)
+                count, meaning, fix = words.get(reason.problem, (0, reason.meaning, reason.fix))
+                words[reason.problem] = (count + 1, meaning, fix)
+            # An error about the row as a whole (an API refusal) shows its message: the API's own words.
+            detail = message if code and reasons and reasons[0].column is None and code != "INVALID_FIELD" else ""
+            if status not in statuses:
+                statuses.append(status)
+            rows.append([row, statuses.index(status), cells, detail, int(seen)])
+        chunks.append(_json_for_script(rows)[1:-1])
+    shown = originals.reindex(index=wanted.index, columns=columns)
+    return _Table(columns, problems, chunks, len(wanted), shown, tally, first, place, words, statuses)
 
 
 def _problems_section(summary: dict[str, Any], table: _Table) -> str:
@@ -512,16 +445,14 @@ def _words_section(summary: dict[str, Any], table: _Table) -> str:
             f'<th>what it means</th><th>what to change</th></tr>{body}</table>')
 
 
-def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
-    """The page, as text."""
+def page_parts(reports: RunReports, mapping: MappingSpec | None = None) -> Iterator[str]:
+    """The page, in parts to write one after the other: the rows' data, the largest part, goes out a chunk
+    and a column at a time, never whole in one text."""
     summary = reports.summary
     sentence, good = verdict(summary)
     table = _attention_table(reports, mapping)
     data = {"columns": table.columns, "statuses": table.statuses, "problems": table.problems,
-            "rows": table.rows, "printCap": PRINT_CAP,
-            "everyNight": EVERY_NIGHT}
-    # The values' arrays, JSON already, join the rest as they are.
-    data_text = _json_for_script(data)[:-1] + ',"values":[' + ",".join(map(_script_safe, table.values)) + "]}"
+            "printCap": PRINT_CAP, "everyNight": EVERY_NIGHT}
     head_cells = "".join(f"<th title=\"{_html(c)}\">{_html(c)}</th>" for c in table.columns)
     flagged = {column for column, _ in table.tally}
     widths = [240 if c in flagged else min(200, max(90, 8 * len(c) + 24)) for c in table.columns]
@@ -543,8 +474,8 @@ def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
         '<colgroup><col style="width:70px">'
         f'<col style="width:90px"><col style="width:280px">{cols}</colgroup><thead><tr><th>row</th><th>status</th>'
         f'<th>why (the row as a whole)</th>{head_cells}</tr></thead><tbody id="rows-body"></tbody></table></div>'
-        if table.rows else '<p class="note">No row needs attention.</p>')
-    return (
+        if table.count else '<p class="note">No row needs attention.</p>')
+    yield (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -555,7 +486,7 @@ def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
         f"<h2>What changed</h2>{changes_section(summary, reports.changes)}"
         f"<h2>Problems by column</h2>{_problems_section(summary, table)}"
         f"{run_part}"
-        f"<h2>Rows to fix ({_count(len(table.rows))})</h2>"
+        f"<h2>Rows to fix ({_count(table.count)})</h2>"
         '<p class="note">The rows of errors.csv and errors.xlsx: every row that is <b>invalid</b> (not sent: fix '
         "it in the file) or <b>failed</b> (refused at the API), and every row saved (or, from validate, to be "
         "sent) without a value it carried that could not be used, or whose customer key names two people. The "
@@ -566,8 +497,22 @@ def render(reports: RunReports, mapping: MappingSpec | None = None) -> str:
         f"{'<h2>Recent runs</h2>' + trend_section(reports.runs) if reports.runs else ''}"
         f"<footer>Written {written} by {_html(summary.get('program', 'mk-import'))} from the reports in "
         f"{_html(summary.get('reports', ''))}.</footer>"
-        f'<script type="application/json" id="mk-data">{data_text}</script>'
-        f"<script>{_asset('page.js')}</script></body></html>")
+        f'<script type="application/json" id="mk-data">{_json_for_script(data)[:-1]},"rows":[')
+    yield from _joined(table.rows)
+    yield '],"values":['
+    # The values' arrays, JSON already, join the rest as they are.
+    yield from _joined(map(_script_safe, table.values()))
+    yield f"]}}</script><script>{_asset('page.js')}</script></body></html>"
+
+
+def _joined(parts: Iterator[str] | list[str]) -> Iterator[str]:
+    """`parts` with a comma between each two (the items of a JSON array), skipping empty ones."""
+    comma = ""
+    for part in parts:
+        if part:
+            yield comma + part
+            comma = ","
+
 
 
 def _known_note(summary: dict[str, Any]) -> str:
@@ -581,8 +526,9 @@ def _known_note(summary: dict[str, Any]) -> str:
 
 def write_report_page(out: Path, *, mapping: MappingSpec | None = None, results: pd.DataFrame | None = None) -> Path:
     """Build out/report.html from the reports in `out` (`results`: the table the run holds, if it does)."""
-    page = render(read_reports(out, results), mapping)
+    reports = read_reports(out, results, mapping)
     path = out / "report.html"
     with private_file(path) as stream:
-        stream.write(page)
+        for part in page_parts(reports, mapping):
+            stream.write(part)
     return path

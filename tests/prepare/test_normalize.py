@@ -101,6 +101,27 @@ def test_email_fast_path_equals_library(values):
     assert list(result) == [email_by_library(v) for v in values]
 
 
+_latin = st.sampled_from([chr(c) for c in range(0xC0, 0x250)])
+
+
+@settings(max_examples=500)
+@given(st.lists(st.builds(lambda a, letter, b, domain: f"{a}{letter}{b}@{domain}", st.text(alphabet="ab.\"+ é@", max_size=4),
+                          _latin, st.text(alphabet="ab.\"+ ü", max_size=4),
+                          st.sampled_from(["example.com", "bücher.de", "[1.2.3.4]", "a", "x@y.com"])),
+                min_size=1, max_size=20))
+def test_email_fast_refusal_of_latin_letters_before_the_at_equals_library(values):
+    result, _ = normalize_emails(series(*values))
+    assert list(result) == [email_by_library(v.lower()) for v in values]
+
+
+def test_no_latin_letter_outside_ascii_makes_an_address_the_library_accepts():
+    """The fast refusal's premise, letter by letter, in every position the pattern allows."""
+    for letter in map(chr, range(0xC0, 0x250)):
+        for address in (f"zo{letter}.w@example.com", f"{letter}@bücher.de", f'"{letter}x"@example.com',
+                        f"a{letter}@[1.2.3.4]", f"{letter}{letter.upper()}@a.io"):
+            assert email_by_library(address.lower()) == "", address
+
+
 def test_vins_table():
     good = "1HGCM82633A004352"
     table(normalize_vins, {
