@@ -168,7 +168,9 @@ class RowSpool:
             self._writer = None
         if not self._written:
             return
-        with pa_ipc.open_file(str(self._path)) as kept:
+        # Read, not mapped: mapped, every batch read would stay resident until the end (the file of a million
+        # rows, 150 MB and more, counted in the process's memory).
+        with pa.OSFile(str(self._path)) as stream, pa_ipc.open_file(stream) as kept:
             for i in range(kept.num_record_batches):
                 batch = kept.get_batch(i).to_pandas(types_mapper=_arrow_string)
                 batch.index = pd.Index(batch.pop("row"), name="source_row")

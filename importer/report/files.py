@@ -150,9 +150,7 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
         _write_csv_rows(stream, header, pd.DataFrame(columns=header, dtype="str"), with_header=True)
         if wanted.empty:
             return 0
-        for raw in _raw_chunks(source, wanted.index, known_raw):
-            if raw.empty:
-                continue
+        for raw in _slices(_raw_chunks(source, wanted.index, known_raw)):
             why = wanted.loc[raw.index]
             out = raw[list(source.header)].astype("str")
             out["mk_source_row"] = raw.index.astype(str)
@@ -176,10 +174,21 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
     return written
 
 
+#: Rows to fix formatted at a time: hashing a row's cells (known_problems.subjects) makes Python strings of
+#: them, 200 MB for the 100,000 rows a read chunk may hold.
+_ROWS_AT_A_TIME = 20_000
+
+
+def _slices(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    for chunk in chunks:
+        for start in range(0, len(chunk), _ROWS_AT_A_TIME):
+            yield chunk.iloc[start:start + _ROWS_AT_A_TIME]
+
+
 def _write_csv_rows(stream: IO[bytes], header: list[str], frame: pd.DataFrame, *, with_header: bool = False) -> None:
     """`frame`'s text cells as CSV lines, by pyarrow's writer: five times faster than DataFrame.to_csv for a
     migration's hundreds of thousands of rows to fix. Columns go by position (an input may repeat a name)."""
-    arrow = pa.Table.from_arrays([pa.array(frame.iloc[:, i].to_numpy(dtype=object), type=pa.string())
+    arrow = pa.Table.from_arrays([pa.array(frame.iloc[:, i], type=pa.string(), from_pandas=True)
                                   for i in range(frame.shape[1])], names=header)
     pa_csv.write_csv(arrow, stream, pa_csv.WriteOptions(include_header=with_header))
 

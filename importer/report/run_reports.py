@@ -76,10 +76,13 @@ def read_originals(path: Path, mapping: MappingSpec | None = None) -> tuple[list
     as_written = {undefuse_text(c): c for c in names}
     columns = shown_columns(header, mapping)
     extra = [c for c in ("mk_source_row", "mk_times_seen") if c in names]
-    table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(
-        include_columns=[as_written[c] for c in columns] + extra,
-        column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False,
-        quoted_strings_can_be_null=False))
+    # A block at a time: read whole, the file's text (150 MB for a messy million) would be held at once.
+    with pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=8 << 20, use_threads=False),
+                         convert_options=pa_csv.ConvertOptions(
+                             include_columns=[as_written[c] for c in columns] + extra,
+                             column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False,
+                             quoted_strings_can_be_null=False)) as reader:
+        table = reader.read_all()
     frame = table.to_pandas(types_mapper=lambda t: TEXT_DTYPE if pa.types.is_string(t) else None)
     del table
     frame.index = pd.Index(frame.pop("mk_source_row").astype("int64"), name="source_row")
