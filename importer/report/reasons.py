@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from importer.error_codes import WARNINGS, Explanation, explain, explain_warning
 from importer.read.reader import header_key
 
+#: Where a warning's quoted value begins: what comes before it decides the reason.
+_QUOTED_VALUE = re.compile(r": ['\"]")
+#: Warnings' words remembered at most (a file's own words are a few hundred).
+_REMEMBERED = 10_000
 #: Row-level error codes whose column a mapping names, when the message does not.
 _FIELD_OF_CODE = {"MISSING_LAST_NAME": "lastName", "MISSING_COMPANY": "company"}
 
@@ -45,6 +49,11 @@ class ReasonParser:
         self.fields = {name: self._header_of.get(header_key(c), c) for name, c in (fields or {}).items()}
         names = "|".join(re.escape(k) for k in [*self._keys, "api"])
         self._split = re.compile(f"; (?=(?:{names}): )", re.IGNORECASE)
+        # A warning's reason depends on its text before the value it quotes (`Email: characters ...: 'zoë@…'`):
+        # remembered by that text, a migration's hundreds of thousands of rows are parsed in a few hundred
+        # ways. Not where a column's own name could hold such a quote.
+        self._by_words: dict[str, list[Reason]] | None = (
+            None if any(_QUOTED_VALUE.search(k) for k in [*self._keys, *WARNINGS]) else {})
 
     def column_in(self, text: str) -> str | None:
         """The column a message is about: one it starts with, or one that opens a parenthesis in it
@@ -73,7 +82,22 @@ class ReasonParser:
         return [Reason(column, message, *_words(explain_warning(message)), error=False)]
 
     def warnings(self, text: str) -> list[Reason]:
-        return [r for piece in self._split.split(text) if piece for r in self._warning(piece)]
+        return [r for piece in self._split.split(text) if piece for r in self._remembered_warning(piece)]
+
+    def _remembered_warning(self, piece: str) -> list[Reason]:
+        if self._by_words is None or piece.startswith("API: "):
+            return self._warning(piece)
+        words = _QUOTED_VALUE.split(piece, maxsplit=1)[0]
+        found = self._by_words.get(words)
+        if found is None:
+            found = self._warning(piece)
+            # Remembered only if the words hold the whole problem: a value right after the column's name
+            # (`Email: 'x' ...`) is part of it.
+            if all(r.problem in words for r in found):
+                if len(self._by_words) > _REMEMBERED:
+                    self._by_words.clear()
+                self._by_words[words] = found
+        return found
 
     def reasons(self, error_code: str, error_message: str, warnings: str) -> list[Reason]:
         """Every reason of one row: its error first (if any), then its warnings."""
