@@ -30,6 +30,7 @@ from phonenumbers import phonenumberutil
 from importer.prepare.mapping import base_field, vehicle_groups, vehicle_prefix
 from importer.prepare.vin import NORTH_AMERICAN_PREFIX, TRANSLITERATION, VIN_PATTERN, WEIGHTS
 from importer.read.formulas import is_formula
+from importer.read.reader import TEXT_DTYPE
 
 Normalized = tuple[pd.Series, pd.Series]  # (normalized values, mask of dropped non-empty values)
 # Regexes here avoid \s and \d: pandas runs those through Python's re value by value (their Unicode
@@ -38,7 +39,24 @@ _WHITESPACE_RUN = "[ \t\r\n\f\v]+"
 
 
 def _arrow(values: pd.Series) -> pa.Array:
-    return pa.array(values.to_numpy(dtype=object), type=pa.string())
+    """The values as an Arrow array: the column's own buffers when it is Arrow-backed (no Python strings)."""
+    array = pa.array(values, type=pa.string(), from_pandas=True)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def _text(values: pa.Array, index: pd.Index | None = None) -> pd.Series:
+    """Arrow strings as a text column of the reader's dtype, without Python strings in between."""
+    return pd.Series(TEXT_DTYPE.__from_arrow__(values), index=index)
+
+
+def _with_answers(values: pa.Array, where: np.ndarray, answers: list[str]) -> pa.Array:
+    """`values` with the values at the positions `where` replaced by `answers` (a library's, one by one)."""
+    if not len(where):
+        return values
+    mask = np.zeros(len(values), dtype=bool)
+    mask[where] = True
+    replaced: pa.Array = pc.replace_with_mask(values, pa.array(mask), pa.array(answers, type=pa.string()))
+    return replaced
 
 
 def _matches(values: pa.Array, pattern: str) -> np.ndarray:
@@ -49,8 +67,9 @@ def _matches(values: pa.Array, pattern: str) -> np.ndarray:
 def on_uniques(values: pd.Series, normalize: Callable[[pd.Series], pd.Series]) -> Normalized:
     """Apply a normalizer to the distinct non-empty values only, and spread its answers back."""
     codes, uniques = pd.factorize(values)
-    answers = normalize(pd.Series(uniques, dtype="str")).to_numpy(dtype=object)
-    result = pd.Series(answers.take(codes), index=values.index, dtype="str")
+    answers = _arrow(normalize(pd.Series(uniques, dtype="str")))
+    # Spread back in Arrow: a take of Python strings made an object for each of the chunk's rows.
+    result = _text(pc.fill_null(answers.take(pa.array(codes, mask=codes < 0)), ""), values.index)
     return result, (values != "") & (result == "")
 
 
@@ -152,15 +171,13 @@ def _phones_unique(values: pd.Series) -> pd.Series:
     stripped = pc.replace_substring_regex(arrow, _PHONE_SEPARATORS, "")
     national = pc.extract_regex(stripped, _NANP_SHAPE).field(0)
     fast = _matches(arrow, _PHONE_CHARS) & _matches(stripped, _NANP_SHAPE)
-    out = np.full(len(values), "", dtype=object)
     fast_index = np.flatnonzero(fast)
-    numbers = national.take(pa.array(fast_index))
-    ok = _nanp_valid(numbers)
-    out[fast_index[ok]] = np.char.add("+1", numbers.to_numpy(zero_copy_only=False)[ok].astype(str))
-    texts = values.to_numpy(dtype=object)
-    for i in np.flatnonzero(~fast & (texts != "")):
-        out[i] = phone_by_library(str(texts[i]))
-    return pd.Series(out, dtype="str")
+    valid = np.zeros(len(values), dtype=bool)
+    valid[fast_index[_nanp_valid(national.take(pa.array(fast_index)))]] = True
+    out = pc.if_else(pa.array(valid), pc.binary_join_element_wise("+1", pc.fill_null(national, ""), ""), "")
+    slow = np.flatnonzero(~fast & pc.fill_null(pc.not_equal(arrow, ""), False).to_numpy(zero_copy_only=False))
+    texts = arrow.take(pa.array(slow)).to_pylist()
+    return _text(_with_answers(out, slow, [phone_by_library(str(t)) for t in texts]))
 
 
 def normalize_phones(values: pd.Series) -> Normalized:
@@ -252,11 +269,10 @@ def _emails_unique(values: pd.Series) -> pd.Series:
     arrow = _arrow(values)
     fast = _fast_emails(arrow)
     refused = _matches(arrow, _LATIN_LOCAL)
-    texts = values.to_numpy(dtype=object)
-    out = np.where(fast, texts, "")
-    for i in np.flatnonzero(~fast & ~refused & (texts != "")):
-        out[i] = email_by_library(str(texts[i]))
-    return pd.Series(out, dtype="str")
+    out = pc.if_else(pa.array(fast), arrow, "")
+    slow = np.flatnonzero(~fast & ~refused & pc.fill_null(pc.not_equal(arrow, ""), False).to_numpy(zero_copy_only=False))
+    texts = arrow.take(pa.array(slow)).to_pylist()
+    return _text(_with_answers(out, slow, [email_by_library(str(t)) for t in texts]))
 
 
 def normalize_emails(values: pd.Series) -> Normalized:
