@@ -88,6 +88,8 @@ def _at_limit(clock: FakeClock, held: float) -> RateController:
         rate.bound()
         rate.sent()
         rate.accepted()
+    clock.now += 1 / held  # the next request, at the same rate, is the first refused
+    rate.sent()
     rate.refused(0.0)
     return rate
 
