@@ -94,6 +94,8 @@ def simulate(limit: int, ceilings: list[float], seconds: float, latency: float =
                 left = None if flow.customers is None else flow.customers - flow.done - flow.in_flight - flow.retrying
                 if (left is not None and left <= 0) or flow.in_flight + flow.retrying >= concurrency:
                     return
+                if flow.customers is not None:
+                    flow.controller.jobs_left(flow.customers - flow.done)
                 flow.ready += 1
             flow.ready -= 1
             flow.in_flight += 1

@@ -60,6 +60,8 @@ STALL = 0.1
 #: limit itself) runs sharing one limit each held their slots of a full window and a late run stayed at a
 #: tenth of it; at 0.95 to 0.98 they share it, 0.97 keeping the most (simulated: tests/ratesim.py)
 PLATEAU = 0.97
+#: the jobs that take less than this many seconds at the rate are the run's last (see jobs_left)
+LAST_SECONDS = 1.5
 #: in-flight headroom over rate x latency
 HEADROOM = 2.0
 
@@ -131,6 +133,7 @@ class RateController:
         self._started = clock()
         self._last_change = self._started
         self._last_cut = -math.inf
+        self._last_jobs = False
         #: when a request last had to wait for the rate (growth only makes sense while the rate binds)
         self._bound_at = -math.inf
         #: the regrowth curve: rate(t) = limit_seen + _c x (t - _epoch - _k)^3
@@ -139,6 +142,16 @@ class RateController:
         self._k = 0.0
         self.round_trip = 0.05
         self._guessed_rtt = True
+
+    def jobs_left(self, count: int) -> None:
+        """Only `count` jobs are left to send. Once they last under LAST_SECONDS at the rate, no probing
+        beyond the plateau any more: the room it would find comes too late to be used, and its 429 holds
+        the last customers a Retry-After longer (one in the last second of a 16 s run made it 6% longer)."""
+        if self._last_jobs or count > self.rate * LAST_SECONDS:
+            return
+        self._last_jobs = True
+        if self.limit_seen is not None and not self.slow_start:
+            self.rate = min(self.rate, max(self.floor, PLATEAU * self.limit_seen))
 
     def bound(self) -> None:
         """A request waited for the rate: the rate, not the API or the input, sets the pace."""
@@ -226,7 +239,7 @@ class RateController:
         self._last_change = now
         held = self.limit_seen if self.limit_seen is not None else self.rate
         t = now - self._epoch - self._k
-        c = self._c if t < 0 else self._c * (REGROW / PROBE) ** 3
+        c = self._c if t < 0 else 0.0 if self._last_jobs else self._c * (REGROW / PROBE) ** 3
         self.rate = min(self.ceiling, max(self.floor, self.rate, PLATEAU * held + c * t * t * t))
         if self.rate >= 2 * held:
             # Twice the rate that held without a 429 (PROBE x 1.7 seconds past it): the limit has moved
