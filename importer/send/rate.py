@@ -129,14 +129,13 @@ class RateController:
         self.limit_seen: float | None = None
         #: when the requests were sent that the API accepted, refused, and all requests sent
         self._accepted, self._refused, self._sent = _Times(), _Times(), _Times()
-
         self._started = clock()
         self._last_change = self._started
         self._last_cut = -math.inf
         self._last_jobs = False
         #: when a request last had to wait for the rate (growth only makes sense while the rate binds)
         self._bound_at = -math.inf
-        #: the regrowth curve: rate(t) = limit_seen + _c x (t - _epoch - _k)^3
+        #: the regrowth curve: rate(t) = PLATEAU x limit_seen + _c x (t - _epoch - _k)^3
         self._epoch = self._started
         self._c = 0.0
         self._k = 0.0
