@@ -52,7 +52,8 @@ def simulate(limit: int, ceilings: list[float], seconds: float, latency: float =
     `limit` refilled at `limit` per second, and refuses everything during `storms` ((start, end) spans);
     it answers after `latency` (+-20%), a 429 at once. A run stops taking customers at its `stops` time.
     As the client does, a run sends its first request alone: the requests that take their turns meanwhile
-    leave together when its answer comes."""
+    leave together when its answer comes. As the pool does, a run of `customers` tells its controller how
+    many are left (RateController.jobs_left)."""
     now = [0.0]
     rng = random.Random(seed)
     clock = lambda: now[0]  # noqa: E731
