@@ -31,8 +31,13 @@ class Flow:
     #: customers waiting for a worker's turn (a slot, then the rate), and waiting out a Retry-After
     ready: int = 0
     retrying: int = 0
+    #: customers waiting for a turn of the pacer
+    waiting: int = 0
     done: int = 0
     latencies: Latencies = field(default_factory=Latencies)
+    #: requests that took their turn while the first request was unanswered, held until its answer (the
+    #: client sends one request at a time until the API has answered once); None once it has
+    held: list[float] | None = field(default_factory=list)
 
 
 def simulate(limit: int, ceilings: list[float], seconds: float, latency: float = 0.02,
@@ -45,7 +50,10 @@ def simulate(limit: int, ceilings: list[float], seconds: float, latency: float =
     Retry-After of 1 s (plus the pool's jitter) before taking a turn again. The server accepts at most `limit`
     requests in any trailing second (refusals not counted), or with `bucket` takes a token from a bucket of
     `limit` refilled at `limit` per second, and refuses everything during `storms` ((start, end) spans);
-    it answers after `latency` (+-20%), a 429 at once. A run stops taking customers at its `stops` time."""
+    it answers after `latency` (+-20%), a 429 at once. A run stops taking customers at its `stops` time.
+    As the client does, a run sends its first request alone: the requests that take their turns meanwhile
+    leave together when its answer comes. As the pool does, a run of `customers` tells its controller how
+    many are left (RateController.jobs_left)."""
     now = [0.0]
     rng = random.Random(seed)
     clock = lambda: now[0]  # noqa: E731
@@ -65,6 +73,19 @@ def simulate(limit: int, ceilings: list[float], seconds: float, latency: float =
         heapq.heappush(events, (at, order, i, kind, sent))
         order += 1
 
+    def head(i: int) -> None:
+        """The first waiter for a turn, as Pacer.acquire's: the turn when it is due at the rate of then."""
+        flows[i].controller.bound()
+        due = flows[i].pacer.due()
+        if due > now[0]:
+            push(due, i, "head")
+        else:
+            flows[i].pacer.take(due, now[0])
+            flows[i].waiting -= 1
+            push(now[0], i, "send")
+            if flows[i].waiting:
+                push(now[0], i, "head")
+
     def take(i: int) -> None:
         """Start every customer that a worker and an in-flight slot are free for."""
         flow = flows[i]
@@ -74,10 +95,17 @@ def simulate(limit: int, ceilings: list[float], seconds: float, latency: float =
                 left = None if flow.customers is None else flow.customers - flow.done - flow.in_flight - flow.retrying
                 if (left is not None and left <= 0) or flow.in_flight + flow.retrying >= concurrency:
                     return
+                if flow.customers is not None:
+                    flow.controller.jobs_left(flow.customers - flow.done)
                 flow.ready += 1
             flow.ready -= 1
             flow.in_flight += 1
-            push(max(now[0], flow.pacer.reserve()), i, "send")
+            if not flow.waiting and flow.pacer.take_now():
+                push(now[0], i, "send")
+            else:
+                flow.waiting += 1
+                if flow.waiting == 1:
+                    push(now[0], i, "head")
 
     for i, flow in enumerate(flows):
         push(flow.start, i, "take")
@@ -89,9 +117,16 @@ def simulate(limit: int, ceilings: list[float], seconds: float, latency: float =
         flow = flows[i]
         if kind == "take":
             take(i)
-        elif kind == "send":
+        elif kind == "head":
+            head(i)
+        elif kind == "send":  # a turn taken: the request leaves, unless the first one is still unanswered
             flow.sent += 1
             flow.controller.sent()
+            if flow.held is not None and flow.sent > 1:
+                flow.held.append(at)
+            else:
+                push(at, i, "arrive", at)
+        elif kind == "arrive":
             if any(a <= at < b for a, b in storms):
                 ok = False
             elif bucket:
@@ -105,13 +140,17 @@ def simulate(limit: int, ceilings: list[float], seconds: float, latency: float =
                 if ok:
                     window.append(at)
             # The 429 at once, as a gateway in front of the API answers it (and the sandbox does).
-            push(at + (latency * rng.uniform(0.8, 1.2) if ok else 0.001), i, "ok" if ok else "429", at)
+            push(at + (latency * rng.uniform(0.8, 1.2) if ok else 0.001), i, "ok" if ok else "429", sent)
         elif kind == "retry":
             flow.retrying -= 1
             flow.ready += 1
             take(i)
         else:
             flow.in_flight -= 1
+            if flow.held is not None:
+                for waited in flow.held:
+                    push(at, i, "arrive", waited)
+                flow.held = None
             if kind == "ok":
                 flow.accepted += 1
                 flow.done += 1

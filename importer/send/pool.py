@@ -215,6 +215,9 @@ class Pool:
         #: or by a stop once its grace is over
         self._answering: dict[asyncio.Task[Any], float] = {}
         self._abandoned = False
+        #: jobs queued and settled (an outcome given); None queued until every job is
+        self._queued: int | None = None
+        self._settled = 0
         #: tasks the pool cancelled: for a stop, and for a deadline passed
         self._cancelled: set[asyncio.Task[Any]] = set()
         self._overdue: set[asyncio.Task[Any]] = set()
@@ -361,6 +364,8 @@ class Pool:
         now = self._last_answer = self.clock()
         self.latencies.add(now - sent)
         self.rate.accepted(now - sent)
+        if self._queued is not None:
+            self.rate.jobs_left(self._queued - self._settled)
         self.slots.resize(in_flight_needed(self.rate.rate, self.latencies.recent, self.settings.concurrency))
 
     def _check_patience(self) -> None:
@@ -531,6 +536,7 @@ class Pool:
             finally:
                 await self.gate.leave(job.identities)
             await self.on_outcome(job, outcome)
+            self._settled += 1
 
     def _past_deadline(self) -> bool:
         return self.settings.deadline is not None and self.clock() >= self.settings.deadline
@@ -547,10 +553,13 @@ class Pool:
             async with asyncio.TaskGroup() as workers:
                 for _ in range(self.settings.concurrency):
                     workers.create_task(self._worker(queue))
+                queued = 0
                 for ticket, job in enumerate(jobs):
                     if self.stopping:
                         break  # the caller reports what was never queued as not attempted
                     await queue.put((ticket, job))
+                    queued += 1
+                self._queued = queued  # the rate knows from now on how many jobs are left
                 for _ in range(self.settings.concurrency):
                     await queue.put(None)
         finally:

@@ -5,17 +5,19 @@ found, not configured (`--rate` is only a ceiling):
 
 - slow start: from a low rate, doubling every couple of round trips (and a handful of requests) while the API
   accepts everything;
-- on a 429, the rate that held is what the API accepted from this process in the last second (not the rate
-  sent, which the API never sustained); the rate goes to BETA of it, and the answer's 429 siblings within
-  the next second do not cut again. A second in which the API accepted nothing (a storm of 429s, another
-  client taking the whole limit) keeps the rate that held before and only cuts the rate;
+- on a 429, the rate that held is what the API accepted from this process in the second before the refused
+  request, counted exactly from the sending times (not the rate sent, which the API never sustained); the
+  rate goes to BETA of it, and the answer's 429 siblings within the next second do not cut again. A second
+  in which the API accepted nothing (a storm of 429s, another client taking the whole limit) keeps the rate
+  that held before and only cuts the rate;
 - then the rate regrows as TCP CUBIC's window does, as a function of the time since the cut, not of the
   answers (a run cut to the floor gets an answer every few seconds, and growth per answer stalled there):
-  fast back towards the rate that held (0.9 of it within a second), flat around it, then convex beyond it,
-  slowly at first, so that the next refusal comes late and costs a few 429s, not a burst; past it without
-  a refusal the limit has moved (another client of the account finished) and a slow start takes the room
-  back. However deep the cut, the rate is back at the rate that held REGROW x 1.7 seconds after
-  the last 429.
+  fast back towards the rate that held (0.9 of it within a second), flat a little under it (PLATEAU: the
+  count is the limit itself, and a run sitting on it is refused at every jitter of its timers, while the
+  room left lets a run with a small share grow), then convex beyond it, slowly at first, so that the next
+  refusal comes late and costs a few 429s, not a burst; past it without a refusal the limit has moved
+  (another client of the account finished) and a slow start takes the room back. However deep the cut, the
+  rate is back at the rate that held REGROW x 1.7 seconds after the last 429.
 
 A cut proportional to what each process was accepted, and a regrowth on the same clock for every process,
 is the rule by which TCP CUBIC flows share a link: several processes on one account converge on equal shares
@@ -52,41 +54,37 @@ PROBE = 5.0
 SAME_OVERSHOOT = 1.0
 #: a 429 whose rate that held is under this share of the last one means our share shrank (not noise)
 FAST_CONVERGENCE = 0.97
-#: a wake-up this much later than its turn means the machine stalled: the turn is taken again
+#: a wake-up this much later than its turn means the machine stalled: the next turn counts from the wake-up
 STALL = 0.1
+#: the regrowth levels off at this share of the rate that held. At 1.0 (with an exact count, which is the
+#: limit itself) runs sharing one limit each held their slots of a full window and a late run stayed at a
+#: tenth of it; at 0.95 to 0.98 they share it, 0.97 keeping the most (simulated: tests/ratesim.py)
+PLATEAU = 0.97
+#: the jobs that take less than this many seconds at the rate are the run's last (see jobs_left)
+LAST_SECONDS = 1.5
 #: in-flight headroom over rate x latency
 HEADROOM = 2.0
 
 
-class _Window:
-    """Counts of events in tenth-of-a-second buckets over the last two seconds (cheap at any rate)."""
+class _Times:
+    """When the events of the last few seconds happened, each to the microsecond: a count over any second
+    is exact (a count in tenths of a second was off by a few percent, which the curve then sat above)."""
 
-    SLOTS = 20
+    KEEP = 3.0
 
     def __init__(self) -> None:
-        self._counts = [0] * self.SLOTS
-        self._tick = 0
-
-    def _advance(self, now: float) -> int:
-        tick = int(now * 10)
-        if tick - self._tick >= self.SLOTS:
-            self._counts = [0] * self.SLOTS
-        else:
-            for t in range(self._tick + 1, tick + 1):
-                self._counts[t % self.SLOTS] = 0
-        self._tick = max(self._tick, tick)
-        return tick
+        self._times: collections.deque[float] = collections.deque()
 
     def add(self, at: float, now: float) -> None:
-        """One event that happened `at` (at most two seconds before `now`)."""
-        tick, latest = int(at * 10), self._advance(now)
-        if latest - self.SLOTS < tick <= latest:
-            self._counts[tick % self.SLOTS] += 1
+        """One event that happened `at` (an answer may come long after its request: a slow one is dropped)."""
+        self._times.append(at)
+        while self._times and self._times[0] < now - self.KEEP:  # nearly in order: the oldest on the left
+            self._times.popleft()
 
-    def last_second(self, now: float, lag: float = 0.0, tenths: int = 10) -> int:
-        """Events in the `tenths` tenths of a second that ended `lag` seconds ago (lag at most one second)."""
-        tick = self._advance(now) - min(9, round(lag * 10))
-        return sum(self._counts[t % self.SLOTS] for t in range(tick - tenths + 1, tick + 1))
+    def between(self, start: float, end: float) -> int:
+        """Events at `start` or later and before `end` (within the last KEEP seconds): once per cut, not per
+        request."""
+        return sum(start <= t < end for t in self._times)
 
 
 class Latencies:
@@ -129,19 +127,30 @@ class RateController:
         #: the rate that held before the last 429: what the API accepted from us in the second before it
         #: (None before any 429)
         self.limit_seen: float | None = None
-        self._accepted = _Window()
-        self._sent = _Window()
+        #: when the requests were sent that the API accepted, refused, and all requests sent
+        self._accepted, self._refused, self._sent = _Times(), _Times(), _Times()
         self._started = clock()
         self._last_change = self._started
         self._last_cut = -math.inf
+        self._last_jobs = False
         #: when a request last had to wait for the rate (growth only makes sense while the rate binds)
         self._bound_at = -math.inf
-        #: the regrowth curve: rate(t) = limit_seen + _c x (t - _epoch - _k)^3
+        #: the regrowth curve: rate(t) = PLATEAU x limit_seen + _c x (t - _epoch - _k)^3
         self._epoch = self._started
         self._c = 0.0
         self._k = 0.0
         self.round_trip = 0.05
         self._guessed_rtt = True
+
+    def jobs_left(self, count: int) -> None:
+        """Only `count` jobs are left to send. Once they last under LAST_SECONDS at the rate, no probing
+        beyond the plateau any more: the room it would find comes too late to be used, and its 429 holds
+        the last customers a Retry-After longer (one in the last second of a 16 s run made it 6% longer)."""
+        if self._last_jobs or count > self.rate * LAST_SECONDS:
+            return
+        self._last_jobs = True
+        if self.limit_seen is not None and not self.slow_start:
+            self.rate = min(self.rate, max(self.floor, PLATEAU * self.limit_seen))
 
     def bound(self) -> None:
         """A request waited for the rate: the rate, not the API or the input, sets the pace."""
@@ -175,25 +184,18 @@ class RateController:
         BETA of what the API accepted in a second is what a trailing count or a token bucket takes at once,
         and a limit that wants a pause says so with a long Retry-After (the pool pauses everyone for one)."""
         now = self.clock()
+        sent = now - (round_trip if round_trip is not None else self.round_trip)
+        self._refused.add(sent, now)
         if now - self._last_cut < max(SAME_OVERSHOOT, 2 * self.round_trip):
             return  # the 429s of one overshoot arrive together: they count once
         # A count, not a rate over a shorter span: an API limits what it accepts in a second, however fast
-        # the first ones came. Counted by sending time, over the last second whose answers are all in.
-        # The second before the refused request was sent is what the API counted when it refused. A 429 often
-        # comes at once, while the answers to the requests sent just before it are still on their way (a
-        # round trip's worth: 20 of 100 at 200 ms): those count as the requests sent then, accepted as often
-        # as the answered ones were.
-        sent = round_trip if round_trip is not None else self.round_trip
-        unanswered = min(5, math.ceil(self.round_trip * 12))  # a round trip, and the slower answers of it
-        answered = min(1.0, sent + unanswered / 10), 10 - unanswered
-        accepted = float(self._accepted.last_second(now, *answered))
-        if accepted:  # as many of those as of the answered ones were accepted (none in a storm)
-            accepted += (self._sent.last_second(now, min(1.0, sent), unanswered)
-                         * min(1.0, accepted / max(1, self._sent.last_second(now, *answered))))
-            if round(sent * 10) == 0:
-                # The current tenth has only begun: the count covers a little less than a second, and a
-                # few percent low would pass for another client taking a share.
-                accepted /= 0.9 + (now * 10 - math.floor(now * 10)) / 10
+        # the first ones came. Counted by sending time, close to when the API counted them: the second before
+        # the refused request was sent is what the API counted when it refused it. The answers to the requests
+        # sent in the last round trip are still on their way (20 of 100 at 200 ms); the API accepted as many
+        # of those as of the answered ones (all of them when 429s come at once, as from a gateway).
+        answered, refused = self._accepted.between(sent - 1.0, sent), self._refused.between(sent - 1.0, sent)
+        unanswered = max(0, self._sent.between(sent - 1.0, sent) - answered - refused)
+        accepted = answered + unanswered * (answered / (answered + refused) if answered + refused else 1.0)
         if accepted > 0:
             held = min(accepted, self.rate)
             if self.limit_seen is not None and held < FAST_CONVERGENCE * self.limit_seen:
@@ -211,9 +213,9 @@ class RateController:
         self.rate = min(self.ceiling, max(self.floor, self.rate))
         self.slow_start = False
         self._last_cut = self._last_change = self._epoch = now
-        held = self.limit_seen
-        self._c = held * (1 - BETA) / REGROW**3
-        self._k = ((held - self.rate) / self._c) ** (1 / 3) if held > self.rate else 0.0
+        plateau = self.limit_seen * PLATEAU
+        self._c = plateau * (1 - BETA) / REGROW**3
+        self._k = ((plateau - self.rate) / self._c) ** (1 / 3) if plateau > self.rate else 0.0
 
     def _grow(self, now: float) -> None:
         elapsed = now - self._last_change
@@ -236,8 +238,8 @@ class RateController:
         self._last_change = now
         held = self.limit_seen if self.limit_seen is not None else self.rate
         t = now - self._epoch - self._k
-        c = self._c if t < 0 else self._c * (REGROW / PROBE) ** 3
-        self.rate = min(self.ceiling, max(self.floor, self.rate, held + c * t * t * t))
+        c = self._c if t < 0 else 0.0 if self._last_jobs else self._c * (REGROW / PROBE) ** 3
+        self.rate = min(self.ceiling, max(self.floor, self.rate, PLATEAU * held + c * t * t * t))
         if self.rate >= 2 * held:
             # Twice the rate that held without a 429 (PROBE x 1.7 seconds past it): the limit has moved
             # (another client finished, or a storm set a small rate that held), and a curve scaled to a small
@@ -247,42 +249,74 @@ class RateController:
 
 class Pacer:
     """Spaces requests 1/rate apart (no bursts: a server counting a trailing second sees an even flow).
-    Each caller reserves the next free slot, so many waiters cost one timer each."""
+    Waiters queue; only the first sleeps, until the last turn plus 1/rate at the rate of the moment, so a
+    change of rate applies to the next turn. (Turns reserved ahead at the rate of their reservation held a
+    slow start at 8/s for a round trip after it had doubled, and sent a slow start's turns reserved at
+    500/s after its first 429: most of its overshoot.)"""
 
     def __init__(self, controller: RateController, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.controller, self.sleep, self.clock = controller, sleep, clock
-        self._next = -math.inf
+        self._last = -math.inf
+        #: a waiter is first in line (sleeping until its turn)
+        self._head = False
+        self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def due(self) -> float:
+        """When the next turn is due, at the rate of now."""
+        return self._last + 1.0 / self.controller.rate
+
+    def take(self, due: float, now: float) -> None:
+        """The turn due at `due` is taken `now`. A timer a little late, as on any busy machine, keeps its
+        time: counting from when it woke would slow the rate itself. Woken much later (the machine stalled),
+        the next turn counts from now: a burst of the turns missed meanwhile is what a server counting a
+        trailing second refuses."""
+        self._last = due if now - due <= max(STALL, 4.0 / self.controller.rate) else now
 
     def take_now(self) -> bool:
-        """Take the current turn if it is due now; False (and nothing taken) when acquire() must wait."""
-        now = self.clock()
-        if self._next > now:
+        """Take the next turn if nobody waits and it is due now; False (and nothing taken) when acquire()
+        must wait."""
+        if self._head or self._queue:
             return False
-        self._next = now + 1.0 / self.controller.rate
+        now, due = self.clock(), self.due()
+        if due > now:
+            return False
+        self.take(due, now)
         return True
 
-    def reserve(self) -> float:
-        """Reserve the next free turn; the clock time it is due (now when it is due already)."""
-        now = self.clock()
-        if self._next > now:
-            self.controller.bound()  # before the interval is taken: bound() may let the rate grow
-        slot = max(now, self._next)
-        self._next = slot + 1.0 / self.controller.rate
-        return slot
-
     async def acquire(self) -> None:
-        for _ in range(2):  # a second turn at most: a machine busy for longer has no burst left to avoid
-            slot = self.reserve()
-            now = self.clock()
-            if slot <= now:
-                return
-            interval = 1.0 / self.controller.rate
-            await self.sleep(slot - now)
-            # Woken much later than asked (the machine was busy for a while): the turns reserved meanwhile
-            # are all due at once. Take a new turn instead of joining a burst. A timer a little late, as on
-            # any busy machine, keeps its turn: re-queueing on every late timer would slow the rate itself.
-            if self.clock() - slot <= max(STALL, 4 * interval):
+        if self.take_now():
+            return
+        if self._head or self._queue:
+            waiter = asyncio.get_running_loop().create_future()
+            self._queue.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._next_in_line()  # made first as it was cancelled: hand it on
+                elif waiter in self._queue:
+                    self._queue.remove(waiter)
+                raise
+        self._head = True
+        try:
+            while True:
+                self.controller.bound()  # the rate, not the API or the input, sets the pace (may grow it)
+                now, due = self.clock(), self.due()
+                if due <= now:
+                    self.take(due, now)
+                    return
+                await self.sleep(due - now)
+        finally:
+            self._next_in_line()
+
+    def _next_in_line(self) -> None:
+        self._head = False
+        while self._queue:
+            waiter = self._queue.popleft()
+            if not waiter.done():
+                self._head = True
+                waiter.set_result(None)
                 return
 
 

@@ -192,6 +192,18 @@ def test_rate_limit_answers_429_with_retry_after(start_sandbox):
     assert api.stats()["rate_limited"] == len(limited)
 
 
+def test_stats_give_when_the_first_post_came_and_the_last_was_answered(start_sandbox):
+    api = Api(start_sandbox(rate_limit=2, rate_limit_mode="window").url)
+    assert api.stats()["first_post_at"] is None
+    before = time.monotonic()
+    answers = [api.post(person(first=str(i))).status for i in range(4)]  # 429s are answers too
+    after = time.monotonic()
+    stats = api.stats()
+    assert 429 in answers
+    # The sandbox's monotonic clock is the machine's: a benchmark takes the span of a run from it.
+    assert before <= stats["first_post_at"] < stats["last_answer_at"] <= after
+
+
 def test_fail_rate_answers_503_before_saving(start_sandbox):
     api = Api(start_sandbox(fail_rate=1.0).url)
     assert api.post(person()).status == 503

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importer.send.rate import BETA, START_RATE, Latencies, Pacer, RateController, Slots, in_flight_needed
+from importer.send.rate import BETA, PLATEAU, START_RATE, Latencies, Pacer, RateController, Slots, in_flight_needed
 from tests.helpers import FakeClock
 from tests.ratesim import accepted_between, simulate
 
@@ -88,6 +88,8 @@ def _at_limit(clock: FakeClock, held: float) -> RateController:
         rate.bound()
         rate.sent()
         rate.accepted()
+    clock.now += 1 / held  # the next request, at the same rate, is the first refused
+    rate.sent()
     rate.refused(0.0)
     return rate
 
@@ -309,3 +311,64 @@ def test_after_any_storm_of_429s_the_rate_returns_to_the_limit_within_a_bounded_
 def test_a_run_sharing_the_limit_takes_it_all_back_when_the_other_run_ends():
     flows = simulate(100, [500, 500], 100, latency=0.2, stops=[1e9, 40.0])
     assert accepted_between(flows[0], 60, 100) >= 0.85 * 100 * 40
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_run_against_a_window_of_100_per_second_gets_0_9_of_it_over_the_whole_run(seed):
+    # bench_rate's window100: 1,500 customers, --rate 500, 200 ms answers; the first request alone, the slow
+    # start, its overshoot and the last customer's answer all count.
+    [flow] = simulate(100, [500], 60, latency=0.2, customers=[1500], seed=seed)
+    assert flow.finished is not None
+    assert 1500 / flow.finished >= 0.9 * 100
+    assert flow.refused <= 0.03 * flow.sent
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_four_runs_on_one_window_share_it_fairly_with_few_429s(seed):
+    # bench_rate's fleet4: four runs of 490 customers, each --rate 100, started within half a second.
+    starts = [0.0, 0.1 * seed, 0.2, 0.05 * seed]
+    flows = simulate(40, [100] * 4, 120, latency=0.003, customers=[490] * 4, starts=starts, seed=seed)
+    assert sum(f.refused for f in flows) <= 0.05 * sum(f.sent for f in flows)
+    for flow, start in zip(flows, starts, strict=True):
+        assert flow.finished is not None
+        assert 490 / (flow.finished - start) >= 0.5 * 40 / 4
+
+
+def test_a_change_of_rate_applies_to_the_next_turn_not_after_the_turns_already_waiting():
+    clock = FakeClock(500.0)
+    rate = RateController(ceiling=1000, floor=1, clock=clock)
+    rate.slow_start = False
+    rate.rate = 100.0
+    pacer = Pacer(rate, clock.sleep, clock)
+    sent: list[float] = []
+
+    async def request() -> None:
+        await pacer.acquire()
+        sent.append(clock.now)
+        if len(sent) == 3:
+            rate.rate = 10.0  # a 429's cut, while seven more wait for their turns
+
+    async def go() -> None:
+        await asyncio.gather(*(request() for _ in range(10)))
+
+    asyncio.run(go())
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert gaps[:2] == pytest.approx([0.01, 0.01])
+    assert gaps[2:] == pytest.approx([0.1] * 7)  # turns reserved at 100/s sent at 100/s made the overshoot
+    rate.rate = 1000.0  # a slow start's doubling: the next turn comes at once, not after one at the old rate
+    clock.now += 0.001
+    asyncio.run(go())
+    assert sent[-1] - sent[-10] == pytest.approx(9 * 0.001)
+
+
+def test_the_last_jobs_of_a_run_do_not_probe_beyond_the_plateau():
+    clock = FakeClock(500.0)
+    rate = _at_limit(clock, 100.0)
+    held = rate.limit_seen
+    assert held is not None
+    rate.jobs_left(1000)  # ten seconds of jobs: probing goes on
+    _drive(rate, clock, 8.0)
+    assert rate.rate > 1.01 * held
+    rate.jobs_left(140)  # under LAST_SECONDS at the rate: the probe stops, back at the plateau
+    _drive(rate, clock, 10.0)
+    assert rate.rate == pytest.approx(PLATEAU * held)
