@@ -244,3 +244,25 @@ async def test_one_list_of_rows_to_fix_in_every_report_and_the_page(write_csv, t
         words = await page.evaluate('document.querySelector("table.words").textContent')
         assert "the rest of the customer was saved" not in words.split("MISSING_LAST_NAME")[1].split("\\n")[0]
         assert [e for e in page.events if e[0] == "Runtime.exceptionThrown"] == []
+
+
+async def test_the_rows_data_written_in_parts_is_one_table(write_csv, tmp_path: Path, monkeypatch):
+    """The page writes its rows' data a few rows and a column at a time: the parts make one table, in order."""
+    import re
+
+    from importer.report import page as page_module
+
+    monkeypatch.setattr(page_module, "_ROWS_AT_A_TIME", 2)
+    path, mapping = _fix_loop_export(write_csv, tmp_path)
+    out = tmp_path / "out"
+    assert await asyncio.to_thread(main, ["validate", str(path), "-m", str(mapping), "--out", str(out)]) == 1
+    text = (out / "report.html").read_text(encoding="utf-8")
+    found = re.search(r'<script type="application/json" id="mk-data">(.*?)</script>', text, re.DOTALL)
+    assert found is not None
+    data = json.loads(found.group(1))
+    assert [r[0] for r in data["rows"]] == [3, 4, 5, 6, 7, 8, 9]
+    assert len(data["values"]) == len(data["columns"]) and {len(v) for v in data["values"]} == {7}
+    first = data["columns"].index("FIRST")
+    assert data["values"][first][2] == "=HYPERLINK(1)"  # the file's own value, not errors.csv's quoted one
+    async with open_page((out / "report.html").resolve().as_uri()) as page:
+        assert sorted(await _rows(page)) == [3, 4, 5, 6, 7, 8, 9]
