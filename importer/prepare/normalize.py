@@ -49,6 +49,11 @@ def _text(values: pa.Array, index: pd.Index | None = None) -> pd.Series:
     return pd.Series(TEXT_DTYPE.__from_arrow__(values), index=index)
 
 
+def _non_empty(values: pa.Array) -> np.ndarray:
+    found: np.ndarray = pc.fill_null(pc.not_equal(values, ""), False).to_numpy(zero_copy_only=False)
+    return found
+
+
 def _with_answers(values: pa.Array, where: np.ndarray, answers: list[str]) -> pa.Array:
     """`values` with the values at the positions `where` replaced by `answers` (a library's, one by one)."""
     if not len(where):
@@ -175,7 +180,7 @@ def _phones_unique(values: pd.Series) -> pd.Series:
     valid = np.zeros(len(values), dtype=bool)
     valid[fast_index[_nanp_valid(national.take(pa.array(fast_index)))]] = True
     out = pc.if_else(pa.array(valid), pc.binary_join_element_wise("+1", pc.fill_null(national, ""), ""), "")
-    slow = np.flatnonzero(~fast & pc.fill_null(pc.not_equal(arrow, ""), False).to_numpy(zero_copy_only=False))
+    slow = np.flatnonzero(~fast & _non_empty(arrow))
     texts = arrow.take(pa.array(slow)).to_pylist()
     return _text(_with_answers(out, slow, [phone_by_library(str(t)) for t in texts]))
 
@@ -270,7 +275,7 @@ def _emails_unique(values: pd.Series) -> pd.Series:
     fast = _fast_emails(arrow)
     refused = _matches(arrow, _LATIN_LOCAL)
     out = pc.if_else(pa.array(fast), arrow, "")
-    slow = np.flatnonzero(~fast & ~refused & pc.fill_null(pc.not_equal(arrow, ""), False).to_numpy(zero_copy_only=False))
+    slow = np.flatnonzero(~fast & ~refused & _non_empty(arrow))
     texts = arrow.take(pa.array(slow)).to_pylist()
     return _text(_with_answers(out, slow, [email_by_library(str(t)) for t in texts]))
 

@@ -105,8 +105,8 @@ _latin = st.sampled_from([chr(c) for c in range(0xC0, 0x250)])
 
 
 @settings(max_examples=500)
-@given(st.lists(st.builds(lambda a, letter, b, domain: f"{a}{letter}{b}@{domain}", st.text(alphabet="ab.\"+ é@", max_size=4),
-                          _latin, st.text(alphabet="ab.\"+ ü", max_size=4),
+@given(st.lists(st.builds(lambda a, letter, b, domain: f"{a}{letter}{b}@{domain}",
+                          st.text(alphabet="ab.\"+ é@", max_size=4), _latin, st.text(alphabet="ab.\"+ ü", max_size=4),
                           st.sampled_from(["example.com", "bücher.de", "[1.2.3.4]", "a", "x@y.com"])),
                 min_size=1, max_size=20))
 def test_email_fast_refusal_of_latin_letters_before_the_at_equals_library(values):

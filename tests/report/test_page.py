@@ -261,7 +261,8 @@ async def test_the_rows_data_written_in_parts_is_one_table(write_csv, tmp_path: 
     assert found is not None
     data = json.loads(found.group(1))
     assert [r[0] for r in data["rows"]] == [3, 4, 5, 6, 7, 8, 9]
-    assert len(data["values"]) == len(data["columns"]) and {len(v) for v in data["values"]} == {7}
+    assert len(data["values"]) == len(data["columns"])
+    assert {len(v) for v in data["values"]} == {7}
     first = data["columns"].index("FIRST")
     assert data["values"][first][2] == "=HYPERLINK(1)"  # the file's own value, not errors.csv's quoted one
     async with open_page((out / "report.html").resolve().as_uri()) as page:

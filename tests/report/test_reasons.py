@@ -34,4 +34,5 @@ def test_a_value_is_never_taken_for_the_problem_of_another_row():
     second = parser.warnings("Email: 'bob@y' was refused")
     assert first[0].problem != second[0].problem
     same = [parser.warnings(f"Cell Phone: not a valid phone number: '{v}'")[0] for v in ("555", "123")]
-    assert same[0] == same[1] and same[0].column == "Cell Phone"
+    assert same[0] == same[1]
+    assert same[0].column == "Cell Phone"
