@@ -27,55 +27,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from phonenumbers import phonenumberutil
 
+from importer.prepare.by_value import (
+    Normalized,
+    arrow_of,
+    matches,
+    non_empty,
+    on_uniques,
+    on_values,
+    text_of,
+    with_answers,
+)
 from importer.prepare.mapping import base_field, vehicle_groups, vehicle_prefix
 from importer.prepare.vin import NORTH_AMERICAN_PREFIX, TRANSLITERATION, VIN_PATTERN, WEIGHTS
 from importer.read.formulas import is_formula
-from importer.read.reader import TEXT_DTYPE
 
-Normalized = tuple[pd.Series, pd.Series]  # (normalized values, mask of dropped non-empty values)
 # Regexes here avoid \s and \d: pandas runs those through Python's re value by value (their Unicode
 # meaning differs from RE2's), while spelled-out classes stay in pyarrow's vectorized kernels.
 _WHITESPACE_RUN = "[ \t\r\n\f\v]+"
 
 
-def _arrow(values: pd.Series) -> pa.Array:
-    """The values as an Arrow array: the column's own buffers when it is Arrow-backed (no Python strings)."""
-    array = pa.array(values, type=pa.string(), from_pandas=True)
-    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-
-
-def _text(values: pa.Array, index: pd.Index | None = None) -> pd.Series:
-    """Arrow strings as a text column of the reader's dtype, without Python strings in between."""
-    return pd.Series(TEXT_DTYPE.__from_arrow__(values), index=index)
-
-
-def _non_empty(values: pa.Array) -> np.ndarray:
-    found: np.ndarray = pc.fill_null(pc.not_equal(values, ""), False).to_numpy(zero_copy_only=False)
-    return found
-
-
-def _with_answers(values: pa.Array, where: np.ndarray, answers: list[str]) -> pa.Array:
-    """`values` with the values at the positions `where` replaced by `answers` (a library's, one by one)."""
-    if not len(where):
-        return values
-    mask = np.zeros(len(values), dtype=bool)
-    mask[where] = True
-    replaced: pa.Array = pc.replace_with_mask(values, pa.array(mask), pa.array(answers, type=pa.string()))
-    return replaced
-
-
-def _matches(values: pa.Array, pattern: str) -> np.ndarray:
-    result: np.ndarray = pc.match_substring_regex(values, pattern).to_numpy(zero_copy_only=False)
-    return result
-
-
-def on_uniques(values: pd.Series, normalize: Callable[[pd.Series], pd.Series]) -> Normalized:
-    """Apply a normalizer to the distinct non-empty values only, and spread its answers back."""
-    codes, uniques = pd.factorize(values)
-    answers = _arrow(normalize(pd.Series(uniques, dtype="str")))
-    # Spread back in Arrow: a take of Python strings made an object for each of the chunk's rows.
-    result = _text(pc.fill_null(answers.take(pa.array(codes, mask=codes < 0)), ""), values.index)
-    return result, (values != "") & (result == "")
 
 
 # -- phones ----------------------------------------------------------------------------------------
@@ -137,11 +107,11 @@ def _nanp_valid(numbers: pa.Array) -> np.ndarray:
         def typed(region: _Region = region, subset: pa.Array = subset) -> np.ndarray:
             if region.general is None or region.types is None:
                 return np.zeros(len(subset), dtype=bool)
-            both: np.ndarray = _matches(subset, f"^(?:{region.general})$") & _matches(subset, f"^(?:{region.types})$")
+            both: np.ndarray = matches(subset, f"^(?:{region.general})$") & matches(subset, f"^(?:{region.types})$")
             return both
 
         if region.leading_digits:
-            chosen = _matches(subset, f"^(?:{region.leading_digits})")
+            chosen = matches(subset, f"^(?:{region.leading_digits})")
             valid[index[chosen]] = typed()[chosen]
         else:
             chosen = typed()
@@ -172,17 +142,17 @@ def phone_by_library(value: str, region: str = "US") -> str:
 
 
 def _phones_unique(values: pd.Series) -> pd.Series:
-    arrow = _arrow(values)
+    arrow = arrow_of(values)
     stripped = pc.replace_substring_regex(arrow, _PHONE_SEPARATORS, "")
     national = pc.extract_regex(stripped, _NANP_SHAPE).field(0)
-    fast = _matches(arrow, _PHONE_CHARS) & _matches(stripped, _NANP_SHAPE)
+    fast = matches(arrow, _PHONE_CHARS) & matches(stripped, _NANP_SHAPE)
     fast_index = np.flatnonzero(fast)
     valid = np.zeros(len(values), dtype=bool)
     valid[fast_index[_nanp_valid(national.take(pa.array(fast_index)))]] = True
     out = pc.if_else(pa.array(valid), pc.binary_join_element_wise("+1", pc.fill_null(national, ""), ""), "")
-    slow = np.flatnonzero(~fast & _non_empty(arrow))
+    slow = np.flatnonzero(~fast & non_empty(arrow))
     texts = arrow.take(pa.array(slow)).to_pylist()
-    return _text(_with_answers(out, slow, [phone_by_library(str(t)) for t in texts]))
+    return text_of(with_answers(out, slow, [phone_by_library(str(t)) for t in texts]))
 
 
 def normalize_phones(values: pd.Series) -> Normalized:
@@ -206,7 +176,7 @@ def non_ascii_local(values: pd.Series) -> pd.Series:
     the narrow shape the library always accepts is well formed; only the others reach the library.
     """
     def test(texts: pd.Series) -> pd.Series:
-        arrow = _arrow(texts.str.lower())
+        arrow = arrow_of(texts.str.lower())
         parts = pc.extract_regex(arrow, r"^(?P<local>[^@]*)@(?P<domain>[^@]*)$")
         local, domain = pc.fill_null(parts.field("local"), ""), pc.fill_null(parts.field("domain"), "")
         accented = ~pc.string_is_ascii(local).to_numpy(zero_copy_only=False) & parts.is_valid().to_numpy(
@@ -220,7 +190,7 @@ def non_ascii_local(values: pd.Series) -> pd.Series:
         strings = texts.to_numpy(dtype=object)
         answer[undecided] = [_valid_international(str(strings[i])) for i in undecided]
         return pd.Series(answer, dtype=bool)
-    return _on_values(values, test)
+    return on_values(values, test)
 
 
 def _valid_international(value: str) -> bool:
@@ -249,7 +219,7 @@ def email_by_library(value: str) -> str:
 
 def _special_use(domains: pa.Array) -> np.ndarray:
     special = "|".join(email_validator.SPECIAL_USE_DOMAIN_NAMES)
-    return _matches(domains, rf"(?:^|\.)(?:{special})$")
+    return matches(domains, rf"(?:^|\.)(?:{special})$")
 
 
 def _fast_emails(arrow: pa.Array) -> np.ndarray:
@@ -257,9 +227,9 @@ def _fast_emails(arrow: pa.Array) -> np.ndarray:
     parts = pc.extract_regex(arrow, r"^(?P<local>[^@]*)@(?P<domain>[^@]*)$")
     local_len = pc.fill_null(pc.utf8_length(parts.field("local")), _LOCAL_MAX + 1).to_numpy(zero_copy_only=False)
     domains = pc.fill_null(parts.field("domain"), "")
-    fast: np.ndarray = (_matches(arrow, _SIMPLE_EMAIL) & (local_len <= _LOCAL_MAX)
+    fast: np.ndarray = (matches(arrow, _SIMPLE_EMAIL) & (local_len <= _LOCAL_MAX)
                         & (pc.utf8_length(arrow).to_numpy(zero_copy_only=False) <= _EMAIL_MAX)
-                        & ~_matches(domains, "--") & ~_special_use(domains))
+                        & ~matches(domains, "--") & ~_special_use(domains))
     return fast
 
 
@@ -271,13 +241,13 @@ _LATIN_LOCAL = "^[^@]*[\u00c0-\u024f][^@]*@[^@]*$"
 
 
 def _emails_unique(values: pd.Series) -> pd.Series:
-    arrow = _arrow(values)
+    arrow = arrow_of(values)
     fast = _fast_emails(arrow)
-    refused = _matches(arrow, _LATIN_LOCAL)
+    refused = matches(arrow, _LATIN_LOCAL)
     out = pc.if_else(pa.array(fast), arrow, "")
-    slow = np.flatnonzero(~fast & ~refused & _non_empty(arrow))
+    slow = np.flatnonzero(~fast & ~refused & non_empty(arrow))
     texts = arrow.take(pa.array(slow)).to_pylist()
-    return _text(_with_answers(out, slow, [email_by_library(str(t)) for t in texts]))
+    return text_of(with_answers(out, slow, [email_by_library(str(t)) for t in texts]))
 
 
 def normalize_emails(values: pd.Series) -> Normalized:
@@ -325,8 +295,8 @@ for _char, _value in TRANSLITERATION.items():
 
 def valid_vin_mask(vins: pd.Series) -> np.ndarray:
     """is_valid_vin for every value, computed on arrays (the check digit as one matrix product)."""
-    arrow = _arrow(vins)
-    shaped = _matches(arrow, f"^{VIN_PATTERN}$")
+    arrow = arrow_of(vins)
+    shaped = matches(arrow, f"^{VIN_PATTERN}$")
     valid = shaped.copy()
     index = np.flatnonzero(shaped)
     if len(index):
@@ -494,8 +464,8 @@ def _placeholder(column: str, values: pd.Series, result: pd.Series) -> pd.Series
         return None
     test = placeholder_phones if column.startswith("phone") else placeholder_emails
     # Normalized phones are all "+1" and ten digits: the pattern runs on them as they are, in pyarrow.
-    found = (pd.Series(_matches(_arrow(result), _PLACEHOLDER_PHONE.replace("^", r"^\+", 1)), index=result.index)
-             if column.startswith("phone") else _on_values(result, test))
+    found = (pd.Series(matches(arrow_of(result), _PLACEHOLDER_PHONE.replace("^", r"^\+", 1)), index=result.index)
+             if column.startswith("phone") else on_values(result, test))
     refused = (result == "") & (values != "")
     if refused.any():
         typed = values[refused] if column.startswith("phone") else values[refused].str.lower()
@@ -522,13 +492,6 @@ def _reasons(column: str, values: pd.Series, dropped: pd.Series) -> list[tuple[p
         found[dropped] = non_ascii_local(values[dropped]).to_numpy(dtype=bool)
         return [(found, EMAIL_NON_ASCII_MESSAGE)] if found.any() else []
     return []
-
-
-def _on_values(values: pd.Series, test: Callable[[pd.Series], pd.Series]) -> pd.Series:
-    """A test of each distinct value, spread back over the rows."""
-    codes, uniques = pd.factorize(values)
-    answers = test(pd.Series(uniques, dtype="str")).to_numpy(dtype=bool)
-    return pd.Series(answers.take(codes), index=values.index, dtype=bool)
 
 
 def normalize_frame(canonical: pd.DataFrame, locale_default: str = "") -> tuple[pd.DataFrame, list[FieldProblem]]:

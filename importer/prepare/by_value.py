@@ -1,0 +1,66 @@
+"""Checks made once per distinct value, in Arrow, and their answers spread back over the rows.
+
+A column of a million rows holds far fewer distinct phones, emails or ZIPs; and a Python string per row, made
+to look at each value or to carry its answer, costs more than the check itself. The normalizers work on Arrow
+arrays and hand only the values their vectorized tests cannot decide to a library, one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from importer.read.reader import TEXT_DTYPE
+
+Normalized = tuple[pd.Series, pd.Series]  # (normalized values, mask of dropped non-empty values)
+
+
+def arrow_of(values: pd.Series) -> pa.Array:
+    """The values as an Arrow array: the column's own buffers when it is Arrow-backed (no Python strings)."""
+    array = pa.array(values, type=pa.string(), from_pandas=True)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def text_of(values: pa.Array, index: pd.Index | None = None) -> pd.Series:
+    """Arrow strings as a text column of the reader's dtype, without Python strings in between."""
+    return pd.Series(TEXT_DTYPE.__from_arrow__(values), index=index)
+
+
+def non_empty(values: pa.Array) -> np.ndarray:
+    found: np.ndarray = pc.fill_null(pc.not_equal(values, ""), False).to_numpy(zero_copy_only=False)
+    return found
+
+
+def with_answers(values: pa.Array, where: np.ndarray, answers: list[str]) -> pa.Array:
+    """`values` with the values at the positions `where` replaced by `answers` (a library's, one by one)."""
+    if not len(where):
+        return values
+    mask = np.zeros(len(values), dtype=bool)
+    mask[where] = True
+    replaced: pa.Array = pc.replace_with_mask(values, pa.array(mask), pa.array(answers, type=pa.string()))
+    return replaced
+
+
+def matches(values: pa.Array, pattern: str) -> np.ndarray:
+    result: np.ndarray = pc.match_substring_regex(values, pattern).to_numpy(zero_copy_only=False)
+    return result
+
+
+def on_uniques(values: pd.Series, normalize: Callable[[pd.Series], pd.Series]) -> Normalized:
+    """Apply a normalizer to the distinct non-empty values only, and spread its answers back."""
+    codes, uniques = pd.factorize(values)
+    answers = arrow_of(normalize(pd.Series(uniques, dtype="str")))
+    # Spread back in Arrow: a take of Python strings made an object for each of the chunk's rows.
+    result = text_of(pc.fill_null(answers.take(pa.array(codes, mask=codes < 0)), ""), values.index)
+    return result, (values != "") & (result == "")
+
+
+def on_values(values: pd.Series, test: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """A test of each distinct value, spread back over the rows."""
+    codes, uniques = pd.factorize(values)
+    answers = test(pd.Series(uniques, dtype="str")).to_numpy(dtype=bool)
+    return pd.Series(answers.take(codes), index=values.index, dtype=bool)
