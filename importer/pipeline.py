@@ -121,7 +121,7 @@ def validate(config: ValidateConfig) -> Finished:
             prepared = prepare(source, mapping, config.prepare, keep_rows=wants_requests)
             release_memory()
             extra: dict[str, Any] = {}
-            remembered = {}
+            remembered = None
             with contextlib.ExitStack() as stack:
                 store = None if config.state_path is None else stack.enter_context(
                     state_to_read(config.state_path, config.department))
@@ -248,7 +248,7 @@ def _remember_problems(state: StateStore, known: KnownProblems) -> None:
     """This run's problems replace the last run's in the state. The customers are saved already: a state that
     cannot take them costs only the next run's telling known problems from new ones."""
     try:
-        state.replace_problems(known.current.values())
+        state.replace_problems(known.current())
     except sqlite3.Error as exc:
         log.warning("the problems of this run could not be written to the state file (%s); the next run will "
                     "report them as new", exc)

@@ -19,7 +19,7 @@ import hashlib
 import os
 import sqlite3
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,17 +119,21 @@ class Saved:
     body: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """A problem as the state remembers it: the row it is about, its code, and since when it is reported."""
+#: The columns of the problems a state remembers, one row per problem: the row it is about (its customer key,
+#: or `#` and a hash of the row's cells where it has none), its code, the run that first reported it (ISO
+#: 8601, UTC) and how many runs in a row reported it, the last one included.
+PROBLEM_COLUMNS = ("subject", "code", "first_seen", "times_seen")
+#: Problems read or written at a time: a migration reports hundreds of thousands of rows to fix.
+_PROBLEMS_AT_A_TIME = 50_000
 
-    #: the customer key of the row, or `#` and a hash of the row's cells where it has none
-    subject: str
-    code: str
-    #: ISO 8601, UTC: the run that first reported it
-    first_seen: str
-    #: runs in a row that reported it, the last one included
-    times_seen: int
+
+def problems_frame(rows: Sequence[tuple[str, str, str, int]] = ()) -> pd.DataFrame:
+    """Problems as the state keeps them (PROBLEM_COLUMNS): texts in Arrow, no Python object per problem
+    (a dict of 300,000 of them held 100 MB)."""
+    subject, code, first, times = zip(*rows, strict=True) if rows else ((), (), (), ())
+    return pd.DataFrame({"subject": pd.Series(subject, dtype=TEXT_DTYPE), "code": pd.Series(code, dtype=TEXT_DTYPE),
+                         "first_seen": pd.Series(first, dtype=TEXT_DTYPE),
+                         "times_seen": pd.Series(times, dtype="int64")})
 
 
 class StateStore:
@@ -260,22 +264,28 @@ class StateStore:
                               "move it aside to start afresh") from None
         return found
 
-    def problems(self) -> dict[tuple[str, str], Problem]:
-        """The problems the last run reported, by (subject, code)."""
+    def problems(self) -> pd.DataFrame:
+        """The problems the last run reported (PROBLEM_COLUMNS, one row per subject and code)."""
+        parts = []
         try:
-            return {(subject, code): Problem(subject, code, first, int(times)) for subject, code, first, times
-                    in self._db.execute("SELECT subject, code, first_seen, times_seen FROM problems")}
+            cursor = self._db.execute("SELECT subject, code, first_seen, times_seen FROM problems")
+            while rows := cursor.fetchmany(_PROBLEMS_AT_A_TIME):
+                parts.append(problems_frame(rows))
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{self.path}: not a usable mk-import state file ({exc}); "
                               "move it aside to start afresh") from None
+        return pd.concat(parts, ignore_index=True) if parts else problems_frame()
 
-    def replace_problems(self, problems: Iterable[Problem]) -> None:
-        """This run's problems replace the last run's: a problem no longer reported is forgotten."""
+    def replace_problems(self, problems: pd.DataFrame) -> None:
+        """This run's problems (PROBLEM_COLUMNS) replace the last run's: a problem no longer reported is
+        forgotten."""
         with self._db:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM problems")
-            self._db.executemany("INSERT OR REPLACE INTO problems VALUES (?, ?, ?, ?)",
-                                 [(p.subject, p.code, p.first_seen, p.times_seen) for p in problems])
+            for at in range(0, len(problems), _PROBLEMS_AT_A_TIME):
+                part = problems.iloc[at:at + _PROBLEMS_AT_A_TIME]
+                self._db.executemany("INSERT OR REPLACE INTO problems VALUES (?, ?, ?, ?)", zip(
+                    *(part[c].tolist() for c in PROBLEM_COLUMNS[:3]), map(int, part["times_seen"]), strict=True))
 
     def journal_sending(self, key: str) -> None:
         """Note, before it is sent, a request whose fate a crash would leave unknown."""

@@ -11,7 +11,15 @@ import orjson
 import pytest
 
 from importer.errors import ConfigError
-from importer.send.state import SCHEMA_VERSION, STATE_COLUMNS, Problem, Saved, StateStore, pack_body, unpack_body
+from importer.send.state import (
+    SCHEMA_VERSION,
+    STATE_COLUMNS,
+    Saved,
+    StateStore,
+    pack_body,
+    problems_frame,
+    unpack_body,
+)
 from tests.conftest import DEPARTMENT
 from tests.helpers import DV_HEADER, dv_row, read_csv, read_summary
 from tests.test_run import run
@@ -253,7 +261,7 @@ def test_a_schema_2_state_migrates_and_keeps_its_customers(tmp_path: Path):
                                              "fingerprint": "f"}
         assert store.journaled() == {"9"}
         assert store.bodies(["7"]) == {}, "a customer saved before bodies were kept has none"
-        assert store.problems() == {}
+        assert store.problems().empty
         body = {"customer": {"customerKey": "7", "lastName": "Lee"}, "validateVin": True, "searchForDuplicate": True}
         store.record([("7", Saved("h2", "uuid-7", "70", "f2", pack_body(body)), False)])
         assert unpack_body(store.bodies(["7"])["7"]) == {"customer": {"lastName": "Lee"}}, "the key is kept apart"
@@ -277,10 +285,12 @@ def test_a_schema_1_state_migrates_too(tmp_path: Path):
 def test_problems_are_replaced_whole(tmp_path: Path):
     store = StateStore(tmp_path / "state.sqlite", "d")
     try:
-        store.replace_problems([Problem("1", "MISSING_LAST_NAME", "2026-01-01T01:00:00+00:00", 1),
-                                Problem("#ab", "INVALID_FIELD", "2026-01-01T01:00:00+00:00", 2)])
-        store.replace_problems([Problem("1", "MISSING_LAST_NAME", "2026-01-01T01:00:00+00:00", 2)])
-        assert list(store.problems()) == [("1", "MISSING_LAST_NAME")], "a problem gone is forgotten"
+        store.replace_problems(problems_frame([("1", "MISSING_LAST_NAME", "2026-01-01T01:00:00+00:00", 1),
+                                               ("#ab", "INVALID_FIELD", "2026-01-01T01:00:00+00:00", 2)]))
+        store.replace_problems(problems_frame([("1", "MISSING_LAST_NAME", "2026-01-01T01:00:00+00:00", 2)]))
+        remembered = store.problems()
+        assert list(zip(remembered["subject"], remembered["code"], remembered["times_seen"], strict=True)) == [
+            ("1", "MISSING_LAST_NAME", 2)], "a problem gone is forgotten"
     finally:
         store.close()
 
