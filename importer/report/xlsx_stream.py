@@ -42,10 +42,15 @@ _DEFAULT_COLUMN_PX, _ROW_PX, _DIGIT_PX, _PADDING_PX = 64, 20, 7, 5
 #: Rows spooled before their XML is written out (about a megabyte of XML at 23 columns).
 _ROWS_PER_WRITE = 1024
 #: A stand-in between a row's values when the row is searched once for anything a cell would need escaped:
-#: neither a space nor a character escaped, so a match always points at a real cell that needs the slow path.
+#: neither a space nor a character escaped, so what the search finds is always in a real value.
 _SEPARATOR = "\ue000"
-_ROW_SPECIAL = re.compile(
-    rf"[&<>\x00-\x08\x0b-\x1f\ufffe\uffff]|_x[0-9a-fA-F]{{4}}_|(?:^|{_SEPARATOR})\s|\s(?:{_SEPARATOR}|\Z)")
+#: Characters that send a row to the per-value check: those escaped, and every white space but the plain
+#: space (str.isspace's, which `xml:space="preserve"` depends on), wherever they are; a plain space is looked
+#: for at the values' edges only.
+_ROW_SPECIAL = re.compile("[&<>\x00-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufffe\uffff]")
+_EDGE_SPACES = (" " + _SEPARATOR, _SEPARATOR + " ")
+#: Anything in one value that needs the slow path (_cell_text).
+_CELL_SPECIAL = re.compile(r"[&<>\x00-\x08\x0b-\x1f\ufffe\uffff]|_x[0-9a-fA-F]{4}_|^\s|\s\Z")
 _ESCAPE_OF_ESCAPE = re.compile("(_x[0-9a-fA-F]{4}_)")
 _CONTROL = re.compile(r"([\x00-\x08\x0b-\x1f])")
 _XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
@@ -224,8 +229,6 @@ class Sheet:
         self.rows = (row, row) if rows is None else (min(rows[0], row), max(rows[1], row))
         self.columns = (column, column) if columns is None else (min(columns[0], column), max(columns[1], column))
 
-    def _middle(self, cell_format: CellFormat) -> str:
-        return f'" s="{self._book.formats.number(cell_format)}" t="inlineStr"><is>'
 
     def _grow(self, columns: int) -> None:
         """Cell-reference prefixes for this many columns; their formats are numbered on first use."""
@@ -237,48 +240,50 @@ class Sheet:
         middle = self._middles[column]
         if middle is None:
             own = self._formats[column] if column < len(self._formats) else self._other
-            middle = self._middles[column] = self._middle(own)
+            middle = self._middles[column] = self._book.middle(own)
         return middle
 
     def _render(self, row: int, values: Sequence[str], special: Mapping[int, CellFormat]) -> None:
+        # The hot loop (once per cell of errors.xlsx): a list lookup for the cell's opening and one f-string;
+        # the row is searched once for anything that needs escaping, and in the rare row that does, each
+        # value is searched again to escape only those that need it.
         r = str(row + 1)
         middles, prefixes = self._middles, self._prefixes
-        cells: list[str] = []
-        first = last = -1
         if len(values) > len(prefixes):
             self._grow(len(values))
-        if not special:
-            joined = _SEPARATOR.join(values)
-            if len(joined) <= MAX_TEXT // 2 and not _ROW_SPECIAL.search(joined):
-                # The common row: no value needs escaping, cutting or preserved spaces.
-                for i, value in enumerate(values):
-                    if value:
-                        middle = middles[i] or self._column_middle(i)
-                        cells.append(f"{prefixes[i]}{r}{middle}<t>{value}</t></is></c>")
-                        if first < 0:
-                            first = i
-                        last = i
-                self._finish_row(row, r, cells, first, last)
-                return
-        for i, value in enumerate(values):
-            cell_format = special.get(i)
-            if cell_format is not None:
-                middle = self._middle(cell_format)
-            elif value:
-                middle = middles[i] or self._column_middle(i)
-            else:
-                continue
-            cells.append(f"{prefixes[i]}{r}{middle}{_cell_text(value)}</t></is></c>")
-            if first < 0:
-                first = i
-            last = i
-        self._finish_row(row, r, cells, first, last)
-
-    def _finish_row(self, row: int, r: str, cells: list[str], first: int, last: int) -> None:
+        joined = _SEPARATOR.join(values)
+        plain = (len(joined) <= MAX_TEXT // 2 and not _ROW_SPECIAL.search(joined) and "_x" not in joined
+                 and joined[:1] != " " and joined[-1:] != " " and _EDGE_SPACES[0] not in joined
+                 and _EDGE_SPACES[1] not in joined)
+        if plain and not special:
+            cells = [f"{prefixes[i]}{r}{middles[i] or self._column_middle(i)}<t>{value}</t></is></c>"
+                     for i, value in enumerate(values) if value]
+        else:
+            cells = []
+            special_middle = self._book.middle
+            for i, value in enumerate(values):
+                cell_format = special.get(i)
+                if cell_format is not None:
+                    middle = special_middle(cell_format)
+                elif value:
+                    middle = middles[i] or self._column_middle(i)
+                else:
+                    continue
+                if plain or (len(value) <= MAX_TEXT // 2 and not _CELL_SPECIAL.search(value)):
+                    text = "<t>" + value
+                else:
+                    text = _cell_text(value)
+                cells.append(f"{prefixes[i]}{r}{middle}{text}</t></is></c>")
         if not cells:
             return
-        self._extend(row, first)
-        self._extend(row, last)
+        # The used range: only a row that could widen it is searched for its first and last cell.
+        columns = self.columns
+        if columns is None or columns[0] > 0:
+            self._extend(row, next(i for i, v in enumerate(values) if v or i in special))
+        if columns is None or len(values) - 1 > columns[1]:
+            self._extend(row, next(i for i in range(len(values) - 1, -1, -1) if values[i] or i in special))
+        else:
+            self._extend(row, columns[1])
         self._lines.append(f'<row r="{r}">{"".join(cells)}</row>')
         if len(self._lines) >= _ROWS_PER_WRITE:
             self._flush()
@@ -359,6 +364,15 @@ class XlsxStream:
         self._level = compress_level
         self.formats = _Formats()
         self.sheets: list[Sheet] = []
+        self._middles: dict[CellFormat, str] = {}
+
+    def middle(self, cell_format: CellFormat) -> str:
+        """The part of a cell's XML between its reference and its text; its format numbered on first use."""
+        found = self._middles.get(cell_format)
+        if found is None:
+            found = self._middles[cell_format] = (
+                f'" s="{self.formats.number(cell_format)}" t="inlineStr"><is>')
+        return found
 
     def __enter__(self) -> XlsxStream:
         return self
