@@ -6,8 +6,11 @@ import csv
 import re
 import shutil
 import subprocess
+import unicodedata
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 from unittest import mock
 
 import openpyxl
@@ -20,6 +23,8 @@ from importer.report import workbook
 from importer.report.workbook import write_errors_xlsx
 from importer.report.xlsx_stream import column_name
 from tests.report.xlsxwriter_book import XlsxWriterBook
+
+REFERENCE = cast(Any, XlsxWriterBook)  # the same calls as XlsxStream answers, not its type
 
 #: Text a cell can hold that XML or Excel treat specially: markup characters, quotes, control characters
 #: (written as `_x0001_`), a literal `_x0041_`, spaces at the edges, characters beyond U+FFFF, lines, and
@@ -36,7 +41,7 @@ REASONS = [("MISSING_LAST_NAME", "a person needs a last name (Last Name is empty
            ("", "", "State: not a US state: 'ZZ'"), ("", "", "")]
 
 text = st.one_of(st.sampled_from(AWKWARD), st.text(max_size=12),
-                 st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30))
+                 st.text(st.characters(codec="utf-8"), max_size=30))  # utf-8: no lone surrogates
 
 
 @st.composite
@@ -75,7 +80,7 @@ def test_every_part_is_what_xlsxwriter_writes_for_the_same_workbook(tmp_path_fac
     source = _write(folder / "errors.csv", *file)
     with mock.patch.object(workbook, "MAX_NOTES", cap):  # fewer notes than cells to fix, at times
         ours = write_errors_xlsx(folder / "ours.xlsx", source, sheet_rows)
-        reference = write_errors_xlsx(folder / "xlsxwriter.xlsx", source, sheet_rows, book=XlsxWriterBook)
+        reference = write_errors_xlsx(folder / "xlsxwriter.xlsx", source, sheet_rows, book=REFERENCE)
     assert ours == reference == len(file[1])
     mine, theirs = _parts(folder / "ours.xlsx"), _parts(folder / "xlsxwriter.xlsx")
     assert list(mine) == list(theirs)
@@ -90,7 +95,7 @@ def test_the_parts_are_the_same_for_notes_past_1024_on_several_sheets(tmp_path: 
              f"Email 1: not a valid email: 'e{n}@x'"] for n in range(3000)]
     source = _write(tmp_path / "errors.csv", header, rows)
     write_errors_xlsx(tmp_path / "ours.xlsx", source, 1800)
-    write_errors_xlsx(tmp_path / "xlsxwriter.xlsx", source, 1800, book=XlsxWriterBook)
+    write_errors_xlsx(tmp_path / "xlsxwriter.xlsx", source, 1800, book=REFERENCE)
     mine, theirs = _parts(tmp_path / "ours.xlsx"), _parts(tmp_path / "xlsxwriter.xlsx")
     assert b'data="1,2,3,4"' in mine["xl/drawings/vmlDrawing1.vml"]
     assert mine == theirs
@@ -102,7 +107,7 @@ def _expected(header: list[str], rows: list[list[str]]) -> list[list[str]]:
     return [header, *([v.removeprefix("'") if i == key else v for i, v in enumerate(r)] for r in rows)]
 
 
-def _trimmed(rows: list[list[object]]) -> list[list[str]]:
+def _trimmed(rows: Sequence[Sequence[object]]) -> list[list[str]]:
     out = [["" if v is None else str(v) for v in row] for row in rows]
     for row in out:
         while row and not row[-1]:
@@ -112,8 +117,9 @@ def _trimmed(rows: list[list[object]]) -> list[list[str]]:
 
 readable = st.one_of(st.sampled_from(["&<>\"'", " leading", "trailing ", "😀 ok", "line\nnext", "0000082", "",
                                       "a  b"]),
-                     st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=20)
-                     .filter(lambda t: not t.startswith(("'", "=", "+", "-", "@"))))
+                     st.text(st.characters(codec="utf-8"), max_size=20)
+                     .filter(lambda t: not t.startswith(("'", "=", "+", "-", "@")))
+                     .filter(lambda t: not any(unicodedata.category(c) == "Cc" for c in t)))
 
 
 @settings(max_examples=40, deadline=None)
@@ -125,7 +131,7 @@ def test_calamine_and_openpyxl_read_back_errors_csvs_values(tmp_path_factory, ke
     header = ["Customer Number", "Last Name", "mk_customer_key", "mk_error_code", "Note"]
     source = _write(folder / "errors.csv", header, rows)
     write_errors_xlsx(folder / "errors.xlsx", source, 4)
-    expected = _trimmed(_expected(header, rows))  # type: ignore[arg-type]
+    expected = _trimmed(_expected(header, rows))
 
     book = CalamineWorkbook.from_path(str(folder / "errors.xlsx"))
     by_calamine = [row for i, name in enumerate(book.sheet_names)
