@@ -205,6 +205,8 @@ class Sheet:
         if row >= MAX_ROWS:
             raise ValueError(f"a worksheet holds {MAX_ROWS} rows")
         self._next_row += 1
+        if not special and not any(values):
+            return row  # nothing to write; nor does it end the previous row, as in XlsxWriter
         # The previous row's XML is made only now, as XlsxWriter makes it when the next row starts: the
         # formats are numbered in the order their cells are made, and the numbering must be the same.
         if self._pending is not None:
