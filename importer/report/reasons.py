@@ -16,6 +16,8 @@ from importer.read.reader import header_key
 
 #: Row-level error codes whose column a mapping names, when the message does not.
 _FIELD_OF_CODE = {"MISSING_LAST_NAME": "lastName", "MISSING_COMPANY": "company"}
+#: Distinct (code, message) pairs whose reasons are kept: bounded, as a file can word each row differently.
+_CACHED_ERRORS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,12 @@ class ReasonParser:
         self.fields = {name: self._header_of.get(header_key(c), c) for name, c in (fields or {}).items()}
         names = "|".join(re.escape(k) for k in [*self._keys, "api"])
         self._split = re.compile(f"; (?=(?:{names}): )", re.IGNORECASE)
+        #: When no column's name holds ": ", the column a warning starts with is the text before its first
+        #: ": ", found by one lookup instead of a try of every column (the longest-first rule cannot then
+        #: differ: a column matching ends exactly where the first ": " begins).
+        self._by_prefix = not any(": " in k for k in self._keys)
+        #: A row's error reasons by (code, message): rows to fix share a few messages, thousands of times.
+        self._errors: dict[tuple[str, str], list[Reason]] = {}
 
     def column_in(self, text: str) -> str | None:
         """The column a message is about: one it starts with, or one that opens a parenthesis in it
@@ -57,6 +65,10 @@ class ReasonParser:
     def _column_of(self, piece: str) -> tuple[str | None, str]:
         """The column a warning starts with, and the rest of the warning."""
         folded = piece.casefold()
+        if self._by_prefix:
+            end = folded.find(": ")
+            column = self._header_of.get(folded[:end]) if end >= 0 else None
+            return (column, piece[end + 2:]) if column is not None else (None, piece)
         for key in self._keys:
             if folded.startswith(f"{key}: "):
                 return self._header_of[key], piece[len(key) + 2:]
@@ -77,6 +89,17 @@ class ReasonParser:
 
     def reasons(self, error_code: str, error_message: str, warnings: str) -> list[Reason]:
         """Every reason of one row: its error first (if any), then its warnings."""
+        found = self._errors.get((error_code, error_message))
+        if found is None:
+            found = self._error(error_code, error_message)
+            if len(self._errors) < _CACHED_ERRORS:
+                self._errors[error_code, error_message] = found
+        found = list(found)
+        if warnings and warnings != error_message:
+            found += self.warnings(warnings)
+        return found
+
+    def _error(self, error_code: str, error_message: str) -> list[Reason]:
         found: list[Reason] = []
         if error_code == "INVALID_FIELD":  # --strict: the message is the field warnings themselves
             found += [Reason(r.column, r.problem, r.meaning, r.fix, error=True)
@@ -84,8 +107,6 @@ class ReasonParser:
         elif error_code:
             column = self.fields.get(_FIELD_OF_CODE.get(error_code, "")) or self.column_in(error_message)
             found.append(Reason(column, error_code, *_words(explain(error_code)), error=True))
-        if warnings and warnings != error_message:
-            found += self.warnings(warnings)
         return found
 
 

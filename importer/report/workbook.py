@@ -35,8 +35,6 @@ HEAD = CellFormat(fill="#E8EAED", bold=True, bottom_border=True)
 REASON = CellFormat(fill="#FFF2CC")
 REASON_HEAD = CellFormat(fill="#FFD966", bold=True, bottom_border=True)
 FLAGGED = CellFormat(fill="#F4CCCC")
-#: Distinct (error code, message, warnings) of rows kept with their notes: rows to fix share few of them.
-_CACHED_REASONS = 50_000
 log = logging.getLogger("mk_import.report")
 
 Book = Callable[[IO[bytes], NoteBox], XlsxStream]
@@ -64,21 +62,14 @@ def _write_sheets(book: XlsxStream, header: list[str], rows: Iterator[list[str]]
     where = {c: i for i, c in enumerate(header)}
     code_at, message_at, warnings_at = (where.get(c) for c in ("mk_error_code", "mk_error_message", "mk_warnings"))
     key_at = where.get(EXPORT_KEY_COLUMN)
-    notes_of: dict[tuple[str, str, str], dict[int, str]] = {}
 
     def notes_for(code: str, message: str, warnings: str) -> dict[int, str]:
-        """Each concerned column's note for a row's reasons; rows with the same texts share them."""
-        found = notes_of.get((code, message, warnings))
-        if found is None:
-            concerned: dict[int, list[str]] = {}
-            for r in parser.reasons(code, message, warnings):
-                if r.column is not None and r.column in where:
-                    concerned.setdefault(where[r.column], []).append(f"{r.meaning}.\nTo fix: {r.fix}.")
-            # in column order: the order notes are counted in, up to MAX_NOTES
-            found = {i: "\n\n".join(dict.fromkeys(concerned[i])) for i in sorted(concerned)}
-            if len(notes_of) < _CACHED_REASONS:
-                notes_of[code, message, warnings] = found
-        return found
+        """Each concerned column's note for a row's reasons, in column order (the order notes are counted in)."""
+        concerned: dict[int, list[str]] = {}
+        for r in parser.reasons(code, message, warnings):
+            if r.column is not None and r.column in where:
+                concerned.setdefault(where[r.column], []).append(f"{r.meaning}.\nTo fix: {r.fix}.")
+        return {i: "\n\n".join(dict.fromkeys(concerned[i])) for i in sorted(concerned)}
 
     def new_sheet(number: int) -> Sheet:
         sheet = book.add_sheet("errors" if number == 1 else f"errors {number}", widths, formats, TEXT)

@@ -403,14 +403,14 @@ class XlsxStream:
         noted = [s for s in self.sheets if s.notes]
         with zipfile.ZipFile(self._stream, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=self._level) as z:
             def put(name: str, text: str) -> None:
-                z.writestr(_entry(name), text.encode("utf-8"))
+                z.writestr(name, text.encode("utf-8"))
 
             put("[Content_Types].xml", self._content_types(len(noted)))
             put("_rels/.rels", _ROOT_RELS)
             put("xl/_rels/workbook.xml.rels", self._workbook_rels())
             for number, sheet in enumerate(self.sheets, start=1):
                 # force_zip64: a sheet's XML can pass 4 GB, which a zip member's size field needs zip64 for.
-                with z.open(_entry(f"xl/worksheets/sheet{number}.xml"), "w", force_zip64=True) as member:
+                with z.open(f"xl/worksheets/sheet{number}.xml", "w", force_zip64=True) as member:
                     sheet.write_xml(member, selected=number == 1, drawing=bool(sheet.notes))
             put("xl/workbook.xml", self._workbook_xml())
             data_id, shape_id = 1, 1024
@@ -498,12 +498,6 @@ _ROOT_RELS = (
     f'<Relationship Id="rId2" Type="{_PACKAGE_REL_NS}/metadata/core-properties" Target="docProps/core.xml"/>'
     f'<Relationship Id="rId3" Type="{_REL_NS}/extended-properties" Target="docProps/app.xml"/></Relationships>')
 _THEME = importlib.resources.files(__package__ or "importer.report").joinpath("xlsx_theme.xml").read_text("utf-8")
-
-
-def _entry(name: str) -> zipfile.ZipInfo:
-    entry = zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))  # the same bytes for the same workbook
-    entry.compress_type = zipfile.ZIP_DEFLATED
-    return entry
 
 
 def _quoted(name: str) -> str:
