@@ -205,6 +205,8 @@ class Sheet:
         if row >= MAX_ROWS:
             raise ValueError(f"a worksheet holds {MAX_ROWS} rows")
         self._next_row += 1
+        if special and max(special) >= len(values):
+            special = {i: f for i, f in special.items() if i < len(values)}
         if not special and not any(values):
             return row  # nothing to write; nor does it end the previous row, as in XlsxWriter
         # The previous row's XML is made only now, as XlsxWriter makes it when the next row starts: the
@@ -257,9 +259,23 @@ class Sheet:
         plain = (len(joined) <= MAX_TEXT // 2 and not _ROW_SPECIAL.search(joined) and "_x" not in joined
                  and joined[:1] != " " and joined[-1:] != " " and _EDGE_SPACES[0] not in joined
                  and _EDGE_SPACES[1] not in joined)
-        if plain and not special:
-            cells = [f"{prefixes[i]}{r}{middles[i] or self._column_middle(i)}<t>{value}</t></is></c>"
-                     for i, value in enumerate(values) if value]
+        known = self._book.middles
+        mids: list[str | None] | None = None
+        if plain and (None not in (middles if len(middles) == len(values) else middles[:len(values)])
+                      and all(f in known for f in special.values())):
+            # Every format this row uses is numbered already (every row but the first few): no numbering
+            # to do in cell order, so one comprehension makes the row.
+            mids = middles
+            if special:
+                mids = middles.copy()
+                for i, own in special.items():
+                    mids[i] = known[own]
+        # (the prefixes and formats can run past the row's values: zip stops at its last value)
+        if mids is not None and not any(not values[i] for i in special):
+            cells = [f"{p}{r}{m}<t>{v}</t></is></c>" for p, m, v in zip(prefixes, mids, values, strict=False) if v]
+        elif mids is not None:  # a special cell is empty, and written all the same
+            cells = [f"{p}{r}{m}<t>{v}</t></is></c>"
+                     for i, (p, m, v) in enumerate(zip(prefixes, mids, values, strict=False)) if v or i in special]
         else:
             cells = []
             special_middle = self._book.middle
@@ -366,13 +382,14 @@ class XlsxStream:
         self._level = compress_level
         self.formats = _Formats()
         self.sheets: list[Sheet] = []
-        self._middles: dict[CellFormat, str] = {}
+        #: the part of a cell's XML between its reference and its text, by format
+        self.middles: dict[CellFormat, str] = {}
 
     def middle(self, cell_format: CellFormat) -> str:
         """The part of a cell's XML between its reference and its text; its format numbered on first use."""
-        found = self._middles.get(cell_format)
+        found = self.middles.get(cell_format)
         if found is None:
-            found = self._middles[cell_format] = (
+            found = self.middles[cell_format] = (
                 f'" s="{self.formats.number(cell_format)}" t="inlineStr"><is>')
         return found
 
