@@ -167,13 +167,6 @@ class _Formats:
                 'defaultPivotStyle="PivotStyleLight16"/></styleSheet>')
 
 
-@dataclass(frozen=True, slots=True)
-class _Note:
-    row: int
-    column: int
-    text: str
-
-
 class Sheet:
     """One worksheet: rows written in order, row 0 first, each row's cells spooled as XML."""
 
@@ -194,7 +187,7 @@ class Sheet:
         self._next_row = 0
         self.rows: tuple[int, int] | None = None  #: first and last row holding a cell
         self.columns: tuple[int, int] | None = None  #: first and last column holding a cell
-        self.notes: dict[tuple[int, int], _Note] = {}
+        self.notes: dict[tuple[int, int], str] = {}  #: a note's text by its cell's (row, column)
         self.autofilter_range: tuple[int, int] | None = None
 
     def write_row(self, values: Sequence[str], special: Mapping[int, CellFormat] | None = None) -> int:
@@ -220,7 +213,7 @@ class Sheet:
         """A note (comment) on a cell; False if its text is over Excel's limit, and nothing is written."""
         if _utf16_len(text) > MAX_TEXT:
             return False
-        self.notes[row, column] = _Note(row, column, text)
+        self.notes[row, column] = text
         self._extend(row, column)
         return True
 
@@ -232,7 +225,6 @@ class Sheet:
         rows, columns = self.rows, self.columns
         self.rows = (row, row) if rows is None else (min(rows[0], row), max(rows[1], row))
         self.columns = (column, column) if columns is None else (min(columns[0], column), max(columns[1], column))
-
 
     def _grow(self, columns: int) -> None:
         """Cell-reference prefixes for this many columns; their formats are numbered on first use."""
@@ -535,11 +527,9 @@ def _core_xml(now: datetime) -> str:
 
 def _comments(sheet: Sheet, box: NoteBox) -> str:
     notes = []
-    for key in sorted(sheet.notes):
-        note = sheet.notes[key]
-        text = note.text
+    for (row, column), text in sorted(sheet.notes.items()):
         space = ' xml:space="preserve"' if text and (text[0].isspace() or text[-1].isspace()) else ""
-        notes.append(f'<comment ref="{column_name(note.column)}{note.row + 1}" authorId="0"><text><r><rPr>'
+        notes.append(f'<comment ref="{column_name(column)}{row + 1}" authorId="0"><text><r><rPr>'
                      f'{_NOTE_FONT}<rFont val="Tahoma"/><family val="2"/></rPr><t{space}>{_escape(text)}</t>'
                      "</r></text></comment>")
     return (f'{_XML_DECLARATION}<comments xmlns="{_MAIN_NS}"><authors><author>{_escape(box.author)}</author>'
@@ -551,9 +541,8 @@ def _vml(sheet: Sheet, data_id: int, shape_id: int, box: NoteBox) -> str:
     ids = ",".join(str(data_id + i) for i in range(count // 1024 + 1))
     width, height = int(0.5 + 128 * box.x_scale), int(0.5 + 74 * box.y_scale)
     shapes = []
-    for z, key in enumerate(sorted(sheet.notes), start=1):
-        note = sheet.notes[key]
-        anchor, left, top = _note_position(sheet, note.row, note.column, width, height)
+    for z, (row, column) in enumerate(sorted(sheet.notes), start=1):
+        anchor, left, top = _note_position(sheet, row, column, width, height)
         style = (f"position:absolute;margin-left:{left * 0.75:.15g}pt;margin-top:{top * 0.75:.15g}pt;"
                  f"width:{width * 0.75:.15g}pt;height:{height * 0.75:.15g}pt;z-index:{z};visibility:hidden")
         shapes.append(
@@ -561,8 +550,8 @@ def _vml(sheet: Sheet, data_id: int, shape_id: int, box: NoteBox) -> str:
             'o:insetmode="auto"><v:fill color2="#ffffe1"/><v:shadow on="t" color="black" obscured="t"/>'
             '<v:path o:connecttype="none"/><v:textbox style="mso-direction-alt:auto"><div style="text-align:left">'
             '</div></v:textbox><x:ClientData ObjectType="Note"><x:MoveWithCells/><x:SizeWithCells/>'
-            f"<x:Anchor>{anchor}</x:Anchor><x:AutoFill>False</x:AutoFill><x:Row>{note.row}</x:Row>"
-            f"<x:Column>{note.column}</x:Column></x:ClientData></v:shape>")
+            f"<x:Anchor>{anchor}</x:Anchor><x:AutoFill>False</x:AutoFill><x:Row>{row}</x:Row>"
+            f"<x:Column>{column}</x:Column></x:ClientData></v:shape>")
     return ('<xml xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" '
             'xmlns:x="urn:schemas-microsoft-com:office:excel"><o:shapelayout v:ext="edit">'
             f'<o:idmap v:ext="edit" data="{ids}"/></o:shapelayout><v:shapetype id="_x0000_t202" '
