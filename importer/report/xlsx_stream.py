@@ -39,8 +39,8 @@ COMPRESS_LEVEL = 1
 #: Excel's limits: rows and columns of a sheet, UTF-16 units of a cell's text.
 MAX_ROWS, MAX_COLUMNS, MAX_TEXT = 1_048_576, 16_384, 32_767
 _DEFAULT_COLUMN_PX, _ROW_PX, _DIGIT_PX, _PADDING_PX = 64, 20, 7, 5
-#: Rows spooled before their XML is written out (about a megabyte of XML at 23 columns).
-_ROWS_PER_WRITE = 1024
+#: Rows whose XML is joined and written to the spool at once (about a megabyte at 23 columns).
+_ROWS_PER_WRITE = 512
 #: A stand-in between a row's values when the row is searched once for anything a cell would need escaped:
 #: neither a space nor a character escaped, so what the search finds is always in a real value.
 _SEPARATOR = "\ue000"
@@ -179,6 +179,7 @@ class Sheet:
         #: a column's width in pixels, as Excel converts a width in characters
         self._px = [int(w * _DIGIT_PX + 0.5) + _PADDING_PX for w in widths]
         self._prefixes: list[str] = []
+        self._unsettled = 1  #: 0 once every column of `formats` has its middle part (see _settled)
         #: the `s=...` middle of a column's cells once its format has a number (numbered on first use)
         self._middles: list[str | None] = []
         self._spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
@@ -226,6 +227,20 @@ class Sheet:
         self.rows = (row, row) if rows is None else (min(rows[0], row), max(rows[1], row))
         self.columns = (column, column) if columns is None else (min(columns[0], column), max(columns[1], column))
 
+    def _settled(self, columns: int) -> bool:
+        """Whether the formats of the first `columns` columns all have their numbers; if so, each of these
+        columns has its cells' middle part at hand (making them now numbers nothing)."""
+        if self._unsettled <= 0 and columns <= len(self._formats):
+            return True
+        known = self._book.middles
+        if any(f not in known for f in self._formats) or (columns > len(self._formats) and self._other not in known):
+            return False
+        for i in range(columns):
+            if self._middles[i] is None:
+                self._column_middle(i)
+        self._unsettled = 0
+        return True
+
     def _grow(self, columns: int) -> None:
         """Cell-reference prefixes for this many columns; their formats are numbered on first use."""
         while len(self._prefixes) < columns:
@@ -253,9 +268,8 @@ class Sheet:
                  and _EDGE_SPACES[1] not in joined)
         known = self._book.middles
         mids: list[str | None] | None = None
-        if plain and (None not in (middles if len(middles) == len(values) else middles[:len(values)])
-                      and all(f in known for f in special.values())):
-            # Every format this row uses is numbered already (every row but the first few): no numbering
+        if plain and self._settled(len(values)) and all(f in known for f in special.values()):
+            # Every format this row can use is numbered already (every row but the first few): no numbering
             # to do in cell order, so one comprehension makes the row.
             mids = middles
             if special:
