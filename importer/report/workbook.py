@@ -87,8 +87,7 @@ def _write_sheets(book: XlsxStream, header: list[str], rows: Iterator[list[str]]
             sheet, line = new_sheet(sheets), 0
         line += 1
         written += 1
-        # Only a value errors.csv quoted is changed (most are not): the regular expression is the cost.
-        values = [undefuse_text(v) if v[:1] == "'" else v for v in row]
+        values = [undefuse_text(v) if v[:1] == "'" else v for v in row]  # most values start otherwise
         if key_at is not None and key_at < len(values):
             values[key_at] = values[key_at].removeprefix(KEY_QUOTE)  # a text cell needs no quote to stay text
         concerned = notes_for(field(values, code_at), field(values, message_at), field(values, warnings_at))

@@ -235,7 +235,9 @@ class Sheet:
         known = self._book.middles
         if any(f not in known for f in self._formats) or (columns > len(self._formats) and self._other not in known):
             return False
-        for i in range(columns):
+        every = max(columns, len(self._formats))
+        self._grow(every)
+        for i in range(every):
             if self._middles[i] is None:
                 self._column_middle(i)
         self._unsettled = 0
@@ -266,18 +268,24 @@ class Sheet:
         plain = (len(joined) <= MAX_TEXT // 2 and not _ROW_SPECIAL.search(joined) and "_x" not in joined
                  and joined[:1] != " " and joined[-1:] != " " and _EDGE_SPACES[0] not in joined
                  and _EDGE_SPACES[1] not in joined)
-        known = self._book.middles
         mids: list[str | None] | None = None
-        if plain and self._settled(len(values)) and all(f in known for f in special.values()):
+        empty_special = False
+        if plain and self._settled(len(values)):
             # Every format this row can use is numbered already (every row but the first few): no numbering
             # to do in cell order, so one comprehension makes the row.
             mids = middles
             if special:
+                known = self._book.middles
                 mids = middles.copy()
                 for i, own in special.items():
-                    mids[i] = known[own]
+                    middle = known.get(own)
+                    if middle is None:  # a format first used here: numbered in cell order, below
+                        mids = None
+                        break
+                    mids[i] = middle
+                    empty_special = empty_special or not values[i]
         # (the prefixes and formats can run past the row's values: zip stops at its last value)
-        if mids is not None and not any(not values[i] for i in special):
+        if mids is not None and not empty_special:
             cells = [f"{p}{r}{m}<t>{v}</t></is></c>" for p, m, v in zip(prefixes, mids, values, strict=False) if v]
         elif mids is not None:  # a special cell is empty, and written all the same
             cells = [f"{p}{r}{m}<t>{v}</t></is></c>"
@@ -301,13 +309,13 @@ class Sheet:
         if not cells:
             return
         # The used range: only a row that could widen it is searched for its first and last cell.
-        columns = self.columns
+        columns, rows = self.columns, self.rows
         if columns is None or columns[0] > 0:
             self._extend(row, next(i for i, v in enumerate(values) if v or i in special))
         if columns is None or len(values) - 1 > columns[1]:
             self._extend(row, next(i for i in range(len(values) - 1, -1, -1) if values[i] or i in special))
-        else:
-            self._extend(row, columns[1])
+        elif rows is not None and row > rows[1]:  # rows come in order: only the last one moves
+            self.rows = (rows[0], row)
         self._lines.append(f'<row r="{r}">{"".join(cells)}</row>')
         if len(self._lines) >= _ROWS_PER_WRITE:
             self._flush()

@@ -15,7 +15,7 @@ from unittest import mock
 
 import openpyxl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from python_calamine import CalamineWorkbook
 
@@ -73,8 +73,12 @@ def _parts(path: Path) -> dict[str, bytes]:
     return parts
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(error_files(), st.integers(2, 5), st.integers(0, 4))
+# a second sheet whose first row is shorter than its next (once found wrong)
+@example((["Customer Number", "First Name "], [["a"], ["a"], ["b"], ["b", "c"]]), 3, 0)
+# rows with nothing to write end no row (once found wrong)
+@example((["mk_warnings"], [[], [], ["", "&<>\"'"], []]), 3, 0)
 def test_every_part_is_what_xlsxwriter_writes_for_the_same_workbook(tmp_path_factory, file, sheet_rows, cap):
     folder = tmp_path_factory.mktemp("xlsx")
     source = _write(folder / "errors.csv", *file)
