@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from importer.report import reasons
 from importer.report.reasons import ReasonParser
 
 NAMES = ["Cell Phone", "Cell Phone 2", "cell phone", "Email 1", "Straße", "STRASSE", " First Name ", "Name", "ß",
@@ -17,20 +20,25 @@ name = st.one_of(st.sampled_from(NAMES), st.text(min_size=1, max_size=8))
 @st.composite
 def warnings_texts(draw: st.DrawFn) -> tuple[list[str], str]:
     header = draw(st.lists(name, min_size=1, max_size=6))
+    quote = st.sampled_from(["'", '"'])
     pieces = [f"{draw(st.one_of(st.sampled_from(header), name))}: {draw(st.sampled_from(MESSAGES))}: "
-              f"'{draw(st.text(max_size=10))}'" for _ in range(draw(st.integers(1, 4)))]
+              f"{draw(quote)}{draw(st.text(max_size=10))}'" for _ in range(draw(st.integers(1, 4)))]
     if draw(st.booleans()):
         pieces.append("API: W123 something, W7 else")
     return header, "; ".join(pieces)
 
 
 @settings(max_examples=300, deadline=None)
-@given(warnings_texts())
-def test_a_warnings_column_found_by_one_lookup_is_the_one_the_full_search_finds(case):
+@given(warnings_texts(), warnings_texts())
+def test_a_warnings_reason_by_the_shortcuts_is_the_full_searchs(case, other):
     header, text = case
     quick, full = ReasonParser(header), ReasonParser(header)
+    quick.warnings(other[1])  # reasons kept from another row's warnings
     full._by_prefix = False  # every column tried, longest first
-    assert quick.warnings(text) == full.warnings(text)
+    with mock.patch.object(reasons, "_COLON_FREE", False):  # nothing kept: each warning read whole
+        expected = full.warnings(text)
+    assert quick.warnings(text) == expected
+    assert quick.warnings(text) == expected  # and from the kept reasons
 
 
 @settings(max_examples=100, deadline=None)
