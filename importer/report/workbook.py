@@ -20,7 +20,7 @@ from typing import IO
 from importer.read.formulas import undefuse_text
 from importer.read.reader import EXPORT_KEY_COLUMN, KEY_QUOTE
 from importer.report.folders import private_binary_file
-from importer.report.reasons import ReasonParser
+from importer.report.reasons import Reason, ReasonParser
 from importer.report.xlsx_stream import CellFormat, NoteBox, Sheet, XlsxStream
 
 #: Rows a worksheet holds, header included (Excel's limit).
@@ -35,6 +35,8 @@ HEAD = CellFormat(fill="#E8EAED", bold=True, bottom_border=True)
 REASON = CellFormat(fill="#FFF2CC")
 REASON_HEAD = CellFormat(fill="#FFD966", bold=True, bottom_border=True)
 FLAGGED = CellFormat(fill="#F4CCCC")
+#: Distinct sets of reasons whose notes are kept (a file's rows to fix share a few hundred).
+_KEPT_NOTES = 10_000
 log = logging.getLogger("mk_import.report")
 
 Book = Callable[[IO[bytes], NoteBox], XlsxStream]
@@ -63,13 +65,23 @@ def _write_sheets(book: XlsxStream, header: list[str], rows: Iterator[list[str]]
     code_at, message_at, warnings_at = (where.get(c) for c in ("mk_error_code", "mk_error_message", "mk_warnings"))
     key_at = where.get(EXPORT_KEY_COLUMN)
 
-    def notes_for(code: str, message: str, warnings: str) -> dict[int, str]:
-        """Each concerned column's note for a row's reasons, in column order (the order notes are counted in)."""
-        concerned: dict[int, list[str]] = {}
-        for r in parser.reasons(code, message, warnings):
-            if r.column is not None and r.column in where:
-                concerned.setdefault(where[r.column], []).append(f"{r.meaning}.\nTo fix: {r.fix}.")
-        return {i: "\n\n".join(dict.fromkeys(concerned[i])) for i in sorted(concerned)}
+    notes_of: dict[tuple[Reason, ...], tuple[dict[int, str], dict[int, CellFormat]]] = {}
+
+    def notes_for(code: str, message: str, warnings: str) -> tuple[dict[int, str], dict[int, CellFormat]]:
+        """Each concerned column's note for a row's reasons, in column order (the order notes are counted in),
+        and the fill of those cells. Rows with the same reasons (most of a messy file's) share them."""
+        found = parser.reasons(code, message, warnings)
+        shared = notes_of.get(tuple(found))
+        if shared is None:
+            concerned: dict[int, list[str]] = {}
+            for r in found:
+                if r.column is not None and r.column in where:
+                    concerned.setdefault(where[r.column], []).append(f"{r.meaning}.\nTo fix: {r.fix}.")
+            notes = {i: "\n\n".join(dict.fromkeys(concerned[i])) for i in sorted(concerned)}
+            shared = (notes, dict.fromkeys(notes, FLAGGED))
+            if len(notes_of) < _KEPT_NOTES:
+                notes_of[tuple(found)] = shared
+        return shared
 
     def new_sheet(number: int) -> Sheet:
         sheet = book.add_sheet("errors" if number == 1 else f"errors {number}", widths, formats, TEXT)
@@ -90,10 +102,11 @@ def _write_sheets(book: XlsxStream, header: list[str], rows: Iterator[list[str]]
         values = [undefuse_text(v) if v[:1] == "'" else v for v in row]  # most values start otherwise
         if key_at is not None and key_at < len(values):
             values[key_at] = values[key_at].removeprefix(KEY_QUOTE)  # a text cell needs no quote to stay text
-        concerned = notes_for(field(values, code_at), field(values, message_at), field(values, warnings_at))
+        concerned, fills = notes_for(field(values, code_at), field(values, message_at), field(values, warnings_at))
         # A cell a reason concerns is filled (even when empty: the value to fill in is missing); other cells
         # take their column's format, and an empty one is not written, its column's format being Text already.
-        sheet.write_row(values, {i: FLAGGED for i in concerned if i < len(values)})
+        # (A concerned column past a short row's values is not written.)
+        sheet.write_row(values, fills)
         for i, text in concerned.items():
             if i < len(values) and notes < MAX_NOTES:  # the reason on the cell itself, where a person fixing it looks
                 sheet.note(line, i, text)
