@@ -21,7 +21,8 @@ from importer.read.formulas import undefuse_text
 from importer.read.reader import EXPORT_KEY_COLUMN, KEY_QUOTE
 from importer.report.folders import private_binary_file
 from importer.report.reasons import Reason, ReasonParser
-from importer.report.xlsx_stream import CellFormat, NoteBox, Sheet, XlsxStream
+from importer.report.xlsx_parts import CellFormat, NoteBox
+from importer.report.xlsx_stream import Sheet, XlsxStream
 
 #: Rows a worksheet holds, header included (Excel's limit).
 MAX_SHEET_ROWS = 1_048_576

@@ -1,19 +1,20 @@
 """A streaming .xlsx writer of text cells: a few cell formats, column widths, a frozen header, an autofilter, notes.
 
-Written here rather than taken from a library because no library was both fast and well kept enough for
-errors.xlsx at a migration's size (300,000 rows to fix x 23 columns, about 7 million cells). Measured on the
-same 29,303 x 23 rows: XlsxWriter (constant_memory) 9.9 s, spending 7-20 µs a cell in `write_string`;
-pyexcelerate 5.2 s and without per-cell formats; rustpy-xlsxwriter 0.85 s but a young binding kept by one
-person that holds the whole sheet in memory as dicts, without per-cell formats. This writer builds each row's
-XML with a few string operations per cell and is several times faster than XlsxWriter (bench/bench_xlsx.py
---workbook gives the figures, BENCHMARKS.md keeps them).
+Written here rather than taken from a library because none was both fast and well kept enough for
+errors.xlsx at a migration's size (a quarter of a million rows to fix x 27 columns). Measured earlier on
+29,303 rows x 23 columns: XlsxWriter (constant_memory) 9.9 s, spending 7-20 us a cell in `write_string`;
+pyexcelerate 5.2 s and without per-cell formats; rustpy-xlsxwriter 0.85 s, but a young binding kept by one
+person that holds the whole sheet in memory as dicts, without per-cell formats. This writer makes a row's
+XML with one f-string per cell. Measured with the same workbook.py on the 100,000-row benchmark's errors.csv
+(29,303 rows x 27 columns, `python -m bench.bench_xlsx --workbook`): 1.1 s against XlsxWriter's 6.5 s, about
+6 times faster; 296,439 rows (the messy million's) in about 10 s.
 
 It writes what XlsxWriter writes in constant_memory mode for the same calls, part for part and byte for byte
 (docProps' timestamps aside): inline strings, control characters as `_xHHHH_`, `xml:space="preserve"` for
 leading or trailing space, strings cut at Excel's 32,767 UTF-16 units, cell formats numbered in the order
 of their first use, notes as comments with their VML shapes. tests/report/test_xlsx_stream.py proves it
 against XlsxWriter on generated text, which is the proof that Excel opens these files as it opens
-XlsxWriter's; the theme part (xlsx_theme.xml) is Office's default theme as XlsxWriter writes it.
+XlsxWriter's. The parts around the rows are xlsx_parts.py's.
 
 A worksheet's XML names its used range and its columns' formats before its rows, and neither is known until
 the last row: each sheet's rows are spooled to an unnamed temporary file (as XlsxWriter's constant_memory
@@ -22,23 +23,46 @@ mode does) and copied into the zip member at the end, so memory stays flat whate
 
 from __future__ import annotations
 
-import importlib.resources
 import re
 import shutil
 import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
 
-#: Deflate level of the parts. Measured on the 100,000-row benchmark's errors.xlsx (25,000 rows x 23
-#: columns, bench/bench_xlsx.py --workbook): level 1 deflates the sheets several times faster than the
-#: default 6 for a file about a third larger; the sheets' XML is so repetitive that level 6 buys little.
+from importer.report.xlsx_parts import (
+    DEFAULT_COLUMN_PX,
+    MAIN_NS,
+    MAX_ROWS,
+    PACKAGE_REL_NS,
+    REL_NS,
+    ROOT_RELS,
+    THEME,
+    XML_DECLARATION,
+    CellFormat,
+    Formats,
+    NoteBox,
+    app_xml,
+    cell_range,
+    column_name,
+    comments_xml,
+    content_types,
+    core_xml,
+    escape,
+    vml_xml,
+    workbook_rels,
+    workbook_xml,
+)
+
+#: Deflate level of the parts. Measured on the 100,000-row benchmark's errors.xlsx (29,303 rows x 27 columns,
+#: 51 MB of sheet XML; bench/bench_xlsx.py --workbook): level 1 writes the workbook in 1.1 s and 7.1 MB,
+#: zipfile's default 6 (XlsxWriter's) in 1.4 s and 5.7 MB. The sheets' XML is repetitive enough that level 1
+#: already shrinks it 7 times; a fifth of the time is worth more to a migration than a quarter of the size.
 COMPRESS_LEVEL = 1
-#: Excel's limits: rows and columns of a sheet, UTF-16 units of a cell's text.
-MAX_ROWS, MAX_COLUMNS, MAX_TEXT = 1_048_576, 16_384, 32_767
-_DEFAULT_COLUMN_PX, _ROW_PX, _DIGIT_PX, _PADDING_PX = 64, 20, 7, 5
+#: Excel's limit of a cell's text, in UTF-16 units.
+MAX_TEXT = 32_767
+_DIGIT_PX, _PADDING_PX = 7, 5  #: how Excel turns a column's width in characters into pixels
 #: Rows whose XML is joined and written to the spool at once (about a megabyte at 23 columns).
 _ROWS_PER_WRITE = 512
 #: A stand-in between a row's values when the row is searched once for anything a cell would need escaped:
@@ -53,29 +77,6 @@ _EDGE_SPACES = (" " + _SEPARATOR, _SEPARATOR + " ")
 _CELL_SPECIAL = re.compile(r"[&<>\x00-\x08\x0b-\x1f\ufffe\uffff]|_x[0-9a-fA-F]{4}_|^\s|\s\Z")
 _ESCAPE_OF_ESCAPE = re.compile("(_x[0-9a-fA-F]{4}_)")
 _CONTROL = re.compile(r"([\x00-\x08\x0b-\x1f])")
-_XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-_MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-_PACKAGE_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
-_NOTE_FONT = '<sz val="8"/><color indexed="81"/>'
-
-
-@dataclass(frozen=True, slots=True)
-class CellFormat:
-    """A cell format: always the Text number format (`@`), optionally bold, filled and bottom-bordered."""
-
-    fill: str | None = None  #: a background colour as "#RRGGBB"
-    bold: bool = False
-    bottom_border: bool = False
-
-
-def column_name(column: int) -> str:
-    """0 → A, 25 → Z, 26 → AA."""
-    name, number = "", column + 1
-    while number:
-        number, remainder = divmod(number - 1, 26)
-        name = chr(65 + remainder) + name
-    return name
 
 
 def _utf16_len(text: str) -> int:
@@ -92,15 +93,6 @@ def _cut(text: str) -> str:
     return text
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _escape_attribute(text: str) -> str:
-    return (text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("\n", "&#xA;"))
-
-
 def _cell_text(value: str) -> str:
     """The `<t>` element's text and opening for one value: the slow path, exact for any text."""
     if len(value) > MAX_TEXT // 2 and _utf16_len(value) > MAX_TEXT:
@@ -109,62 +101,7 @@ def _cell_text(value: str) -> str:
     value = _CONTROL.sub(lambda m: f"_x{ord(m.group(1)):04X}_", value)
     value = value.replace("\ufffe", "_xFFFE_").replace("\uffff", "_xFFFF_")
     preserve = bool(value) and (value[0].isspace() or value[-1].isspace())
-    return ('<t xml:space="preserve">' if preserve else "<t>") + _escape(value)
-
-
-def _cell_range(first_row: int, first_column: int, last_row: int, last_column: int, absolute: bool = False) -> str:
-    mark = "$" if absolute else ""
-    start = f"{mark}{column_name(first_column)}{mark}{first_row + 1}"
-    end = f"{mark}{column_name(last_column)}{mark}{last_row + 1}"
-    return start if start == end else f"{start}:{end}"
-
-
-class _Formats:
-    """The workbook's cell formats, numbered as Excel's cellXfs in the order of their first use."""
-
-    def __init__(self) -> None:
-        self.index: dict[CellFormat, int] = {}
-
-    def number(self, cell_format: CellFormat) -> int:
-        found = self.index.get(cell_format)
-        if found is None:
-            found = self.index[cell_format] = len(self.index) + 1  # 0 is the workbook's default format
-        return found
-
-    def styles_xml(self, notes: bool) -> str:
-        used = sorted(self.index, key=self.index.__getitem__)
-        fonts: dict[bool, int] = {False: 0}
-        fills: dict[str, int] = {}
-        borders: dict[bool, int] = {False: 0}
-        xfs = ['<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>']
-        for f in used:
-            font = fonts.setdefault(f.bold, len(fonts))
-            fill = fills.setdefault(f.fill, len(fills) + 2) if f.fill else 0
-            border = borders.setdefault(f.bottom_border, len(borders))
-            applied = ' applyNumberFormat="1"' + (' applyFont="1"' if font else "") + (
-                ' applyFill="1"' if fill else "") + (' applyBorder="1"' if border else "")
-            xfs.append(f'<xf numFmtId="164" fontId="{font}" fillId="{fill}" borderId="{border}" xfId="0"{applied}/>')
-        font_xml = ['<font>' + ("<b/>" if bold else "") + '<sz val="11"/><color theme="1"/><name val="Calibri"/>'
-                    '<family val="2"/><scheme val="minor"/></font>' for bold in fonts]
-        if notes:
-            font_xml.append(f'<font>{_NOTE_FONT}<name val="Tahoma"/><family val="2"/></font>')
-        fill_xml = ['<fill><patternFill patternType="none"/></fill>',
-                    '<fill><patternFill patternType="gray125"/></fill>',
-                    *(f'<fill><patternFill patternType="solid"><fgColor rgb="FF{colour.lstrip("#").upper()}"/>'
-                      '<bgColor indexed="64"/></patternFill></fill>' for colour in fills)]
-        border_xml = ['<border>' + ('<left/><right/><top/><bottom style="thin"><color auto="1"/></bottom>'
-                                    if bottom else "<left/><right/><top/><bottom/>") + '<diagonal/></border>'
-                      for bottom in borders]
-        number_formats = '<numFmts count="1"><numFmt numFmtId="164" formatCode="@"/></numFmts>' if used else ""
-        return (f'{_XML_DECLARATION}<styleSheet xmlns="{_MAIN_NS}">{number_formats}'
-                f'<fonts count="{len(font_xml)}">{"".join(font_xml)}</fonts>'
-                f'<fills count="{len(fill_xml)}">{"".join(fill_xml)}</fills>'
-                f'<borders count="{len(border_xml)}">{"".join(border_xml)}</borders>'
-                '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
-                f'<cellXfs count="{len(xfs)}">{"".join(xfs)}</cellXfs>'
-                '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
-                '<dxfs count="0"/><tableStyles count="0" defaultTableStyle="TableStyleMedium9" '
-                'defaultPivotStyle="PivotStyleLight16"/></styleSheet>')
+    return ('<t xml:space="preserve">' if preserve else "<t>") + escape(value)
 
 
 class Sheet:
@@ -343,7 +280,7 @@ class Sheet:
             px = self._px[start]
             width = f"{(px * 256 // _DIGIT_PX) / 256.0:.16g}"
             style = self._book.formats.number(self._formats[start])
-            custom = ' customWidth="1"' if px != _DEFAULT_COLUMN_PX else ""
+            custom = ' customWidth="1"' if px != DEFAULT_COLUMN_PX else ""
             entries.append(f'<col min="{start + 1}" max="{i}" width="{width}" style="{style}"{custom}/>')
             start = i
         return f"<cols>{''.join(entries)}</cols>"
@@ -352,10 +289,10 @@ class Sheet:
         if self.rows is None or self.columns is None:
             dimension = "A1"
         else:
-            dimension = _cell_range(self.rows[0], self.columns[0], self.rows[1], self.columns[1])
+            dimension = cell_range(self.rows[0], self.columns[0], self.rows[1], self.columns[1])
         tab = ' tabSelected="1"' if selected else ""
         stream.write(
-            f'{_XML_DECLARATION}<worksheet xmlns="{_MAIN_NS}" xmlns:r="{_REL_NS}"><dimension ref="{dimension}"/>'
+            f'{XML_DECLARATION}<worksheet xmlns="{MAIN_NS}" xmlns:r="{REL_NS}"><dimension ref="{dimension}"/>'
             f'<sheetViews><sheetView{tab} workbookViewId="0"><pane ySplit="1" topLeftCell="A2" '
             'activePane="bottomLeft" state="frozen"/><selection pane="bottomLeft"/></sheetView></sheetViews>'
             f'<sheetFormatPr defaultRowHeight="15"/>{self._column_xml}'
@@ -365,7 +302,7 @@ class Sheet:
         self._spool.close()
         tail = "</sheetData>" if self.rows is not None else ""
         if self.autofilter_range is not None:
-            tail += f'<autoFilter ref="{_cell_range(0, 0, *self.autofilter_range)}"/>'
+            tail += f'<autoFilter ref="{cell_range(0, 0, *self.autofilter_range)}"/>'
         tail += '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
         if drawing:
             tail += '<legacyDrawing r:id="rId1"/>'
@@ -375,16 +312,7 @@ class Sheet:
         self._spool.close()
 
     def column_px(self, column: int) -> int:
-        return self._px[column] if column < len(self._px) else _DEFAULT_COLUMN_PX
-
-
-@dataclass(frozen=True, slots=True)
-class NoteBox:
-    """How notes look: their author and their box's size as a multiple of Excel's default (128 x 74 px)."""
-
-    author: str
-    x_scale: float = 1.0
-    y_scale: float = 1.0
+        return self._px[column] if column < len(self._px) else DEFAULT_COLUMN_PX
 
 
 class XlsxStream:
@@ -394,7 +322,7 @@ class XlsxStream:
         self._stream = stream
         self._note_box = note_box
         self._level = compress_level
-        self.formats = _Formats()
+        self.formats = Formats()
         self.sheets: list[Sheet] = []
         #: the part of a cell's XML between its reference and its text, by format
         self.middles: dict[CellFormat, str] = {}
@@ -436,181 +364,31 @@ class XlsxStream:
             def put(name: str, text: str) -> None:
                 z.writestr(name, text.encode("utf-8"))
 
-            put("[Content_Types].xml", self._content_types(len(noted)))
-            put("_rels/.rels", _ROOT_RELS)
-            put("xl/_rels/workbook.xml.rels", self._workbook_rels())
+            put("[Content_Types].xml", content_types(len(self.sheets), len(noted)))
+            put("_rels/.rels", ROOT_RELS)
+            put("xl/_rels/workbook.xml.rels", workbook_rels(len(self.sheets)))
             for number, sheet in enumerate(self.sheets, start=1):
                 # force_zip64: a sheet's XML can pass 4 GB, which a zip member's size field needs zip64 for.
                 with z.open(f"xl/worksheets/sheet{number}.xml", "w", force_zip64=True) as member:
                     sheet.write_xml(member, selected=number == 1, drawing=bool(sheet.notes))
-            put("xl/workbook.xml", self._workbook_xml())
+            put("xl/workbook.xml", workbook_xml([(s.name, s.autofilter_range) for s in self.sheets]))
             data_id, shape_id = 1, 1024
             for number, sheet in enumerate(noted, start=1):
-                put(f"xl/drawings/vmlDrawing{number}.vml", _vml(sheet, data_id, shape_id, self._note_box))
+                put(f"xl/drawings/vmlDrawing{number}.vml",
+                    vml_xml(sheet.notes, sheet.column_px, data_id, shape_id, self._note_box))
                 blocks = (1024 + len(sheet.notes)) // 1024
                 data_id, shape_id = data_id + blocks, shape_id + 1024 * blocks
             for number, sheet in enumerate(noted, start=1):
-                put(f"xl/comments{number}.xml", _comments(sheet, self._note_box))
+                put(f"xl/comments{number}.xml", comments_xml(sheet.notes, self._note_box))
             put("xl/styles.xml", self.formats.styles_xml(notes=bool(noted)))
-            put("xl/theme/theme1.xml", _THEME)
+            put("xl/theme/theme1.xml", THEME)
             for number, sheet in enumerate(noted, start=1):
                 index = self.sheets.index(sheet) + 1
                 put(f"xl/worksheets/_rels/sheet{index}.xml.rels",
-                    f'{_XML_DECLARATION}<Relationships xmlns="{_PACKAGE_REL_NS}">'
-                    f'<Relationship Id="rId1" Type="{_REL_NS}/vmlDrawing" Target="../drawings/vmlDrawing{number}.vml"/>'
-                    f'<Relationship Id="rId2" Type="{_REL_NS}/comments" Target="../comments{number}.xml"/>'
+                    f'{XML_DECLARATION}<Relationships xmlns="{PACKAGE_REL_NS}">'
+                    f'<Relationship Id="rId1" Type="{REL_NS}/vmlDrawing" Target="../drawings/vmlDrawing{number}.vml"/>'
+                    f'<Relationship Id="rId2" Type="{REL_NS}/comments" Target="../comments{number}.xml"/>'
                     "</Relationships>")
-            put("docProps/core.xml", _core_xml(datetime.now(UTC)))
-            put("docProps/app.xml", self._app_xml())
+            put("docProps/core.xml", core_xml(datetime.now(UTC)))
+            put("docProps/app.xml", app_xml([s.name for s in self.sheets]))
 
-    def _content_types(self, comment_files: int) -> str:
-        office = "application/vnd.openxmlformats-officedocument"
-        parts = [
-            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-            '<Default Extension="xml" ContentType="application/xml"/>']
-        if comment_files:
-            parts.append(f'<Default Extension="vml" ContentType="{office}.vmlDrawing"/>')
-        parts.append(
-            f'<Override PartName="/docProps/app.xml" ContentType="{office}.extended-properties+xml"/>'
-            '<Override PartName="/docProps/core.xml" '
-            'ContentType="application/vnd.openxmlformats-package.core-properties+xml"/>'
-            f'<Override PartName="/xl/styles.xml" ContentType="{office}.spreadsheetml.styles+xml"/>'
-            f'<Override PartName="/xl/theme/theme1.xml" ContentType="{office}.theme+xml"/>'
-            f'<Override PartName="/xl/workbook.xml" ContentType="{office}.spreadsheetml.sheet.main+xml"/>')
-        parts += [f'<Override PartName="/xl/worksheets/sheet{n}.xml" '
-                  f'ContentType="{office}.spreadsheetml.worksheet+xml"/>' for n in range(1, len(self.sheets) + 1)]
-        parts += [f'<Override PartName="/xl/comments{n}.xml" ContentType="{office}.spreadsheetml.comments+xml"/>'
-                  for n in range(1, comment_files + 1)]
-        return (f'{_XML_DECLARATION}<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-                f'{"".join(parts)}</Types>')
-
-    def _workbook_rels(self) -> str:
-        n = len(self.sheets)
-        sheets = "".join(f'<Relationship Id="rId{i}" Type="{_REL_NS}/worksheet" Target="worksheets/sheet{i}.xml"/>'
-                         for i in range(1, n + 1))
-        return (f'{_XML_DECLARATION}<Relationships xmlns="{_PACKAGE_REL_NS}">{sheets}'
-                f'<Relationship Id="rId{n + 1}" Type="{_REL_NS}/theme" Target="theme/theme1.xml"/>'
-                f'<Relationship Id="rId{n + 2}" Type="{_REL_NS}/styles" Target="styles.xml"/></Relationships>')
-
-    def _workbook_xml(self) -> str:
-        sheets = "".join(f'<sheet name="{_escape_attribute(s.name)}" sheetId="{i}" r:id="rId{i}"/>'
-                         for i, s in enumerate(self.sheets, start=1))
-        names = []
-        for index, sheet in enumerate(self.sheets):
-            if sheet.autofilter_range is not None:
-                where = f"{_quoted(sheet.name)}!{_cell_range(0, 0, *sheet.autofilter_range, absolute=True)}"
-                names.append((f"_filterdatabase::{where.lstrip(chr(39)).lower()}", index, where))
-        names.sort(key=lambda n: n[0])  # Excel's order, which XlsxWriter follows
-        defined = "".join(f'<definedName name="_xlnm._FilterDatabase" localSheetId="{index}" hidden="1">'
-                          f"{_escape(where)}</definedName>" for _, index, where in names)
-        return (f'{_XML_DECLARATION}<workbook xmlns="{_MAIN_NS}" xmlns:r="{_REL_NS}">'
-                '<fileVersion appName="xl" lastEdited="4" lowestEdited="4" rupBuild="4505"/>'
-                '<workbookPr defaultThemeVersion="124226"/><bookViews><workbookView xWindow="240" yWindow="15" '
-                f'windowWidth="16095" windowHeight="9660"/></bookViews><sheets>{sheets}</sheets>'
-                f'{f"<definedNames>{defined}</definedNames>" if defined else ""}'
-                '<calcPr calcId="124519" fullCalcOnLoad="1"/></workbook>')
-
-    def _app_xml(self) -> str:
-        n = len(self.sheets)
-        titles = "".join(f"<vt:lpstr>{_escape(s.name)}</vt:lpstr>" for s in self.sheets)
-        return (f'{_XML_DECLARATION}<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/'
-                'extended-properties" xmlns:vt="http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes">'
-                "<Application>Microsoft Excel</Application><DocSecurity>0</DocSecurity><ScaleCrop>false</ScaleCrop>"
-                '<HeadingPairs><vt:vector size="2" baseType="variant"><vt:variant><vt:lpstr>Worksheets</vt:lpstr>'
-                f"</vt:variant><vt:variant><vt:i4>{n}</vt:i4></vt:variant></vt:vector></HeadingPairs>"
-                f'<TitlesOfParts><vt:vector size="{n}" baseType="lpstr">{titles}</vt:vector></TitlesOfParts>'
-                "<Company></Company><LinksUpToDate>false</LinksUpToDate><SharedDoc>false</SharedDoc>"
-                "<HyperlinksChanged>false</HyperlinksChanged><AppVersion>12.0000</AppVersion></Properties>")
-
-
-_ROOT_RELS = (
-    f'{_XML_DECLARATION}<Relationships xmlns="{_PACKAGE_REL_NS}">'
-    f'<Relationship Id="rId1" Type="{_REL_NS}/officeDocument" Target="xl/workbook.xml"/>'
-    f'<Relationship Id="rId2" Type="{_PACKAGE_REL_NS}/metadata/core-properties" Target="docProps/core.xml"/>'
-    f'<Relationship Id="rId3" Type="{_REL_NS}/extended-properties" Target="docProps/app.xml"/></Relationships>')
-_THEME = importlib.resources.files(__package__ or "importer.report").joinpath("xlsx_theme.xml").read_text("utf-8")
-
-
-def _quoted(name: str) -> str:
-    """A sheet name as a reference spells it: quoted when it holds more than word characters and dots (the
-    names this project gives; XlsxWriter also quotes names that read as cell references, which these are not)."""
-    return f"'{name}'" if re.search(r"[^\w.]", name) else name
-
-
-def _core_xml(now: datetime) -> str:
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return (f'{_XML_DECLARATION}<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/'
-            'core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:dcterms="http://purl.org/dc/terms/" '
-            'xmlns:dcmitype="http://purl.org/dc/dcmitype/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
-            "<dc:creator></dc:creator><cp:lastModifiedBy></cp:lastModifiedBy>"
-            f'<dcterms:created xsi:type="dcterms:W3CDTF">{stamp}</dcterms:created>'
-            f'<dcterms:modified xsi:type="dcterms:W3CDTF">{stamp}</dcterms:modified></cp:coreProperties>')
-
-
-def _comments(sheet: Sheet, box: NoteBox) -> str:
-    notes = []
-    for (row, column), text in sorted(sheet.notes.items()):
-        space = ' xml:space="preserve"' if text and (text[0].isspace() or text[-1].isspace()) else ""
-        notes.append(f'<comment ref="{column_name(column)}{row + 1}" authorId="0"><text><r><rPr>'
-                     f'{_NOTE_FONT}<rFont val="Tahoma"/><family val="2"/></rPr><t{space}>{_escape(text)}</t>'
-                     "</r></text></comment>")
-    return (f'{_XML_DECLARATION}<comments xmlns="{_MAIN_NS}"><authors><author>{_escape(box.author)}</author>'
-            f'</authors><commentList>{"".join(notes)}</commentList></comments>')
-
-
-def _vml(sheet: Sheet, data_id: int, shape_id: int, box: NoteBox) -> str:
-    count = len(sheet.notes)
-    ids = ",".join(str(data_id + i) for i in range(count // 1024 + 1))
-    width, height = int(0.5 + 128 * box.x_scale), int(0.5 + 74 * box.y_scale)
-    shapes = []
-    for z, (row, column) in enumerate(sorted(sheet.notes), start=1):
-        anchor, left, top = _note_position(sheet, row, column, width, height)
-        style = (f"position:absolute;margin-left:{left * 0.75:.15g}pt;margin-top:{top * 0.75:.15g}pt;"
-                 f"width:{width * 0.75:.15g}pt;height:{height * 0.75:.15g}pt;z-index:{z};visibility:hidden")
-        shapes.append(
-            f'<v:shape id="_x0000_s{shape_id + z}" type="#_x0000_t202" style="{style}" fillcolor="#ffffe1" '
-            'o:insetmode="auto"><v:fill color2="#ffffe1"/><v:shadow on="t" color="black" obscured="t"/>'
-            '<v:path o:connecttype="none"/><v:textbox style="mso-direction-alt:auto"><div style="text-align:left">'
-            '</div></v:textbox><x:ClientData ObjectType="Note"><x:MoveWithCells/><x:SizeWithCells/>'
-            f"<x:Anchor>{anchor}</x:Anchor><x:AutoFill>False</x:AutoFill><x:Row>{row}</x:Row>"
-            f"<x:Column>{column}</x:Column></x:ClientData></v:shape>")
-    return ('<xml xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" '
-            'xmlns:x="urn:schemas-microsoft-com:office:excel"><o:shapelayout v:ext="edit">'
-            f'<o:idmap v:ext="edit" data="{ids}"/></o:shapelayout><v:shapetype id="_x0000_t202" '
-            'coordsize="21600,21600" o:spt="202" path="m,l,21600r21600,l21600,xe"><v:stroke joinstyle="miter"/>'
-            f'<v:path gradientshapeok="t" o:connecttype="rect"/></v:shapetype>{"".join(shapes)}</xml>')
-
-
-def _note_position(sheet: Sheet, row: int, column: int, width: int, height: int) -> tuple[str, int, int]:
-    """Where Excel puts a note's box by default: beside its cell, one row up (Excel's and XlsxWriter's rule,
-    edges included); the anchor and the box's top-left corner in pixels."""
-    if row == 0:
-        y1, top_row = 2, 0
-    elif row >= MAX_ROWS - 3:
-        y1 = 14 if row == MAX_ROWS - 1 else 16
-        top_row = {MAX_ROWS - 3: MAX_ROWS - 7, MAX_ROWS - 2: MAX_ROWS - 6, MAX_ROWS - 1: MAX_ROWS - 5}[row]
-    else:
-        y1, top_row = 10, row - 1
-    if column >= MAX_COLUMNS - 3:
-        x1, left_column = 49, {MAX_COLUMNS - 3: MAX_COLUMNS - 6, MAX_COLUMNS - 2: MAX_COLUMNS - 5,
-                               MAX_COLUMNS - 1: MAX_COLUMNS - 4}[column]
-    else:
-        x1, left_column = 15, column + 1
-    x_abs = sum(sheet.column_px(c) for c in range(left_column)) + x1
-    y_abs = _ROW_PX * top_row + y1
-    while x1 >= sheet.column_px(left_column):
-        x1 -= sheet.column_px(left_column)
-        left_column += 1
-    while y1 >= _ROW_PX:
-        y1 -= _ROW_PX
-        top_row += 1
-    right_column, bottom_row = left_column, top_row
-    x2, y2 = width + x1, height + y1
-    while x2 >= sheet.column_px(right_column):
-        x2 -= sheet.column_px(right_column)
-        right_column += 1
-    while y2 >= _ROW_PX:
-        y2 -= _ROW_PX
-        bottom_row += 1
-    anchor = f"{left_column}, {x1}, {top_row}, {y1}, {right_column}, {x2}, {bottom_row}, {y2}"
-    return anchor, x_abs, y_abs

@@ -21,7 +21,7 @@ from python_calamine import CalamineWorkbook
 
 from importer.report import workbook
 from importer.report.workbook import write_errors_xlsx
-from importer.report.xlsx_stream import column_name
+from importer.report.xlsx_parts import column_name
 from tests.report.xlsxwriter_book import XlsxWriterBook
 
 REFERENCE = cast(Any, XlsxWriterBook)  # the same calls as XlsxStream answers, not its type

@@ -6,7 +6,7 @@ from typing import IO, Any
 
 import xlsxwriter
 
-from importer.report.xlsx_stream import CellFormat, NoteBox
+from importer.report.xlsx_parts import CellFormat, NoteBox
 
 
 class XlsxWriterBook:
