@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.resources
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -204,41 +204,41 @@ def core_xml(now: datetime) -> str:
             f'<dcterms:modified xsi:type="dcterms:W3CDTF">{stamp}</dcterms:modified></cp:coreProperties>')
 
 
-def comments_xml(notes: Mapping[tuple[int, int], str], box: NoteBox) -> str:
-    """A sheet's notes as xl/commentsN.xml (their text, by (row, column))."""
-    entries = []
+def comments_xml(notes: Mapping[tuple[int, int], str], box: NoteBox) -> Iterator[str]:
+    """A sheet's notes as xl/commentsN.xml (their text, by (row, column)), piece by piece: up to 20,000 notes
+    are written without the whole part in memory."""
+    yield (f'{XML_DECLARATION}<comments xmlns="{MAIN_NS}"><authors><author>{escape(box.author)}</author>'
+           "</authors><commentList>")
     for (row, column), text in sorted(notes.items()):
         space = ' xml:space="preserve"' if text and (text[0].isspace() or text[-1].isspace()) else ""
-        entries.append(f'<comment ref="{column_name(column)}{row + 1}" authorId="0"><text><r><rPr>'
-                     f'{_NOTE_FONT}<rFont val="Tahoma"/><family val="2"/></rPr><t{space}>{escape(text)}</t>'
-                     "</r></text></comment>")
-    return (f'{XML_DECLARATION}<comments xmlns="{MAIN_NS}"><authors><author>{escape(box.author)}</author>'
-            f'</authors><commentList>{"".join(entries)}</commentList></comments>')
+        yield (f'<comment ref="{column_name(column)}{row + 1}" authorId="0"><text><r><rPr>'
+               f'{_NOTE_FONT}<rFont val="Tahoma"/><family val="2"/></rPr><t{space}>{escape(text)}</t>'
+               "</r></text></comment>")
+    yield "</commentList></comments>"
 
 
 def vml_xml(notes: Mapping[tuple[int, int], str], column_px: Callable[[int], int], data_id: int, shape_id: int,
-            box: NoteBox) -> str:
-    """A sheet's notes' shapes as xl/drawings/vmlDrawingN.vml; `column_px`: a column's width in pixels."""
-    count = len(notes)
-    ids = ",".join(str(data_id + i) for i in range(count // 1024 + 1))
+            box: NoteBox) -> Iterator[str]:
+    """A sheet's notes' shapes as xl/drawings/vmlDrawingN.vml, piece by piece; `column_px`: a column's width
+    in pixels."""
+    ids = ",".join(str(data_id + i) for i in range(len(notes) // 1024 + 1))
     width, height = int(0.5 + 128 * box.x_scale), int(0.5 + 74 * box.y_scale)
-    shapes = []
+    yield ('<xml xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" '
+           'xmlns:x="urn:schemas-microsoft-com:office:excel"><o:shapelayout v:ext="edit">'
+           f'<o:idmap v:ext="edit" data="{ids}"/></o:shapelayout><v:shapetype id="_x0000_t202" '
+           'coordsize="21600,21600" o:spt="202" path="m,l,21600r21600,l21600,xe"><v:stroke joinstyle="miter"/>'
+           '<v:path gradientshapeok="t" o:connecttype="rect"/></v:shapetype>')
     for z, (row, column) in enumerate(sorted(notes), start=1):
         anchor, left, top = _note_position(column_px, row, column, width, height)
         style = (f"position:absolute;margin-left:{left * 0.75:.15g}pt;margin-top:{top * 0.75:.15g}pt;"
                  f"width:{width * 0.75:.15g}pt;height:{height * 0.75:.15g}pt;z-index:{z};visibility:hidden")
-        shapes.append(
-            f'<v:shape id="_x0000_s{shape_id + z}" type="#_x0000_t202" style="{style}" fillcolor="#ffffe1" '
-            'o:insetmode="auto"><v:fill color2="#ffffe1"/><v:shadow on="t" color="black" obscured="t"/>'
-            '<v:path o:connecttype="none"/><v:textbox style="mso-direction-alt:auto"><div style="text-align:left">'
-            '</div></v:textbox><x:ClientData ObjectType="Note"><x:MoveWithCells/><x:SizeWithCells/>'
-            f"<x:Anchor>{anchor}</x:Anchor><x:AutoFill>False</x:AutoFill><x:Row>{row}</x:Row>"
-            f"<x:Column>{column}</x:Column></x:ClientData></v:shape>")
-    return ('<xml xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" '
-            'xmlns:x="urn:schemas-microsoft-com:office:excel"><o:shapelayout v:ext="edit">'
-            f'<o:idmap v:ext="edit" data="{ids}"/></o:shapelayout><v:shapetype id="_x0000_t202" '
-            'coordsize="21600,21600" o:spt="202" path="m,l,21600r21600,l21600,xe"><v:stroke joinstyle="miter"/>'
-            f'<v:path gradientshapeok="t" o:connecttype="rect"/></v:shapetype>{"".join(shapes)}</xml>')
+        yield (f'<v:shape id="_x0000_s{shape_id + z}" type="#_x0000_t202" style="{style}" fillcolor="#ffffe1" '
+               'o:insetmode="auto"><v:fill color2="#ffffe1"/><v:shadow on="t" color="black" obscured="t"/>'
+               '<v:path o:connecttype="none"/><v:textbox style="mso-direction-alt:auto"><div style="text-align:left">'
+               '</div></v:textbox><x:ClientData ObjectType="Note"><x:MoveWithCells/><x:SizeWithCells/>'
+               f"<x:Anchor>{anchor}</x:Anchor><x:AutoFill>False</x:AutoFill><x:Row>{row}</x:Row>"
+               f"<x:Column>{column}</x:Column></x:ClientData></v:shape>")
+    yield "</xml>"
 
 
 def _note_position(column_px: Callable[[int], int], row: int, column: int, width: int, height: int,

@@ -27,7 +27,7 @@ import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import IO
 
@@ -364,6 +364,11 @@ class XlsxStream:
             def put(name: str, text: str) -> None:
                 z.writestr(name, text.encode("utf-8"))
 
+            def put_pieces(name: str, pieces: Iterator[str]) -> None:
+                with z.open(name, "w") as member:
+                    for piece in pieces:
+                        member.write(piece.encode("utf-8"))
+
             put("[Content_Types].xml", content_types(len(self.sheets), len(noted)))
             put("_rels/.rels", ROOT_RELS)
             put("xl/_rels/workbook.xml.rels", workbook_rels(len(self.sheets)))
@@ -374,12 +379,12 @@ class XlsxStream:
             put("xl/workbook.xml", workbook_xml([(s.name, s.autofilter_range) for s in self.sheets]))
             data_id, shape_id = 1, 1024
             for number, sheet in enumerate(noted, start=1):
-                put(f"xl/drawings/vmlDrawing{number}.vml",
+                put_pieces(f"xl/drawings/vmlDrawing{number}.vml",
                     vml_xml(sheet.notes, sheet.column_px, data_id, shape_id, self._note_box))
                 blocks = (1024 + len(sheet.notes)) // 1024
                 data_id, shape_id = data_id + blocks, shape_id + 1024 * blocks
             for number, sheet in enumerate(noted, start=1):
-                put(f"xl/comments{number}.xml", comments_xml(sheet.notes, self._note_box))
+                put_pieces(f"xl/comments{number}.xml", comments_xml(sheet.notes, self._note_box))
             put("xl/styles.xml", self.formats.styles_xml(notes=bool(noted)))
             put("xl/theme/theme1.xml", THEME)
             for number, sheet in enumerate(noted, start=1):
