@@ -36,10 +36,11 @@ HEAD = CellFormat(fill="#E8EAED", bold=True, bottom_border=True)
 REASON = CellFormat(fill="#FFF2CC")
 REASON_HEAD = CellFormat(fill="#FFD966", bold=True, bottom_border=True)
 FLAGGED = CellFormat(fill="#F4CCCC")
-#: Distinct sets of reasons whose notes are kept (a file's rows to fix share a few hundred).
+#: Distinct sets of reasons whose notes are kept (the messy million's 296,439 rows to fix have 61).
 _KEPT_NOTES = 10_000
 log = logging.getLogger("mk_import.report")
 
+#: What makes the workbook in a stream: XlsxStream, or a writer answering the same calls.
 Book = Callable[[IO[bytes], NoteBox], XlsxStream]
 
 
