@@ -16,11 +16,8 @@ from importer.read.reader import header_key
 
 #: Row-level error codes whose column a mapping names, when the message does not.
 _FIELD_OF_CODE = {"MISSING_LAST_NAME": "lastName", "MISSING_COMPANY": "company"}
-#: Distinct (code, message) pairs, and warnings' texts before their values, whose reasons are kept: bounded,
-#: as a file can word each row differently.
+#: Distinct (code, message) pairs whose reasons are kept: bounded, as a file can word each row differently.
 _CACHED_ERRORS = 10_000
-#: No known warning message holds a colon (see ReasonParser._warning).
-_COLON_FREE = not any(":" in m for m in WARNINGS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +53,6 @@ class ReasonParser:
         self._by_prefix = not any(": " in k for k in self._keys)
         #: A row's error reasons by (code, message): rows to fix share a few messages, thousands of times.
         self._errors: dict[tuple[str, str], list[Reason]] = {}
-        #: A warning's reason by its column and its text before the value (see _warning).
-        self._warned: dict[tuple[str | None, str], Reason] = {}
 
     def column_in(self, text: str) -> str | None:
         """The column a message is about: one it starts with, or one that opens a parenthesis in it
@@ -84,26 +79,10 @@ class ReasonParser:
             return [Reason(None, f"API warning {w.split(' ', 1)[0]}", *_words(explain_warning(w)), error=False)
                     for w in piece[5:].split(", ") if w]
         column, rest = self._column_of(piece)
-        if _COLON_FREE:
-            # The reason depends on the text before the value only (`: '...'`): warnings of one column and
-            # problem, thousands in a messy file, share it. (A known message holding a colon could reach
-            # past that text, which is why this waits on there being none.)
-            ends = [i for i in (rest.find(": '"), rest.find(': "')) if i >= 0]
-            key = (column, rest[:min(ends)] if ends else rest)
-            found = self._warned.get(key)
-            if found is None:
-                found = self._warned_reason(column, rest)
-                if len(self._warned) < _CACHED_ERRORS:
-                    self._warned[key] = found
-            return [found]
-        return [self._warned_reason(column, rest)]
-
-    @staticmethod
-    def _warned_reason(column: str | None, rest: str) -> Reason:
         message = next((m for m in WARNINGS if rest.startswith(m)), None)
         if message is None:
             message = re.split(r": ['\"]", rest, maxsplit=1)[0]
-        return Reason(column, message, *_words(explain_warning(message)), error=False)
+        return [Reason(column, message, *_words(explain_warning(message)), error=False)]
 
     def warnings(self, text: str) -> list[Reason]:
         return [r for piece in self._split.split(text) if piece for r in self._warning(piece)]

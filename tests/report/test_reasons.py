@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from unittest import mock
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importer.report import reasons
 from importer.report.reasons import ReasonParser
 
 NAMES = ["Cell Phone", "Cell Phone 2", "cell phone", "Email 1", "Straße", "STRASSE", " First Name ", "Name", "ß",
@@ -35,8 +32,7 @@ def test_a_warnings_reason_by_the_shortcuts_is_the_full_searchs(case, other):
     quick, full = ReasonParser(header), ReasonParser(header)
     quick.warnings(other[1])  # reasons kept from another row's warnings
     full._by_prefix = False  # every column tried, longest first
-    with mock.patch.object(reasons, "_COLON_FREE", False):  # nothing kept: each warning read whole
-        expected = full.warnings(text)
+    expected = full.warnings(text)
     assert quick.warnings(text) == expected
     assert quick.warnings(text) == expected  # and from the kept reasons
 
