@@ -45,14 +45,14 @@ class ReasonParser:
         self._keys = sorted(self._header_of, key=len, reverse=True)
         #: canonical field → source column, from the mapping when known
         self.fields = {name: self._header_of.get(header_key(c), c) for name, c in (fields or {}).items()}
-        names = "|".join(re.escape(k) for k in [*self._keys, "api"])
-        self._split = re.compile(f"; (?=(?:{names}): )", re.IGNORECASE)
         #: When no column's name holds ": ", the column a warning starts with is the text before its first
         #: ": ", found by one lookup instead of a try of every column (the longest-first rule cannot then
         #: differ: a column matching ends exactly where the first ": " begins).
         self._by_prefix = not any(": " in k for k in self._keys)
         #: A row's error reasons by (code, message): rows to fix share a few messages, thousands of times.
         self._errors: dict[tuple[str, str], list[Reason]] = {}
+        names = "|".join(re.escape(k) for k in [*self._keys, "api"])
+        self._split = re.compile(f"; (?=(?:{names}): )", re.IGNORECASE)
 
     def column_in(self, text: str) -> str | None:
         """The column a message is about: one it starts with, or one that opens a parenthesis in it
