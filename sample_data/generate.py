@@ -251,7 +251,7 @@ def write_xlsx(layout: str, path: Path, rows: int, seed: int = 7, repeat_ratio: 
 def write_sheet(path: Path, table: list[list[str]], sheet_name: str) -> Path:
     """Rows of text as a one-sheet workbook, the way a person keying it would have it: plain numbers (years,
     mileages, numbers without a leading zero) as numbers, everything else as text."""
-    import xlsxwriter  # only the .xlsx exports need it (a runtime dependency, for errors.xlsx)
+    import xlsxwriter  # only the .xlsx exports need it (in the test and bench extras)
 
     book = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_numbers": False})
     book.set_properties({"created": datetime.datetime(2026, 1, 1)})  # the same bytes on every run

@@ -20,6 +20,8 @@ _QUOTED_VALUE = re.compile(r": ['\"]")
 _REMEMBERED = 10_000
 #: Row-level error codes whose column a mapping names, when the message does not.
 _FIELD_OF_CODE = {"MISSING_LAST_NAME": "lastName", "MISSING_COMPANY": "company"}
+#: Distinct (code, message) pairs whose reasons are kept: bounded, as a file can word each row differently.
+_CACHED_ERRORS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,12 @@ class ReasonParser:
         self._keys = sorted(self._header_of, key=len, reverse=True)
         #: canonical field → source column, from the mapping when known
         self.fields = {name: self._header_of.get(header_key(c), c) for name, c in (fields or {}).items()}
+        #: When no column's name holds ": ", the column a warning starts with is the text before its first
+        #: ": ", found by one lookup instead of a try of every column (the longest-first rule cannot then
+        #: differ: a column matching ends exactly where the first ": " begins).
+        self._by_prefix = not any(": " in k for k in self._keys)
+        #: A row's error reasons by (code, message): rows to fix share a few messages, thousands of times.
+        self._errors: dict[tuple[str, str], list[Reason]] = {}
         names = "|".join(re.escape(k) for k in [*self._keys, "api"])
         self._split = re.compile(f"; (?=(?:{names}): )", re.IGNORECASE)
         # A warning's reason depends on its text before the value it quotes (`Email: characters ...: 'zoë@…'`):
@@ -66,6 +74,10 @@ class ReasonParser:
     def _column_of(self, piece: str) -> tuple[str | None, str]:
         """The column a warning starts with, and the rest of the warning."""
         folded = piece.casefold()
+        if self._by_prefix:
+            end = folded.find(": ")
+            column = self._header_of.get(folded[:end]) if end >= 0 else None
+            return (column, piece[end + 2:]) if column is not None else (None, piece)
         for key in self._keys:
             if folded.startswith(f"{key}: "):
                 return self._header_of[key], piece[len(key) + 2:]
@@ -101,6 +113,17 @@ class ReasonParser:
 
     def reasons(self, error_code: str, error_message: str, warnings: str) -> list[Reason]:
         """Every reason of one row: its error first (if any), then its warnings."""
+        found = self._errors.get((error_code, error_message))
+        if found is None:
+            found = self._error(error_code, error_message)
+            if len(self._errors) < _CACHED_ERRORS:
+                self._errors[error_code, error_message] = found
+        found = list(found)
+        if warnings and warnings != error_message:
+            found += self.warnings(warnings)
+        return found
+
+    def _error(self, error_code: str, error_message: str) -> list[Reason]:
         found: list[Reason] = []
         if error_code == "INVALID_FIELD":  # --strict: the message is the field warnings themselves
             found += [Reason(r.column, r.problem, r.meaning, r.fix, error=True)
@@ -108,8 +131,6 @@ class ReasonParser:
         elif error_code:
             column = self.fields.get(_FIELD_OF_CODE.get(error_code, "")) or self.column_in(error_message)
             found.append(Reason(column, error_code, *_words(explain(error_code)), error=True))
-        if warnings and warnings != error_message:
-            found += self.warnings(warnings)
         return found
 
 

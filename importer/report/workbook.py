@@ -13,61 +13,81 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-
-import xlsxwriter
+from typing import IO
 
 from importer.read.formulas import undefuse_text
 from importer.read.reader import EXPORT_KEY_COLUMN, KEY_QUOTE
 from importer.report.folders import private_binary_file
-from importer.report.reasons import ReasonParser
+from importer.report.reasons import Reason, ReasonParser
+from importer.report.xlsx_parts import CellFormat, NoteBox
+from importer.report.xlsx_stream import Sheet, XlsxStream
 
 #: Rows a worksheet holds, header included (Excel's limit).
 MAX_SHEET_ROWS = 1_048_576
 #: Cell notes (comments) written at most: each costs the workbook a shape, and Excel grows slow to open with
 #: many more; past them the cells to fix keep their fill, and the reasons stay in the mk_ columns.
 MAX_NOTES = 20_000
+#: Who a note is from, and its box: wider and taller than Excel's default, to show a reason and its fix.
+NOTE_BOX = NoteBox("mk-import", x_scale=2.2, y_scale=1.6)
+TEXT = CellFormat()
+HEAD = CellFormat(fill="#E8EAED", bold=True, bottom_border=True)
+REASON = CellFormat(fill="#FFF2CC")
+REASON_HEAD = CellFormat(fill="#FFD966", bold=True, bottom_border=True)
+FLAGGED = CellFormat(fill="#F4CCCC")
+#: Distinct sets of reasons whose notes are kept (the messy million's 296,439 rows to fix have 61).
+_KEPT_NOTES = 10_000
 log = logging.getLogger("mk_import.report")
 
+#: What makes the workbook in a stream: XlsxStream, or a writer answering the same calls.
+Book = Callable[[IO[bytes], NoteBox], XlsxStream]
 
-def write_errors_xlsx(path: Path, errors_csv: Path, sheet_rows: int = MAX_SHEET_ROWS) -> int:
-    """errors.csv's rows as errors.xlsx; the count of data rows written."""
+
+def write_errors_xlsx(path: Path, errors_csv: Path, sheet_rows: int = MAX_SHEET_ROWS, book: Book = XlsxStream) -> int:
+    """errors.csv's rows as errors.xlsx; the count of data rows written. `book` makes the workbook (another
+    writer with the same calls can be given, as the test comparing with XlsxWriter does)."""
     with errors_csv.open(encoding="utf-8-sig", newline="") as source, private_binary_file(path) as stream:
         rows = csv.reader(source)
         header = [undefuse_text(c) for c in next(rows, [])]
-        # constant_memory: rows go to disk as they are written, so a large error file costs no memory.
-        book = xlsxwriter.Workbook(stream, {"constant_memory": True, "strings_to_formulas": False,
-                                            "strings_to_numbers": False, "strings_to_urls": False})
-        try:
-            written = _write_sheets(book, header, rows, sheet_rows - 1)
-        finally:
-            book.close()
+        with book(stream, NOTE_BOX) as workbook:
+            written = _write_sheets(workbook, header, rows, sheet_rows - 1)
     return written
 
 
-def _write_sheets(book: xlsxwriter.Workbook, header: list[str], rows: Iterator[list[str]], per_sheet: int) -> int:
-    text = book.add_format({"num_format": "@"})
-    head = book.add_format({"num_format": "@", "bold": True, "bottom": 1, "bg_color": "#E8EAED"})
-    reason = book.add_format({"num_format": "@", "bg_color": "#FFF2CC"})
-    reason_head = book.add_format({"num_format": "@", "bold": True, "bottom": 1, "bg_color": "#FFD966"})
-    flagged = book.add_format({"num_format": "@", "bg_color": "#F4CCCC"})
+def _write_sheets(book: XlsxStream, header: list[str], rows: Iterator[list[str]], per_sheet: int) -> int:
     is_report = [c.startswith("mk_") for c in header]
-    formats = [reason if report else text for report in is_report]
+    formats = [REASON if report else TEXT for report in is_report]
+    widths = [40 if report else min(60, max(10, len(column) + 2))
+              for column, report in zip(header, is_report, strict=True)]
+    head_formats = {i: REASON_HEAD if report else HEAD for i, report in enumerate(is_report)}
     originals = [c for c, report in zip(header, is_report, strict=True) if not report]
     parser = ReasonParser(originals)
     where = {c: i for i, c in enumerate(header)}
     code_at, message_at, warnings_at = (where.get(c) for c in ("mk_error_code", "mk_error_message", "mk_warnings"))
     key_at = where.get(EXPORT_KEY_COLUMN)
 
-    def new_sheet(number: int) -> xlsxwriter.worksheet.Worksheet:
-        sheet = book.add_worksheet("errors" if number == 1 else f"errors {number}")
-        for i, column in enumerate(header):
-            width = min(60, max(10, len(column) + 2)) if not is_report[i] else 40
-            sheet.set_column(i, i, width, formats[i])
-        sheet.freeze_panes(1, 0)
-        for i, column in enumerate(header):
-            sheet.write_string(0, i, column, reason_head if is_report[i] else head)
+    notes_of: dict[tuple[Reason, ...], tuple[dict[int, str], dict[int, CellFormat]]] = {}
+
+    def notes_for(code: str, message: str, warnings: str) -> tuple[dict[int, str], dict[int, CellFormat]]:
+        """Each concerned column's note for a row's reasons, in column order (the order notes are counted in),
+        and the fill of those cells. Rows with the same reasons (most of a messy file's) share them."""
+        found = parser.reasons(code, message, warnings)
+        shared = notes_of.get(tuple(found))
+        if shared is None:
+            concerned: dict[int, list[str]] = {}
+            for r in found:
+                if r.column is not None and r.column in where:
+                    concerned.setdefault(where[r.column], []).append(f"{r.meaning}.\nTo fix: {r.fix}.")
+            notes = {i: "\n\n".join(dict.fromkeys(concerned[i])) for i in sorted(concerned)}
+            shared = (notes, dict.fromkeys(notes, FLAGGED))
+            if len(notes_of) < _KEPT_NOTES:
+                notes_of[tuple(found)] = shared
+        return shared
+
+    def new_sheet(number: int) -> Sheet:
+        sheet = book.add_sheet("errors" if number == 1 else f"errors {number}", widths, formats, TEXT)
+        sheet.write_row(header, head_formats)
         return sheet
 
     def field(values: list[str], at: int | None) -> str:
@@ -76,29 +96,24 @@ def _write_sheets(book: xlsxwriter.Workbook, header: list[str], rows: Iterator[l
     sheets, sheet, line, written, notes = 1, new_sheet(1), 0, 0, 0
     for row in rows:
         if line == per_sheet:
-            sheet.autofilter(0, 0, line, max(len(header) - 1, 0))
+            sheet.autofilter(line, max(len(header) - 1, 0))
             sheets += 1
             sheet, line = new_sheet(sheets), 0
         line += 1
         written += 1
-        # Only a value errors.csv quoted is changed (most are not): the regular expression is the cost.
-        values = [undefuse_text(v) if v[:1] == "'" else v for v in row]
+        values = [undefuse_text(v) if v[:1] == "'" else v for v in row]  # most values start otherwise
         if key_at is not None and key_at < len(values):
             values[key_at] = values[key_at].removeprefix(KEY_QUOTE)  # a text cell needs no quote to stay text
-        concerned: dict[int, list[str]] = {}
-        for r in parser.reasons(field(values, code_at), field(values, message_at), field(values, warnings_at)):
-            if r.column is not None and r.column in where:
-                concerned.setdefault(where[r.column], []).append(f"{r.meaning}.\nTo fix: {r.fix}.")
-        for i, value in enumerate(values):
-            if i in concerned:
-                sheet.write_string(line, i, value, flagged)
-                if notes < MAX_NOTES:  # the reason on the cell itself, where a person fixing it looks
-                    sheet.write_comment(line, i, "\n\n".join(dict.fromkeys(concerned[i])),
-                                        {"author": "mk-import", "x_scale": 2.2, "y_scale": 1.6})
-                    notes += 1
-            elif value:  # an empty cell needs no writing: its column's format is already Text
-                sheet.write_string(line, i, value, formats[i] if i < len(formats) else text)
-    sheet.autofilter(0, 0, max(line, 1), max(len(header) - 1, 0))
+        concerned, fills = notes_for(field(values, code_at), field(values, message_at), field(values, warnings_at))
+        # A cell a reason concerns is filled (even when empty: the value to fill in is missing); other cells
+        # take their column's format, and an empty one is not written, its column's format being Text already.
+        # (A concerned column past a short row's values is not written.)
+        sheet.write_row(values, fills)
+        for i, text in concerned.items():
+            if i < len(values) and notes < MAX_NOTES:  # the reason on the cell itself, where a person fixing it looks
+                sheet.note(line, i, text)
+                notes += 1
+    sheet.autofilter(max(line, 1), max(len(header) - 1, 0))
     if sheets > 1:
         log.info("errors.xlsx: %d rows in %d sheets (a worksheet holds %d)", written, sheets, per_sheet)
     return written

@@ -1,0 +1,22 @@
+"""The quote that defuses a formula-like cell, and taking it away again."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from importer.read.formulas import _UNDEFUSE, defuse_text, undefuse, undefuse_text
+
+cells = st.text(st.sampled_from("'=+-@\t\rab0 "), max_size=5) | st.text(max_size=8)
+
+
+@given(cells)
+@example("'")  # a lone quote stays: nothing follows it to give back
+@example("''=")
+def test_undefuse_text_is_undefuse_of_one_value_and_undoes_defuse_text(value):
+    assert undefuse_text(value) == re.sub(_UNDEFUSE, r"\1", value, count=1)
+    assert undefuse_text(value) == undefuse(pd.Series([value], dtype="string")).iloc[0]
+    assert undefuse_text(defuse_text(value)) == value
