@@ -356,8 +356,10 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
                 release_memory()  # and the error files, before the page is drawn
                 write_timeline(out / "timeline.csv", timeline.seconds())
-                saved_keys = set(table.loc[table["changes"] != "", "customer_key"].unique().tolist()) \
-                    if "changes" in table else set()
+                # Only the examples' keys are looked for: a set of every key saved held a million texts.
+                wanted = change_tally.example_keys()
+                saved_keys = set(table.loc[(table["changes"] != "") & table["customer_key"].isin(wanted),
+                                           "customer_key"].tolist()) if "changes" in table and wanted else set()
                 write_changes(out / "changes.json", change_tally.saved_only(saved_keys) if mass is None
                               else change_tally.examples)
                 summary = _summary(

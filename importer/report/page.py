@@ -26,6 +26,7 @@ from importer.error_codes import explain_warning
 from importer.prepare.mapping import MappingSpec
 from importer.prepare.normalize import PLACEHOLDER_MESSAGE
 from importer.prepare.shared_contacts import WARNING_START as SHARED_WARNING_START
+from importer.read.formulas import undefuse
 from importer.report.changes_view import changes_section
 from importer.report.files import ERROR_STATUSES
 from importer.report.folders import private_file
@@ -186,8 +187,11 @@ class _Table:
     rows: list[str]
     #: how many rows
     count: int
-    #: the rows' original values in the shown columns, in the rows' order
-    shown: pd.DataFrame
+    #: the rows' original values (errors.csv's, a column of them at a time in the rows' order: a copy of the
+    #: whole table in that order cost a migration's page 100 MB more)
+    originals: pd.DataFrame
+    #: the rows' numbers, in the table's order
+    order: pd.Index
     #: (column or None, problem) → rows, the first row showing it, and the column's place in the table
     tally: Counter[tuple[str | None, str]]
     first: dict[tuple[str | None, str], int]
@@ -202,7 +206,9 @@ class _Table:
         Python strings of every cell would cost the page of 60,000 rows to fix 70 MB."""
         for column in self.columns:
             # orient="values" (a bare JSON array) is pandas' own; its type stubs list only the other orients.
-            yield str(self.shown[column].fillna("").astype("str").to_json(  # type: ignore[call-overload]
+            values = self.originals[column].reindex(self.order) if column in self.originals else \
+                pd.Series("", index=self.order, dtype="str")
+            yield str(undefuse(values.fillna("").astype("str")).to_json(  # type: ignore[call-overload]
                 orient="values", force_ascii=False))
 
 
@@ -258,8 +264,8 @@ def _attention_table(reports: RunReports, mapping: MappingSpec | None) -> _Table
                 statuses.append(status)
             rows.append([row, statuses.index(status), cells, detail, int(seen)])
         chunks.append(_json_for_script(rows)[1:-1])
-    shown = originals.reindex(index=wanted.index, columns=columns)
-    return _Table(columns, problems, chunks, len(wanted), shown, tally, first, place, words, statuses)
+    return _Table(columns, problems, chunks, len(wanted), originals, wanted.index, tally, first, place, words,
+                  statuses)
 
 
 def _problems_section(summary: dict[str, Any], table: _Table) -> str:

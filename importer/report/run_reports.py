@@ -16,7 +16,7 @@ import pyarrow.csv as pa_csv
 
 from importer.errors import InputError
 from importer.prepare.mapping import MappingSpec
-from importer.read.formulas import undefuse, undefuse_text
+from importer.read.formulas import undefuse_text
 from importer.read.reader import TEXT_DTYPE, header_key
 from importer.report.files import RESULT_COLUMNS, read_changes, read_timeline
 from importer.report.trend import recent
@@ -32,7 +32,8 @@ class RunReports:
     results: pd.DataFrame
     #: errors.csv's original header
     header: list[str]
-    #: the original cells of the rows to fix in the columns the page shows, indexed by source row
+    #: the original cells of the rows to fix in the columns the page shows, indexed by source row, as errors.csv
+    #: has them (a formula-like value with its quote: read/formulas.undefuse gives the file's own)
     originals: pd.DataFrame
     timeline: list[Second]
     #: changes.json's examples: per category, customers with old → new values
@@ -90,9 +91,7 @@ def read_originals(path: Path, mapping: MappingSpec | None = None) -> tuple[list
     times = (pd.to_numeric(times_text, errors="coerce").fillna(1).astype("int64")
              if times_text is not None else pd.Series(1, index=frame.index, dtype="int64"))
     frame.columns = pd.Index(columns)
-    # Vectorized: the page of a large run reads tens of thousands of rows here.
-    originals = frame.apply(undefuse) if len(frame) else frame
-    return header, originals, times[~times.index.duplicated()]
+    return header, frame, times[~times.index.duplicated()]
 
 
 def read_reports(out: Path, results: pd.DataFrame | None = None, mapping: MappingSpec | None = None) -> RunReports:

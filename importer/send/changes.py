@@ -163,6 +163,10 @@ class ChangeTally:
     def count(self, word: str, customers: int = 1) -> None:
         self.counts[word] += customers
 
+    def example_keys(self) -> set[str]:
+        """The customer keys of the examples: a few per category."""
+        return {e["customer_key"] for examples in self.examples.values() for e in examples}
+
     def saved_only(self, saved_keys: set[str]) -> dict[str, list[dict[str, Any]]]:
         """The examples of customers in `saved_keys` (those the run saved), by category."""
         kept = {category: [e for e in examples if e["customer_key"] in saved_keys]
