@@ -46,7 +46,7 @@ from importer.report.outcomes import RowOutcomes, tally_failures, with_outcomes
 from importer.report.page import write_report_page
 from importer.report.trend import remember as remember_run
 from importer.report.trend import run_record
-from importer.report.workbook import write_errors_xlsx
+from importer.report.workbook import beside as errors_xlsx_beside
 from importer.send.changes import MassChange, guard
 from importer.send.client import ApiClient, check_api_url, encode_body
 from importer.send.network import Proxy, choose_proxy, ssl_context
@@ -150,14 +150,14 @@ def validate(config: ValidateConfig) -> Finished:
             release_memory()  # what formatting a million rows needed, as a run does
             to_fix = write_errors(out / "errors.csv", source, table, prepared.invalid_raw, known_problems)
             release_memory()  # and errors.csv (a quarter of a messy million), before the workbook and the page
-            write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
-            release_memory()
-            result = RunResult(_counts(table), max_invalid=config.max_invalid, rows=len(table))
-            summary = _summary("validate", source, mapping.name, table, prepared.problems, started, out, result,
-                               to_fix=to_fix, api_url=None, problems_new=known_problems.new_rows,
-                               problems_known=known_problems.known_rows, **extra)
-            write_summary(out / "summary.json", summary)
-            write_report_page(out, mapping=mapping, results=table)
+            with errors_xlsx_beside(out / "errors.xlsx", out / "errors.csv", to_fix):
+                release_memory()
+                result = RunResult(_counts(table), max_invalid=config.max_invalid, rows=len(table))
+                summary = _summary("validate", source, mapping.name, table, prepared.problems, started, out, result,
+                                   to_fix=to_fix, api_url=None, problems_new=known_problems.new_rows,
+                                   problems_known=known_problems.known_rows, **extra)
+                write_summary(out / "summary.json", summary)
+                write_report_page(out, mapping=mapping, results=table)
         finish_out_dir(out, config.folders)
     return Finished(summary, result)
 
@@ -352,35 +352,37 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 known_problems = KnownProblems(remembered)
                 to_fix = write_errors(out / "errors.csv", source, table, invalid_raw, known_problems)
                 _remember_problems(state, known_problems)
-                release_memory()  # errors.csv (a quarter of a messy million) before the workbook
-                write_errors_xlsx(out / "errors.xlsx", out / "errors.csv")
-                release_memory()  # and the error files, before the page is drawn
-                write_timeline(out / "timeline.csv", timeline.seconds())
-                # Only the examples' keys are looked for: a set of every key saved held a million texts.
-                wanted = change_tally.example_keys()
-                saved_keys = set(table.loc[(table["changes"] != "") & table["customer_key"].isin(wanted),
-                                           "customer_key"].tolist()) if "changes" in table and wanted else set()
-                write_changes(out / "changes.json", change_tally.saved_only(saved_keys) if mass is None
-                              else change_tally.examples)
-                summary = _summary(
-                    "run", source, mapping.name, table, problems, started, out, result, to_fix=to_fix, api_url=api_url,
-                    department=config.department, state=str(state_path), requests_sent=stats.requests,
-                    retries=stats.retries, rate_limited=stats.rate_limited, searches=stats.searches,
-                    final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3),
-                    concurrency_used=stats.concurrency_used, concurrency_limit=stats.concurrency_limit,
-                    latency_p50_ms=_ms(stats.latency_p50), latency_p95_ms=_ms(stats.latency_p95),
-                    stop_reason=stats.stop_reason, input_changed=input_changed, merged_customers=merged,
-                    limit=config.limit,
-                    changes=changes, **_guard_facts(mass, config.max_changed),
-                    proxy=proxy.url if proxy else None, ca_bundle=str(config.ca_bundle) if config.ca_bundle else None,
-                    problems_new=known_problems.new_rows, problems_known=known_problems.known_rows)
-                write_summary(out / "summary.json", summary)
-                try:
-                    remember_run(state_path, run_record(summary, saved))  # before the page: it shows tonight's too
-                except OSError as exc:
-                    log.warning("could not remember the run beside the state (%s): %s", state_path,
-                                exc.strerror or exc)
-                write_report_page(out, mapping=mapping, results=table)
+                release_memory()  # errors.csv (a quarter of a messy million) before the workbook and the page
+                with errors_xlsx_beside(out / "errors.xlsx", out / "errors.csv", to_fix):
+                    release_memory()
+                    write_timeline(out / "timeline.csv", timeline.seconds())
+                    # Only the examples' keys are looked for: a set of every key saved held a million texts.
+                    wanted = change_tally.example_keys()
+                    saved_keys = set(table.loc[(table["changes"] != "") & table["customer_key"].isin(wanted),
+                                               "customer_key"].tolist()) if "changes" in table and wanted else set()
+                    write_changes(out / "changes.json", change_tally.saved_only(saved_keys) if mass is None
+                                  else change_tally.examples)
+                    summary = _summary(
+                        "run", source, mapping.name, table, problems, started, out, result, to_fix=to_fix,
+                        api_url=api_url, department=config.department, state=str(state_path),
+                        requests_sent=stats.requests,
+                        retries=stats.retries, rate_limited=stats.rate_limited, searches=stats.searches,
+                        final_rate=round(stats.final_rate, 2), send_s=round(stats.send_s, 3),
+                        concurrency_used=stats.concurrency_used, concurrency_limit=stats.concurrency_limit,
+                        latency_p50_ms=_ms(stats.latency_p50), latency_p95_ms=_ms(stats.latency_p95),
+                        stop_reason=stats.stop_reason, input_changed=input_changed, merged_customers=merged,
+                        limit=config.limit,
+                        changes=changes, **_guard_facts(mass, config.max_changed),
+                        proxy=proxy.url if proxy else None,
+                        ca_bundle=str(config.ca_bundle) if config.ca_bundle else None,
+                        problems_new=known_problems.new_rows, problems_known=known_problems.known_rows)
+                    write_summary(out / "summary.json", summary)
+                    try:
+                        remember_run(state_path, run_record(summary, saved))  # before the page: it shows tonight's too
+                    except OSError as exc:
+                        log.warning("could not remember the run beside the state (%s): %s", state_path,
+                                    exc.strerror or exc)
+                    write_report_page(out, mapping=mapping, results=table)
             except OSError as exc:
                 if not sent:
                     raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import openpyxl
@@ -135,3 +137,81 @@ def test_past_a_worksheets_rows_the_workbook_goes_on_in_another_sheet(tmp_path: 
         keys += [r[0] for r in rows[1:]]
     assert keys == [f"{n:07d}" for n in range(1, 8)]  # every row, in order, as text
     assert book["errors 3"]["B2"].fill.fgColor.rgb.endswith("F4CCCC")  # the cell the reason concerns
+
+
+def _sheet_values(path: Path) -> list[list[object]]:
+    return [[c.value for c in row] for row in openpyxl.load_workbook(path).active.iter_rows()]
+
+
+def test_a_large_workbook_is_written_by_a_second_process_beside_the_page(tmp_path: Path, monkeypatch):
+    """beside(): the second process writes the same workbook as this one would, while the body runs."""
+    from importer.report import workbook
+
+    errors = tmp_path / "errors.csv"
+    lines = ["Customer Number,Last Name,mk_error_code,mk_error_message",
+             *(f"{n:07d},,MISSING_LAST_NAME,Last Name is empty" for n in range(1, 30))]
+    errors.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_errors_xlsx(tmp_path / "here.xlsx", errors)
+    monkeypatch.setattr(workbook, "BESIDE_FROM", 10)
+    started = []
+    real_popen = subprocess.Popen
+
+    def popen(*args, **kwargs):
+        started.append(args[0])
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    with workbook.beside(tmp_path / "beside.xlsx", errors, 29):
+        pass
+    assert len(started) == 1, "a second process wrote it"
+    assert _sheet_values(tmp_path / "beside.xlsx") == _sheet_values(tmp_path / "here.xlsx")
+    assert (tmp_path / "beside.xlsx").stat().st_mode & 0o077 == 0, "private, as every report"
+
+    # Fewer rows: written here, before the body, no second process.
+    with workbook.beside(tmp_path / "few.xlsx", errors, 9):
+        assert (tmp_path / "few.xlsx").exists()
+    assert len(started) == 1
+
+
+def test_a_second_process_that_fails_leaves_the_workbook_to_this_one(tmp_path: Path, monkeypatch, caplog):
+    from importer.report import workbook
+
+    errors = tmp_path / "errors.csv"
+    errors.write_text("Customer Number,Last Name,mk_error_code\n0000001,,MISSING_LAST_NAME\n", encoding="utf-8")
+    monkeypatch.setattr(workbook, "BESIDE_FROM", 0)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    with workbook.beside(tmp_path / "errors.xlsx", errors, 1):
+        assert not (tmp_path / "errors.xlsx").exists()
+    assert _sheet_values(tmp_path / "errors.xlsx")[1][0] == "0000001"
+    assert "no second process" in caplog.text
+
+    # One that exits with an error: its last line is told, and the workbook is written here.
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    (tmp_path / "errors.xlsx").unlink()
+    with workbook.beside(tmp_path / "errors.xlsx", errors, 1):
+        pass
+    assert (tmp_path / "errors.xlsx").exists()
+    assert "its second process failed (exit 1)" in caplog.text
+
+
+def test_an_error_in_the_body_stops_the_second_process(tmp_path: Path, monkeypatch):
+    import pytest
+
+    from importer.report import workbook
+
+    errors = tmp_path / "errors.csv"
+    errors.write_text("Customer Number,Last Name\n0000001,\n", encoding="utf-8")
+    monkeypatch.setattr(workbook, "BESIDE_FROM", 0)
+    monkeypatch.setattr(sys, "executable", "/bin/sleep")  # stands in for a long workbook: `sleep CSV XLSX`
+    children = []
+    real_popen = subprocess.Popen
+
+    def popen(*args, **kwargs):
+        children.append(real_popen(["/bin/sleep", "60"], **kwargs))
+        return children[-1]
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    with pytest.raises(KeyboardInterrupt), workbook.beside(tmp_path / "errors.xlsx", errors, 1):
+        raise KeyboardInterrupt
+    assert children[0].returncode is not None, "the second process was stopped and waited for"
+    assert not (tmp_path / "errors.xlsx").exists()
