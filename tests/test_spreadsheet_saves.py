@@ -192,3 +192,25 @@ def test_an_error_file_of_an_earlier_version_still_imports(tmp_path: Path, write
     main(["validate", str(tmp_path / "old.csv"), "-m", "dealervault", "--out", str(tmp_path / "o2")])
     (row,) = read_csv(tmp_path / "o2" / "results.csv")
     assert (row["status"], row["customer_key"], row["original_row"], row["warnings"]) == ("valid", "0000083", "1", "")
+
+
+def test_keys_the_state_knows_with_leading_zeros_are_given_back_to_an_export_that_lost_them(sandbox, creds,
+                                                                                            write_csv, tmp_path):
+    """An export saved by a spreadsheet (`82` for `0000082`): the customer the state knows is updated, not
+    created again; a key two known keys could be (`0082`, `00082`) and a key nobody had stay as they are."""
+    from tests.test_run import run
+
+    first = write_csv([DV_HEADER, dv_row("0000082", last="Ann"), dv_row("0082", last="Bo"),
+                       dv_row("00082", last="Bo2"), dv_row("0000091", last="Cy")])
+    assert run(first, sandbox.url, tmp_path / "a") == 0
+    uuids = {r["customer_key"]: r["customer_uuid"] for r in read_csv(tmp_path / "a" / "results.csv")}
+    second = write_csv([DV_HEADER, dv_row("82", last="Ann", cell="617-555-0182"), dv_row("91", last="Cy"),
+                        dv_row("7", last="Dee")], name="second.csv")
+    assert run(second, sandbox.url, tmp_path / "b") == 0
+    ann, cy, dee = read_csv(tmp_path / "b" / "results.csv")
+    assert (cy["customer_key"], cy["customer_uuid"]) == ("0000091", uuids["0000091"])
+    assert "91 read as 0000091, the customer the state knows" in cy["warnings"]
+    # 82 could be 0082 or 00082 (and 0000082): which is not known, so it is not guessed
+    assert ann["customer_key"] == "82"
+    assert ann["customer_uuid"] not in uuids.values()
+    assert (dee["customer_key"], dee["warnings"]) == ("7", "")

@@ -92,19 +92,28 @@ class Prepared:
         """
         keys = self.rows["customer_key"]
         known = pd.Index(known.astype("str"))
+        valid = self.rows["status"] == Status.VALID.value
+        # The keys that could have lost zeros first (all digits, none leading, unknown to the state): mostly
+        # none, and the known keys are then not all stripped and put in a dict (150 MB for a million).
+        candidates = valid & keys.str.fullmatch("[1-9][0-9]*").fillna(False).astype(bool) & ~_is_in(keys, known)
+        if not candidates.any():
+            return 0
         padded = known[known.str.fullmatch("0+[1-9][0-9]*")]
         if padded.empty:
             return 0
         bare = pd.Series(padded.str.lstrip("0"), dtype="str")
+        # Only the known keys that a candidate could be; two of them stripping to the same key stay ambiguous.
+        wanted = _is_in(bare, keys[candidates]).to_numpy()
+        bare, padded = bare[wanted], padded[wanted]
         unique = ~bare.duplicated(keep=False)
         restore = dict(zip(bare[unique], padded[unique.to_numpy()], strict=True))
-        valid = self.rows["status"] == Status.VALID.value
-        target = keys.map(restore)
-        hit = valid & keys.str.fullmatch("[1-9][0-9]*") & target.notna()
+        target = keys[candidates].map(restore)
+        hit = target.notna()
         if hit.any():
-            hit &= ~_is_in(keys, known) & ~_is_in(target.fillna("").astype("str"), keys[valid])
+            hit &= ~_is_in(target.fillna("").astype("str"), keys[valid])
         if not hit.any():
             return 0
+        hit, target = hit.reindex(keys.index, fill_value=False).astype(bool), target.reindex(keys.index)
         note = (key_column + ": " + keys[hit] + " read as " + target[hit].astype("str")
                 + ", the customer the state knows (leading zeros lost in a spreadsheet?)")
         current = self.rows.loc[hit, "warnings"]
