@@ -6,6 +6,10 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from importer.prepare.customers import Requests
 from tests.helpers import DV_HEADER, VIN_A, VIN_B, dv_row, requests_from
 from tests.prepare.test_mapping import LAYOUT_FILES, SAMPLES
@@ -152,3 +156,12 @@ def test_a_fingerprint_changes_with_its_customers_rows_alone(write_csv):
     # and what else builds the body is in every fingerprint
     unvalidated = fingerprints(requests_from(write_csv([DV_HEADER, ann, bo, ann], "v.csv"), validate_vin=False))
     assert set(unvalidated.values()).isdisjoint(before.values())
+
+
+@settings(max_examples=200)
+@given(st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=50))
+def test_the_fingerprints_column_spells_each_number_as_the_batches_do(numbers):
+    from importer.prepare.customers import _hex, _hex_column
+
+    fingerprints = np.array(numbers, dtype=np.uint64)
+    assert _hex_column(fingerprints).tolist() == _hex(fingerprints)
