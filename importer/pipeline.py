@@ -289,8 +289,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             make_private_dir(out)
             stops = StopSwitch()
             try:
-                known = state.load()  # read once: for the keys the state knows, then for what the planner skips
-                prepared.recognise_known_keys(known.index, mapping.customer_key)
+                prepared.recognise_known_keys(state.keys(), mapping.customer_key)
                 rows, problems, invalid_raw = prepared.rows, prepared.problems, prepared.invalid_raw
                 requests = prepared.requests(mapping, config.prepare.validate_vin)  # the normalized rows move in
                 del prepared
@@ -299,9 +298,8 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 # Started before the plan: it counts the customers whose new rows build the body last saved.
                 customers = int(rows.loc[rows["status"] == Status.VALID, "customer_key"].nunique())
                 progress.start(customers if config.limit is None else min(customers, config.limit))
-                plan = Planner(state, recorder).plan(requests, config.full, known, config.limit,
+                plan = Planner(state, recorder).plan(requests, config.full, state.load, config.limit,
                                                      partial=source.is_error_report)
-                del known  # joined to the requests by the planner, not to be held while sending
                 progress.advance(Status.UNCHANGED, plan.unchanged_rows, len(plan.unchanged))
                 timeline = Timeline()  # its seconds count from the start of sending
                 # Decided before the pool starts: a refused mass change sends nothing at all.

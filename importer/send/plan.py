@@ -35,10 +35,11 @@ from importer.send.state import STATE_COLUMNS, Saved, StateStore, pack_body, pay
 from importer.status import Status
 
 
-def compared(requests: Requests, stored: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Each customer of the requests beside what the state holds for it (columns `*_saved`); the customers
-    whose rows are those last saved (the rule's first half), and the customers the state knows."""
-    customers = requests.table().join(stored.add_suffix("_saved"), on="key")
+def compared(table: pd.DataFrame, stored: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Each customer of the requests (`table`: Requests.table) beside what the state holds for it (columns
+    `*_saved`); the customers whose rows are those last saved (the rule's first half), and the customers the
+    state knows."""
+    customers = table.join(stored.add_suffix("_saved"), on="key")
     same_rows = (customers["fingerprint"] == customers["fingerprint_saved"]).fillna(False).to_numpy(dtype=bool)
     known = customers["customer_uuid_saved"].notna().to_numpy(dtype=bool)
     return customers, same_rows, known
@@ -152,10 +153,12 @@ class Planner:
         #: keys an earlier run sent without learning the outcome (the state's journal, as the run started)
         self.journaled = state.journaled()
 
-    def plan(self, requests: Requests, full: bool, stored: pd.DataFrame, limit: int | None = None, *,
+    def plan(self, requests: Requests, full: bool, load: Callable[[], pd.DataFrame], limit: int | None = None, *,
              partial: bool = False) -> Plan:
-        """`stored` is what the state holds (StateStore.load), dropped once joined to the requests. With
-        `limit`, a pilot: only the first `limit` customers in file order may be sent, the rest are held.
+        """`load` gives what the state holds (StateStore.load): loaded here once the customers are grouped, and
+        dropped once joined to them, so that a million customers' state is never held beside their grouping
+        and the join at once (150 MB). With `limit`, a pilot: only the first `limit` customers in file order
+        may be sent, the rest are held.
 
         `partial`: the requests come from an error report, which holds only some rows of a customer (those to
         fix). A customer the state knows is sent as usual, and the state keeps what it says of the export (the
@@ -163,7 +166,8 @@ class Planner:
         next run would find every such customer changed and send it again, whole.
         """
         self.partial = partial
-        customers, same_rows, known = compared(requests, stored)
+        # The grouping first, then the state: the peaks of the two apart.
+        customers, same_rows, known = compared(requests.table(), load())
         skip = same_rows & (not full)  # same rows, same mapping, same program: same body, not even built
         # requests.table() is in file order (each customer where its first row is): the pilot is its head.
         beyond = np.arange(len(customers)) >= limit if limit is not None else np.zeros(len(customers), dtype=bool)
@@ -195,7 +199,7 @@ class Planner:
             bodies = self.state.bodies([*known_of])
             known_of = {key: replace(saved_of, body=bodies.get(key)) for key, saved_of in known_of.items()}
         known_count = int(known.sum())
-        del customers, saved, stored  # a line per customer, not to be held while the sending takes its hours
+        del customers, saved  # a line per customer, not to be held while the sending takes its hours
         release_memory()  # and what grouping and fingerprinting every row needed for a moment
         return Plan(unchanged, unchanged_rows, self._jobs(requests, send, known_of, assessment.changes),
                     assessment.tally, known_count, held)
@@ -278,7 +282,7 @@ class Forecast:
 
 def forecast(requests: Requests, saved: pd.DataFrame, invalid_rows: int, bodies_of: BodiesOf) -> Forecast:
     """What a run with this state would do, without sending or writing anything."""
-    customers, same_rows, known = compared(requests, saved)
+    customers, same_rows, known = compared(requests.table(), saved)
     rows_changed = known & ~same_rows
     assessment = assess(requests, customers, rows_changed, bodies_of)
     same_body = int(assessment.same_body.sum())

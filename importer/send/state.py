@@ -232,6 +232,20 @@ class StateStore:
                               "move it aside to start afresh") from None
         return pd.concat(frames, ignore_index=True).set_index("customer_key")
 
+    def keys(self) -> pd.Index:
+        """The keys of the customers saved for this department (load() without the rest: what the run reads
+        before it plans)."""
+        parts = [pd.Index([], dtype=TEXT_DTYPE)]
+        try:
+            cursor = self._db.execute("SELECT customer_key FROM customers")
+            while rows := cursor.fetchmany(LOAD_BATCH):
+                parts.append(pd.Index([row[0] for row in rows], dtype=TEXT_DTYPE))
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path}: not a usable mk-import state file ({exc}); "
+                              "move it aside to start afresh") from None
+        keys: pd.Index = parts[0].append(parts[1:]) if len(parts) > 1 else parts[0]
+        return keys
+
     def record(self, saves: Sequence[tuple[str, Saved, bool]], noted: Sequence[tuple[str, str]] = ()) -> None:
         """In one transaction: successful saves (key, what was saved, whether it was journaled), each with
         the end of its journal entry; and `noted` (key, fingerprint): saved customers whose rows changed but

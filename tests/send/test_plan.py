@@ -75,7 +75,7 @@ def test_a_customer_with_the_saved_fingerprint_is_left_unchanged_without_its_bod
     run = new_run(tmp_path / "state.sqlite")
     # The saved body hash is none that any body has: were Ann's body built and compared, she would be updated.
     run.state.record([("100", Saved("no-body-has-this-hash", "uuid-100", "7", fingerprint(requests, "100")), False)])
-    plan = run.planner.plan(requests, False, run.state.load())
+    plan = run.planner.plan(requests, False, run.state.load)
     assert plan.unchanged.to_dict("records") == [{"key": "100", "customer_uuid": "uuid-100", "customer_id": "7"}]
     assert plan.unchanged_rows == 2
     jobs = list(plan.jobs)
@@ -92,7 +92,7 @@ def test_changed_rows_that_build_the_saved_body_are_unchanged_and_their_fingerpr
     after = file_of(write_csv, ANN, BO, ANN, name="after.csv")
     assert fingerprint(after, "100") != fingerprint(before, "100")
     assert body_hash(after, "100") == body_hash(before, "100")
-    plan = run.planner.plan(after, False, run.state.load())
+    plan = run.planner.plan(after, False, run.state.load)
     assert plan.unchanged["key"].tolist() == ["200"]
     assert list(plan.jobs) == []
     assert run.rows == [((1, 3), Outcome("100", Status.UNCHANGED, "uuid-100", "id-100"))]
@@ -100,7 +100,7 @@ def test_changed_rows_that_build_the_saved_body_are_unchanged_and_their_fingerpr
     saved = run.state.load().loc["100"]
     assert list(saved) == [body_hash(before, "100"), "uuid-100", "id-100", fingerprint(after, "100")]
     # so the next run skips Ann on her fingerprint alone
-    assert run.planner.plan(after, False, run.state.load()).unchanged["key"].tolist() == ["100", "200"]
+    assert run.planner.plan(after, False, run.state.load).unchanged["key"].tolist() == ["100", "200"]
     run.state.close()
 
 
@@ -110,7 +110,7 @@ def test_a_changed_body_is_sent_with_the_known_uuid_and_an_unknown_customer_with
     save_as_sent(run.state, before)
     ann_with_email = dv_row("100", first="Ann", last="Lee", cell="(310) 555-1234", email="ann@example.com")
     after = file_of(write_csv, ann_with_email, ED, name="after.csv")
-    plan = run.planner.plan(after, False, run.state.load())
+    plan = run.planner.plan(after, False, run.state.load)
     assert plan.unchanged.empty
     update, create = plan.jobs
     assert update.key == "100"
@@ -134,8 +134,8 @@ def test_full_sends_every_customer_even_those_the_state_calls_unchanged(tmp_path
     requests = file_of(write_csv, ANN, BO, CY)
     run = new_run(tmp_path / "state.sqlite")
     save_as_sent(run.state, requests)
-    assert run.planner.plan(requests, False, run.state.load()).unchanged_rows == 3
-    plan = run.planner.plan(requests, True, run.state.load())
+    assert run.planner.plan(requests, False, run.state.load).unchanged_rows == 3
+    plan = run.planner.plan(requests, True, run.state.load)
     assert plan.unchanged.empty
     assert plan.unchanged_rows == 0
     jobs = list(plan.jobs)
@@ -150,7 +150,7 @@ def test_a_key_only_customer_is_journaled_before_its_job_is_handed_out(tmp_path,
     requests = file_of(write_csv, ANN, DI, nameless_key)
     path = tmp_path / "state.sqlite"
     run = new_run(path)
-    jobs = run.planner.plan(requests, False, run.state.load()).jobs
+    jobs = run.planner.plan(requests, False, run.state.load).jobs
     ann = next(jobs)
     assert (ann.search_key, run.state.journaled()) == (None, set())
     di = next(jobs)
@@ -165,7 +165,7 @@ def test_a_key_only_customer_is_journaled_before_its_job_is_handed_out(tmp_path,
     run.state.close()
     # The run died with Di in flight: the next one knows an earlier send may have saved her.
     again = new_run(path)
-    di_again = [job for job in again.planner.plan(requests, False, again.state.load()).jobs if job.key == "400"]
+    di_again = [job for job in again.planner.plan(requests, False, again.state.load).jobs if job.key == "400"]
     assert [(job.search_key, job.maybe_saved) for job in di_again] == [("400", True)]
     again.state.close()
 
@@ -173,7 +173,7 @@ def test_a_key_only_customer_is_journaled_before_its_job_is_handed_out(tmp_path,
 def test_no_journal_no_request(tmp_path, write_csv):
     requests = file_of(write_csv, DI, ANN)
     run = new_run(tmp_path / "state.sqlite")
-    jobs = run.planner.plan(requests, False, run.state.load()).jobs
+    jobs = run.planner.plan(requests, False, run.state.load).jobs
     run.state.close()  # the state can no longer be written
     assert list(jobs) == []
     assert len(run.stops) == 1
@@ -190,7 +190,7 @@ def test_the_forecast_and_the_planner_split_customers_alike(tmp_path, write_csv)
     # Ann: same rows; Bo: another row, same body; Cy: a new body; Ed and Di: new customers.
     after = file_of(write_csv, ANN, BO, BO, cy_moved, ED, DI, name="after.csv")
     predicted = counts(forecast(after, run.state.load(), 4, run.state.bodies))
-    plan = run.planner.plan(after, False, run.state.load())
+    plan = run.planner.plan(after, False, run.state.load)
     jobs = list(plan.jobs)
     planned = {"create": sum("customerUuid" not in job.body["customer"] for job in jobs),
                "update": sum("customerUuid" in job.body["customer"] for job in jobs),
