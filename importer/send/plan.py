@@ -180,7 +180,11 @@ class Planner:
         """
         self.partial = partial
         # The grouping first, then the state: the peaks of the two apart.
-        customers, same_rows, known = compared(requests.table(), load(), consume=True)
+        table = requests.table()
+        stored = load()
+        release_memory()  # what loading the state needed for a moment, before the join
+        customers, same_rows, known = compared(table, stored, consume=True)
+        del table, stored
         skip = same_rows & (not full)  # same rows, same mapping, same program: same body, not even built
         # requests.table() is in file order (each customer where its first row is): the pilot is its head.
         beyond = np.arange(len(customers)) >= limit if limit is not None else np.zeros(len(customers), dtype=bool)
