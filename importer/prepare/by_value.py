@@ -35,13 +35,15 @@ def non_empty(values: pa.Array) -> np.ndarray:
     return found
 
 
-def with_answers(values: pa.Array, where: np.ndarray, answers: list[str]) -> pa.Array:
-    """`values` with the values at the positions `where` replaced by `answers` (a library's, one by one)."""
+def with_library(decided: pa.Array, values: pa.Array, where: np.ndarray, decide: Callable[[str], str]) -> pa.Array:
+    """`decided` with the positions `where` answered by `decide` (a library's call) on those of `values`, one by
+    one: the values the vectorized tests could not decide."""
     if not len(where):
-        return values
-    mask = np.zeros(len(values), dtype=bool)
+        return decided
+    answers = [decide(str(value)) for value in values.take(pa.array(where)).to_pylist()]
+    mask = np.zeros(len(decided), dtype=bool)
     mask[where] = True
-    replaced: pa.Array = pc.replace_with_mask(values, pa.array(mask), pa.array(answers, type=pa.string()))
+    replaced: pa.Array = pc.replace_with_mask(decided, pa.array(mask), pa.array(answers, type=pa.string()))
     return replaced
 
 

@@ -35,7 +35,7 @@ from importer.prepare.by_value import (
     on_uniques,
     on_values,
     text_of,
-    with_answers,
+    with_library,
 )
 from importer.prepare.mapping import base_field, vehicle_groups, vehicle_prefix
 from importer.prepare.vin import NORTH_AMERICAN_PREFIX, TRANSLITERATION, VIN_PATTERN, WEIGHTS
@@ -150,9 +150,7 @@ def _phones_unique(values: pd.Series) -> pd.Series:
     valid = np.zeros(len(values), dtype=bool)
     valid[fast_index[_nanp_valid(national.take(pa.array(fast_index)))]] = True
     out = pc.if_else(pa.array(valid), pc.binary_join_element_wise("+1", pc.fill_null(national, ""), ""), "")
-    slow = np.flatnonzero(~fast & non_empty(arrow))
-    texts = arrow.take(pa.array(slow)).to_pylist()
-    return text_of(with_answers(out, slow, [phone_by_library(str(t)) for t in texts]))
+    return text_of(with_library(out, arrow, np.flatnonzero(~fast & non_empty(arrow)), phone_by_library))
 
 
 def normalize_phones(values: pd.Series) -> Normalized:
@@ -245,9 +243,7 @@ def _emails_unique(values: pd.Series) -> pd.Series:
     fast = _fast_emails(arrow)
     refused = matches(arrow, _LATIN_LOCAL)
     out = pc.if_else(pa.array(fast), arrow, "")
-    slow = np.flatnonzero(~fast & ~refused & non_empty(arrow))
-    texts = arrow.take(pa.array(slow)).to_pylist()
-    return text_of(with_answers(out, slow, [email_by_library(str(t)) for t in texts]))
+    return text_of(with_library(out, arrow, np.flatnonzero(~fast & ~refused & non_empty(arrow)), email_by_library))
 
 
 def normalize_emails(values: pd.Series) -> Normalized:
