@@ -17,7 +17,6 @@ from typing import Any
 
 import aiohttp
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from importer import __version__
@@ -25,6 +24,7 @@ from importer.config import Credentials, RunConfig, ValidateConfig
 from importer.errors import AfterSendingError, ConfigError
 from importer.logs import REDACT
 from importer.memory import release_memory, use_system_allocator
+from importer.prepare.by_value import arrow_of
 from importer.prepare.mapping import load_mapping
 from importer.prepare.stage import ProblemTally, prepare
 from importer.read.containers import Bounds
@@ -87,9 +87,7 @@ def _summary(command: str, source: InputFile, mapping: str, table: pd.DataFrame,
                   "delimiter": source.delimiter},
         "mapping": mapping,
         "rows": len(table),
-        # Counted by pyarrow's hash of the keys: pandas' nunique made Python strings of a million keys first.
-        "customers": int(pc.count_distinct(pa.array(table.loc[valid, "customer_key"], pa.string(),
-                                                    from_pandas=True)).as_py()),
+        "customers": _customers(table.loc[valid, "customer_key"]),
         "counts": {str(status): n for status, n in result.counts.items()},
         "requests_sent": 0,
         "retries": 0,
@@ -103,6 +101,12 @@ def _summary(command: str, source: InputFile, mapping: str, table: pd.DataFrame,
         "stop_code": str(result.stop) if result.stop else None,
         "exit_code": int(exit_code_for(result)),
     }
+
+
+def _customers(keys: pd.Series) -> int:
+    """How many customers these keys name: counted by pyarrow's hash of the keys, where pandas' nunique made
+    Python strings of a million keys first."""
+    return int(pc.count_distinct(arrow_of(keys)).as_py())
 
 
 def _counts(table: pd.DataFrame) -> dict[Status, int]:
@@ -296,7 +300,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 outcomes = RowOutcomes(rows.index)
                 recorder = Recorder(state, progress, outcomes.set, stops)
                 # Started before the plan: it counts the customers whose new rows build the body last saved.
-                customers = int(rows.loc[rows["status"] == Status.VALID, "customer_key"].nunique())
+                customers = _customers(rows.loc[rows["status"] == Status.VALID, "customer_key"])
                 progress.start(customers if config.limit is None else min(customers, config.limit))
                 plan = Planner(state, recorder).plan(requests, config.full, state.load, config.limit,
                                                      partial=source.is_error_report)
