@@ -241,6 +241,14 @@ def vml_xml(notes: Mapping[tuple[int, int], str], column_px: Callable[[int], int
     yield "</xml>"
 
 
+def _cell_at(cell: int, offset: int, size_of: Callable[[int], int]) -> tuple[int, int]:
+    """The column (or row) `offset` pixels past the start of `cell`, and the offset within it."""
+    while offset >= size_of(cell):
+        offset -= size_of(cell)
+        cell += 1
+    return cell, offset
+
+
 def _note_position(column_px: Callable[[int], int], row: int, column: int, width: int, height: int,
                    ) -> tuple[str, int, int]:
     """Where Excel puts a note's box by default: beside its cell, one row up (Excel's and XlsxWriter's rule,
@@ -259,19 +267,9 @@ def _note_position(column_px: Callable[[int], int], row: int, column: int, width
         x1, left_column = 15, column + 1
     x_abs = sum(column_px(c) for c in range(left_column)) + x1
     y_abs = ROW_PX * top_row + y1
-    while x1 >= column_px(left_column):
-        x1 -= column_px(left_column)
-        left_column += 1
-    while y1 >= ROW_PX:
-        y1 -= ROW_PX
-        top_row += 1
-    right_column, bottom_row = left_column, top_row
-    x2, y2 = width + x1, height + y1
-    while x2 >= column_px(right_column):
-        x2 -= column_px(right_column)
-        right_column += 1
-    while y2 >= ROW_PX:
-        y2 -= ROW_PX
-        bottom_row += 1
+    left_column, x1 = _cell_at(left_column, x1, column_px)
+    top_row, y1 = _cell_at(top_row, y1, lambda _: ROW_PX)
+    right_column, x2 = _cell_at(left_column, width + x1, column_px)
+    bottom_row, y2 = _cell_at(top_row, height + y1, lambda _: ROW_PX)
     anchor = f"{left_column}, {x1}, {top_row}, {y1}, {right_column}, {x2}, {bottom_row}, {y2}"
     return anchor, x_abs, y_abs
