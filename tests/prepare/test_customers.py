@@ -161,7 +161,6 @@ def test_a_fingerprint_changes_with_its_customers_rows_alone(write_csv):
 @settings(max_examples=200)
 @given(st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=50))
 def test_the_fingerprints_column_spells_each_number_as_the_batches_do(numbers):
-    from importer.prepare.customers import _hex, _hex_column
+    from importer.prepare.customers import _hex_column
 
-    fingerprints = np.array(numbers, dtype=np.uint64)
-    assert _hex_column(fingerprints).tolist() == _hex(fingerprints)
+    assert _hex_column(np.array(numbers, dtype=np.uint64)).tolist() == [format(n, "016x") for n in numbers]
