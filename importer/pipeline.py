@@ -23,7 +23,7 @@ from importer import __version__
 from importer.config import Credentials, RunConfig, ValidateConfig
 from importer.errors import AfterSendingError, ConfigError
 from importer.logs import REDACT
-from importer.memory import release_memory, use_system_allocator
+from importer.memory import ParkedFrame, release_memory, use_system_allocator
 from importer.prepare.by_value import arrow_of
 from importer.prepare.mapping import load_mapping
 from importer.prepare.stage import ProblemTally, prepare
@@ -302,6 +302,10 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 # Started before the plan: it counts the customers whose new rows build the body last saved.
                 customers = _customers(rows.loc[rows["status"] == Status.VALID, "customer_key"])
                 progress.start(customers if config.limit is None else min(customers, config.limit))
+                # Not needed again before the reports: on disk through the plan and the sending.
+                parked, row_count = ParkedFrame(rows), len(rows)
+                del rows
+                release_memory()
                 plan = Planner(state, recorder).plan(requests, config.full, state.load, config.limit,
                                                      partial=source.is_error_report)
                 progress.advance(Status.UNCHANGED, plan.unchanged_rows, len(plan.unchanged))
@@ -331,8 +335,9 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
             release_memory()
             stop = StopCode.INTERRUPTED if interrupted else stats.stop_code
             sent = stats.requests + stats.searches > 0
-            result = RunResult({}, sent=sent, stop=stop, max_invalid=config.max_invalid, rows=len(rows))
+            result = RunResult({}, sent=sent, stop=stop, max_invalid=config.max_invalid, rows=row_count)
             try:
+                rows = parked.back()
                 # A refused mass change: each row says so in a few words, summary.json has the whole message.
                 row_reason = MASS_CHANGE_ROWS if mass is not None else stats.stop_reason
                 table = with_outcomes(rows.assign(customer_uuid="", customer_id=""), outcomes, unchanged, row_reason,

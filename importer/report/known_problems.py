@@ -22,11 +22,15 @@ EVERY_NIGHT = 3
 def subjects(keys: pd.Series, cells: pd.DataFrame) -> pd.Series:
     """What each row's problem is about: its customer key, or `#` and a hash of its cells (a key derived from
     the row's values, `~...`, changes when the row is fixed in part, and none is there for a row without one)."""
-    hashed = pd.Series(pd.util.hash_pandas_object(cells, index=False).to_numpy(), index=cells.index)
-    by_cells = "#" + hashed.map("{:016x}".format).astype("str")
     keys = keys.reindex(cells.index).fillna("").astype("str")
     own = (keys != "") & ~keys.str.startswith("~")
-    return keys.where(own, by_cells)
+    if own.all():
+        return keys
+    # Only the rows without a key of their own: hashing a text cell makes a Python string of it (a row's hash
+    # is its own cells', whichever rows are hashed beside it).
+    without = cells.loc[~own]
+    hashed = pd.Series(pd.util.hash_pandas_object(without, index=False).to_numpy(), index=without.index)
+    return keys.where(own, "#" + hashed.map("{:016x}".format).astype("str"))
 
 
 class KnownProblems:
