@@ -6,8 +6,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import tempfile
+from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as pa_ipc
@@ -53,36 +53,45 @@ class ParkedFrame:
     """A frame kept in a private temporary file while a long phase runs, and read back after it: a run's row
     table (a status, a reason and the warnings of each input row, 127 MB for a messy million) is needed again
     only for the reports, and held through the plan and the sending it was most of what took a rerun's peak
-    over 800 MB. Written in Arrow's stream format, text columns as they are held (no copy out); each column
-    comes back in the dtype it left with."""
+    over 800 MB. Each column is written as an Arrow stream of its own and read back into a buffer of its own,
+    text as it is held (no copy out), in the dtype it left with: columns read back from one stream would share
+    its batches' buffers, and a column the reports drop would free nothing."""
 
     def __init__(self, frame: pd.DataFrame) -> None:
         self._columns, self._dtypes = frame.columns, list(frame.dtypes)
         self._index_name, self._index_dtype = frame.index.name, frame.index.dtype
         # Created owner-only and unlinked at once: nothing of it outlives the process, even a killed one.
         self._file = tempfile.TemporaryFile(prefix="mk-import-")  # noqa: SIM115 (closed by back())
-        arrays = [pa.array(frame.index), *(pa.array(frame.iloc[:, i]) for i in range(frame.shape[1]))]
-        table = pa.table(arrays, names=[f"c{i}" for i in range(len(arrays))])
-        with pa_ipc.new_stream(pa.PythonFile(self._file, mode="w"), table.schema) as writer:
-            writer.write_table(table, max_chunksize=_PARKED_ROWS_AT_A_TIME)
+        #: where each column's stream ends in the file (the index first)
+        self._ends: list[int] = []
+        for values in (frame.index, *(frame.iloc[:, i] for i in range(frame.shape[1]))):
+            column = pa.table([pa.array(values)], names=["values"])
+            with pa_ipc.new_stream(pa.PythonFile(self._file, mode="w"), column.schema) as writer:
+                writer.write_table(column, max_chunksize=_PARKED_ROWS_AT_A_TIME)
+            self._ends.append(self._file.tell())
 
     def back(self) -> pd.DataFrame:
         """The frame as it was parked (once: the file goes)."""
         with self._file:
             self._file.seek(0)
-            table = pa_ipc.open_stream(pa.PythonFile(self._file, mode="r")).read_all()
-        index = pd.Index(_column(table.column(0), self._index_dtype), name=self._index_name)
-        frame = pd.DataFrame({i: _column(table.column(i + 1), dtype) for i, dtype in enumerate(self._dtypes)},
-                             index=index)
+            start, columns = 0, []
+            for end in self._ends:
+                stream = pa.py_buffer(self._file.read(end - start))
+                columns.append(pa_ipc.open_stream(stream).read_all().column(0))
+                start = end
+        index = pd.Index(_column(columns[0], self._index_dtype), name=self._index_name)
+        frame = pd.DataFrame({i: _column(values, dtype) for i, (values, dtype) in enumerate(
+            zip(columns[1:], self._dtypes, strict=True))}, index=index)
         frame.columns = self._columns
         return frame
 
 
-#: Rows written to the file per record batch: a batch is read back whole.
+#: Rows written to the file per record batch.
 _PARKED_ROWS_AT_A_TIME = 100_000
 
 
-def _column(values: pa.ChunkedArray, dtype: object) -> pd.api.extensions.ExtensionArray | np.ndarray:
-    if isinstance(dtype, pd.api.extensions.ExtensionDtype):
+def _column(values: pa.ChunkedArray, dtype: Any) -> Any:
+    """A column read back in its dtype: pyarrow-backed text as it was read (no copy), numbers as numpy."""
+    if hasattr(dtype, "__from_arrow__"):
         return dtype.__from_arrow__(values)
     return values.to_numpy().astype(dtype, copy=False)

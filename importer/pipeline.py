@@ -149,13 +149,14 @@ def validate(config: ValidateConfig) -> Finished:
             if config.payloads is not None and requests is not None:
                 write_payloads(config.payloads, (encode_body(r.body) for r in requests))
             table = prepared.rows.assign(customer_uuid="", customer_id="", changes="")
-            write_results(out / "results.csv", table)
             known_problems = KnownProblems(remembered)
-            release_memory()  # what formatting a million rows needed, as a run does
-            to_fix = write_errors(out / "errors.csv", source, table, prepared.invalid_raw, known_problems)
-            release_memory()  # and errors.csv (a quarter of a messy million), before the workbook and the page
-            with errors_xlsx_beside(out / "errors.xlsx", out / "errors.csv", to_fix):
-                release_memory()
+            with errors_xlsx_beside(out / "errors.xlsx", out / "errors.csv") as workbook:
+                to_fix = write_errors(out / "errors.csv", source, table, prepared.invalid_raw, known_problems, workbook)
+                release_memory()  # errors.csv (a quarter of a messy million), before the page
+                # results.csv while the workbook is written too: nothing was sent, and the workbook is what a
+                # messy migration's validate waits for last.
+                write_results(out / "results.csv", table)
+                release_memory()  # what formatting a million rows needed, as a run does
                 result = RunResult(_counts(table), max_invalid=config.max_invalid, rows=len(table))
                 summary = _summary("validate", source, mapping.name, table, prepared.problems, started, out, result,
                                    to_fix=to_fix, api_url=None, problems_new=known_problems.new_rows,
@@ -357,11 +358,10 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                 write_results(out / "results.csv", table)
                 release_memory()  # what formatting a million rows needed
                 known_problems = KnownProblems(remembered)
-                to_fix = write_errors(out / "errors.csv", source, table, invalid_raw, known_problems)
-                _remember_problems(state, known_problems)
-                release_memory()  # errors.csv (a quarter of a messy million) before the workbook and the page
-                with errors_xlsx_beside(out / "errors.xlsx", out / "errors.csv", to_fix):
-                    release_memory()
+                with errors_xlsx_beside(out / "errors.xlsx", out / "errors.csv") as workbook:
+                    to_fix = write_errors(out / "errors.csv", source, table, invalid_raw, known_problems, workbook)
+                    _remember_problems(state, known_problems)
+                    release_memory()  # errors.csv (a quarter of a messy million), before the page
                     write_timeline(out / "timeline.csv", timeline.seconds())
                     # Only the examples' keys are looked for: a set of every key saved held a million texts.
                     wanted = change_tally.example_keys()

@@ -33,6 +33,7 @@ from importer.read.reader import (
 )
 from importer.report.folders import private_binary_file, private_file
 from importer.report.known_problems import KnownProblems, subjects
+from importer.report.workbook import Beside
 from importer.send.timeline import COLUMNS as TIMELINE_COLUMNS
 from importer.send.timeline import Second
 
@@ -105,16 +106,25 @@ def export_keys(table: pd.DataFrame) -> pd.Series:
 
 def write_results(path: Path, table: pd.DataFrame) -> None:
     """`table`: indexed by source row, with the other RESULT_COLUMNS (`changes` may be missing: none)."""
-    if "changes" not in table:
-        table = table.assign(changes="")
-    frame = table.reset_index(names="source_row")[list(RESULT_COLUMNS)]
-    # Every cell of every CSV written here is defused (read/formulas.py), header cells included; the reader
-    # strips exactly that quote when an error report is imported again.
-    frame = frame.astype("str").apply(defuse)
-    arrow = pa.Table.from_pandas(frame, preserve_index=False)
-    # pyarrow's writer: several times faster than DataFrame.to_csv on a million rows.
+    columns = [c for c in RESULT_COLUMNS if c != "source_row"]
     with private_binary_file(path) as stream:
-        pa_csv.write_csv(arrow, stream)
+        # A slice of rows at a time: the defused text of every cell of a million rows, beside the table, took
+        # 200 MB at once.
+        for start in range(0, max(len(table), 1), _RESULT_ROWS_AT_A_TIME):
+            part = table.iloc[start:start + _RESULT_ROWS_AT_A_TIME]
+            if "changes" not in part:
+                part = part.assign(changes="")
+            frame = part[columns].reset_index(names="source_row")[list(RESULT_COLUMNS)]
+            # Every cell of every CSV written here is defused (read/formulas.py), header cells included; the
+            # reader strips exactly that quote when an error report is imported again.
+            frame = frame.astype("str").apply(defuse)
+            # pyarrow's writer: several times faster than DataFrame.to_csv on a million rows.
+            pa_csv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), stream,
+                             pa_csv.WriteOptions(include_header=start == 0))
+
+
+#: Rows of results.csv formatted at a time.
+_RESULT_ROWS_AT_A_TIME = 100_000
 
 
 def _raw_chunks(source: InputFile, rows: pd.Index, known: pd.DataFrame) -> Iterator[pd.DataFrame]:
@@ -140,12 +150,13 @@ def _raw_chunks(source: InputFile, rows: pd.Index, known: pd.DataFrame) -> Itera
 
 
 def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: pd.DataFrame,
-                 known: KnownProblems | None = None) -> int:
+                 known: KnownProblems | None = None, workbook: Beside | None = None) -> int:
     """The input rows to look at (see error_rows), original columns first, then why. Row count.
 
     `known_raw` holds original cells already at hand (the invalid rows); the others (those the API
     refused, those saved without a field) come from the rows kept as they were read. `known`: the problems
-    earlier runs reported, for each row's first seen and times seen (and it learns this run's).
+    earlier runs reported, for each row's first seen and times seen (and it learns this run's). `workbook`:
+    told of the file and of each slice of rows written, for errors.xlsx to follow it.
     """
     known = known if known is not None else KnownProblems()
     wanted = error_rows(table)
@@ -156,6 +167,10 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
         _write_csv_rows(stream, header, pd.DataFrame(columns=header, dtype="str"), with_header=True)
         if wanted.empty:
             return 0
+        if workbook is not None:
+            workbook.follow(stream, len(wanted))
+            stream.flush()
+            workbook.written(stream.tell())
         for raw in _slices(_raw_chunks(source, wanted.index, known_raw)):
             why = wanted.loc[raw.index]
             out = raw[list(source.header)].astype("str")
@@ -177,6 +192,11 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
             out.insert(len(source.header) + 1, EXPORT_KEY_COLUMN, keys.where(keys == "", KEY_QUOTE + keys))
             _write_csv_rows(stream, header, out)
             written += len(out)
+            if workbook is not None:
+                stream.flush()
+                workbook.written(stream.tell())
+        if workbook is not None:
+            workbook.whole()
     return written
 
 

@@ -175,7 +175,8 @@ def make_private_dir(path: Path) -> Path:
 def _private_path(path: Path) -> Iterator[int]:
     """A descriptor for a file only its owner can read, renamed into place once completely written."""
     temporary = path.with_name(f".{path.name}.partial")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # Readable too: errors.xlsx's second process reads errors.csv through it while it is written (workbook.Beside).
+    descriptor = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         yield descriptor
         os.replace(temporary, path)

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import logging
+import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -54,8 +56,13 @@ Book = Callable[[IO[bytes], NoteBox], XlsxStream]
 def write_errors_xlsx(path: Path, errors_csv: Path, sheet_rows: int = MAX_SHEET_ROWS, book: Book = XlsxStream) -> int:
     """errors.csv's rows as errors.xlsx; the count of data rows written. `book` makes the workbook (another
     writer with the same calls can be given, as the test comparing with XlsxWriter does)."""
-    with errors_csv.open(encoding="utf-8-sig", newline="") as source, private_binary_file(path) as stream:
-        rows = csv.reader(source)
+    with errors_csv.open(encoding="utf-8-sig", newline="") as source:
+        return _write_lines(path, source, sheet_rows, book)
+
+
+def _write_lines(path: Path, lines: Iterable[str], sheet_rows: int = MAX_SHEET_ROWS, book: Book = XlsxStream) -> int:
+    with private_binary_file(path) as stream:
+        rows = csv.reader(lines)
         header = [undefuse_text(c) for c in next(rows, [])]
         with book(stream, NOTE_BOX) as workbook:
             written = _write_sheets(workbook, header, rows, sheet_rows - 1)
@@ -125,34 +132,70 @@ def _write_sheets(book: XlsxStream, header: list[str], rows: Iterator[list[str]]
     return written
 
 
+class Beside:
+    """errors.xlsx by a second process that reads errors.csv while this one writes it (see beside()).
+
+    errors.csv's writer hands over its open file once it knows how many rows are to fix (`follow`), then the
+    end of each slice of rows as it is written (`written`), and says when the file is whole (`whole`). The
+    second process reads the file by a descriptor of its own with pread, up to the last end it was told (always
+    between rows), so it works on the first rows while the later ones are being formatted, and this process
+    never waits for it: the file is the buffer, the pipe carries only the ends."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.child: subprocess.Popen[str] | None = None
+
+    def follow(self, stream: IO[bytes], rows_to_fix: int) -> None:
+        if rows_to_fix < BESIDE_FROM or self.child is not None:
+            return  # for fewer rows a second interpreter's start costs more than it saves
+        try:
+            self.child = subprocess.Popen(
+                [sys.executable, "-m", "importer.report.workbook", "--follow", str(stream.fileno()), str(self.path)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                pass_fds=(stream.fileno(),))
+        except OSError as exc:
+            log.warning("errors.xlsx: no second process to write it (%s); written after the page", exc)
+
+    def written(self, upto: int) -> None:
+        """errors.csv is written up to this byte, the end of a row."""
+        if self.child is not None and self.child.stdin is not None:
+            try:
+                self.child.stdin.write(f"{upto}\n")
+                self.child.stdin.flush()
+            except OSError:  # it has ended: what it says when waited for decides (see beside)
+                self._close_input()
+
+    def whole(self) -> None:
+        """errors.csv is whole: the second process reads to the last end it was told, then ends the workbook."""
+        self._close_input()
+
+    def _close_input(self) -> None:
+        if self.child is not None and self.child.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.child.stdin.close()
+            self.child.stdin = None  # communicate() would flush it
+
+
 @contextlib.contextmanager
-def beside(path: Path, errors_csv: Path, rows_to_fix: int) -> Iterator[None]:
-    """errors.xlsx written while the body of the `with` runs (the summary and the page): by a second process
-    when the rows to fix are many, the two cores then working at once; else here, before the body.
+def beside(path: Path, errors_csv: Path) -> Iterator[Beside]:
+    """errors.xlsx written while the body of the `with` writes errors.csv, then the summary and the page: when
+    the body's errors.csv has many rows to fix, by a second process following it (Beside), the two cores then
+    working at once; else here, after the body.
 
     The second process writes the file as this one would (a private file under a temporary name, renamed
-    when whole). Should it fail, the workbook is written here after the body, as it would have been; an
-    error in the body stops it."""
-    if rows_to_fix < BESIDE_FROM:
-        write_errors_xlsx(path, errors_csv)
-        yield
-        return
+    when whole). Should it fail, the workbook is written here after the body from errors.csv, as it would
+    have been; an error in the body stops it."""
+    workbook = Beside(path)
     try:
-        child: subprocess.Popen[str] | None = subprocess.Popen(
-            [sys.executable, "-m", "importer.report.workbook", str(errors_csv), str(path)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    except OSError as exc:
-        log.warning("errors.xlsx: no second process to write it (%s); written after the page", exc)
-        child = None
-    try:
-        yield
+        yield workbook
     except BaseException:
-        if child is not None:
-            child.kill()
-            child.communicate()  # waited for, its pipes closed
+        if workbook.child is not None:
+            workbook.child.kill()
+            workbook.child.communicate()  # waited for, its pipes closed
         raise
+    child = workbook.child
     if child is not None:
-        written, problem = child.communicate()
+        written, problem = child.communicate()  # closes its input: errors.csv is whole by now
         if child.returncode == 0:
             _log_sheets(int(written or 0))
             return
@@ -161,11 +204,28 @@ def beside(path: Path, errors_csv: Path, rows_to_fix: int) -> Iterator[None]:
     write_errors_xlsx(path, errors_csv)
 
 
+def _followed(descriptor: int, ends: Iterator[str]) -> Iterator[str]:
+    """The lines of the CSV file at `descriptor`, read up to each end as it is told (Beside.written)."""
+    done, encoding = 0, "utf-8-sig"  # the byte order mark, at the start only
+    for end in ends:
+        upto = int(end)
+        parts = []
+        while done < upto:
+            part = os.pread(descriptor, upto - done, done)
+            if not part:
+                raise OSError(f"errors.csv ends at byte {done}, before {upto}")
+            parts.append(part)
+            done += len(part)
+        # Each end is between rows: no character, nor quoted value, is cut in two.
+        yield from io.StringIO(b"".join(parts).decode(encoding), newline="")
+        encoding = "utf-8"
+
+
 def _log_sheets(written: int, per_sheet: int = MAX_SHEET_ROWS - 1) -> None:
     if written > per_sheet:
         sheets = -(-written // per_sheet)
         log.info("errors.xlsx: %d rows in %d sheets (a worksheet holds %d)", written, sheets, per_sheet)
 
 
-if __name__ == "__main__":  # the second process of beside(): errors.csv's path, then errors.xlsx's
-    print(write_errors_xlsx(Path(sys.argv[2]), Path(sys.argv[1])))
+if __name__ == "__main__":  # the second process of Beside: `--follow` errors.csv's descriptor, errors.xlsx's path
+    print(_write_lines(Path(sys.argv[3]), _followed(int(sys.argv[2]), sys.stdin)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import subprocess
 import sys
 from pathlib import Path
@@ -143,15 +144,36 @@ def _sheet_values(path: Path) -> list[list[object]]:
     return [[c.value for c in row] for row in openpyxl.load_workbook(path).active.iter_rows()]
 
 
-def test_a_large_workbook_is_written_by_a_second_process_beside_the_page(tmp_path: Path, monkeypatch):
-    """beside(): the second process writes the same workbook as this one would, while the body runs."""
+def _write_followed(errors: Path, text: str, workbook, rows_to_fix: int, slices: int = 3) -> None:
+    """errors.csv written as write_errors writes it: the file handed over once the rows to fix are counted,
+    then each slice's end told as it is written (slices cut between rows, the header line first)."""
+    from importer.report.folders import private_binary_file
+
+    header, *rows = text.splitlines(keepends=True)
+    with private_binary_file(errors) as stream:
+        stream.write(codecs.BOM_UTF8 + header.encode())
+        workbook.follow(stream, rows_to_fix)
+        stream.flush()
+        workbook.written(stream.tell())
+        step = max(1, -(-len(rows) // slices))
+        for at in range(0, len(rows), step):
+            stream.write("".join(rows[at:at + step]).encode())
+            stream.flush()
+            workbook.written(stream.tell())
+        workbook.whole()
+
+
+def test_a_large_workbook_is_written_by_a_second_process_following_errors_csv(tmp_path: Path, monkeypatch, caplog):
+    """Beside: the second process reads errors.csv while it is written, and writes the same workbook as this
+    one would; values with line breaks, quotes and non-ASCII text cross the slices intact."""
     from importer.report import workbook
 
-    errors = tmp_path / "errors.csv"
-    lines = ["Customer Number,Last Name,mk_error_code,mk_error_message",
-             *(f"{n:07d},,MISSING_LAST_NAME,Last Name is empty" for n in range(1, 30))]
-    errors.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    write_errors_xlsx(tmp_path / "here.xlsx", errors)
+    lines = ["Customer Number,Last Name,Notes,mk_error_code,mk_error_message",
+             *(f'{n:07d},,"line one\nline ""two"" é{n}",MISSING_LAST_NAME,Last Name is empty' for n in range(1, 30))]
+    text = "\n".join(lines) + "\n"
+    reference = tmp_path / "reference.csv"
+    reference.write_bytes(codecs.BOM_UTF8 + text.encode())
+    write_errors_xlsx(tmp_path / "here.xlsx", reference)
     monkeypatch.setattr(workbook, "BESIDE_FROM", 10)
     started = []
     real_popen = subprocess.Popen
@@ -161,15 +183,20 @@ def test_a_large_workbook_is_written_by_a_second_process_beside_the_page(tmp_pat
         return real_popen(*args, **kwargs)
 
     monkeypatch.setattr(subprocess, "Popen", popen)
-    with workbook.beside(tmp_path / "beside.xlsx", errors, 29):
-        pass
+    errors = tmp_path / "errors.csv"
+    with workbook.beside(tmp_path / "beside.xlsx", errors) as book:
+        _write_followed(errors, text, book, 29)
     assert len(started) == 1, "a second process wrote it"
+    assert "written here" not in caplog.text
     assert _sheet_values(tmp_path / "beside.xlsx") == _sheet_values(tmp_path / "here.xlsx")
+    assert _sheet_values(tmp_path / "beside.xlsx")[1][2] == 'line one\nline "two" é1'
     assert (tmp_path / "beside.xlsx").stat().st_mode & 0o077 == 0, "private, as every report"
 
-    # Fewer rows: written here, before the body, no second process.
-    with workbook.beside(tmp_path / "few.xlsx", errors, 9):
-        assert (tmp_path / "few.xlsx").exists()
+    # Fewer rows: written here, after the body, no second process.
+    with workbook.beside(tmp_path / "few.xlsx", errors) as book:
+        _write_followed(tmp_path / "few.csv", text, book, 9)
+        assert not (tmp_path / "few.xlsx").exists()
+    assert (tmp_path / "few.xlsx").exists()
     assert len(started) == 1
 
 
@@ -177,19 +204,21 @@ def test_a_second_process_that_fails_leaves_the_workbook_to_this_one(tmp_path: P
     from importer.report import workbook
 
     errors = tmp_path / "errors.csv"
-    errors.write_text("Customer Number,Last Name,mk_error_code\n0000001,,MISSING_LAST_NAME\n", encoding="utf-8")
+    text = "Customer Number,Last Name,mk_error_code\n0000001,,MISSING_LAST_NAME\n"
     monkeypatch.setattr(workbook, "BESIDE_FROM", 0)
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
-    with workbook.beside(tmp_path / "errors.xlsx", errors, 1):
+    with workbook.beside(tmp_path / "errors.xlsx", errors) as book:
+        _write_followed(errors, text, book, 1)
         assert not (tmp_path / "errors.xlsx").exists()
     assert _sheet_values(tmp_path / "errors.xlsx")[1][0] == "0000001"
     assert "no second process" in caplog.text
 
-    # One that exits with an error: its last line is told, and the workbook is written here.
+    # One that exits at once with an error (the ends told to it meet a closed pipe): its last line is told,
+    # and the workbook is written here.
     monkeypatch.setattr(sys, "executable", "/bin/false")
     (tmp_path / "errors.xlsx").unlink()
-    with workbook.beside(tmp_path / "errors.xlsx", errors, 1):
-        pass
+    with workbook.beside(tmp_path / "errors.xlsx", errors) as book:
+        _write_followed(errors, text * 2000, book, 1, slices=50)
     assert (tmp_path / "errors.xlsx").exists()
     assert "its second process failed (exit 1)" in caplog.text
 
@@ -200,18 +229,21 @@ def test_an_error_in_the_body_stops_the_second_process(tmp_path: Path, monkeypat
     from importer.report import workbook
 
     errors = tmp_path / "errors.csv"
-    errors.write_text("Customer Number,Last Name\n0000001,\n", encoding="utf-8")
     monkeypatch.setattr(workbook, "BESIDE_FROM", 0)
-    monkeypatch.setattr(sys, "executable", "/bin/sleep")  # stands in for a long workbook: `sleep CSV XLSX`
     children = []
     real_popen = subprocess.Popen
 
-    def popen(*args, **kwargs):
+    def popen(*args, **kwargs):  # stands in for a long workbook
         children.append(real_popen(["/bin/sleep", "60"], **kwargs))
         return children[-1]
 
     monkeypatch.setattr(subprocess, "Popen", popen)
-    with pytest.raises(KeyboardInterrupt), workbook.beside(tmp_path / "errors.xlsx", errors, 1):
-        raise KeyboardInterrupt
+    def interrupted_while_writing() -> None:
+        with workbook.beside(tmp_path / "errors.xlsx", errors) as book:
+            _write_followed(errors, "Customer Number,Last Name\n0000001,\n", book, 1)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted_while_writing()
     assert children[0].returncode is not None, "the second process was stopped and waited for"
     assert not (tmp_path / "errors.xlsx").exists()
