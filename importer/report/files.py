@@ -65,28 +65,29 @@ def error_rows(table: pd.DataFrame) -> pd.DataFrame:
     saved = table["status"].isin(SAVED_STATUSES)
     incomplete = saved & (dropped != "")
     mixed = saved & (two_people != "")
-    # Only the columns said: a copy of every column of a messy million's 296,439 rows to fix cost 240 MB.
-    why = table.loc[table["status"].isin(ERROR_STATUSES) | incomplete | mixed,
-                    ["status", "error_code", "error_message", "warnings"]].astype("str")
-    saved_without = incomplete.loc[why.index]
-    why.loc[saved_without, "error_code"] = ErrorCode.SAVED_WITHOUT_FIELD.value
-    verb = pd.Series(np.where(why["status"] == "valid", "would be sent without ", "saved without "),
-                     index=why.index, dtype="str")
-    why.loc[saved_without, "error_message"] = (
-        verb[saved_without] + dropped.loc[why.index][saved_without]
-        + ": correct it and import this row again to complete the customer")
-    named = mixed.loc[why.index]
+    # Only the columns said, each taken and changed as a whole: a copy of every column of a messy million's
+    # 296,439 rows to fix cost 240 MB, and changing a frame's cells in place 180 MB.
+    picked = (table["status"].isin(ERROR_STATUSES) | incomplete | mixed).to_numpy()
+    status, code, message, warnings = (table[name][picked].astype("str")
+                                       for name in ("status", "error_code", "error_message", "warnings"))
+    saved_without = incomplete[picked]
+    if saved_without.any():
+        verb = pd.Series(np.where(status[saved_without] == "valid", "would be sent without ", "saved without "),
+                         index=status.index[saved_without], dtype="str")
+        code = code.mask(saved_without, ErrorCode.SAVED_WITHOUT_FIELD.value)
+        message = message.mask(saved_without, verb + dropped[picked][saved_without]
+                               + ": correct it and import this row again to complete the customer")
+    named = mixed[picked]
     if named.any():
-        note = ("one customer key, two people: " + two_people.loc[why.index][named]
+        note = ("one customer key, two people: " + two_people[picked][named]
                 + ": give each person their own key (or correct the name) and import this row again")
-        also = saved_without & named
-        why.loc[also, "error_message"] = why.loc[also, "error_message"] + "; " + note[also]
-        alone = named & ~saved_without
-        why.loc[alone, "error_code"] = ErrorCode.TWO_PEOPLE_ONE_KEY.value
-        why.loc[alone, "error_message"] = note[alone]
-    retried = (why["status"] == "failed") & why["error_code"].isin([code.value for code in RETRIED_NEXT_RUN])
-    why.loc[retried, "error_message"] = RETRIED_NEXT_RUN_NOTE + " (" + why.loc[retried, "error_message"] + ")"
-    return why
+        also, alone = saved_without & named, named & ~saved_without
+        message = message.mask(also, message[also] + "; " + note[also]).mask(alone, note[alone])
+        code = code.mask(alone, ErrorCode.TWO_PEOPLE_ONE_KEY.value)
+    retried = (status == "failed") & code.isin([c.value for c in RETRIED_NEXT_RUN])
+    if retried.any():
+        message = message.mask(retried, RETRIED_NEXT_RUN_NOTE + " (" + message[retried] + ")")
+    return pd.DataFrame({"status": status, "error_code": code, "error_message": message, "warnings": warnings})
 
 
 #: The columns export_keys reads (a row's every column, taken for 20,000 rows at a time, cost 1.4 s of a messy
