@@ -43,7 +43,7 @@ from importer.report.folders import make_private_dir, refuse_overwriting_input
 from importer.report.known_problems import KnownProblems
 from importer.report.merges import flag_merged
 from importer.report.outcomes import RowOutcomes, tally_failures, with_outcomes
-from importer.report.page import write_report_page
+from importer.report.page import PAGE_RESULT_COLUMNS, write_report_page
 from importer.report.trend import remember as remember_run
 from importer.report.trend import run_record
 from importer.report.workbook import beside as errors_xlsx_beside
@@ -389,7 +389,10 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                     except OSError as exc:
                         log.warning("could not remember the run beside the state (%s): %s", state_path,
                                     exc.strerror or exc)
-                    write_report_page(out, mapping=mapping, results=table)
+                    page_rows = table[PAGE_RESULT_COLUMNS]
+                    del table  # the other columns of a million rows, while the page is made
+                    release_memory()
+                    write_report_page(out, mapping=mapping, results=page_rows)
             except OSError as exc:
                 if not sent:
                     raise

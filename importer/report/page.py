@@ -219,7 +219,7 @@ _ROWS_AT_A_TIME = 20_000
 def _attention_table(reports: RunReports, mapping: MappingSpec | None) -> _Table:
     results, originals = reports.results, reports.originals
     # The rows to fix are errors.csv's, exactly: the same list in the files, the summary and here.
-    wanted = (results.loc[results.index.isin(originals.index), ["status", "error_code", "error_message", "warnings"]]
+    wanted = (results.loc[results.index.isin(originals.index), PAGE_RESULT_COLUMNS]
               if reports.listed else results[results["status"].isin(ERROR_STATUSES)])
     # New problems first, then those earlier runs reported too, each in file order.
     times = reports.times_seen.reindex(wanted.index).fillna(1).astype("int64")
@@ -530,8 +530,13 @@ def _known_note(summary: dict[str, Any]) -> str:
             "and must be fixed there.")
 
 
+#: The columns of the results the page reads (a caller holding the whole table hands only these).
+PAGE_RESULT_COLUMNS = ["status", "error_code", "error_message", "warnings"]
+
+
 def write_report_page(out: Path, *, mapping: MappingSpec | None = None, results: pd.DataFrame | None = None) -> Path:
-    """Build out/report.html from the reports in `out` (`results`: the table the run holds, if it does)."""
+    """Build out/report.html from the reports in `out` (`results`: the table the run holds, if it does, at least
+    its PAGE_RESULT_COLUMNS)."""
     reports = read_reports(out, results, mapping)
     path = out / "report.html"
     with private_file(path) as stream:
