@@ -138,7 +138,8 @@ def validate(config: ValidateConfig) -> Finished:
                 requests = prepared.requests(mapping, config.prepare.validate_vin) if wants_requests else None
                 if saved is not None and requests is not None:
                     invalid = int((prepared.rows["status"] == Status.INVALID.value).sum())
-                    told = forecast(requests, saved, invalid, store.bodies if store is not None else lambda keys: {})
+                    told = forecast(requests, saved, invalid, store.bodies if store is not None else lambda keys: {},
+                                    store.hashes if store is not None else lambda keys: {})
                     extra["forecast"] = told.as_dict()
                     mass = guard(told.changes, told.known, config.max_changed)
                     if mass is not None:

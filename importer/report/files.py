@@ -17,6 +17,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from importer.error_codes import RETRIED_NEXT_RUN, ErrorCode
@@ -28,6 +29,7 @@ from importer.read.reader import (
     RAW_LINE_COLUMN,
     REPORT_COLUMNS,
     SEEN_COLUMNS,
+    TEXT_DTYPE,
     InputFile,
     read_chunks,
 )
@@ -58,38 +60,81 @@ def error_rows(table: pd.DataFrame) -> pd.DataFrame:
     TWO_PEOPLE_ONE_KEY: correcting the cell and importing the row again completes the customer. API failures
     that no data change can fix say so first.
     """
-    def column(name: str) -> pd.Series:
-        return table[name] if name in table else pd.Series("", index=table.index, dtype="str")
-
-    dropped, two_people = column("dropped"), column("two_people")
-    saved = table["status"].isin(SAVED_STATUSES)
-    incomplete = saved & (dropped != "")
-    mixed = saved & (two_people != "")
-    # Only the columns said, each taken and changed as a whole: a copy of every column of a messy million's
-    # 296,439 rows to fix cost 240 MB, and changing a frame's cells in place 180 MB.
-    picked = (table["status"].isin(ERROR_STATUSES) | incomplete | mixed).to_numpy()
-    status, code, message, warnings = (table[name][picked].astype("str")
+    picked, incomplete, mixed, dropped, two_people = _to_fix(table)
+    # Only the columns said, taken and changed in Arrow, a column at a time: a copy of every column of a messy
+    # million's rows to fix cost 240 MB, changing a frame's cells in place 180 MB, and pandas' string methods
+    # (numpy's text, Python's) 300 MB; write_errors asks for a slice of rows at a time besides.
+    where = pa.array(picked)
+    status, code, message, warnings = (_texts(table, name).filter(where).combine_chunks()
                                        for name in ("status", "error_code", "error_message", "warnings"))
     saved_without = incomplete[picked]
     if saved_without.any():
-        verb = pd.Series(np.where(status[saved_without] == "valid", "would be sent without ", "saved without "),
-                         index=status.index[saved_without], dtype="str")
-        code = code.mask(saved_without, ErrorCode.SAVED_WITHOUT_FIELD.value)
-        message = message.mask(saved_without, verb + dropped[picked][saved_without]
-                               + ": correct it and import this row again to complete the customer")
+        these = pa.array(saved_without)
+        verbs = pc.if_else(pc.equal(status.filter(these), "valid"), _text("would be sent without "),
+                           _text("saved without "))
+        code = pc.if_else(these, _text(ErrorCode.SAVED_WITHOUT_FIELD.value), code)
+        message = pc.replace_with_mask(message, these, _joined(
+            verbs, dropped.filter(where).filter(these),
+            ": correct it and import this row again to complete the customer"))
     named = mixed[picked]
     if named.any():
-        note = ("one customer key, two people: " + two_people[picked][named]
-                + ": give each person their own key (or correct the name) and import this row again")
-        also, alone = saved_without & named, named & ~saved_without
-        message = message.mask(also, message[also] + "; " + note[also]).mask(alone, note[alone])
-        code = code.mask(alone, ErrorCode.TWO_PEOPLE_ONE_KEY.value)
-    retried = (status == "failed") & code.isin([c.value for c in RETRIED_NEXT_RUN])
-    if retried.any():
-        message = message.mask(retried, RETRIED_NEXT_RUN_NOTE + " (" + message[retried] + ")")
-    return pd.DataFrame({"status": status, "error_code": code, "error_message": message, "warnings": warnings})
+        these = pa.array(named)
+        note = _joined("one customer key, two people: ", two_people.filter(where).filter(these),
+                       ": give each person their own key (or correct the name) and import this row again")
+        # A row also saved without a field says both; a row saved whole only this.
+        also = pa.array(saved_without[named])
+        message = pc.replace_with_mask(message, these, pc.if_else(
+            also, _joined(message.filter(these), "; ", note), note))
+        code = pc.if_else(pa.array(named & ~saved_without), _text(ErrorCode.TWO_PEOPLE_ONE_KEY.value), code)
+    retried = pc.and_(pc.equal(status, "failed"), pc.is_in(code, pa.array([c.value for c in RETRIED_NEXT_RUN])))
+    if pc.any(retried).as_py():
+        message = pc.replace_with_mask(message, retried,
+                                       _joined(RETRIED_NEXT_RUN_NOTE + " (", message.filter(retried), ")"))
+    return pd.DataFrame({name: TEXT_DTYPE.__from_arrow__(pa.chunked_array([values], pa.large_string()))
+                         for name, values in (("status", status), ("error_code", code), ("error_message", message),
+                                              ("warnings", warnings))}, index=table.index[picked])
 
 
+def rows_to_fix(table: pd.DataFrame) -> pd.Index:
+    """The rows error_rows describes, without describing them."""
+    return table.index[_to_fix(table)[0]]
+
+
+def _to_fix(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, pa.ChunkedArray, pa.ChunkedArray]:
+    """(rows to fix, rows saved without a field, rows of a key naming two people, the fields dropped, the
+    people named) of the table's rows."""
+    saved = table["status"].isin(SAVED_STATUSES).to_numpy()
+    dropped, two_people = (_texts(table, name) for name in ("dropped", "two_people"))
+    incomplete = saved & _non_empty(dropped)
+    mixed = saved & _non_empty(two_people)
+    return table["status"].isin(ERROR_STATUSES).to_numpy() | incomplete | mixed, incomplete, mixed, dropped, two_people
+
+
+def _texts(table: pd.DataFrame, name: str) -> pa.ChunkedArray:
+    """A text column of the table as Arrow (its own buffers), empty where the table has no such column."""
+    values = table[name] if name in table else pd.Series("", index=table.index, dtype="str")
+    found = pa.array(values, pa.large_string(), from_pandas=True)
+    return found if isinstance(found, pa.ChunkedArray) else pa.chunked_array([found], pa.large_string())
+
+
+def _text(value: str) -> pa.Scalar:
+    """A text as the columns hold theirs (Arrow's kernels take no mix of text types)."""
+    return pa.scalar(value, pa.large_string())
+
+
+def _joined(*parts: str | pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Texts and columns joined value by value (a missing value makes a missing result)."""
+    joined = pc.binary_join_element_wise(*(_text(p) if isinstance(p, str) else p for p in parts), _text(""))
+    return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
+
+
+def _non_empty(values: pa.ChunkedArray) -> np.ndarray:
+    found: np.ndarray = pc.fill_null(pc.not_equal(values, ""), False).to_numpy()
+    return found
+
+
+#: The columns error_rows reads.
+_REASON_SOURCES = ("status", "error_code", "error_message", "warnings", "dropped", "two_people")
 #: The columns export_keys reads (a row's every column, taken for 20,000 rows at a time, cost 1.4 s of a messy
 #: million's errors.csv).
 _EXPORT_KEY_SOURCES = ("customer_key", "error_code", "legacy_key")
@@ -160,7 +205,9 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
     told of the file and of each slice of rows written, for errors.xlsx to follow it.
     """
     known = known if known is not None else KnownProblems()
-    wanted = error_rows(table)
+    wanted = rows_to_fix(table)
+    #: what error_rows reads, for a slice of rows at a time
+    reasons = table[[c for c in _REASON_SOURCES if c in table]]
     written = 0
     with private_binary_file(path) as stream:
         header = [defuse_text(c) for c in (*source.header, *ERRORS_REPORT_COLUMNS, RAW_LINE_COLUMN)]
@@ -172,8 +219,8 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
             workbook.follow(stream, len(wanted))
             stream.flush()
             workbook.written(stream.tell())
-        for raw in _slices(_raw_chunks(source, wanted.index, known_raw)):
-            why = wanted.loc[raw.index]
+        for raw in _slices(_raw_chunks(source, wanted, known_raw)):
+            why = error_rows(reasons.loc[raw.index])
             out = raw[list(source.header)].astype("str")
             out["mk_source_row"] = raw.index.astype(str)
             # The row's number in the original export: its own, unless this file is itself an error file.

@@ -76,6 +76,8 @@ def _identities(request: CustomerRequest) -> frozenset[str]:
 
 #: The packed bodies last saved for some keys (StateStore.bodies).
 BodiesOf = Callable[[Sequence[str]], dict[str, bytes]]
+#: The body hashes last saved for some keys (StateStore.hashes).
+HashesOf = Callable[[Sequence[str]], dict[str, str]]
 #: Told of each known customer whose rows changed but whose body did not: (group, uuid, customer id).
 OnSameBody = Callable[[CustomerGroup, str, str | None], None]
 #: Bodies compared with the state's at a time: one query fetches their stored bodies.
@@ -95,14 +97,15 @@ class Assessment:
 
 
 def assess(requests: Requests, customers: pd.DataFrame, selected: np.ndarray, bodies_of: BodiesOf,
-           on_same: OnSameBody | None = None) -> Assessment:
+           hashes_of: HashesOf, on_same: OnSameBody | None = None) -> Assessment:
     """Build the `selected` customers' bodies (known ones, `customers` as `compared` gives them) and compare
     each with the state: same hash, same body; otherwise the categories it changes."""
     assessment = Assessment(np.zeros(len(customers), dtype=bool), np.zeros(len(customers), dtype=np.uint16))
     places = np.flatnonzero(selected)
     # Taken before they are made Python objects: a whole column of a million customers' texts is 60 MB.
-    hashes, uuids, ids = (customers[column].take(places).tolist()
-                          for column in ("body_hash_saved", "customer_uuid_saved", "customer_id_saved"))
+    keys, uuids, ids = (customers[column].take(places).tolist()
+                        for column in ("key", "customer_uuid_saved", "customer_id_saved"))
+    hashes: dict[str, str] = {}
     waiting: list[tuple[int, str, dict[str, object]]] = []
 
     def compare() -> None:
@@ -120,9 +123,11 @@ def assess(requests: Requests, customers: pd.DataFrame, selected: np.ndarray, bo
         waiting.clear()
 
     for at, group in enumerate(requests.groups(selected)):
+        if at % COMPARED_AT_ONCE == 0:  # the saved hashes of the next customers, by one query
+            hashes = hashes_of(keys[at:at + COMPARED_AT_ONCE])
         request, _, body_hash = built(requests, group)
         place = int(places[at])
-        if body_hash == hashes[at]:
+        if body_hash == hashes.get(group.key):
             assessment.same_body[place] = True
             if on_same is not None:
                 cid = ids[at]
@@ -205,16 +210,18 @@ class Planner:
         # whether the guard lets it) is known before the first request. --full sends them all the same.
         # A pilot's held customers are neither compared nor sent.
         assessment = assess(requests, customers, known & ~same_rows & ~beyond, self.state.bodies,
-                            None if full else same)
+                            self.state.hashes, None if full else same)
         send = ~skip & ~beyond & ~(assessment.same_body & (not full))
         saved = customers.loc[send & known]
-        known_of = {key: Saved(h, uuid, cid if isinstance(cid, str) else None, fp if isinstance(fp, str) else "")
-                    for key, h, uuid, cid, fp in saved[["key", "body_hash_saved", "customer_uuid_saved",
-                                                        "customer_id_saved", "fingerprint_saved"]].itertuples(
-                        index=False)}
-        if partial:  # what the state keeps of the export stays: its bodies too
-            bodies = self.state.bodies([*known_of])
-            known_of = {key: replace(saved_of, body=bodies.get(key)) for key, saved_of in known_of.items()}
+        # The body hash last saved is what _jobs keeps for an error report's customers only (else the hash of
+        # the body sent is recorded): asked for then, with their bodies.
+        known_of = {key: Saved("", uuid, cid if isinstance(cid, str) else None, fp if isinstance(fp, str) else "")
+                    for key, uuid, cid, fp in saved[["key", "customer_uuid_saved", "customer_id_saved",
+                                                     "fingerprint_saved"]].itertuples(index=False)}
+        if partial:  # what the state keeps of the export stays: its body hashes and bodies too
+            hashes, bodies = self.state.hashes([*known_of]), self.state.bodies([*known_of])
+            known_of = {key: replace(saved_of, body_hash=hashes.get(key, ""), body=bodies.get(key))
+                        for key, saved_of in known_of.items()}
         known_count = int(known.sum())
         del customers, saved  # a line per customer, not to be held while the sending takes its hours
         release_memory()  # and what grouping and fingerprinting every row needed for a moment
@@ -297,11 +304,12 @@ class Forecast:
                 "changes": {**self.changes.as_dict(), CREATED: self.create}}
 
 
-def forecast(requests: Requests, saved: pd.DataFrame, invalid_rows: int, bodies_of: BodiesOf) -> Forecast:
+def forecast(requests: Requests, saved: pd.DataFrame, invalid_rows: int, bodies_of: BodiesOf,
+             hashes_of: HashesOf) -> Forecast:
     """What a run with this state would do, without sending or writing anything."""
     customers, same_rows, known = compared(requests.table(), saved)
     rows_changed = known & ~same_rows
-    assessment = assess(requests, customers, rows_changed, bodies_of)
+    assessment = assess(requests, customers, rows_changed, bodies_of, hashes_of)
     same_body = int(assessment.same_body.sum())
     return Forecast(int((~known).sum()), int(rows_changed.sum()) - same_body, int(same_rows.sum()) + same_body,
                     invalid_rows, assessment.tally, int(known.sum()))

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 import pandas as pd
+import pyarrow as pa
 
 from importer.errors import ConfigError
 from importer.read.reader import TEXT_DTYPE
@@ -35,7 +36,7 @@ from importer.read.reader import TEXT_DTYPE
 #: schema is migrated when it is opened; its customers have no body until they are sent once.
 SCHEMA_VERSION = 3
 #: What load() gives for each customer key.
-STATE_COLUMNS = ["body_hash", "customer_uuid", "customer_id", "fingerprint"]
+STATE_COLUMNS = ["customer_uuid", "customer_id", "fingerprint"]
 #: customers turned from SQLite rows into a frame at a time by load(): fetched all at once, a million
 #: customers' rows are several hundred MB of Python tuples and strings before the frame holds them
 LOAD_BATCH = 100_000
@@ -217,20 +218,26 @@ class StateStore:
             self._db.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def load(self) -> pd.DataFrame:
-        """Everything saved for this department, indexed by customer key (one frame: a million customers
-        load in a fraction of a second, where a million objects would not)."""
+        """What the plan needs of every customer saved for this department (STATE_COLUMNS), indexed by
+        customer key: one frame, as a million objects would not load in a fraction of a second. The body and
+        its hash are asked for by key (bodies, hashes), for the customers whose rows changed."""
         columns = ["customer_key", *STATE_COLUMNS]
-        # The reader's text dtype, on every pandas: with pandas 2.3's "str" a missing customerId became "None".
-        frames = [pd.DataFrame(columns=columns).astype(TEXT_DTYPE)]
+        # Each column's batches are kept as the chunks of one Arrow column, in the reader's text dtype (with
+        # pandas 2.3's "str" a missing customerId became "None"): frames per batch joined at the end held
+        # every value twice, and the batches' Python objects once more, 230 MB over a million customers.
+        chunks: list[list[pa.Array]] = [[] for _ in columns]
         try:
-            cursor = self._db.execute("SELECT customer_key, payload_hash, customer_uuid, customer_id, fingerprint"
-                                      " FROM customers")
+            cursor = self._db.execute("SELECT customer_key, customer_uuid, customer_id, fingerprint FROM customers")
             while rows := cursor.fetchmany(LOAD_BATCH):
-                frames.append(pd.DataFrame.from_records(rows, columns=columns).astype(TEXT_DTYPE))
+                for at, values in enumerate(zip(*rows, strict=True)):
+                    chunks[at].append(pa.array(values, pa.large_string()))
+                del rows
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{self.path}: not a usable mk-import state file ({exc}); "
                               "move it aside to start afresh") from None
-        return pd.concat(frames, ignore_index=True).set_index("customer_key")
+        text = [TEXT_DTYPE.__from_arrow__(pa.chunked_array(parts, pa.large_string())) for parts in chunks]
+        return pd.DataFrame(dict(zip(STATE_COLUMNS, text[1:], strict=True)),
+                            index=pd.Index(text[0], name="customer_key"))
 
     def keys(self) -> pd.Index:
         """The keys of the customers saved for this department (load() without the rest: what the run reads
@@ -266,12 +273,20 @@ class StateStore:
 
     def bodies(self, keys: Sequence[str]) -> dict[str, bytes]:
         """The packed bodies last saved for these keys (a key saved before bodies were kept has none)."""
-        found: dict[str, bytes] = {}
+        return self._of_keys("body", keys)
+
+    def hashes(self, keys: Sequence[str]) -> dict[str, str]:
+        """The body hashes last saved for these keys: asked for the customers whose rows changed only, not
+        loaded for every customer (a million of them, and their copy beside the requests, 80 MB of a rerun)."""
+        return self._of_keys("payload_hash", keys)
+
+    def _of_keys(self, column: str, keys: Sequence[str]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
         try:
             for at in range(0, len(keys), KEYS_PER_QUERY):
                 part = keys[at:at + KEYS_PER_QUERY]
                 found.update(self._db.execute(
-                    f"SELECT customer_key, body FROM customers WHERE body IS NOT NULL AND customer_key IN "
+                    f"SELECT customer_key, {column} FROM customers WHERE {column} IS NOT NULL AND customer_key IN "
                     f"({','.join('?' * len(part))})", part))
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{self.path}: not a usable mk-import state file ({exc}); "

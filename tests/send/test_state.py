@@ -107,11 +107,13 @@ def test_saves_round_trip_through_load_and_a_later_save_replaces_an_earlier_one(
     store.close()
     store = StateStore(path, "dept")
     loaded = store.load()
+    hashes = store.hashes(["A", "B", "C"])
     store.close()
     assert loaded.index.name == "customer_key"
     assert loaded.columns.tolist() == STATE_COLUMNS
-    assert list(loaded.loc["A"]) == ["hash-a2", "uuid-a", "11", "fp-a2"]
-    assert list(loaded.loc["B", ["body_hash", "customer_uuid", "fingerprint"]]) == ["hash-b", "uuid-b", "fp-b"]
+    assert list(loaded.loc["A"]) == ["uuid-a", "11", "fp-a2"]
+    assert list(loaded.loc["B", ["customer_uuid", "fingerprint"]]) == ["uuid-b", "fp-b"]
+    assert hashes == {"A": "hash-a2", "B": "hash-b"}, "asked for by key, the last one saved"
     assert loaded["customer_id"].isna().to_dict() == {"A": False, "B": True}  # no id for B, not the text "None"
     assert len(loaded) == 2
 
@@ -122,9 +124,11 @@ def test_noted_fingerprints_replace_the_saved_ones_and_touch_nothing_else(tmp_pa
                   ("B", Saved("hash-b", "uuid-b", "12", "fp-b"), False)])
     store.record([], noted=[("A", "fp-new"), ("unknown", "fp-x")])
     loaded = store.load()
+    hashes = store.hashes(["A", "B"])
     store.close()
-    assert list(loaded.loc["A"]) == ["hash-a", "uuid-a", "11", "fp-new"]
-    assert list(loaded.loc["B"]) == ["hash-b", "uuid-b", "12", "fp-b"]
+    assert list(loaded.loc["A"]) == ["uuid-a", "11", "fp-new"]
+    assert list(loaded.loc["B"]) == ["uuid-b", "12", "fp-b"]
+    assert hashes == {"A": "hash-a", "B": "hash-b"}
     assert "unknown" not in loaded.index  # a note saves no customer
 
 
@@ -181,11 +185,12 @@ def test_a_schema_1_state_is_migrated_on_open_keeping_its_customers_and_journal(
     store = StateStore(path, "dept")
     loaded = store.load()
     assert store.journaled() == {"300"}
+    assert store.hashes(["100"]) == {"100": "ph-100"}
     store.close()
     assert loaded.columns.tolist() == STATE_COLUMNS
     assert loaded["fingerprint"].to_dict() == {"100": "fp-100", "200": "fp-200",
                                                "~Lee Ann 02134 #3f2a9c1d0e4b": "fp-lee"}
-    assert list(loaded.loc["100"]) == ["ph-100", "uuid-100", "7", "fp-100"]
+    assert list(loaded.loc["100"]) == ["uuid-100", "7", "fp-100"]
     assert meta(path) == {"schema_version": str(SCHEMA_VERSION), "department": "dept"}
     columns = customer_columns(path)
     assert "fingerprint" in columns
@@ -257,8 +262,8 @@ def test_a_schema_2_state_migrates_and_keeps_its_customers(tmp_path: Path):
     store = StateStore(path, "d")
     try:
         loaded = store.load()
-        assert loaded.loc["7"].to_dict() == {"body_hash": "h", "customer_uuid": "uuid-7", "customer_id": "70",
-                                             "fingerprint": "f"}
+        assert loaded.loc["7"].to_dict() == {"customer_uuid": "uuid-7", "customer_id": "70", "fingerprint": "f"}
+        assert store.hashes(["7"]) == {"7": "h"}
         assert store.journaled() == {"9"}
         assert store.bodies(["7"]) == {}, "a customer saved before bodies were kept has none"
         assert store.problems().empty
