@@ -313,7 +313,13 @@ def normalize_vins(values: pd.Series) -> Normalized:
 
 # -- addresses --------------------------------------------------------------------------------------
 def normalize_zips(values: pd.Series) -> Normalized:
-    """US ZIPs keep (or get back) their leading zeros, ZIP+4 as 12345-6789; Canadian codes as 'A1A 1A1'."""
+    """US ZIPs keep (or get back) their leading zeros, ZIP+4 as 12345-6789; Canadian codes as 'A1A 1A1'. Once
+    per distinct value, as the states and the years (a file of a million rows has a few thousand ZIPs, a few
+    dozen states and years: 0.8 s of a million rows' checks)."""
+    return on_uniques(values, _zips)
+
+
+def _zips(values: pd.Series) -> pd.Series:
     upper = values.str.upper().str.strip()
     digits = upper.str.replace("-", "", regex=False).str.replace(" ", "", regex=False)
     us_short = digits.str.fullmatch("[0-9]{3,5}")
@@ -323,8 +329,7 @@ def normalize_zips(values: pd.Series) -> Normalized:
     result = result.mask(us_short, digits.str.zfill(5))
     plus4 = digits.str.zfill(9)
     result = result.mask(us_plus4, plus4.str.slice(0, 5) + "-" + plus4.str.slice(5))
-    result = result.mask(canadian, digits.str.slice(0, 3) + " " + digits.str.slice(3))  # no '-' in these
-    return result, (values != "") & (result == "")
+    return result.mask(canadian, digits.str.slice(0, 3) + " " + digits.str.slice(3))  # no '-' in these
 
 
 US_STATES = {
@@ -350,9 +355,12 @@ _STATE_CODES = {**{code.lower(): code for code in US_STATES},
 
 def normalize_states(values: pd.Series) -> Normalized:
     """2-letter state or province codes; full names ('California') become their code."""
+    return on_uniques(values, _states)
+
+
+def _states(values: pd.Series) -> pd.Series:
     squeezed = values.str.replace(r"[ \t.]+", " ", regex=True).str.strip().str.lower()
-    result = squeezed.map(_STATE_CODES).fillna("").astype("str")
-    return result, (values != "") & (result == "")
+    return squeezed.map(_STATE_CODES).fillna("").astype("str")
 
 
 # -- flags and numbers -------------------------------------------------------------------------------
@@ -376,6 +384,10 @@ def two_digit_century(today: datetime.date | None = None) -> int:
 def normalize_years(values: pd.Series) -> Normalized:
     """Model years 1900 to next year + 1 as 4 digits; a two-digit `YY` is 20YY up to next year's two
     digits, 19YY above (`13` → 2013, `98` → 1998)."""
+    return on_uniques(values, _years)
+
+
+def _years(values: pd.Series) -> pd.Series:
     ceiling = datetime.date.today().year + 2
     two = values.str.fullmatch("[0-9]{2}").fillna(False).astype(bool)
     if two.any():
@@ -383,8 +395,7 @@ def normalize_years(values: pd.Series) -> Normalized:
         century = np.where(short <= two_digit_century(), "20", "19")
         values = values.mask(two, pd.Series(century, index=values.index, dtype="str") + values)
     number = pd.to_numeric(values.where(values.str.fullmatch("[0-9]{4}"), None), errors="coerce")
-    result = values.where((number >= 1900) & (number <= ceiling), "").astype("str")
-    return result, (values != "") & (result == "")
+    return values.where((number >= 1900) & (number <= ceiling), "").astype("str")
 
 
 def normalize_mileage(values: pd.Series) -> Normalized:
