@@ -66,3 +66,17 @@ def on_values(values: pd.Series, test: Callable[[pd.Series], pd.Series]) -> pd.S
     codes, uniques = pd.factorize(values)
     answers = test(pd.Series(uniques, dtype="str")).to_numpy(dtype=bool)
     return pd.Series(answers.take(codes), index=values.index, dtype=bool)
+
+
+#: The characters Python's repr keeps as they are between single quotes: printable ASCII but the quote and the
+#: backslash, and the printable Latin-1 and Latin Extended letters and signs (a test checks each against repr).
+_REPR_KEEPS = r"^[\x20-\x26\x28-\x5b\x5d-\x7e\x{a1}-\x{ac}\x{ae}-\x{24f}]*$"
+
+
+def python_repr(values: pa.Array) -> pa.Array:
+    """repr() of each text, in Arrow: the text between single quotes where repr would change nothing else; the
+    others (a quote, a backslash, a character repr escapes) go to repr one by one."""
+    values = values.cast(pa.string())
+    quoted = pc.binary_join_element_wise("'", values, "'", "")
+    plain = pc.fill_null(pc.match_substring_regex(values, _REPR_KEEPS), False).to_numpy(zero_copy_only=False)
+    return with_library(quoted, values, np.flatnonzero(~plain), repr)
