@@ -145,17 +145,15 @@ def _dropped_fields(problems: list[FieldProblem], mapping: MappingSpec, index: p
     """The source columns of each row whose value a normalizer dropped for a fixable reason (a part of a column
     holding several fields included), each with why (`Email 1 (characters the API does not accept before the
     @)`), joined by ", "."""
-    names: dict[int, list[str]] = {}
+    positions, texts = [], []
     for problem in problems:
         if problem.message in _NOTHING_TO_FIX:
             continue
-        source = f"{mapping.source_of(problem.field)} ({problem.message})"
-        for position in np.flatnonzero(problem.mask.to_numpy()).tolist():
-            names.setdefault(position, []).append(source)
-    dropped = np.full(len(index), "", dtype=object)
-    for position, columns in names.items():
-        dropped[position] = ", ".join(dict.fromkeys(columns))
-    return pd.Series(dropped, index=index, dtype="str")
+        at = np.flatnonzero(problem.mask.to_numpy())
+        positions.append(at)
+        said = pa.array([f"{mapping.source_of(problem.field)} ({problem.message})"], pa.large_string())
+        texts.append(said.take(pa.array(np.zeros(len(at), dtype=np.int64))))
+    return _per_row(positions, texts, index, ", ", once=True)
 
 
 def unread_problems(unread: list[Unread]) -> list[FieldProblem]:
@@ -190,19 +188,30 @@ def _warning_texts(problems: list[FieldProblem], mapping: MappingSpec, index: pd
             positions.append(at)
             texts.append(pc.binary_join_element_wise(f"{column}: {problem.message}: ", python_repr(
                 pa.array(problem.values.iloc[at], pa.large_string(), from_pandas=True)), ""))
-    if not positions:
+    return _per_row(positions, texts, index, "; ")
+
+
+def _per_row(positions: list[np.ndarray], texts: list[pa.Array], index: pd.Index, separator: str, *,
+             once: bool = False) -> pd.Series:
+    """Texts said of rows (texts[i][j] of the row at positions[i][j]), joined row by row in the lists' order, ""
+    for a row without any; `once`: a text said twice of a row is kept the first time only."""
+    if not any(len(p) for p in positions):
         return pd.Series("", index=index, dtype="str")
-    # Sorted by row, each row's warnings in the problems' order (a stable sort), then joined row by row.
-    order = np.argsort(np.concatenate(positions), kind="stable")
-    rows = np.concatenate(positions)[order]
+    rows = np.concatenate(positions)
+    each = pa.concat_arrays([t.cast(pa.large_string()) for t in texts])
+    if once:
+        first = ~pd.DataFrame({"row": rows, "text": pd.Series(TEXT_DTYPE.__from_arrow__(each))}).duplicated().to_numpy()
+        rows, each = rows[first], each.filter(pa.array(first))
+    # Sorted by row, each row's texts in the lists' order (a stable sort), then joined row by row.
+    order = np.argsort(rows, kind="stable")
+    rows, each = rows[order], each.take(pa.array(order))
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-    each = pa.concat_arrays([t.cast(pa.large_string()) for t in texts]).take(pa.array(order))
     joined = pc.binary_join(pa.LargeListArray.from_arrays(pa.array(np.r_[starts, len(rows)], pa.int64()), each),
-                            pa.scalar("; ", pa.large_string()))
-    warned = np.zeros(len(index), dtype=bool)
-    warned[rows[starts]] = True
+                            pa.scalar(separator, pa.large_string()))
+    said = np.zeros(len(index), dtype=bool)
+    said[rows[starts]] = True
     return pd.Series(TEXT_DTYPE.__from_arrow__(pc.replace_with_mask(
-        pa.array(np.full(len(index), ""), pa.large_string()), pa.array(warned), joined)), index=index)
+        pa.array(np.full(len(index), ""), pa.large_string()), pa.array(said), joined)), index=index)
 
 
 def _describe_last_name(mapping: MappingSpec, chunk: pd.DataFrame, resolved: dict[str, str]) -> pd.Series:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from importer.prepare.by_value import python_repr
 from importer.prepare.normalize import FieldProblem
-from importer.prepare.stage import ProblemTally, _warning_texts
+from importer.prepare.stage import _NOTHING_TO_FIX, ProblemTally, _dropped_fields, _warning_texts
 from importer.read.reader import TEXT_DTYPE
 
 
@@ -55,4 +55,22 @@ def test_a_rows_warnings_are_its_problems_in_order(rows: list[tuple[str, bool, b
     tally = ProblemTally()
     made = _warning_texts(problems, _Mapping(), index, tally)  # type: ignore[arg-type]
     assert made.tolist() == _one_by_one(problems, index)
-    assert made.dtype == TEXT_DTYPE and made.index.equals(index)
+    assert made.dtype == TEXT_DTYPE
+    assert made.index.equals(index)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()), max_size=25))
+def test_a_rows_dropped_fields_are_named_once_each_in_order(rows: list[tuple[bool, ...]]) -> None:
+    index = pd.Index(np.arange(len(rows)) + 2)
+    values = pd.Series("x", index=index, dtype=TEXT_DTYPE)
+    # The zip twice with the same words (two fields of one column holding several), and words nothing fixes.
+    problems = [FieldProblem(field, message, pd.Series([r[at] for r in rows], index=index, dtype=bool), values)
+                for at, field, message in ((0, "email", "not an email"), (1, "zip", "could not be read"),
+                                           (2, "zip", "could not be read"), (3, "email", next(iter(_NOTHING_TO_FIX))))]
+    expected = []
+    for row in range(len(rows)):
+        named = [f"{_Mapping.source_of(p.field)} ({p.message})" for p in problems
+                 if p.mask.iloc[row] and p.message not in _NOTHING_TO_FIX]
+        expected.append(", ".join(dict.fromkeys(named)))
+    assert _dropped_fields(problems, _Mapping(), index).tolist() == expected  # type: ignore[arg-type]
