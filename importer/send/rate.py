@@ -39,8 +39,13 @@ from collections.abc import Awaitable, Callable
 #: the rate the slow start begins at (requests/s), unless the ceiling is lower
 START_RATE = 8.0
 #: the slow start doubles once the API has accepted about this many requests at the current rate (and the
-#: answers to it are in), but after a tenth of a second at most
+#: answers to it are in), but after a tenth of a second at most ...
 SLOW_START_PROOF = 16
+#: ... and, at a rate too low to carry SLOW_START_PROOF requests in that tenth, as soon as the API has accepted
+#: one request sent at it, a round trip after the last doubling: at 8/s a tenth of a second carries less than
+#: one request, so the tenth proved nothing more than that first answer, and five tenths below 160/s held a
+#: fast API half a second at a few hundred requests in all
+SLOW_START_TENTH = 0.1
 #: ... and a round trip after the last doubling (the answers to the first requests at that rate are in)
 SLOW_START_TRIPS = 1.0
 #: after a 429, the rate goes to this share of the rate that held (CUBIC's beta)
@@ -141,6 +146,8 @@ class RateController:
         self._k = 0.0
         self.round_trip = 0.05
         self._guessed_rtt = True
+        #: requests sent at the slow start's current rate that the API accepted (counted since _last_change)
+        self._proved = 0
 
     def jobs_left(self, count: int) -> None:
         """Only `count` jobs are left to send. Once they last under LAST_SECONDS at the rate, no probing
@@ -170,7 +177,10 @@ class RateController:
         now = self.clock()
         # Counted when it was sent, close to when the API counted it: answers handled late by a busy
         # machine would otherwise seem to have been accepted in a bunch.
-        self._accepted.add(now - (round_trip or 0.0), now)
+        sent = now - (round_trip or 0.0)
+        self._accepted.add(sent, now)
+        if sent >= self._last_change:
+            self._proved += 1
         if round_trip is not None:
             # The first answer replaces the guess: a slow start paced by a guess of 50 ms doubled four
             # times before the first answer from an API 200 ms away could say anything.
@@ -229,9 +239,12 @@ class RateController:
             # Double once the answers to the last rate are in (a round trip) and it carried enough requests
             # to say the API takes it. A fixed tenth of a second per doubling kept a fast API waiting a whole
             # second before 8/s reached thousands; below 160/s it is still that tenth.
-            if elapsed >= max(SLOW_START_TRIPS * self.round_trip, min(0.1, SLOW_START_PROOF / self.rate)):
+            proof = SLOW_START_PROOF / self.rate
+            if elapsed >= SLOW_START_TRIPS * self.round_trip and (
+                    elapsed >= min(SLOW_START_TENTH, proof) or (proof > SLOW_START_TENTH and self._proved > 0)):
                 self.rate = min(self.ceiling, self.rate * 2)
                 self._last_change = now
+                self._proved = 0
             return
         if elapsed < 0.01:
             return  # a hundred updates a second are plenty
