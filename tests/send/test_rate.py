@@ -28,7 +28,8 @@ def test_slow_start_begins_low_and_doubles_while_everything_is_accepted():
             seen.append(rate.rate)
             reached = clock.now - 500
     assert seen == [8, 16, 32, 64, 128, 256, 500]  # doubling, never more at once
-    assert reached is not None and reached < 0.4
+    assert reached is not None
+    assert reached < 0.4  # where a tenth of a second per doubling below 160/s took 0.6 s
 
 
 def test_below_a_tenth_of_a_second_of_proof_the_slow_start_doubles_on_the_first_answer_at_each_rate():
