@@ -3,8 +3,8 @@
 The API's limit is not documented and may be shared with other clients of the same account, so the rate is
 found, not configured (`--rate` is only a ceiling):
 
-- slow start: from a low rate, doubling every couple of round trips (and a handful of requests) while the API
-  accepts everything;
+- slow start: from a low rate, doubling every round trip while the API accepts everything, once the rate has
+  carried a handful of requests (below 160/s, once the API has accepted one request sent at it);
 - on a 429, the rate that held is what the API accepted from this process in the second before the refused
   request, counted exactly from the sending times (not the rate sent, which the API never sustained); the
   rate goes to BETA of it, and the answer's 429 siblings within the next second do not cut again. A second
@@ -237,8 +237,8 @@ class RateController:
             return
         if self.slow_start:
             # Double once the answers to the last rate are in (a round trip) and it carried enough requests
-            # to say the API takes it. A fixed tenth of a second per doubling kept a fast API waiting a whole
-            # second before 8/s reached thousands; below 160/s it is still that tenth.
+            # to say the API takes it: SLOW_START_PROOF of them, or a tenth of a second's worth; below
+            # 160/s, one accepted.
             proof = SLOW_START_PROOF / self.rate
             if elapsed >= SLOW_START_TRIPS * self.round_trip and (
                     elapsed >= min(SLOW_START_TENTH, proof) or (proof > SLOW_START_TENTH and self._proved > 0)):
