@@ -320,13 +320,17 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
                         # What was read and planned lives through the sending: frozen, the collector no longer
                         # walks it whenever the sending's garbage calls for a full collection (80 ms each, for
                         # 30,000 customers). Refcounting still frees it; unfrozen once the sending is over.
-                        gc.freeze()
+                        # (Not in a program that froze objects of its own: unfreezing would thaw them too.)
+                        freeze = gc.get_freeze_count() == 0
+                        if freeze:
+                            gc.freeze()
                         try:
                             with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
                                 stats, interrupted, api_url = runner.run(_send(
                                     replace(config, api_url=api_url), recorder, plan.jobs, stops, timeline, tls))
                         finally:
-                            gc.unfreeze()
+                            if freeze:
+                                gc.unfreeze()
                 finally:
                     progress.close()
                     recorder.write_pending()
