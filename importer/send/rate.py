@@ -179,7 +179,7 @@ class RateController:
         # machine would otherwise seem to have been accepted in a bunch.
         sent = now - (round_trip or 0.0)
         self._accepted.add(sent, now)
-        if sent >= self._last_change:
+        if self.slow_start and sent >= self._last_change:
             self._proved += 1
         if round_trip is not None:
             # The first answer replaces the guess: a slow start paced by a guess of 50 ms doubled four
@@ -256,8 +256,9 @@ class RateController:
         if self.rate >= 2 * held:
             # Twice the rate that held without a 429 (PROBE x 1.7 seconds past it): the limit has moved
             # (another client finished, or a storm set a small rate that held), and a curve scaled to a small
-            # rate would take minutes to find a large one. Start again.
+            # rate would take minutes to find a large one. Start again, proving each rate anew.
             self.slow_start = True
+            self._proved = 0
 
 
 class Pacer:

@@ -59,6 +59,32 @@ def test_below_a_tenth_of_a_second_of_proof_the_slow_start_doubles_on_the_first_
     assert rate.rate == 32
 
 
+def test_a_slow_start_begun_again_proves_each_rate_anew():
+    clock = FakeClock(500.0)
+    rate = RateController(ceiling=1000, floor=0.5, clock=clock)
+    rate.rate = 20
+    for _ in range(20):  # the API accepted 20 in the last second, then refused one
+        clock.now += 0.05
+        rate.bound()
+        rate.sent()
+        rate.accepted()
+    rate.refused(0.0)
+    assert not rate.slow_start
+    while not rate.slow_start:  # no 429 since: the curve climbs to twice the rate that held, then starts again
+        clock.now += 0.01
+        rate.bound()
+        rate.sent()
+        rate.accepted(0.001)
+    again = rate.rate
+    assert again < 160
+    clock.now += 0.02
+    rate.bound()
+    rate.accepted(0.05)  # sent before the slow start began again: proves nothing of its rate
+    assert rate.rate == again
+    rate.accepted(0.001)
+    assert rate.rate == 2 * again
+
+
 def test_slow_start_doubles_faster_once_a_handful_of_requests_come_within_a_tenth_of_a_second():
     clock = FakeClock(500.0)
     rate = RateController(ceiling=100_000, floor=0.5, clock=clock)
