@@ -1,5 +1,5 @@
 """`python -m importer` runs the command-line interface."""
 
-from importer.cli import main
+from importer.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

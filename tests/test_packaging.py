@@ -54,3 +54,21 @@ def test_crontab_lines_take_a_lock_and_a_time_budget():
         assert "flock -n" in line
         assert "--max-duration" in line
         assert "MK_PASSWORD" not in line
+
+
+def test_the_command_is_main_then_the_objects_left_are_frozen_for_the_exit(monkeypatch):
+    import gc
+    import tomllib
+
+    from importer import cli
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["mk-import"] == "importer.cli:entry"
+    assert "entry()" in (ROOT / "importer" / "__main__.py").read_text()
+    monkeypatch.setattr(cli, "main", lambda: 3)
+    gc.unfreeze()
+    try:
+        assert cli.entry() == 3, "main's exit code"
+        assert gc.get_freeze_count() > 0, "the interpreter's last collections skip them"
+    finally:
+        gc.unfreeze()

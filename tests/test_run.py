@@ -207,3 +207,30 @@ def test_a_pilot_sends_the_first_customers_and_the_next_run_the_rest(sandbox, cr
     stats = api.stats()
     assert stats["creates"] == stats["customers"] == 25, "no customer created twice"
     assert stats["updates"] == 0, "the pilot's customers are unchanged"
+
+
+def test_what_was_read_is_frozen_for_the_collector_while_sending_and_only_then(tmp_path: Path, monkeypatch):
+    import gc
+
+    from importer.send.pool import Pool
+
+    seen = []
+    send = Pool.run
+
+    async def watched(self, jobs):
+        seen.append(gc.get_freeze_count())
+        return await send(self, jobs)
+
+    monkeypatch.setattr(Pool, "run", watched)
+    gc.unfreeze()
+    sample = [str(SAMPLES / LAYOUT_FILES["dealervault"]), "--mapping", "dealervault", "--sandbox", "--rate", "500",
+              "--progress", "none"]
+    try:
+        main(["run", *sample, "--out", str(tmp_path / "a")])
+        assert seen[-1] > 0, "frozen while sending"
+        assert gc.get_freeze_count() == 0, "and thawed after"
+        gc.freeze()  # a program that froze objects of its own keeps them frozen
+        main(["run", *sample, "--out", str(tmp_path / "b")])
+        assert gc.get_freeze_count() > 0, "not thawed by the run"
+    finally:
+        gc.unfreeze()

@@ -261,8 +261,9 @@ class AnswerWatch:
 async def _read_bounded(response: aiohttp.ClientResponse) -> bytes | None:
     """The whole body, however many pieces it arrives in; None past MAX_RESPONSE_BYTES."""
     length = response.content_length
-    if length is not None and length > MAX_RESPONSE_BYTES:
-        return None
+    if length is not None:
+        # The parser stops at the length the answer announced: read at once, without a chunk loop's awaits.
+        return None if length > MAX_RESPONSE_BYTES else await response.read()
     chunks, size = [], 0
     async for chunk in response.content.iter_chunked(1 << 16):
         size += len(chunk)

@@ -3,8 +3,8 @@
 The API's limit is not documented and may be shared with other clients of the same account, so the rate is
 found, not configured (`--rate` is only a ceiling):
 
-- slow start: from a low rate, doubling every couple of round trips (and a handful of requests) while the API
-  accepts everything;
+- slow start: from a low rate, doubling every round trip while the API accepts everything, once the rate has
+  carried a handful of requests (below 160/s, once the API has accepted one request sent at it);
 - on a 429, the rate that held is what the API accepted from this process in the second before the refused
   request, counted exactly from the sending times (not the rate sent, which the API never sustained); the
   rate goes to BETA of it, and the answer's 429 siblings within the next second do not cut again. A second
@@ -39,8 +39,13 @@ from collections.abc import Awaitable, Callable
 #: the rate the slow start begins at (requests/s), unless the ceiling is lower
 START_RATE = 8.0
 #: the slow start doubles once the API has accepted about this many requests at the current rate (and the
-#: answers to it are in), but after a tenth of a second at most
+#: answers to it are in), but after a tenth of a second at most ...
 SLOW_START_PROOF = 16
+#: ... and, at a rate too low to carry SLOW_START_PROOF requests in that tenth, as soon as the API has accepted
+#: one request sent at it, a round trip after the last doubling: at 8/s a tenth of a second carries less than
+#: one request, so the tenth proved nothing more than that first answer, and five tenths below 160/s held a
+#: fast API half a second at a few hundred requests in all
+SLOW_START_TENTH = 0.1
 #: ... and a round trip after the last doubling (the answers to the first requests at that rate are in)
 SLOW_START_TRIPS = 1.0
 #: after a 429, the rate goes to this share of the rate that held (CUBIC's beta)
@@ -141,6 +146,8 @@ class RateController:
         self._k = 0.0
         self.round_trip = 0.05
         self._guessed_rtt = True
+        #: requests sent at the slow start's current rate that the API accepted (counted since _last_change)
+        self._proved = 0
 
     def jobs_left(self, count: int) -> None:
         """Only `count` jobs are left to send. Once they last under LAST_SECONDS at the rate, no probing
@@ -170,7 +177,10 @@ class RateController:
         now = self.clock()
         # Counted when it was sent, close to when the API counted it: answers handled late by a busy
         # machine would otherwise seem to have been accepted in a bunch.
-        self._accepted.add(now - (round_trip or 0.0), now)
+        sent = now - (round_trip or 0.0)
+        self._accepted.add(sent, now)
+        if self.slow_start and sent >= self._last_change:
+            self._proved += 1
         if round_trip is not None:
             # The first answer replaces the guess: a slow start paced by a guess of 50 ms doubled four
             # times before the first answer from an API 200 ms away could say anything.
@@ -227,11 +237,14 @@ class RateController:
             return
         if self.slow_start:
             # Double once the answers to the last rate are in (a round trip) and it carried enough requests
-            # to say the API takes it. A fixed tenth of a second per doubling kept a fast API waiting a whole
-            # second before 8/s reached thousands; below 160/s it is still that tenth.
-            if elapsed >= max(SLOW_START_TRIPS * self.round_trip, min(0.1, SLOW_START_PROOF / self.rate)):
+            # to say the API takes it: SLOW_START_PROOF of them, or a tenth of a second's worth; below
+            # 160/s, one accepted.
+            proof = SLOW_START_PROOF / self.rate
+            if elapsed >= SLOW_START_TRIPS * self.round_trip and (
+                    elapsed >= min(SLOW_START_TENTH, proof) or (proof > SLOW_START_TENTH and self._proved > 0)):
                 self.rate = min(self.ceiling, self.rate * 2)
                 self._last_change = now
+                self._proved = 0
             return
         if elapsed < 0.01:
             return  # a hundred updates a second are plenty
@@ -243,8 +256,9 @@ class RateController:
         if self.rate >= 2 * held:
             # Twice the rate that held without a 429 (PROBE x 1.7 seconds past it): the limit has moved
             # (another client finished, or a storm set a small rate that held), and a curve scaled to a small
-            # rate would take minutes to find a large one. Start again.
+            # rate would take minutes to find a large one. Start again, proving each rate anew.
             self.slow_start = True
+            self._proved = 0
 
 
 class Pacer:

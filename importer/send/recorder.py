@@ -59,7 +59,8 @@ class Recorder:
         #: ... what it changes (changes.words), and its body packed for the state (state.pack_body)
         self.changes_of: dict[str, str] = {}
         self.body_of: dict[str, bytes | None] = {}
-        #: customers saved per change word
+        #: customers saved per change words as saved (changes.words, ";"-joined): a handful of distinct texts,
+        #: split into words once per run by changes(), not once per save
         self._changed: Counter[str] = Counter()
         #: saves answered and not yet written, and the timer that will write them
         self._saves: list[tuple[str, Saved, bool]] = []
@@ -81,7 +82,11 @@ class Recorder:
 
     def changes(self) -> dict[str, int]:
         """Customers saved by this run per change word (summary.json's `changes`)."""
-        return {word: self._changed[word] for word in WORDS}
+        per_word: Counter[str] = Counter()
+        for text, customers in self._changed.items():
+            for word in text.split(";"):
+                per_word[word] += customers
+        return {word: per_word[word] for word in WORDS}
 
     def same_body(self, key: str, fingerprint: str, rows: tuple[int, ...], outcome: Outcome) -> None:
         """A customer whose rows changed but build the body last saved: not sent, its new fingerprint noted."""
@@ -106,7 +111,7 @@ class Recorder:
         if saved_now and outcome.customer_uuid:
             self.saved += 1
             if changes:
-                self._changed.update(changes.split(";"))
+                self._changed[changes] += 1
             saved = Saved(job.body_hash, outcome.customer_uuid, outcome.customer_id, fingerprint, body)
             self._saves.append((job.key, saved, job.search_key is not None or job.maybe_saved))
             if len(self._saves) >= COMMIT_BATCH:

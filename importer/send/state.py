@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import os
 import sqlite3
+import threading
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,11 +43,17 @@ STATE_COLUMNS = ["customer_uuid", "customer_id", "fingerprint"]
 LOAD_BATCH = 100_000
 #: keys asked for in one query (SQLite allows 32,766 parameters; a few hundred keep each statement small)
 KEYS_PER_QUERY = 500
-#: The first byte of a stored body: how the rest is packed (zlib with _BODY_WORDS as its preset dictionary).
-_BODY_FORMAT = b"\x01"
-#: Words most bodies hold, given to zlib as a preset dictionary: a body is a few hundred bytes, too short for
-#: zlib to learn its own keys from, and with them a million bodies take about half the room. Never change
-#: these bytes under _BODY_FORMAT 1: the bodies stored with them could not be read back.
+#: The first byte of a stored body: how the rest is packed. 2: a Zstandard frame made with _BODY_WORDS as its
+#: dictionary (raw content), its size in its header. zlib with the same words as its preset dictionary (1,
+#: what 0.2.0 wrote and is still read) took 13 µs a body on the sending's hot path, a tenth of the client's
+#: time per request beside HTTP; Zstandard 5 µs, for bodies about an eighth larger (171 bytes for 151).
+_BODY_FORMAT = b"\x02"
+_ZLIB_FORMAT = b"\x01"
+#: Zstandard's level for the bodies: 1 and 2 are no faster on a body this short and larger, from 4 on slower
+_BODY_LEVEL = 3
+#: Words most bodies hold, given to the compressor as a dictionary: a body is a few hundred bytes, too short
+#: for it to learn its own keys from, and with them a million bodies take about half the room. Never change
+#: these bytes under _BODY_FORMAT 1 or 2: the bodies stored with them could not be read back.
 _BODY_WORDS = (
     # The makes and the words of addresses and emails most often met in US dealers' exports...
     b'Toyota Honda Ford Chevrolet Nissan Hyundai Kia Subaru Jeep Ram GMC Dodge Mazda Volkswagen BMW Lexus Tesla'
@@ -54,7 +61,7 @@ _BODY_WORDS = (
     b' Camry Corolla RAV4 Civic Accord CR-V F-150 Silverado Altima Rogue Elantra Tucson Outback Wrangler Model 3'
     b' Street Avenue Road Drive Lane Court Boulevard St Ave Rd Dr Ln Ct Blvd Way Pl Apt Suite Main Oak Park Maple'
     b'@outlook.com"@hotmail.com"@comcast.net"@icloud.com"@aol.com"@yahoo.com"@gmail.com"'
-    # ... then the body's own structure, the commonest last: zlib finds the nearest copies cheapest.
+    # ... then the body's own structure, the commonest last: the compressor finds the nearest copies cheapest.
     b'{"customer":{"customerKey":"","firstName":"","middleName":"","lastName":"","company":"","isBusiness":true,'
     b'"preferredLocale":"en-US","okToCall":false,"okToText":false}"okToEmail":false}"okToCall":true,"okToText":true}'
     b'"okToEmail":true}"label":"work"}"label":"home"},{"phoneNumber":"+1'
@@ -69,23 +76,55 @@ _NOT_KEPT = ("validateVin", "searchForDuplicate")
 _NOT_KEPT_OF_CUSTOMER = ("customerKey", "customerUuid")
 
 
+class _Codec:
+    """A Zstandard compressor and decompressor with the bodies' dictionary: making them is what costs, not a
+    body, so each thread makes its own once (neither may be shared between threads) and keeps it."""
+
+    def __init__(self) -> None:
+        # Imported when the first body is packed or read: only a run, or a validate with a state, does.
+        import zstandard
+
+        words = zstandard.ZstdCompressionDict(_BODY_WORDS, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+        self.compressor = zstandard.ZstdCompressor(level=_BODY_LEVEL, dict_data=words, write_content_size=True,
+                                                   write_checksum=False, write_dict_id=False)
+        self.decompressor = zstandard.ZstdDecompressor(dict_data=words)
+        self.error: type[Exception] = zstandard.ZstdError
+
+
+_per_thread = threading.local()
+
+
+def _codec() -> _Codec:
+    codec: _Codec | None = getattr(_per_thread, "codec", None)
+    if codec is None:
+        codec = _per_thread.codec = _Codec()
+    return codec
+
+
 def pack_body(body: Mapping[str, Any]) -> bytes:
     """A body as the state keeps it: what tells one customer's body from another's, compressed."""
     customer = body.get("customer") or {}
     kept = {name: value for name, value in body.items() if name not in _NOT_KEPT}
     kept["customer"] = {name: value for name, value in customer.items() if name not in _NOT_KEPT_OF_CUSTOMER}
-    packer = zlib.compressobj(6, zdict=_BODY_WORDS)
-    return _BODY_FORMAT + packer.compress(orjson.dumps(kept)) + packer.flush()
+    return _BODY_FORMAT + _codec().compressor.compress(orjson.dumps(kept))
 
 
 def unpack_body(blob: bytes) -> dict[str, Any] | None:
-    """A body kept by pack_body (without what it does not keep); None for one this version cannot read (it is
-    then as if none was kept)."""
-    if blob[:1] != _BODY_FORMAT:
-        return None
+    """A body kept by pack_body, or by 0.2.0's (without what it does not keep); None for one this version
+    cannot read (it is then as if none was kept)."""
     try:
-        unpacker = zlib.decompressobj(zdict=_BODY_WORDS)
-        body = orjson.loads(unpacker.decompress(blob[1:]) + unpacker.flush())
+        if blob[:1] == _BODY_FORMAT:
+            codec = _codec()
+            try:
+                text = codec.decompressor.decompress(blob[1:])
+            except codec.error:
+                return None
+        elif blob[:1] == _ZLIB_FORMAT:
+            unpacker = zlib.decompressobj(zdict=_BODY_WORDS)
+            text = unpacker.decompress(blob[1:]) + unpacker.flush()
+        else:
+            return None
+        body = orjson.loads(text)
     except (zlib.error, orjson.JSONDecodeError):
         return None
     return body if isinstance(body, dict) else None

@@ -12,6 +12,7 @@ from aiohttp import web
 from importer.config import Credentials
 from importer.errors import ApiUnavailableError, ConfigError, FatalApiError, RetryableError
 from importer.send.client import (
+    MAX_RESPONSE_BYTES,
     AnswerWatch,
     ApiClient,
     Reply,
@@ -235,6 +236,27 @@ async def test_an_answer_written_in_pieces_is_read_whole():
     finally:
         await runner.cleanup()
     assert all(reply.ok and reply.customer_uuid == "u-1" for reply in replies)
+
+
+async def test_an_answer_of_a_known_length_is_read_whole_and_one_announced_too_large_is_not_read():
+    async def sized(request: web.Request) -> web.Response:
+        if request.headers.get("X-Size") == "huge":
+            return web.Response(body=b"{" + b" " * MAX_RESPONSE_BYTES + b"}", content_type="application/json")
+        return web.json_response(OK)
+
+    runner, url = await _serve(sized)
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = ApiClient(session, url, "d-1", Credentials("u", "p"))
+            ok = await client.create_or_update("{}")
+            client._post_headers = {**client._post_headers, "X-Size": "huge"}
+            huge = await client.create_or_update("{}")
+    finally:
+        await runner.cleanup()
+    assert ok.ok
+    assert ok.customer_uuid == "u-1"
+    assert not huge.ok
+    assert huge.error_code == "NOT_JSON"  # refused unread: not taken for the API's envelope
 
 
 async def test_login_pages_make_the_client_give_up_before_sending_more():

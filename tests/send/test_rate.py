@@ -19,15 +19,70 @@ def test_slow_start_begins_low_and_doubles_while_everything_is_accepted():
     clock = FakeClock(500.0)
     rate = RateController(ceiling=500, floor=0.5, clock=clock)
     assert rate.rate == START_RATE
+    seen, reached = [rate.rate], None
+    while clock.now < 501:  # every request at the rate accepted, its answer in 10 ms
+        clock.now += 1 / rate.rate
+        rate.bound()
+        rate.accepted(0.01)
+        if rate.rate != seen[-1]:
+            seen.append(rate.rate)
+            reached = clock.now - 500
+    assert seen == [8, 16, 32, 64, 128, 256, 500]  # doubling, never more at once
+    assert reached is not None
+    assert reached < 0.4  # where a tenth of a second per doubling below 160/s took 0.6 s
+
+
+def test_below_a_tenth_of_a_second_of_proof_the_slow_start_doubles_on_the_first_answer_at_each_rate():
+    clock = FakeClock(500.0)
+    rate = RateController(ceiling=100_000, floor=0.5, clock=clock)
     seen = []
-    for _ in range(6):
-        start, step = clock.now, 1 / rate.rate
-        while clock.now < start + 0.11:  # every request at the rate accepted
-            clock.now += step
-            rate.bound()
-            rate.accepted(0.01)
+    while rate.rate < 160:  # 16 requests take more than a tenth of a second
+        clock.now += 1 / rate.rate  # the next turn at the rate
+        rate.bound()
+        clock.now += 0.002
+        rate.accepted(0.002)  # its answer, 2 ms later
         seen.append(rate.rate)
-    assert seen == [16, 32, 64, 128, 256, 500]
+    assert seen == [16, 32, 64, 128, 256]
+    assert clock.now - 500 < 0.26  # where a tenth of a second per doubling took half a second
+    # An answer to a request sent before the last doubling says nothing of the new rate.
+    rate = RateController(ceiling=100_000, floor=0.5, clock=clock)
+    clock.now += 0.125
+    rate.bound()
+    clock.now += 0.002
+    rate.accepted(0.002)
+    assert rate.rate == 16
+    clock.now += 0.02
+    rate.bound()
+    rate.accepted(0.05)  # sent 50 ms ago, at 8/s
+    assert rate.rate == 16
+    rate.accepted(0.001)
+    assert rate.rate == 32
+
+
+def test_a_slow_start_begun_again_proves_each_rate_anew():
+    clock = FakeClock(500.0)
+    rate = RateController(ceiling=1000, floor=0.5, clock=clock)
+    rate.rate = 20
+    for _ in range(20):  # the API accepted 20 in the last second, then refused one
+        clock.now += 0.05
+        rate.bound()
+        rate.sent()
+        rate.accepted()
+    rate.refused(0.0)
+    assert not rate.slow_start
+    while not rate.slow_start:  # no 429 since: the curve climbs to twice the rate that held, then starts again
+        clock.now += 0.01
+        rate.bound()
+        rate.sent()
+        rate.accepted(0.001)
+    again = rate.rate
+    assert again < 160
+    clock.now += 0.02
+    rate.bound()
+    rate.accepted(0.05)  # sent before the slow start began again: proves nothing of its rate
+    assert rate.rate == again
+    rate.accepted(0.001)
+    assert rate.rate == 2 * again
 
 
 def test_slow_start_doubles_faster_once_a_handful_of_requests_come_within_a_tenth_of_a_second():

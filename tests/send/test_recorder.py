@@ -130,3 +130,26 @@ def test_a_defect_in_the_commit_reaches_the_next_answer_and_the_end_of_the_run(t
     with pytest.raises(RuntimeError, match="defect"):
         ledger.write_pending()
     assert stops == []
+
+
+def test_the_customers_saved_are_counted_per_change_word(tmp_path: Path):
+    state = StateStore(tmp_path / "state.sqlite", "dept")
+    ledger = Recorder(state, NoProgress(), RowOutcomes(pd.RangeIndex(1, 5)).set, lambda reason, code: None)
+    saves = {"k1": "phones;addresses", "k2": "phones", "k3": "created", "k4": "phones;addresses"}
+    jobs = [Job(key, {"customer": {}}, frozenset({f"key:{key}"}), body_hash="h") for key in saves]
+    for row, job in enumerate(jobs, start=1):
+        ledger.expect(job.key, (row,), "in", saves[job.key])
+
+    async def go() -> None:
+        for job in jobs[:-1]:
+            await ledger.answer(job, Outcome(job.key, Status.SUCCESS, f"uuid-{job.key}", "1"))
+        await ledger.answer(jobs[-1], Outcome(jobs[-1].key, Status.FAILED, error_code="X"))  # not saved: not counted
+
+    try:
+        asyncio.run(go())
+        ledger.write_pending()
+    finally:
+        state.close()
+    counted = ledger.changes()
+    assert {word: n for word, n in counted.items() if n} == {"phones": 2, "addresses": 1, "created": 1}
+    assert ledger.saved == 3

@@ -312,7 +312,25 @@ def test_a_body_packed_is_smaller_and_reads_back():
     unpacked = unpack_body(packed)
     assert unpacked is not None
     assert unpacked["customer"]["lastName"] == "Gonzalez"
-    assert unpack_body(b"\x02whatever") is None, "a body packed by another version reads as none kept"
+    assert unpack_body(b"\x03whatever") is None, "a body packed by another version reads as none kept"
+    assert unpack_body(b"\x02whatever") is None, "nor does a damaged one"
+    assert unpack_body(packed[:-3]) is None
+
+
+def test_a_body_packed_by_0_2_0_still_reads_back():
+    # pack_body of 0.2.0 (zlib with the words as its preset dictionary), of this body:
+    body = {"customer": {"customerKey": "0042", "firstName": "Zoë", "lastName": "Ñúñez",
+                         "phoneNumbers": [{"phoneNumber": "+15551234567", "label": "cell"}]},
+            "vehicles": [{"vin": "1HGCM82633A004352", "vehicleMake": "Honda"}],
+            "validateVin": True, "searchForDuplicate": True}
+    packed = bytes.fromhex("0178bbcad983f9434d8cc8692f2afff06ad4f47678e2e15d8737a6562911e160535353432363135"
+                           "33373629d6ee8e1eeec6b6164666cec686060626c6a841195e0c212a41f0088273c0b")
+    kept = {"customer": {"firstName": "Zoë", "lastName": "Ñúñez",
+                         "phoneNumbers": [{"phoneNumber": "+15551234567", "label": "cell"}]},
+            "vehicles": [{"vin": "1HGCM82633A004352", "vehicleMake": "Honda"}]}
+    assert unpack_body(packed) == kept
+    assert unpack_body(pack_body(body)) == kept, "and this version's packing keeps the same"
+    assert pack_body(body)[:1] != packed[:1]
 
 
 def test_customers_of_a_migrated_state_change_unknown_until_sent_once(sandbox, creds, write_csv, tmp_path: Path):
