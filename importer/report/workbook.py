@@ -115,9 +115,17 @@ def _write_sheets(book: XlsxStream, header: list[str], rows: Iterator[list[str]]
             sheet, line = new_sheet(sheets), 0
         line += 1
         written += 1
-        values = [undefuse_text(v) if v[:1] == "'" else v for v in row]  # most values start otherwise
-        if key_at is not None and key_at < len(values):
-            values[key_at] = values[key_at].removeprefix(KEY_QUOTE)  # a text cell needs no quote to stay text
+        key = key_at if key_at is not None and key_at < len(row) else None
+        # Only a cell that starts with a quote may have one to take off: most rows have none but the key's own,
+        # and one search of the row finds them (a line break in a cell only sends a row the long way).
+        if ("\n" + "\n".join(row)).count("\n'") > (key is not None and row[key][:1] == "'"):
+            values = [undefuse_text(v) if v[:1] == "'" else v for v in row]
+        else:
+            values = row
+            if key is not None:
+                values[key] = undefuse_text(values[key])
+        if key is not None:
+            values[key] = values[key].removeprefix(KEY_QUOTE)  # a text cell needs no quote to stay text
         concerned, fills = notes_for(field(values, code_at), field(values, message_at), field(values, warnings_at))
         # A cell a reason concerns is filled (even when empty: the value to fill in is missing); other cells
         # take their column's format, and an empty one is not written, its column's format being Text already.
