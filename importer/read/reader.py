@@ -29,27 +29,18 @@ import pyarrow.csv as pa_csv
 import pyarrow.ipc as pa_ipc
 
 from importer.errors import InputError
+from importer.read.columns import EXPORT_KEY_COLUMN as EXPORT_KEY_COLUMN
+from importer.read.columns import KEY_QUOTE as KEY_QUOTE
+from importer.read.columns import ORIGINAL_ROW_COLUMN as ORIGINAL_ROW_COLUMN
+from importer.read.columns import RAW_LINE_COLUMN as RAW_LINE_COLUMN
+from importer.read.columns import REPORT_COLUMNS as REPORT_COLUMNS
+from importer.read.columns import SEEN_COLUMNS as SEEN_COLUMNS
+from importer.read.columns import header_key as header_key
 from importer.read.containers import MAX_FIELD_CHARS as MAX_FIELD_CHARS  # the bound, read here too
 from importer.read.containers import Bounds, as_text
 from importer.read.formulas import undefuse, undefuse_text
 
 DELIMITERS = (",", "\t", "|", ";")
-#: Columns that the error report adds after the original ones; a re-import drops them.
-REPORT_COLUMNS = ("mk_source_row", "mk_status", "mk_error_code", "mk_error_message", "mk_warnings")
-#: errors.csv's number of each row in the original export, through any number of fix loops (not in
-#: REPORT_COLUMNS, which tell an error file: those written before it had none)
-ORIGINAL_ROW_COLUMN = "mk_original_row"
-#: An optional report column: the line as the export wrote it, for a row that could not be split into columns.
-RAW_LINE_COLUMN = "mk_raw_line"
-#: An optional report column: the row's customer key as the export had it, for a spreadsheet that rewrites the
-#: key column (`0000082` saved as `82`) to be undone when the report is imported again.
-EXPORT_KEY_COLUMN = "mk_customer_key"
-#: What errors.csv puts before each mk_customer_key: a spreadsheet keeps a CSV cell that starts with it as text,
-#: quote included (LibreOffice and Excel read `'0000082` as that text, where they read `0000082` as the number
-#: 82). A re-import takes it off; errors.xlsx, whose cells are text, needs none.
-KEY_QUOTE = "'"
-#: Report columns on when a row's problem was first reported and by how many runs (absent from older reports).
-SEEN_COLUMNS = ("mk_first_seen", "mk_times_seen")
 _BLOCK = 1 << 20
 #: How much pyarrow parses at a time: the size of the chunks on the fast path.
 ARROW_BLOCK_BYTES = 8 << 20
@@ -63,11 +54,6 @@ MAX_RAW_CHARS = 1 << 14
 # Python's csv module refuses fields over 128 KiB; an oversized field must reach the check above instead.
 csv.field_size_limit(max(csv.field_size_limit(), 64 << 20))
 log = logging.getLogger("mk_import.reader")
-
-
-def header_key(name: str) -> str:
-    """Header names match ignoring case and surrounding spaces (real exports carry "First Name ")."""
-    return name.strip().casefold()
 
 
 @dataclass(frozen=True, slots=True)

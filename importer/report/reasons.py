@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from importer.error_codes import WARNINGS, Explanation, explain, explain_warning
-from importer.read.reader import header_key
+from importer.read.columns import header_key
 
 #: Where a warning's quoted value begins: what comes before it decides the reason.
 _QUOTED_VALUE = re.compile(r": ['\"]")

@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
+from importer.read.columns import EXPORT_KEY_COLUMN, KEY_QUOTE
 from importer.read.formulas import undefuse_text
-from importer.read.reader import EXPORT_KEY_COLUMN, KEY_QUOTE
 from importer.report.folders import private_binary_file
 from importer.report.reasons import Reason, ReasonParser
 from importer.report.xlsx_parts import CellFormat, NoteBox
