@@ -30,7 +30,7 @@ def text_of(values: pa.Array, index: pd.Index | None = None) -> pd.Series:
     return pd.Series(TEXT_DTYPE.__from_arrow__(values), index=index)
 
 
-def non_empty(values: pa.Array) -> np.ndarray:
+def non_empty(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     found: np.ndarray = pc.fill_null(pc.not_equal(values, ""), False).to_numpy(zero_copy_only=False)
     return found
 

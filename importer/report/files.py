@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from importer.error_codes import RETRIED_NEXT_RUN, ErrorCode
+from importer.prepare.by_value import non_empty
 from importer.read.formulas import defuse, defuse_text
 from importer.read.reader import (
     EXPORT_KEY_COLUMN,
@@ -105,8 +106,8 @@ def _to_fix(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, pa
     people named) of the table's rows."""
     saved = table["status"].isin(SAVED_STATUSES).to_numpy()
     dropped, two_people = (_texts(table, name) for name in ("dropped", "two_people"))
-    incomplete = saved & _non_empty(dropped)
-    mixed = saved & _non_empty(two_people)
+    incomplete = saved & non_empty(dropped)
+    mixed = saved & non_empty(two_people)
     return table["status"].isin(ERROR_STATUSES).to_numpy() | incomplete | mixed, incomplete, mixed, dropped, two_people
 
 
@@ -126,11 +127,6 @@ def _joined(*parts: str | pa.Array | pa.ChunkedArray) -> pa.Array:
     """Texts and columns joined value by value (a missing value makes a missing result)."""
     joined = pc.binary_join_element_wise(*(_text(p) if isinstance(p, str) else p for p in parts), _text(""))
     return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
-
-
-def _non_empty(values: pa.ChunkedArray) -> np.ndarray:
-    found: np.ndarray = pc.fill_null(pc.not_equal(values, ""), False).to_numpy()
-    return found
 
 
 #: The columns error_rows reads.

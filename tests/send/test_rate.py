@@ -59,16 +59,21 @@ def test_below_a_tenth_of_a_second_of_proof_the_slow_start_doubles_on_the_first_
     assert rate.rate == 32
 
 
-def test_a_slow_start_begun_again_proves_each_rate_anew():
-    clock = FakeClock(500.0)
-    rate = RateController(ceiling=1000, floor=0.5, clock=clock)
-    rate.rate = 20
-    for _ in range(20):  # the API accepted 20 in the last second, then refused one
-        clock.now += 0.05
+def _accepted_then_refused(rate: RateController, clock: FakeClock, accepted: int, every: float) -> None:
+    """`accepted` requests sent `every` seconds apart, each accepted at once, then a 429."""
+    for _ in range(accepted):
+        clock.now += every
         rate.bound()
         rate.sent()
         rate.accepted()
     rate.refused(0.0)
+
+
+def test_a_slow_start_begun_again_proves_each_rate_anew():
+    clock = FakeClock(500.0)
+    rate = RateController(ceiling=1000, floor=0.5, clock=clock)
+    rate.rate = 20
+    _accepted_then_refused(rate, clock, 20, 0.05)  # the API accepted 20 in the last second, then refused one
     assert not rate.slow_start
     while not rate.slow_start:  # no 429 since: the curve climbs to twice the rate that held, then starts again
         clock.now += 0.01
@@ -120,12 +125,7 @@ def test_a_429_sets_the_rate_from_what_the_api_accepted_in_the_last_second():
     clock = FakeClock(500.0)
     rate = RateController(ceiling=500, floor=0.5, clock=clock)
     rate.rate = 200
-    for _ in range(50):  # the API accepted 50 in the last second
-        clock.now += 0.02
-        rate.bound()
-        rate.sent()
-        rate.accepted()
-    rate.refused(0.0)
+    _accepted_then_refused(rate, clock, 50, 0.02)  # the API accepted 50 in the last second
     assert not rate.slow_start
     assert rate.rate == pytest.approx(BETA * 50, rel=0.03)  # of the 50 it accepted (in tenths of a second), not of 200
     assert rate.limit_seen == pytest.approx(50, rel=0.03)
