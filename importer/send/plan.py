@@ -102,9 +102,10 @@ def assess(requests: Requests, customers: pd.DataFrame, selected: np.ndarray, bo
     each with the state: same hash, same body; otherwise the categories it changes."""
     assessment = Assessment(np.zeros(len(customers), dtype=bool), np.zeros(len(customers), dtype=np.uint16))
     places = np.flatnonzero(selected)
-    # Taken before they are made Python objects: a whole column of a million customers' texts is 60 MB.
-    keys, uuids, ids = (customers[column].take(places).tolist()
-                        for column in ("key", "customer_uuid_saved", "customer_id_saved"))
+    saved = customers[["key", "customer_uuid_saved", "customer_id_saved"]]
+    keys: list[str] = []
+    uuids: list[str] = []
+    ids: list[object] = []
     hashes: dict[str, str] = {}
     waiting: list[tuple[int, str, dict[str, object]]] = []
 
@@ -123,15 +124,19 @@ def assess(requests: Requests, customers: pd.DataFrame, selected: np.ndarray, bo
         waiting.clear()
 
     for at, group in enumerate(requests.groups(selected)):
-        if at % COMPARED_AT_ONCE == 0:  # the saved hashes of the next customers, by one query
-            hashes = hashes_of(keys[at:at + COMPARED_AT_ONCE])
+        if at % COMPARED_AT_ONCE == 0:
+            # What the state saved for the next customers, made Python objects for them only (a million
+            # customers' keys, uuids and ids at once were 180 MB), and their body hashes by one query.
+            keys, uuids, ids = (saved[column].take(places[at:at + COMPARED_AT_ONCE]).tolist()
+                                for column in saved.columns)
+            hashes = hashes_of(keys)
         request, _, body_hash = built(requests, group)
         place = int(places[at])
         if body_hash == hashes.get(group.key):
             assessment.same_body[place] = True
             if on_same is not None:
-                cid = ids[at]
-                on_same(group, uuids[at], cid if isinstance(cid, str) else None)
+                cid = ids[at % COMPARED_AT_ONCE]
+                on_same(group, uuids[at % COMPARED_AT_ONCE], cid if isinstance(cid, str) else None)
             continue
         waiting.append((place, group.key, request.body))
         if len(waiting) >= COMPARED_AT_ONCE:

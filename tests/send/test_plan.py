@@ -218,3 +218,24 @@ def test_with_no_state_yet_every_customer_is_a_create(tmp_path, write_csv):
     told = forecast(requests, nothing, 0, lambda keys: {}, lambda keys: {})
     assert counts(told) == {"create": 2, "update": 0, "unchanged": 0, "invalid": 0}
 
+
+
+def test_the_state_is_compared_a_part_at_a_time_each_customer_with_its_own(tmp_path, write_csv, monkeypatch):
+    """Customers whose rows all changed (as after an upgrade): compared with the state in parts (here of two),
+    each keeping its own uuid and id, the changed ones updated, whatever part they fall in."""
+    import importer.send.plan as plan_module
+
+    monkeypatch.setattr(plan_module, "COMPARED_AT_ONCE", 2)
+    before = file_of(write_csv, ANN, BO, CY, ED, DI, name="before.csv")
+    run = new_run(tmp_path / "state.sqlite")
+    save_as_sent(run.state, before)
+    # Every fingerprint other than the saved one; Cy's body changes too (another year).
+    run.state.record([], noted=[(key, "old") for key in ("100", "200", "300", "400", "500")])
+    cy = dv_row("300", first="Cy", last="Ng", vin=VIN_A, year="2004", make="Honda", model="Accord")
+    after = file_of(write_csv, ANN, BO, cy, ED, DI, name="after.csv")
+    plan = run.planner.plan(after, False, run.state.load)
+    jobs = list(plan.jobs)
+    assert [(job.key, job.body["customer"]["customerUuid"]) for job in jobs] == [("300", "uuid-300")]
+    unchanged = {outcome.key: (outcome.customer_uuid, outcome.customer_id) for _, outcome in run.rows}
+    assert unchanged == {key: (f"uuid-{key}", f"id-{key}") for key in ("100", "200", "400", "500")}
+    run.state.close()
