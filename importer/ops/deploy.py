@@ -26,7 +26,7 @@ from importer.prepare.mapping import builtin_names
 DEADLINE_MARGIN = 600
 #: Where the pod finds the ConfigMap (the dealers file and the mapping files beside it).
 CONFIG_MOUNT = "/etc/mk-import"
-#: Peak memory of a 1M-row first import, and its CPU use (BENCHMARKS.md: 734 MB, 805 MB with a quarter of
+#: Peak memory of a 1M-row first import, and its CPU use (BENCHMARKS.md: 713 MB, 762 MB with a quarter of
 #: the rows to fix, whose errors.xlsx a second process of about 110 MB writes beside the page; the client
 #: takes about one core while sending). The limit leaves headroom (a workbook is held as CSV text while it is read);
 #: no CPU limit, so a busy night is slowed, not killed.
