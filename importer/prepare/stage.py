@@ -151,8 +151,7 @@ def _dropped_fields(problems: list[FieldProblem], mapping: MappingSpec, index: p
             continue
         at = np.flatnonzero(problem.mask.to_numpy())
         positions.append(at)
-        said = pa.array([f"{mapping.source_of(problem.field)} ({problem.message})"], pa.large_string())
-        texts.append(said.take(pa.array(np.zeros(len(at), dtype=np.int64))))
+        texts.append(_repeated(f"{mapping.source_of(problem.field)} ({problem.message})", len(at)))
     return _per_row(positions, texts, index, ", ", once=True)
 
 
@@ -196,7 +195,7 @@ def _per_row(positions: list[np.ndarray], texts: list[pa.Array], index: pd.Index
     """Texts said of rows (texts[i][j] of the row at positions[i][j]), joined row by row in the lists' order, ""
     for a row without any; `once`: a text said twice of a row is kept the first time only."""
     if not any(len(p) for p in positions):
-        return pd.Series("", index=index, dtype="str")
+        return pd.Series(TEXT_DTYPE.__from_arrow__(_repeated("", len(index))), index=index)
     rows = np.concatenate(positions)
     each = pa.concat_arrays([t.cast(pa.large_string()) for t in texts])
     if once:
@@ -211,7 +210,12 @@ def _per_row(positions: list[np.ndarray], texts: list[pa.Array], index: pd.Index
     said = np.zeros(len(index), dtype=bool)
     said[rows[starts]] = True
     return pd.Series(TEXT_DTYPE.__from_arrow__(pc.replace_with_mask(
-        pa.array(np.full(len(index), ""), pa.large_string()), pa.array(said), joined)), index=index)
+        _repeated("", len(index)), pa.array(said), joined)), index=index)
+
+
+def _repeated(text: str, count: int) -> pa.Array:
+    """One text `count` times, without a Python or numpy object for each."""
+    return pa.array([text], pa.large_string()).take(pa.array(np.zeros(count, dtype=np.int64)))
 
 
 def _describe_last_name(mapping: MappingSpec, chunk: pd.DataFrame, resolved: dict[str, str]) -> pd.Series:
