@@ -89,6 +89,9 @@ def main() -> None:
     source = make_input(args.rows, args.attention)
     out = OUT / f"report-run-{args.rows}"
     shutil.rmtree(out, ignore_errors=True)
+    # A state left by an earlier run names customers this fresh sandbox never saw: each would be sent twice.
+    for leftover in out.parent.glob(f"report-state-{args.rows}.sqlite*"):
+        leftover.unlink()
     with Sandbox() as sandbox:
         run = timed([sys.executable, "-m", "importer", "run", str(source), "-m", "dealervault", "--department-uuid",
                      "bench", "--api-url", sandbox.url, "--rate", "10000", "--concurrency", "16", "--overwrite",
