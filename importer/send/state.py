@@ -13,6 +13,7 @@ silently reset.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import fcntl
 import hashlib
@@ -20,7 +21,7 @@ import os
 import sqlite3
 import threading
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -198,8 +199,18 @@ class StateStore:
             raise
         self.department = department
 
-    def _open(self, department: str, existed: bool) -> None:
+    @contextlib.contextmanager
+    def _readable(self) -> Iterator[None]:
+        """A file SQLite cannot read as a database (damaged, or another kind of file) is a usage error, exit 2,
+        however far the run has got reading it."""
         try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path}: not a usable mk-import state file ({exc}); "
+                              "move it aside to start afresh") from None
+
+    def _open(self, department: str, existed: bool) -> None:
+        with self._readable():
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -209,9 +220,6 @@ class StateStore:
                 problems = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
                 if problems != ["ok"]:
                     raise sqlite3.DatabaseError(f"damaged: {problems[0]}")
-        except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{self.path}: not a usable mk-import state file ({exc}); "
-                              "move it aside to start afresh") from None
 
     def _check_or_create(self, department: str, existed: bool) -> None:
         tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -260,37 +268,29 @@ class StateStore:
         """What the plan needs of every customer saved for this department (STATE_COLUMNS), indexed by
         customer key: one frame, as a million objects would not load in a fraction of a second. The body and
         its hash are asked for by key (bodies, hashes), for the customers whose rows changed."""
-        columns = ["customer_key", *STATE_COLUMNS]
-        # Each column's batches are kept as the chunks of one Arrow column, in the reader's text dtype (with
-        # pandas 2.3's "str" a missing customerId became "None"): frames per batch joined at the end held
-        # every value twice, and the batches' Python objects once more, 230 MB over a million customers.
-        chunks: list[list[pa.Array]] = [[] for _ in columns]
-        try:
-            cursor = self._db.execute("SELECT customer_key, customer_uuid, customer_id, fingerprint FROM customers")
-            while rows := cursor.fetchmany(LOAD_BATCH):
-                for at, values in enumerate(zip(*rows, strict=True)):
-                    chunks[at].append(pa.array(values, pa.large_string()))
-                del rows
-        except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{self.path}: not a usable mk-import state file ({exc}); "
-                              "move it aside to start afresh") from None
-        text = [TEXT_DTYPE.__from_arrow__(pa.chunked_array(parts, pa.large_string())) for parts in chunks]
-        return pd.DataFrame(dict(zip(STATE_COLUMNS, text[1:], strict=True)),
-                            index=pd.Index(text[0], name="customer_key"))
+        key, *text = self._text_columns("SELECT customer_key, customer_uuid, customer_id, fingerprint FROM customers")
+        return pd.DataFrame(dict(zip(STATE_COLUMNS, text, strict=True)), index=pd.Index(key, name="customer_key"))
 
     def keys(self) -> pd.Index:
         """The keys of the customers saved for this department (load() without the rest: what the run reads
         before it plans)."""
-        parts = [pd.Index([], dtype=TEXT_DTYPE)]
-        try:
-            cursor = self._db.execute("SELECT customer_key FROM customers")
+        (keys,) = self._text_columns("SELECT customer_key FROM customers")
+        index: pd.Index = pd.Index(keys)
+        return index
+
+    def _text_columns(self, query: str) -> list[Any]:
+        """Each column of the query's rows in the reader's text dtype (with pandas 2.3's "str" a missing
+        customerId became "None"). Each batch of LOAD_BATCH rows becomes a chunk of one Arrow column: frames
+        per batch joined at the end held every value twice, and the batches' Python objects once more, 230 MB
+        over a million customers."""
+        with self._readable():
+            cursor = self._db.execute(query)
+            chunks: list[list[pa.Array]] = [[] for _ in cursor.description]
             while rows := cursor.fetchmany(LOAD_BATCH):
-                parts.append(pd.Index([row[0] for row in rows], dtype=TEXT_DTYPE))
-        except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{self.path}: not a usable mk-import state file ({exc}); "
-                              "move it aside to start afresh") from None
-        keys: pd.Index = parts[0].append(parts[1:]) if len(parts) > 1 else parts[0]
-        return keys
+                for at, values in enumerate(zip(*rows, strict=True)):
+                    chunks[at].append(pa.array(values, pa.large_string()))
+                del rows
+        return [TEXT_DTYPE.__from_arrow__(pa.chunked_array(parts, pa.large_string())) for parts in chunks]
 
     def record(self, saves: Sequence[tuple[str, Saved, bool]], noted: Sequence[tuple[str, str]] = ()) -> None:
         """In one transaction: successful saves (key, what was saved, whether it was journaled), each with
@@ -321,27 +321,21 @@ class StateStore:
 
     def _of_keys(self, column: str, keys: Sequence[str]) -> dict[str, Any]:
         found: dict[str, Any] = {}
-        try:
+        with self._readable():
             for at in range(0, len(keys), KEYS_PER_QUERY):
                 part = keys[at:at + KEYS_PER_QUERY]
                 found.update(self._db.execute(
                     f"SELECT customer_key, {column} FROM customers WHERE {column} IS NOT NULL AND customer_key IN "
                     f"({','.join('?' * len(part))})", part))
-        except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{self.path}: not a usable mk-import state file ({exc}); "
-                              "move it aside to start afresh") from None
         return found
 
     def problems(self) -> pd.DataFrame:
         """The problems the last run reported (PROBLEM_COLUMNS, one row per subject and code)."""
         parts = []
-        try:
+        with self._readable():
             cursor = self._db.execute("SELECT subject, code, first_seen, times_seen FROM problems")
             while rows := cursor.fetchmany(_PROBLEMS_AT_A_TIME):
                 parts.append(problems_frame(rows))
-        except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{self.path}: not a usable mk-import state file ({exc}); "
-                              "move it aside to start afresh") from None
         return pd.concat(parts, ignore_index=True) if parts else problems_frame()
 
     def replace_problems(self, problems: pd.DataFrame) -> None:
@@ -365,11 +359,8 @@ class StateStore:
 
     def journaled(self) -> set[str]:
         """Keys sent by an earlier run that ended before their outcome was known."""
-        try:
+        with self._readable():
             return {key for (key,) in self._db.execute("SELECT customer_key FROM sending")}
-        except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{self.path}: not a usable mk-import state file ({exc}); "
-                              "move it aside to start afresh") from None
 
     def close(self) -> None:
         self._db.close()
