@@ -14,7 +14,7 @@ from importer.config import PrepareConfig
 from importer.error_codes import ErrorCode
 from importer.errors import ConfigError, InputError
 from importer.memory import release_memory
-from importer.prepare.by_value import python_repr
+from importer.prepare.by_value import python_repr, text_of
 from importer.prepare.customers import Requests, customer_keys, legacy_keys
 from importer.prepare.mapping import MappingSpec, Unread, check_header, read_canonical
 from importer.prepare.normalize import PLACEHOLDER_MESSAGE, FieldProblem, normalize_frame, text_column
@@ -25,7 +25,7 @@ from importer.prepare.shared_contacts import ContactCollector
 from importer.prepare.two_people import PROBLEM as TWO_PEOPLE_PROBLEM
 from importer.prepare.two_people import NameCollector, name_column
 from importer.read.formulas import is_formula
-from importer.read.reader import RAW_LINE_COLUMN, TEXT_DTYPE, BadLine, InputFile, read_chunks
+from importer.read.reader import RAW_LINE_COLUMN, BadLine, InputFile, read_chunks
 from importer.status import Status
 
 
@@ -195,11 +195,11 @@ def _per_row(positions: list[np.ndarray], texts: list[pa.Array], index: pd.Index
     """Texts said of rows (texts[i][j] of the row at positions[i][j]), joined row by row in the lists' order, ""
     for a row without any; `once`: a text said twice of a row is kept the first time only."""
     if not any(len(p) for p in positions):
-        return pd.Series(TEXT_DTYPE.__from_arrow__(_repeated("", len(index))), index=index)
+        return text_of(_repeated("", len(index)), index)
     rows = np.concatenate(positions)
     each = pa.concat_arrays([t.cast(pa.large_string()) for t in texts])
     if once:
-        first = ~pd.DataFrame({"row": rows, "text": pd.Series(TEXT_DTYPE.__from_arrow__(each))}).duplicated().to_numpy()
+        first = ~pd.DataFrame({"row": rows, "text": text_of(each)}).duplicated().to_numpy()
         rows, each = rows[first], each.filter(pa.array(first))
     # Sorted by row, each row's texts in the lists' order (a stable sort), then joined row by row.
     order = np.argsort(rows, kind="stable")
@@ -209,8 +209,7 @@ def _per_row(positions: list[np.ndarray], texts: list[pa.Array], index: pd.Index
                             pa.scalar(separator, pa.large_string()))
     said = np.zeros(len(index), dtype=bool)
     said[rows[starts]] = True
-    return pd.Series(TEXT_DTYPE.__from_arrow__(pc.replace_with_mask(
-        _repeated("", len(index)), pa.array(said), joined)), index=index)
+    return text_of(pc.replace_with_mask(_repeated("", len(index)), pa.array(said), joined), index)
 
 
 def _repeated(text: str, count: int) -> pa.Array:

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from importer.error_codes import RETRIED_NEXT_RUN, ErrorCode
-from importer.prepare.by_value import non_empty
+from importer.prepare.by_value import non_empty, text_of
 from importer.read.formulas import defuse, defuse_text
 from importer.read.reader import (
     EXPORT_KEY_COLUMN,
@@ -30,7 +30,6 @@ from importer.read.reader import (
     RAW_LINE_COLUMN,
     REPORT_COLUMNS,
     SEEN_COLUMNS,
-    TEXT_DTYPE,
     InputFile,
     read_chunks,
 )
@@ -91,9 +90,9 @@ def error_rows(table: pd.DataFrame) -> pd.DataFrame:
     if pc.any(retried).as_py():
         message = pc.replace_with_mask(message, retried,
                                        _joined(RETRIED_NEXT_RUN_NOTE + " (", message.filter(retried), ")"))
-    return pd.DataFrame({name: TEXT_DTYPE.__from_arrow__(pa.chunked_array([values], pa.large_string()))
-                         for name, values in (("status", status), ("error_code", code), ("error_message", message),
-                                              ("warnings", warnings))}, index=table.index[picked])
+    index = table.index[picked]
+    return pd.DataFrame({name: text_of(values, index) for name, values in (
+        ("status", status), ("error_code", code), ("error_message", message), ("warnings", warnings))})
 
 
 def rows_to_fix(table: pd.DataFrame) -> pd.Index:
