@@ -212,8 +212,7 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
             return 0
         if workbook is not None:
             workbook.follow(stream, len(wanted))
-            stream.flush()
-            workbook.written(stream.tell())
+            workbook.written(stream)
         for raw in _slices(_raw_chunks(source, wanted, known_raw)):
             why = error_rows(reasons.loc[raw.index])
             out = raw[list(source.header)].astype("str")
@@ -236,8 +235,7 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
             _write_csv_rows(stream, header, out)
             written += len(out)
             if workbook is not None:
-                stream.flush()
-                workbook.written(stream.tell())
+                workbook.written(stream)
         if workbook is not None:
             workbook.whole()
     return written

@@ -164,11 +164,13 @@ class Beside:
         except OSError as exc:
             log.warning("errors.xlsx: no second process to write it (%s); written after the page", exc)
 
-    def written(self, upto: int) -> None:
-        """errors.csv is written up to this byte, the end of a row."""
+    def written(self, stream: IO[bytes]) -> None:
+        """errors.csv is written up to where `stream` is, the end of a row: flushed to the file, and that end
+        told to the second process."""
         if self.child is not None and self.child.stdin is not None:
+            stream.flush()
             try:
-                self.child.stdin.write(f"{upto}\n")
+                self.child.stdin.write(f"{stream.tell()}\n")
                 self.child.stdin.flush()
             except OSError:  # it has ended: what it says when waited for decides (see beside)
                 self._close_input()

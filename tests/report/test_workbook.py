@@ -153,13 +153,11 @@ def _write_followed(errors: Path, text: str, workbook, rows_to_fix: int, slices:
     with private_binary_file(errors) as stream:
         stream.write(codecs.BOM_UTF8 + header.encode())
         workbook.follow(stream, rows_to_fix)
-        stream.flush()
-        workbook.written(stream.tell())
+        workbook.written(stream)
         step = max(1, -(-len(rows) // slices))
         for at in range(0, len(rows), step):
             stream.write("".join(rows[at:at + step]).encode())
-            stream.flush()
-            workbook.written(stream.tell())
+            workbook.written(stream)
         workbook.whole()
 
 
