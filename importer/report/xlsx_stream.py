@@ -16,16 +16,25 @@ of their first use, notes as comments with their VML shapes. tests/report/test_x
 against XlsxWriter on generated text, which is the proof that Excel opens these files as it opens
 XlsxWriter's. The parts around the rows are xlsx_parts.py's.
 
-A worksheet's XML names its used range and its columns' formats before its rows, and neither is known until
-the last row: each sheet's rows are spooled to an unnamed temporary file (as XlsxWriter's constant_memory
-mode does) and copied into the zip member at the end, so memory stays flat whatever the number of rows.
+A worksheet's XML names its used range and its columns' formats before its rows. When the caller promises the
+range (errors.xlsx's second process knows how many rows are to fix), the sheet's XML goes into its zip member
+as the rows come, once the first rows have numbered the columns' formats, and a thread deflates it while the
+next rows are formatted (zlib lets go of the interpreter's lock while it works): on the messy million, 1.7 s of
+deflating is no longer added after the rows. Otherwise the rows are spooled to an unnamed temporary file (as
+XlsxWriter's constant_memory mode does) and copied into the member when the sheet ends. Either way memory stays
+flat whatever the number of rows. A sheet's member is written when the sheet ends, before the parts that
+describe the workbook (a member is whole before the next begins); XlsxWriter writes those parts first, openpyxl
+writes [Content_Types].xml last: a package's order is its central directory's business, not its readers'.
 """
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import re
 import shutil
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -63,8 +72,14 @@ COMPRESS_LEVEL = 1
 #: Excel's limit of a cell's text, in UTF-16 units.
 MAX_TEXT = 32_767
 _DIGIT_PX, _PADDING_PX = 7, 5  #: how Excel turns a column's width in characters into pixels
-#: Rows whose XML is joined and written to the spool at once (about a megabyte at 23 columns).
+#: Rows whose XML is joined and written at once (about a megabyte at 23 columns).
 _ROWS_PER_WRITE = 512
+#: XML handed to a sheet's deflating thread at once. The thread takes the interpreter's lock back after each
+#: zlib call, waiting up to the switch interval while the rows are formatted (see workbook._SWITCH_INTERVAL):
+#: the fewer pieces, the fewer waits.
+_BYTES_PER_HANDOVER = 8 << 20
+#: Pieces the thread may lag behind by.
+_HANDOVERS_QUEUED = 2
 #: A stand-in between a row's values when the row is searched once for anything a cell would need escaped:
 #: neither a space nor a character escaped, so what the search finds is always in a real value.
 _SEPARATOR = "\ue000"
@@ -107,10 +122,16 @@ def _cell_text(value: str) -> str:
 class Sheet:
     """One worksheet: rows written in order, row 0 first, each row's cells spooled as XML."""
 
-    def __init__(self, book: XlsxStream, name: str, widths: Sequence[float], formats: Sequence[CellFormat],
-                 other_columns: CellFormat) -> None:
+    def __init__(self, book: XlsxStream, number: int, name: str, widths: Sequence[float],
+                 formats: Sequence[CellFormat], other_columns: CellFormat, extent: tuple[int, int] | None) -> None:
+        self.number = number  #: the sheet's place in the workbook, 1 for the first
         self.name = name
         self._book = book
+        if extent is not None and min(extent) < 1:
+            raise ValueError("a sheet's promised rows and columns are at least 1 each")
+        #: the range its cells will span, when promised (see the module's docstring)
+        self._promised = cell_range(0, 0, extent[0] - 1, extent[1] - 1) if extent is not None else None
+        self._column_xml = ""  #: the `<cols>` element, made once the columns' formats are numbered
         self._formats = list(formats)
         self._other = other_columns
         #: a column's width in pixels, as Excel converts a width in characters
@@ -119,7 +140,9 @@ class Sheet:
         self._unsettled = 1  #: 0 once every column of `formats` has its middle part (see _settled)
         #: the `s=...` middle of a column's cells once its format has a number (numbered on first use)
         self._middles: list[str | None] = []
-        self._spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        self._spool: IO[bytes] | None = None  #: the rows' XML, when it cannot go to the member yet
+        self._member: _Deflating | None = None  #: the sheet's zip member, when its XML goes there as it comes
+        self._written = False  #: its member whole in the package
         self._lines: list[str] = []
         self._pending: tuple[int, Sequence[str], Mapping[int, CellFormat]] | None = None
         self._next_row = 0
@@ -258,16 +281,73 @@ class Sheet:
             self._flush()
 
     def _flush(self) -> None:
-        self._spool.write("".join(self._lines).encode("utf-8"))
+        if self._member is None and self._spool is None:
+            self._begin()
+        data = "".join(self._lines).encode("utf-8")
         self._lines.clear()
+        if self._member is not None:
+            self._member.write(data)
+        elif self._spool is not None:
+            self._spool.write(data)
+
+    def _begin(self) -> None:
+        """Where the rows go: into the member at once, when the range is promised, the columns' formats are
+        numbered already (the `<cols>` that heads the rows then numbers nothing out of XlsxWriter's order) and
+        the sheets before are in the package; else to the spool, until the sheet is written."""
+        if (self._promised is not None and self._numbers_nothing()
+                and all(s._written for s in self._book.sheets[:self.number - 1])):  # one member at a time
+            self._column_xml = self._cols_xml()
+            self._member = _Deflating(self._book.member(self))
+            self._member.write(self._head(self._promised, has_rows=True))
+        else:
+            self._spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+
+    def end(self) -> None:
+        """No more rows: the sheet's member is written whole now, if that numbers no format out of XlsxWriter's
+        order (it makes a sheet's last row and `<cols>` when the workbook closes, after the later sheets'
+        rows); else when the workbook ends (finish)."""
+        if not self._written and self._numbers_nothing():
+            self.finish()
 
     def finish(self) -> None:
-        """The last row's XML (made at the end, as XlsxWriter makes it), then the columns' formats numbered."""
-        if self._pending is not None:
-            self._render(*self._pending)
-            self._pending = None
-        self._flush()
-        self._column_xml = self._cols_xml()
+        """The last row's XML and the sheet's member written whole. Raises ValueError if the rows span other
+        than the range promised."""
+        if self._written:
+            return
+        try:
+            if self._pending is not None:
+                self._render(*self._pending)
+                self._pending = None
+            if self._lines or (self._member is None and self._spool is None):
+                self._flush()
+            if self._member is not None:
+                if self._dimension() != self._promised:
+                    raise ValueError(f"sheet {self.name!r}: its cells span {self._dimension()}, "
+                                     f"not the {self._promised} promised")
+                self._member.write(self._tail())
+                self._member.close()
+            else:
+                self._column_xml = self._cols_xml()
+                with self._book.member(self) as member:
+                    member.write(self._head(self._dimension(), has_rows=self.rows is not None))
+                    if self._spool is not None:
+                        self._spool.seek(0)
+                        shutil.copyfileobj(self._spool, member, 1 << 20)
+                    member.write(self._tail())
+            self._written = True
+        finally:
+            self.close()
+
+    def _numbers_nothing(self) -> bool:
+        """Whether the columns' formats, and those of the row not yet made, are all numbered already."""
+        known = self._book.formats.index
+        if any(f not in known for f in self._formats):
+            return False
+        if self._pending is None:
+            return True
+        _, values, special = self._pending
+        return (all(f in known for f in special.values())
+                and (self._other in known or not any(values[len(self._formats):])))
 
     def _cols_xml(self) -> str:
         if not self._px:
@@ -285,31 +365,34 @@ class Sheet:
             start = i
         return f"<cols>{''.join(entries)}</cols>"
 
-    def write_xml(self, stream: IO[bytes], selected: bool, drawing: bool) -> None:
+    def _dimension(self) -> str:
         if self.rows is None or self.columns is None:
-            dimension = "A1"
-        else:
-            dimension = cell_range(self.rows[0], self.columns[0], self.rows[1], self.columns[1])
-        tab = ' tabSelected="1"' if selected else ""
-        stream.write(
-            f'{XML_DECLARATION}<worksheet xmlns="{MAIN_NS}" xmlns:r="{REL_NS}"><dimension ref="{dimension}"/>'
-            f'<sheetViews><sheetView{tab} workbookViewId="0"><pane ySplit="1" topLeftCell="A2" '
-            'activePane="bottomLeft" state="frozen"/><selection pane="bottomLeft"/></sheetView></sheetViews>'
-            f'<sheetFormatPr defaultRowHeight="15"/>{self._column_xml}'
-            f'{"<sheetData>" if self.rows is not None else "<sheetData/>"}'.encode())
-        self._spool.seek(0)
-        shutil.copyfileobj(self._spool, stream, 1 << 20)
-        self._spool.close()
+            return "A1"
+        return cell_range(self.rows[0], self.columns[0], self.rows[1], self.columns[1])
+
+    def _head(self, dimension: str, *, has_rows: bool) -> bytes:
+        tab = ' tabSelected="1"' if self.number == 1 else ""
+        return (f'{XML_DECLARATION}<worksheet xmlns="{MAIN_NS}" xmlns:r="{REL_NS}"><dimension ref="{dimension}"/>'
+                f'<sheetViews><sheetView{tab} workbookViewId="0"><pane ySplit="1" topLeftCell="A2" '
+                'activePane="bottomLeft" state="frozen"/><selection pane="bottomLeft"/></sheetView></sheetViews>'
+                f'<sheetFormatPr defaultRowHeight="15"/>{self._column_xml}'
+                f'{"<sheetData>" if has_rows else "<sheetData/>"}').encode()
+
+    def _tail(self) -> bytes:
         tail = "</sheetData>" if self.rows is not None else ""
         if self.autofilter_range is not None:
             tail += f'<autoFilter ref="{cell_range(0, 0, *self.autofilter_range)}"/>'
         tail += '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
-        if drawing:
+        if self.notes:
             tail += '<legacyDrawing r:id="rId1"/>'
-        stream.write(f"{tail}</worksheet>".encode())
+        return f"{tail}</worksheet>".encode()
 
     def close(self) -> None:
-        self._spool.close()
+        """Lets go of the spool, and of the member with its thread (the member is not whole unless finished)."""
+        if self._spool is not None:
+            self._spool.close()
+        if self._member is not None:
+            self._member.abandon()
 
     def column_px(self, column: int) -> int:
         return self._px[column] if column < len(self._px) else DEFAULT_COLUMN_PX
@@ -324,6 +407,7 @@ class XlsxStream:
         self._level = compress_level
         self.formats = Formats()
         self.sheets: list[Sheet] = []
+        self._zip = zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compress_level)
         #: the part of a cell's XML between its reference and its text, by format
         self.middles: dict[CellFormat, str] = {}
 
@@ -342,25 +426,45 @@ class XlsxStream:
         if kind is None:
             self.close()
         else:
-            for sheet in self.sheets:
-                sheet.close()
+            self._abandon()
+
+    def _abandon(self) -> None:
+        """After an error, which throws the stream away: what is open let go without a word."""
+        for sheet in self.sheets:
+            sheet.close()
+        with contextlib.suppress(Exception):
+            self._zip.close()
 
     def add_sheet(self, name: str, widths: Sequence[float], formats: Sequence[CellFormat],
-                  other_columns: CellFormat) -> Sheet:
+                  other_columns: CellFormat, extent: tuple[int, int] | None = None) -> Sheet:
         """A sheet whose columns have these widths (in characters, each at least 1) and formats; columns
-        past them take `other_columns` for the cells written in them and Excel's default width."""
+        past them take `other_columns` for the cells written in them and Excel's default width. `extent`: the
+        rows and columns its cells will span from A1, if known (its XML is then written as its rows come).
+        The sheet before it ends (see Sheet.end)."""
         if len(widths) != len(formats) or any(w < 1 for w in widths):
             raise ValueError("one width of at least 1 character and one format per column")
-        sheet = Sheet(self, name, widths, formats, other_columns)
+        if self.sheets:
+            self.sheets[-1].end()
+        sheet = Sheet(self, len(self.sheets) + 1, name, widths, formats, other_columns, extent)
         self.sheets.append(sheet)
         return sheet
 
+    def member(self, sheet: Sheet) -> IO[bytes]:
+        """The zip member a sheet's XML is written into."""
+        # force_zip64: a sheet's XML can pass 4 GB, which a zip member's size field needs zip64 for.
+        return self._zip.open(f"xl/worksheets/sheet{sheet.number}.xml", "w", force_zip64=True)
+
     def close(self) -> None:
-        """Every part of the package, in XlsxWriter's order."""
-        for sheet in self.sheets:
-            sheet.finish()
+        """Every part of the package: the sheets' (each written when it ended), then the others in XlsxWriter's
+        order."""
+        try:
+            for sheet in self.sheets:
+                sheet.finish()
+        except BaseException:
+            self._abandon()
+            raise
         noted = [s for s in self.sheets if s.notes]
-        with zipfile.ZipFile(self._stream, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=self._level) as z:
+        with self._zip as z:
             def put(name: str, text: str) -> None:
                 z.writestr(name, text.encode("utf-8"))
 
@@ -372,10 +476,6 @@ class XlsxStream:
             put("[Content_Types].xml", content_types(len(self.sheets), len(noted)))
             put("_rels/.rels", ROOT_RELS)
             put("xl/_rels/workbook.xml.rels", workbook_rels(len(self.sheets)))
-            for number, sheet in enumerate(self.sheets, start=1):
-                # force_zip64: a sheet's XML can pass 4 GB, which a zip member's size field needs zip64 for.
-                with z.open(f"xl/worksheets/sheet{number}.xml", "w", force_zip64=True) as member:
-                    sheet.write_xml(member, selected=number == 1, drawing=bool(sheet.notes))
             put("xl/workbook.xml", workbook_xml([(s.name, s.autofilter_range) for s in self.sheets]))
             data_id, shape_id = 1, 1024
             for number, sheet in enumerate(noted, start=1):
@@ -388,8 +488,7 @@ class XlsxStream:
             put("xl/styles.xml", self.formats.styles_xml(notes=bool(noted)))
             put("xl/theme/theme1.xml", THEME)
             for number, sheet in enumerate(noted, start=1):
-                index = self.sheets.index(sheet) + 1
-                put(f"xl/worksheets/_rels/sheet{index}.xml.rels",
+                put(f"xl/worksheets/_rels/sheet{sheet.number}.xml.rels",
                     f'{XML_DECLARATION}<Relationships xmlns="{PACKAGE_REL_NS}">'
                     f'<Relationship Id="rId1" Type="{REL_NS}/vmlDrawing" Target="../drawings/vmlDrawing{number}.vml"/>'
                     f'<Relationship Id="rId2" Type="{REL_NS}/comments" Target="../comments{number}.xml"/>'
@@ -397,3 +496,59 @@ class XlsxStream:
             put("docProps/core.xml", core_xml(datetime.now(UTC)))
             put("docProps/app.xml", app_xml([s.name for s in self.sheets]))
 
+
+class _Deflating:
+    """A zip member written by a thread of its own: zlib deflates without the interpreter's lock, so the
+    thread that formats the rows goes on meanwhile. An error of the thread (a full disk) is raised by the next
+    write, or by close."""
+
+    def __init__(self, member: IO[bytes]) -> None:
+        self._member = member
+        self._pieces: list[bytes] = []
+        self._size = 0
+        self._queue: queue.Queue[bytes | None] = queue.Queue(_HANDOVERS_QUEUED)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="xlsx-deflate", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._member.write(data)
+                except BaseException as exc:  # handed to the writing thread, which raises it
+                    self._error = exc
+
+    def write(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._pieces.append(data)
+        self._size += len(data)
+        if self._size >= _BYTES_PER_HANDOVER:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._pieces:
+            self._queue.put(b"".join(self._pieces))
+            self._pieces.clear()
+            self._size = 0
+
+    def _stop(self) -> None:
+        """Waits for the thread to have written what it was given."""
+        if self._thread.is_alive():
+            self._hand_over()
+            self._queue.put(None)
+            self._thread.join()
+
+    def close(self) -> None:
+        """The member whole: what is queued written, then its sizes and checksum."""
+        self._stop()
+        if self._error is not None:
+            raise self._error
+        self._member.close()
+
+    def abandon(self) -> None:
+        """The thread stopped and the member let go, whole or not (an error has ended the workbook)."""
+        self._stop()
+        with contextlib.suppress(Exception):
+            self._member.close()

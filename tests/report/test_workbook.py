@@ -190,12 +190,20 @@ def test_a_large_workbook_is_written_by_a_second_process_following_errors_csv(tm
     assert _sheet_values(tmp_path / "beside.xlsx")[1][2] == 'line one\nline "two" é1'
     assert (tmp_path / "beside.xlsx").stat().st_mode & 0o077 == 0, "private, as every report"
 
+    # Told a count the file does not hold, the second process writes no workbook, and this one writes it.
+    (tmp_path / "miscounted.xlsx").unlink(missing_ok=True)
+    with workbook.beside(tmp_path / "miscounted.xlsx", errors) as book:
+        _write_followed(errors, text, book, 28)
+    assert len(started) == 2
+    assert "its second process failed (ValueError: sheet 'errors': its cells span A1:E30, not the A1:E29" in caplog.text
+    assert _sheet_values(tmp_path / "miscounted.xlsx") == _sheet_values(tmp_path / "here.xlsx")
+
     # Fewer rows: written here, after the body, no second process.
     with workbook.beside(tmp_path / "few.xlsx", errors) as book:
         _write_followed(tmp_path / "few.csv", text, book, 9)
         assert not (tmp_path / "few.xlsx").exists()
     assert (tmp_path / "few.xlsx").exists()
-    assert len(started) == 1
+    assert len(started) == 2
 
 
 def test_a_second_process_that_fails_leaves_the_workbook_to_this_one(tmp_path: Path, monkeypatch, caplog):

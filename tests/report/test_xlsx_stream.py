@@ -86,10 +86,53 @@ def test_every_part_is_what_xlsxwriter_writes_for_the_same_workbook(tmp_path_fac
         ours = write_errors_xlsx(folder / "ours.xlsx", source, sheet_rows)
         reference = write_errors_xlsx(folder / "xlsxwriter.xlsx", source, sheet_rows, book=REFERENCE)
     assert ours == reference == len(file[1])
-    mine, theirs = _parts(folder / "ours.xlsx"), _parts(folder / "xlsxwriter.xlsx")
-    assert list(mine) == list(theirs)
+    _assert_same_parts(folder / "ours.xlsx", folder / "xlsxwriter.xlsx")
+
+
+def _assert_same_parts(ours: Path, reference: Path) -> None:
+    """The same parts, byte for byte; the sheets' first (each written when it ended, or at the end), then the
+    others in XlsxWriter's order."""
+    mine, theirs = _parts(ours), _parts(reference)
+    sheets = [n for n in theirs if n.startswith("xl/worksheets/sheet")]
+    assert sorted(list(mine)[:len(sheets)]) == sorted(sheets)
+    assert list(mine)[len(sheets):] == [n for n in theirs if n not in sheets]
     for name, content in theirs.items():
         assert mine[name] == content, name
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(error_files(), st.integers(2, 5), st.integers(0, 4), st.integers(1, 3))
+def test_a_sheet_whose_range_is_promised_is_written_as_it_comes_and_the_same(tmp_path_factory, file, sheet_rows, cap,
+                                                                              per_write):
+    """errors.csv's rows are as long as its header: told their count (as Beside's second process is), each
+    sheet's XML goes into the package as its rows come, and the parts are XlsxWriter's all the same."""
+    from importer.report import xlsx_stream
+
+    header, ragged = file
+    rows = [(row + [""] * len(header))[:len(header)] for row in ragged]
+    rows = [row for row in rows if any(row)] or rows[:0]  # a row with nothing in it ends no range
+    folder = tmp_path_factory.mktemp("promised")
+    source = _write(folder / "errors.csv", header, rows)
+    with (mock.patch.object(workbook, "MAX_NOTES", cap), mock.patch.object(xlsx_stream, "_ROWS_PER_WRITE", per_write),
+          source.open(encoding="utf-8", newline="") as lines):
+        ours = workbook._write_lines(folder / "ours.xlsx", lines, sheet_rows, expected=len(rows))
+        reference = write_errors_xlsx(folder / "xlsxwriter.xlsx", source, sheet_rows, book=REFERENCE)
+    assert ours == reference == len(rows)
+    _assert_same_parts(folder / "ours.xlsx", folder / "xlsxwriter.xlsx")
+
+
+def test_rows_other_than_promised_leave_no_workbook(tmp_path: Path):
+    from importer.report import xlsx_stream
+
+    header = ["Customer Number", "Last Name", "mk_error_code"]
+    rows = [[f"{n:07d}", "", "MISSING_LAST_NAME"] for n in range(6)]
+    lines = _write(tmp_path / "errors.csv", header, rows).read_text(encoding="utf-8").splitlines(keepends=True)
+    with mock.patch.object(xlsx_stream, "_ROWS_PER_WRITE", 2):
+        for expected in (4, 9):
+            with pytest.raises(ValueError, match=f"span A1:C7, not the A1:C{expected + 1} promised"):
+                workbook._write_lines(tmp_path / "errors.xlsx", lines, expected=expected)
+            assert list(tmp_path.glob("*.xlsx")) == []
+            assert list(tmp_path.glob(".*")) == []
 
 
 def test_the_parts_are_the_same_for_notes_past_1024_on_several_sheets(tmp_path: Path):
@@ -100,9 +143,8 @@ def test_the_parts_are_the_same_for_notes_past_1024_on_several_sheets(tmp_path: 
     source = _write(tmp_path / "errors.csv", header, rows)
     write_errors_xlsx(tmp_path / "ours.xlsx", source, 1800)
     write_errors_xlsx(tmp_path / "xlsxwriter.xlsx", source, 1800, book=REFERENCE)
-    mine, theirs = _parts(tmp_path / "ours.xlsx"), _parts(tmp_path / "xlsxwriter.xlsx")
-    assert b'data="1,2,3,4"' in mine["xl/drawings/vmlDrawing1.vml"]
-    assert mine == theirs
+    assert b'data="1,2,3,4"' in _parts(tmp_path / "ours.xlsx")["xl/drawings/vmlDrawing1.vml"]
+    _assert_same_parts(tmp_path / "ours.xlsx", tmp_path / "xlsxwriter.xlsx")
 
 
 def _expected(header: list[str], rows: list[list[str]]) -> list[list[str]]:

@@ -36,7 +36,7 @@ class XlsxWriterBook:
             self.formats[cell_format] = self.book.add_format(properties)
         return self.formats[cell_format]
 
-    def add_sheet(self, name, widths, formats, other_columns):
+    def add_sheet(self, name, widths, formats, other_columns, extent=None):
         return _Sheet(self, self.book.add_worksheet(name), widths, formats, other_columns)
 
 
