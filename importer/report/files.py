@@ -201,8 +201,9 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
     """
     known = known if known is not None else KnownProblems()
     wanted = rows_to_fix(table)
-    #: what error_rows reads, for a slice of rows at a time
-    reasons = table[[c for c in _REASON_SOURCES if c in table]]
+    #: what is read of the table for each slice of rows: error_rows' columns, and the key's, the original row's
+    sources = table[list(dict.fromkeys(c for c in (*_REASON_SOURCES, *_EXPORT_KEY_SOURCES, "original_row")
+                                       if c in table))]
     written = 0
     with private_binary_file(path) as stream:
         header = [defuse_text(c) for c in (*source.header, *ERRORS_REPORT_COLUMNS, RAW_LINE_COLUMN)]
@@ -214,23 +215,24 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
             workbook.follow(stream, len(wanted))
             workbook.written(stream)
         for raw in _slices(_raw_chunks(source, wanted, known_raw)):
-            why = error_rows(reasons.loc[raw.index])
+            these = _rows_of(sources, raw.index)
+            why = error_rows(these[[c for c in _REASON_SOURCES if c in these]])
             out = raw[list(source.header)].astype("str")
             out["mk_source_row"] = raw.index.astype(str)
             # The row's number in the original export: its own, unless this file is itself an error file.
-            original = (table.loc[raw.index, "original_row"].astype("str") if "original_row" in table
+            original = (these["original_row"].astype("str") if "original_row" in these
                         else pd.Series("", index=raw.index, dtype="str"))
             out[ORIGINAL_ROW_COLUMN] = original.where(original != "", out["mk_source_row"])
             for column in ("status", "error_code", "error_message", "warnings"):
                 out[f"mk_{column}"] = why[column].astype("str")
             out["mk_first_seen"], out["mk_times_seen"] = known.mark(
-                subjects(table["customer_key"].loc[raw.index], raw[list(source.header)].astype("str")),
+                subjects(these["customer_key"], raw[list(source.header)].astype("str")),
                 why["error_code"].astype("str"))
             out[RAW_LINE_COLUMN] = (raw[RAW_LINE_COLUMN].fillna("").astype("str") if RAW_LINE_COLUMN in raw
                                     else pd.Series("", index=raw.index, dtype="str"))
             out = out.apply(defuse)
             # After the defusing: the quote is this column's own, and a cell it starts is never a formula.
-            keys = export_keys(table.loc[raw.index, [c for c in _EXPORT_KEY_SOURCES if c in table]])
+            keys = export_keys(these[[c for c in _EXPORT_KEY_SOURCES if c in these]])
             out.insert(len(source.header) + 1, EXPORT_KEY_COLUMN, keys.where(keys == "", KEY_QUOTE + keys))
             _write_csv_rows(stream, header, out)
             written += len(out)
@@ -244,6 +246,19 @@ def write_errors(path: Path, source: InputFile, table: pd.DataFrame, known_raw: 
 #: Rows to fix formatted at a time: hashing a row's cells (known_problems.subjects) makes Python strings of
 #: them, 200 MB for the 100,000 rows a read chunk may hold.
 _ROWS_AT_A_TIME = 20_000
+
+
+def _rows_of(frame: pd.DataFrame, rows: pd.Index) -> pd.DataFrame:
+    """`frame.loc[rows]` for rows near one another in the frame's order: taken from the stretch of the frame they
+    lie in. pyarrow's take from a column joins all its chunks first, each time: 23 ms for 20,000 rows of a
+    million-row column read in ten chunks, against half a millisecond from the one or two chunks they are in."""
+    at = frame.index.get_indexer(rows)
+    if len(at) == 0:
+        return frame.iloc[:0]
+    if at.min() < 0:
+        raise KeyError(f"rows not in the table: {list(rows[at < 0][:5])}")
+    start = int(at.min())
+    return frame.iloc[start:int(at.max()) + 1].take(at - start)
 
 
 def _slices(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:

@@ -94,7 +94,9 @@ class ReasonParser:
         return [Reason(column, message, *_words(explain_warning(message)), error=False)]
 
     def warnings(self, text: str) -> list[Reason]:
-        return [r for piece in self._split.split(text) if piece for r in self._remembered_warning(piece)]
+        # Most rows carry one warning: without "; " there is nothing for the column names' expression to split.
+        pieces = self._split.split(text) if "; " in text else (text,)
+        return [r for piece in pieces if piece for r in self._remembered_warning(piece)]
 
     def _remembered_warning(self, piece: str) -> list[Reason]:
         if self._by_words is None or piece.startswith("API: "):

@@ -20,3 +20,18 @@ def test_undefuse_text_is_undefuse_of_one_value_and_undoes_defuse_text(value):
     assert undefuse_text(value) == re.sub(_UNDEFUSE, r"\1", value, count=1)
     assert undefuse_text(value) == undefuse(pd.Series([value], dtype="string")).iloc[0]
     assert undefuse_text(defuse_text(value)) == value
+
+
+@given(st.lists(cells | st.none(), max_size=12))
+def test_defuse_in_arrow_is_defuse_text_of_each_value_and_keeps_the_columns_dtype(values):
+    from importer.read.formulas import defuse
+    from importer.read.reader import TEXT_DTYPE
+
+    column = pd.Series(values, dtype=TEXT_DTYPE, name="Cell Phone", index=range(5, 5 + len(values)))
+    defused = defuse(column)
+    assert defused.dtype == TEXT_DTYPE
+    assert defused.name == column.name
+    assert defused.index.equals(column.index)
+    assert [None if pd.isna(v) else v for v in defused] == [None if v is None else defuse_text(v) for v in values]
+    as_objects = defuse(column.astype(object))  # any other column: by the regular expression, the same
+    assert [None if pd.isna(v) else v for v in as_objects] == [None if pd.isna(v) else v for v in defused]
