@@ -409,7 +409,7 @@ def prepare(source: InputFile, mapping: MappingSpec, config: PrepareConfig, *, k
     for (chunk, bad), done in _one_ahead(mapped, _with_bad_lines(read_chunks(source, config.chunk_rows, found), found)):
         release_memory()  # the previous chunk's working copies: without this, the heap grows chunk by chunk
         frame, problems, key_notes = done.frame, done.problems, done.key_notes
-        if done.changed is not None:
+        if done.changed is not None and mapping.customer_key:
             tally.add(mapping.customer_key, KEY_CHANGED, chunk.index.to_numpy()[done.changed.to_numpy()])
         warnings = _warning_texts(problems, mapping, chunk.index, tally)
         table = _row_table(frame, chunk, header.resolved, warnings, mapping, config.strict)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the vectorized rules call the Series' own methods; errors.xlsx's process imports no pandas
     import pandas as pd
@@ -50,7 +50,8 @@ def defuse(values: pd.Series) -> pd.Series:
     if not pc.any(quoted).as_py():
         return values
     with_quote = pc.binary_join_element_wise(pa.scalar("'", arrow.type), arrow, pa.scalar("", arrow.type))
-    return type(values)(values.dtype.__from_arrow__(pc.if_else(quoted, with_quote, arrow)), index=values.index,
+    dtype: Any = values.dtype  # a pandas StringDtype, which makes a column of Arrow strings
+    return type(values)(dtype.__from_arrow__(pc.if_else(quoted, with_quote, arrow)), index=values.index,
                         name=values.name)
 
 
