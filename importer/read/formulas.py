@@ -33,26 +33,47 @@ def is_formula_text(value: str) -> bool:
 
 
 def defuse(values: pd.Series) -> pd.Series:
-    """A quote before each value a spreadsheet would run (and before each value that starts with a quote).
-
-    An Arrow-backed text column (what the reports write) is done in Arrow: each value's first character looked
-    up, and a column without one to quote (most) kept as it is. Four times faster than the regular expression
-    over errors.csv's columns; other columns go by the regular expression."""
-    if getattr(values.dtype, "storage", None) != "pyarrow":
+    """A quote before each value a spreadsheet would run (and before each value that starts with a quote)."""
+    if not _in_arrow(values):
         defused: pd.Series = values.str.replace(_DEFUSE, r"'\1", regex=True)
         return defused
     import pyarrow as pa  # here: errors.xlsx's second process imports this module, and needs no pyarrow
     import pyarrow.compute as pc
 
     arrow = pa.array(values.array)
-    first = pc.utf8_slice_codeunits(arrow, 0, 1)
-    quoted = pc.fill_null(pc.is_in(first, value_set=pa.array(list(_DEFUSED), first.type)), False)
+    quoted = _starts_with_one_of(arrow, 0)
     if not pc.any(quoted).as_py():
         return values
     with_quote = pc.binary_join_element_wise(pa.scalar("'", arrow.type), arrow, pa.scalar("", arrow.type))
+    return _like(values, pc.if_else(quoted, with_quote, arrow))
+
+
+def _in_arrow(values: pd.Series) -> bool:
+    """Whether a column is Arrow-backed text (what the reports write and read): defuse and undefuse then work
+    in Arrow, each value's first characters looked up, and a column with nothing to change (most) is kept as it
+    is: four times faster than the regular expression over errors.csv's columns. Any other column goes by the
+    regular expression."""
+    return getattr(values.dtype, "storage", None) == "pyarrow"
+
+
+def _starts_with_one_of(arrow: Any, at: int) -> Any:
+    """Which values have one of the defused characters at `at` (and a quote before it, when `at` is 1)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def char(position: int) -> Any:
+        return pc.utf8_slice_codeunits(arrow, position, position + 1)
+
+    found = pc.is_in(char(at), value_set=pa.array(list(_DEFUSED), arrow.type))
+    if at == 1:
+        found = pc.and_(found, pc.equal(char(0), pa.scalar("'", arrow.type)))
+    return pc.fill_null(found, False)
+
+
+def _like(values: pd.Series, arrow: Any) -> pd.Series:
+    """Arrow strings as a column of `values`' dtype, index and name."""
     dtype: Any = values.dtype  # a pandas StringDtype, which makes a column of Arrow strings
-    return type(values)(dtype.__from_arrow__(pc.if_else(quoted, with_quote, arrow)), index=values.index,
-                        name=values.name)
+    return type(values)(dtype.__from_arrow__(arrow), index=values.index, name=values.name)
 
 
 def defuse_text(value: str) -> str:
@@ -61,8 +82,17 @@ def defuse_text(value: str) -> str:
 
 def undefuse(values: pd.Series) -> pd.Series:
     """Values of a CSV we wrote as they were before `defuse`."""
-    undone: pd.Series = values.str.replace(_UNDEFUSE, r"\1", regex=True)
-    return undone
+    if not _in_arrow(values):
+        undone: pd.Series = values.str.replace(_UNDEFUSE, r"\1", regex=True)
+        return undone
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arrow = pa.array(values.array)
+    quoted = _starts_with_one_of(arrow, 1)
+    if not pc.any(quoted).as_py():
+        return values
+    return _like(values, pc.if_else(quoted, pc.utf8_slice_codeunits(arrow, 1), arrow))
 
 
 def undefuse_text(value: str) -> str:

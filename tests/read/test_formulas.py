@@ -35,3 +35,15 @@ def test_defuse_in_arrow_is_defuse_text_of_each_value_and_keeps_the_columns_dtyp
     assert [None if pd.isna(v) else v for v in defused] == [None if v is None else defuse_text(v) for v in values]
     as_objects = defuse(column.astype(object))  # any other column: by the regular expression, the same
     assert [None if pd.isna(v) else v for v in as_objects] == [None if pd.isna(v) else v for v in defused]
+
+
+@given(st.lists(cells | st.none(), max_size=12))
+@example(["'", "''", "'=", "x'=", "'a"])
+def test_undefuse_in_arrow_is_undefuse_text_of_each_value(values):
+    from importer.read.reader import TEXT_DTYPE
+
+    column = pd.Series(values, dtype=TEXT_DTYPE, name="Email 1")
+    undone = undefuse(column)
+    assert undone.dtype == TEXT_DTYPE
+    assert undone.name == column.name
+    assert [None if pd.isna(v) else v for v in undone] == [None if v is None else undefuse_text(v) for v in values]
