@@ -208,3 +208,30 @@ def test_libreoffice_opens_it_and_gives_back_every_value(tmp_path: Path):
 def test_column_names_run_past_z():
     assert [column_name(c) for c in (0, 25, 26, 51, 52, 701, 702, 16_383)] == [
         "A", "Z", "AA", "AZ", "BA", "ZZ", "AAA", "XFD"]
+
+
+def test_a_write_that_fails_in_the_deflating_thread_is_raised_by_the_workbook_and_nothing_hangs(tmp_path: Path):
+    """A full disk under the thread that deflates a streamed sheet: the error reaches the rows' writer (by its
+    next write, or by the workbook's end), the thread stops, and no workbook is left."""
+    import threading
+
+    from importer.report import xlsx_stream
+
+    class FullDisk:
+        def write(self, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+        def close(self) -> None:
+            pass
+
+    header = ["Customer Number", "Last Name", "mk_error_code"]
+    rows = [[f"{n:07d}", "", "MISSING_LAST_NAME"] for n in range(50)]
+    lines = _write(tmp_path / "errors.csv", header, rows).read_text(encoding="utf-8").splitlines(keepends=True)
+    # (a member without __enter__: only the streamed path, through the thread, can write to it)
+    with (mock.patch.object(xlsx_stream, "_ROWS_PER_WRITE", 2),
+          mock.patch.object(xlsx_stream, "_BYTES_PER_HANDOVER", 1),
+          mock.patch.object(xlsx_stream.XlsxStream, "member", return_value=FullDisk()),
+          pytest.raises(OSError, match="No space left")):
+        workbook._write_lines(tmp_path / "errors.xlsx", lines, expected=len(rows))
+    assert list(tmp_path.glob("*.xlsx")) == []
+    assert [t for t in threading.enumerate() if t.name == "xlsx-deflate"] == []
