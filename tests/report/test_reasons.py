@@ -36,10 +36,3 @@ def test_a_value_is_never_taken_for_the_problem_of_another_row():
     same = [parser.warnings(f"Cell Phone: not a valid phone number: '{v}'")[0] for v in ("555", "123")]
     assert same[0] == same[1]
     assert same[0].column == "Cell Phone"
-
-
-@given(st.text(st.sampled_from(": '\"ab"), max_size=12))
-def test_the_words_before_a_quoted_value_are_those_the_expression_splits_off(piece):
-    from importer.report.reasons import _QUOTED_VALUE, _before_quoted_value
-
-    assert _before_quoted_value(piece) == _QUOTED_VALUE.split(piece, maxsplit=1)[0]
