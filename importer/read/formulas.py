@@ -51,8 +51,8 @@ def defuse(values: pd.Series) -> pd.Series:
 def _in_arrow(values: pd.Series) -> bool:
     """Whether a column is Arrow-backed text (what the reports write and read): defuse and undefuse then work
     in Arrow, each value's first characters looked up, and a column with nothing to change (most) is kept as it
-    is: four times faster than the regular expression over errors.csv's columns. Any other column goes by the
-    regular expression."""
+    is. Over 100,000 rows of errors.csv's columns: defuse 0.09 s against the regular expression's 0.36 s,
+    undefuse 0.09 s against 0.12 s. Any other column goes by the regular expression."""
     return getattr(values.dtype, "storage", None) == "pyarrow"
 
 
