@@ -110,7 +110,7 @@ def test_a_sheet_whose_range_is_promised_is_written_as_it_comes_and_the_same(tmp
 
     header, ragged = file
     rows = [(row + [""] * len(header))[:len(header)] for row in ragged]
-    rows = [row for row in rows if any(row)] or rows[:0]  # a row with nothing in it ends no range
+    rows = [row for row in rows if any(row)]  # errors.csv's rows all hold something: an empty one ends no range
     folder = tmp_path_factory.mktemp("promised")
     source = _write(folder / "errors.csv", header, rows)
     with (mock.patch.object(workbook, "MAX_NOTES", cap), mock.patch.object(xlsx_stream, "_ROWS_PER_WRITE", per_write),
