@@ -33,10 +33,10 @@ import pyarrow as pa
 
 from importer import __version__
 from importer.memory import release_memory
+from importer.prepare.by_value import text_of
 from importer.prepare.mapping import ADDRESS_FIELDS, VEHICLE_FIELDS, MappingSpec, vehicle_groups, vehicle_prefix
 from importer.prepare.normalize import text_column, vehicle_send_column
 from importer.prepare.two_people import NAME_FIELDS, different_people
-from importer.read.reader import TEXT_DTYPE
 
 #: A row names someone when it has one of these (a person needs a last name, a business a company).
 NAMING_FIELDS = ("lastName", "company")
@@ -223,7 +223,7 @@ def _hex_column(fingerprints: np.ndarray) -> pd.Series:
     digits[:, 0::2], digits[:, 1::2] = _HEX_DIGITS[nibbles >> 4], _HEX_DIGITS[nibbles & 15]
     offsets = np.arange(0, 16 * len(fingerprints) + 1, 16, dtype=np.int32)
     text = pa.StringArray.from_buffers(len(fingerprints), pa.py_buffer(offsets), pa.py_buffer(digits.tobytes()))
-    return pd.Series(TEXT_DTYPE.__from_arrow__(text))
+    return text_of(text)
 
 
 @dataclass(frozen=True, slots=True)
