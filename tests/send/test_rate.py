@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importer.send.rate import BETA, PLATEAU, START_RATE, Latencies, Pacer, RateController, Slots, in_flight_needed
+from importer.send.rate import BETA, EARLY, PLATEAU, START_RATE, Latencies, Pacer, RateController, Slots, in_flight_needed
 from tests.helpers import FakeClock
 from tests.ratesim import accepted_between, simulate
 
@@ -413,7 +413,32 @@ def test_a_change_of_rate_applies_to_the_next_turn_not_after_the_turns_already_w
     rate.rate = 1000.0  # a slow start's doubling: the next turn comes at once, not after one at the old rate
     clock.now += 0.001
     asyncio.run(go())
-    assert sent[-1] - sent[-10] == pytest.approx(9 * 0.001)
+    # Ten turns 1 ms apart, each sent up to EARLY before it.
+    assert 9 * 0.001 - EARLY - 1e-9 <= sent[-1] - sent[-10] <= 9 * 0.001 + 1e-9
+
+
+def test_a_turn_due_within_a_millisecond_goes_without_a_wait_and_the_turns_keep_the_rate():
+    clock = FakeClock(500.0)
+    rate = RateController(ceiling=10_000, floor=1, clock=clock)
+    rate.slow_start = False
+    rate.rate = 10_000.0
+    pacer = Pacer(rate, clock.sleep, clock)
+    sent: list[float] = []
+
+    async def go() -> None:
+        for _ in range(1_000):
+            await pacer.acquire()
+            sent.append(clock.now)
+
+    asyncio.run(go())
+    # No loop can wait a tenth of a millisecond: the turns due within EARLY go at once, and the pacer sleeps
+    # only for a turn further off ...
+    assert sent[:11] == [500.0] * 11
+    assert min(clock.sleeps) > EARLY
+    # ... while the turns stay 0.1 ms apart: a thousand of them take a tenth of a second, less EARLY at most.
+    assert 999 / 10_000 - EARLY - 1e-9 <= sent[-1] - sent[0] <= 999 / 10_000 + 1e-9
+    assert all(count <= 10_000 * 0.01 + 11 for count in
+               (sum(1 for t in sent if start <= t < start + 0.01) for start in sent))  # never more than EARLY ahead
 
 
 def test_the_last_jobs_of_a_run_do_not_probe_beyond_the_plateau():
