@@ -51,7 +51,7 @@ from importer.report.trend import run_record
 from importer.report.workbook import beside as errors_xlsx_beside
 from importer.send.changes import MassChange, guard
 from importer.send.client import ApiClient, check_api_url, encode_body
-from importer.send.network import Proxy, choose_proxy, ssl_context
+from importer.send.network import Proxy, choose_proxy, tls_for
 from importer.send.plan import Planner, forecast, no_customers, state_to_read
 from importer.send.pool import Job, Pool, PoolStats, event_loop_factory
 from importer.send.progress import NoProgress, Progress
@@ -172,9 +172,9 @@ def validate(config: ValidateConfig) -> Finished:
 
 # -- run ---------------------------------------------------------------------------------------------
 async def _send(config: RunConfig, recorder: Recorder, jobs: Iterator[Job], stops: StopSwitch,
-                timeline: Timeline, tls: ssl.SSLContext) -> tuple[PoolStats, bool, str]:
-    """Send the jobs with a pool, over `tls` (network.ssl_context: made once, loading the authorities takes
-    tens of milliseconds); (stats, interrupted by Ctrl-C, the API URL used)."""
+                timeline: Timeline, tls: ssl.SSLContext | None) -> tuple[PoolStats, bool, str]:
+    """Send the jobs with a pool, over `tls` (network.tls_for: made once, loading the authorities takes tens
+    of milliseconds; None where no connection speaks TLS); (stats, interrupted by Ctrl-C, the API URL used)."""
     credentials = config.credentials
     async with contextlib.AsyncExitStack() as stack:
         api_url = config.api_url
@@ -191,7 +191,7 @@ async def _send(config: RunConfig, recorder: Recorder, jobs: Iterator[Job], stop
         # trust_env stays off: the proxy is chosen by network.choose_proxy, and aiohttp would also take the
         # API host's credentials from ~/.netrc, which cannot go with the Authorization header sent.
         session = await stack.enter_async_context(aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=config.pool.concurrency, ssl=tls),
+            connector=aiohttp.TCPConnector(limit=config.pool.concurrency, ssl=True if tls is None else tls),
             timeout=ApiClient.timeouts(config.connect_timeout, config.read_timeout), trust_env=False))
         settings = config.pool
         if config.max_duration is not None:
@@ -280,7 +280,7 @@ def run_import(config: RunConfig, progress: Progress | None = None) -> Finished:
     api_url = check_api_url(config.api_url, insecure_http=config.insecure_http)
     # Checked before any report: a wrong proxy setting or CA bundle is a usage error, exit 2.
     proxy = None if config.sandbox else run_proxy(config, api_url)
-    tls = ssl_context(config.ca_bundle)
+    tls = tls_for([] if config.sandbox else [api_url] + ([proxy.url] if proxy else []), config.ca_bundle)
     refuse_overwriting_input(config.prepare.input, config.out_dir)
     with claimed_out_dir(config.out_dir, config.folders) as out:
         mapping = load_mapping(config.prepare.mapping)

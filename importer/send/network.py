@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -156,6 +156,17 @@ def ssl_context(ca_bundle: Path | None, environ: Mapping[str, str] | None = None
         except OSError as exc:
             raise ConfigError(f"{source} {path}: cannot read the CA bundle ({exc.strerror or exc})") from None
     return context
+
+
+def tls_for(urls: Iterable[str], ca_bundle: Path | None, environ: Mapping[str, str] | None = None
+            ) -> ssl.SSLContext | None:
+    """ssl_context for a run that connects to `urls` (the API's, the proxy's), None where none of them speaks
+    TLS (the embedded sandbox, an API on this machine over http): loading the system's authorities takes
+    tens of milliseconds. A CA bundle given (--ca-bundle, SSL_CERT_FILE) is checked either way."""
+    environ = os.environ if environ is None else environ
+    if any(url.startswith("https://") for url in urls) or ca_bundle is not None or environ.get("SSL_CERT_FILE"):
+        return ssl_context(ca_bundle, environ)
+    return None
 
 
 @dataclass(frozen=True)

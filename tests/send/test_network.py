@@ -9,7 +9,7 @@ import pytest
 from importer.config import Credentials
 from importer.errors import ConfigError, FatalApiError
 from importer.send.client import AnswerWatch, classify
-from importer.send.network import bypassed, choose_proxy, parse_proxy, ssl_context
+from importer.send.network import bypassed, choose_proxy, parse_proxy, ssl_context, tls_for
 from importer.status import ExitCode, RunResult, StopCode, exit_code_for
 
 API = "https://api.mykaarma.com"
@@ -81,6 +81,17 @@ def test_ca_bundles_are_checked_before_anything_is_sent(tmp_path: Path, make_tls
     not_pem.write_text("not a certificate")
     with pytest.raises(ConfigError, match=r"SSL_CERT_FILE .*notes\.txt: not a PEM file of CA certificates"):
         ssl_context(None, {"SSL_CERT_FILE": str(not_pem)})
+
+
+def test_tls_is_set_up_for_a_run_whose_connections_speak_it_and_a_bundle_given_is_checked_anyway(tmp_path: Path):
+    assert tls_for(["http://127.0.0.1:8080"], None, {}) is None  # the sandbox, an API on this machine
+    assert tls_for([], None, {}) is None  # the embedded sandbox
+    assert tls_for([API], None, {}) is not None
+    assert tls_for(["http://127.0.0.1:8080", "https://proxy.corp.example:3129"], None, {}) is not None
+    with pytest.raises(ConfigError, match=r"--ca-bundle .*missing\.pem: cannot read the CA bundle"):
+        tls_for(["http://127.0.0.1:8080"], tmp_path / "missing.pem", {})
+    with pytest.raises(ConfigError, match=r"SSL_CERT_FILE .*missing\.pem"):
+        tls_for([], None, {"SSL_CERT_FILE": str(tmp_path / "missing.pem")})
 
 
 def test_a_407_answer_stops_the_run_as_proxy_refused():

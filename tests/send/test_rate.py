@@ -10,7 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importer.send.rate import BETA, EARLY, PLATEAU, START_RATE, Latencies, Pacer, RateController, Slots, in_flight_needed
+from importer.send.rate import (
+    BETA,
+    EARLY,
+    PLATEAU,
+    START_RATE,
+    Latencies,
+    Pacer,
+    RateController,
+    Slots,
+    in_flight_needed,
+)
 from tests.helpers import FakeClock
 from tests.ratesim import accepted_between, simulate
 
