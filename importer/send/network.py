@@ -162,9 +162,9 @@ def tls_for(urls: Iterable[str], ca_bundle: Path | None, environ: Mapping[str, s
             ) -> ssl.SSLContext | None:
     """ssl_context for a run that connects to `urls` (the API's, the proxy's), None where none of them speaks
     TLS (the embedded sandbox, an API on this machine over http): loading the system's authorities takes
-    tens of milliseconds. A CA bundle given (--ca-bundle, SSL_CERT_FILE) is checked either way."""
-    environ = os.environ if environ is None else environ
-    if any(url.startswith("https://") for url in urls) or ca_bundle is not None or environ.get("SSL_CERT_FILE"):
+    tens of milliseconds. A --ca-bundle given is checked either way; SSL_CERT_FILE, the whole machine's
+    setting, only by a run that uses it."""
+    if any(url.startswith("https://") for url in urls) or ca_bundle is not None:
         return ssl_context(ca_bundle, environ)
     return None
 

@@ -90,8 +90,10 @@ def test_tls_is_set_up_for_a_run_whose_connections_speak_it_and_a_bundle_given_i
     assert tls_for(["http://127.0.0.1:8080", "https://proxy.corp.example:3129"], None, {}) is not None
     with pytest.raises(ConfigError, match=r"--ca-bundle .*missing\.pem: cannot read the CA bundle"):
         tls_for(["http://127.0.0.1:8080"], tmp_path / "missing.pem", {})
+    # The machine's SSL_CERT_FILE is checked by a run that uses it only.
+    assert tls_for(["http://127.0.0.1:8080"], None, {"SSL_CERT_FILE": str(tmp_path / "missing.pem")}) is None
     with pytest.raises(ConfigError, match=r"SSL_CERT_FILE .*missing\.pem"):
-        tls_for([], None, {"SSL_CERT_FILE": str(tmp_path / "missing.pem")})
+        tls_for([API], None, {"SSL_CERT_FILE": str(tmp_path / "missing.pem")})
 
 
 def test_a_407_answer_stops_the_run_as_proxy_refused():
