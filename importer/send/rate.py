@@ -325,7 +325,11 @@ class Pacer:
                 if due <= now + EARLY:
                     self.take(due, now)
                     return
-                await self.sleep(due - now)
+                # In the slow start the rate may double with any answer, and the turn with it: a sleep to the
+                # turn of the rate of now held each doubling back to the turn of the rate before (125 ms at
+                # 8/s). It wakes after a round trip at most to look again.
+                controller = self.controller
+                await self.sleep(min(due - now, controller.round_trip) if controller.slow_start else due - now)
         finally:
             self._next_in_line()
 

@@ -355,7 +355,32 @@ def test_pacer_spreads_turns_that_a_busy_machine_made_late_instead_of_bursting()
 
     asyncio.run(go())
     gaps = [b - a for a, b in itertools.pairwise(sent)]
-    assert min(gaps) >= 0.125 - 1e-9  # never two at once, even after the stall
+    # Never two at once, even after the stall: each turn 1/8 s after the last, less the 10 ms a wake-up may
+    # be late (a late timer keeps its turn's time).
+    assert min(gaps) >= 0.125 - 0.01 - 1e-9
+
+
+def test_in_the_slow_start_a_doubling_while_the_next_request_waits_brings_its_turn_forward():
+    clock = FakeClock(500.0)
+    rate = RateController(ceiling=1000, floor=1, clock=clock)
+    sent: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        await clock.sleep(seconds)
+        if len(sent) == 1 and rate.rate == START_RATE:
+            rate.accepted(clock.now - sent[0])  # the first request's answer, while the second waits its turn
+
+    pacer = Pacer(rate, sleep, clock)
+
+    async def go() -> None:
+        for _ in range(2):
+            await pacer.acquire()
+            sent.append(clock.now)
+
+    asyncio.run(go())
+    assert rate.rate == 2 * START_RATE
+    # The turn at the doubled rate, not the one at 8/s the second request began to wait for.
+    assert sent[1] - sent[0] == pytest.approx(1 / (2 * START_RATE))
 
 
 @settings(max_examples=int(os.environ.get("RATE_EXAMPLES", "30")), deadline=None)
