@@ -327,9 +327,10 @@ class Pacer:
                     return
                 # In the slow start the rate may double with any answer, and the turn with it: a sleep to the
                 # turn of the rate of now held each doubling back to the turn of the rate before (125 ms at
-                # 8/s). It wakes after a round trip at most to look again.
+                # 8/s). It wakes after a round trip at most (EARLY at least) to look again.
                 controller = self.controller
-                await self.sleep(min(due - now, controller.round_trip) if controller.slow_start else due - now)
+                look_again = max(EARLY, controller.round_trip) if controller.slow_start else math.inf
+                await self.sleep(min(due - now, look_again))
         finally:
             self._next_in_line()
 

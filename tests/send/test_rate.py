@@ -383,6 +383,21 @@ def test_in_the_slow_start_a_doubling_while_the_next_request_waits_brings_its_tu
     assert sent[1] - sent[0] == pytest.approx(1 / (2 * START_RATE))
 
 
+def test_a_round_trip_measured_as_nothing_does_not_make_the_slow_start_wait_forever():
+    clock = FakeClock(500.0)
+    rate = RateController(ceiling=1000, floor=1, clock=clock)
+    pacer = Pacer(rate, clock.sleep, clock)
+
+    async def go() -> None:
+        await pacer.acquire()
+        rate.accepted(0.0)  # an answer at once (a clock that does not move)
+        await asyncio.wait_for(pacer.acquire(), 1)  # looks again every EARLY, and its clock moves on
+
+    asyncio.run(go())
+    assert rate.round_trip == 0.0
+    assert min(clock.sleeps) == EARLY
+
+
 @settings(max_examples=int(os.environ.get("RATE_EXAMPLES", "30")), deadline=None)
 @given(storms=st.lists(st.tuples(st.floats(2, 40), st.floats(0.5, 20)), min_size=1, max_size=4),
        latency=st.sampled_from([0.02, 0.2]), limit=st.sampled_from([20, 100]), bucket=st.booleans())
