@@ -23,8 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -43,8 +42,9 @@ NAMING_FIELDS = ("lastName", "company")
 _IDENTITY = ("lastName", "firstName", "company", "address.zip", "address.line1")
 
 
-@dataclass(frozen=True, slots=True)
-class CustomerRequest:
+class CustomerRequest(NamedTuple):
+    """One customer's request (a NamedTuple: see send/pool.Outcome)."""
+
     #: customer key, or `~` and a stable hash of the identity
     key: str
     #: every input row this request answers for
@@ -226,9 +226,8 @@ def _hex_column(fingerprints: np.ndarray) -> pd.Series:
     return text_of(text)
 
 
-@dataclass(frozen=True, slots=True)
-class CustomerGroup:
-    """The rows of one customer, before its body is built."""
+class CustomerGroup(NamedTuple):
+    """The rows of one customer, before its body is built (a NamedTuple: see send/pool.Outcome)."""
 
     key: str
     source_rows: tuple[int, ...]

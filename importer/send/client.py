@@ -29,8 +29,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -47,9 +46,8 @@ MAX_RESPONSE_BYTES = 1 << 20
 log = logging.getLogger("mk_import.client")
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A definitive answer about one request."""
+class Reply(NamedTuple):
+    """A definitive answer about one request (a NamedTuple: see pool.Outcome)."""
 
     ok: bool
     customer_uuid: str | None = None
@@ -376,4 +374,4 @@ class ApiClient:
             params={"searchTerm": customer_key, "fieldsToBeSearched": "customerKey", "maxResults": "100"})
         if not reply.ok:
             return reply
-        return replace(reply, matches=tuple(m for m in reply.matches if m[1] == customer_key))
+        return reply._replace(matches=tuple(m for m in reply.matches if m[1] == customer_key))

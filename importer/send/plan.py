@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -225,7 +225,7 @@ class Planner:
                                                      "fingerprint_saved"]].itertuples(index=False)}
         if partial:  # what the state keeps of the export stays: its body hashes and bodies too
             hashes, bodies = self.state.hashes([*known_of]), self.state.bodies([*known_of])
-            known_of = {key: replace(saved_of, body_hash=hashes.get(key, ""), body=bodies.get(key))
+            known_of = {key: saved_of._replace(body_hash=hashes.get(key, ""), body=bodies.get(key))
                         for key, saved_of in known_of.items()}
         known_count = int(known.sum())
         del customers, saved  # a line per customer, not to be held while the sending takes its hours

@@ -34,7 +34,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from importer.config import PoolSettings
 from importer.error_codes import ErrorCode
@@ -98,8 +98,12 @@ class Job:
         return replace(self, body={**self.body, "customer": customer}, text="")
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
+    """What became of one job. A NamedTuple, as every record made once or more for each request (client.Reply,
+    state.Saved, customers.CustomerGroup and CustomerRequest): immutable as a frozen dataclass, made in a
+    third of its time (a frozen dataclass sets each field through object.__setattr__: 1.1 µs for an Outcome
+    against 0.35; five of them a request were a tenth of the client's own time for it)."""
+
     key: str
     status: Status
     customer_uuid: str | None = None
@@ -460,7 +464,7 @@ class Pool:
                         await self._wait(self._backoff(attempt))
                         continue
                     if isinstance(resolved, Outcome):
-                        return replace(resolved, attempts=attempt - 1)
+                        return resolved._replace(attempts=attempt - 1)
                     job = resolved
                 self.stats.requests += 1
                 if attempt > 1:

@@ -22,9 +22,8 @@ import sqlite3
 import threading
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pandas as pd
@@ -148,8 +147,9 @@ def payload_hash(body_text: str) -> str:
     return hashlib.sha256(body_text.encode("utf-8")).hexdigest()[:32]
 
 
-@dataclass(frozen=True, slots=True)
-class Saved:
+class Saved(NamedTuple):
+    """What a successful save leaves in the state (a NamedTuple: see pool.Outcome)."""
+
     #: payload_hash of the body saved
     body_hash: str
     customer_uuid: str
