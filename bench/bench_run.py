@@ -6,7 +6,8 @@
                               [--reference DIR]
 
 --reference: another version's code (`git archive REV | tar -x -C DIR`): its `mk-import run` goes first in
-each repeat, then this one's, then the bare loop.
+each repeat, then this one's, then the bare loop. Both are compiled to bytecode first, as installed
+(common.compiled).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import OUT, Sandbox, Timing, load, timed
+from bench.common import OUT, ROOT, Sandbox, Timing, compiled, load, timed
 from importer.report.files import read_timeline
 from sample_data.generate import write
 
@@ -43,6 +44,7 @@ def main() -> None:
     validated = timed([sys.executable, "-m", "importer", "validate", str(source), "-m", "cdk", "--overwrite", "--out",
                        str(OUT / "bench-run-validate"), "--payloads", str(payloads)])
     count = sum(1 for _ in payloads.open())
+    compiled(ROOT, *([args.reference.resolve()] if args.reference is not None else []))
     rows: list[tuple[str, float, float, str, str]] = []
     ratios = []
     runs: list[tuple[str, Timing, dict[str, Any]]] = []

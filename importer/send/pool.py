@@ -144,12 +144,12 @@ class IdentityGate:
         self._changed = asyncio.Condition()
 
     def _blocked(self, ticket: int, identities: frozenset[str]) -> bool:
-        if any(i in self._in_flight for i in identities):
+        if not self._in_flight.keys().isdisjoint(identities):
             return True
         return any(t < ticket and not identities.isdisjoint(ids) for t, ids in self._waiting)
 
     async def enter(self, ticket: int, identities: frozenset[str]) -> None:
-        if not self._waiting and not any(i in self._in_flight for i in identities):
+        if not self._waiting and self._in_flight.keys().isdisjoint(identities):
             self._take(identities)  # nobody to wait for: no lock, no wake-up (the common case)
             return
         async with self._changed:
@@ -212,7 +212,9 @@ class Pool:
         self._resume_at = 0.0
         self._last_answer = self.clock()
         self._sending = 0
-        self._stopping = asyncio.Event()
+        #: the run is stopping: no new job, nor a new attempt (a plain flag: nothing waits on it, and it is read
+        #: several times a request)
+        self.stopping = False
         #: tasks in a wait that a stop cuts short
         self._waiting: set[asyncio.Task[Any]] = set()
         #: tasks awaiting an answer, each with its deadline (time.monotonic): cut by the deadline watch then,
@@ -229,13 +231,13 @@ class Pool:
     def stop(self, reason: str, code: StopCode, *, at_once: bool = False) -> None:
         """Take no new job and cut every wait short; requests in flight get `stop_grace` seconds to finish
         (none `at_once`); the rest are reported not attempted."""
-        first = not self._stopping.is_set()
+        first = not self.stopping
         if self.stats.stop_reason is None:
             self.stats.stop_reason, self.stats.stop_code = reason, code
             log.warning("stopping: %s; requests in flight finish, the rest is not attempted", reason)
         elif at_once and not self._abandoned:
             log.warning("stopping at once: requests in flight are abandoned")
-        self._stopping.set()
+        self.stopping = True
         self._interrupt("_waiting")
         if at_once:
             self._abandon()
@@ -320,10 +322,6 @@ class Pool:
                 if deadline <= now and task not in self._overdue:
                     self._overdue.add(task)
                     task.cancel()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
 
     async def _throttle(self) -> None:
         """Take a turn of the shared rate, then wait out a Retry-After pause (also one that began while this
