@@ -228,7 +228,7 @@ def vml_xml(notes: Mapping[tuple[int, int], str], column_px: Callable[[int], int
            f'<o:idmap v:ext="edit" data="{ids}"/></o:shapelayout><v:shapetype id="_x0000_t202" '
            'coordsize="21600,21600" o:spt="202" path="m,l,21600r21600,l21600,xe"><v:stroke joinstyle="miter"/>'
            '<v:path gradientshapeok="t" o:connecttype="rect"/></v:shapetype>')
-    lefts = [0]  # each column's left edge in pixels, summed once (a sum per note cost a messy million seconds)
+    lefts = [0]  # each column's left edge in pixels, summed once rather than over the columns for every note
 
     def left_of(column: int) -> int:
         while len(lefts) <= column:

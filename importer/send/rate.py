@@ -63,7 +63,8 @@ FAST_CONVERGENCE = 0.97
 STALL = 0.1
 #: a turn due within this many seconds is taken now. An event loop waits in whole milliseconds (its timers
 #: and its poll count them): a shorter wait cost a turn of the loop, a future and a timer, for a wake-up no
-#: nearer its turn; at 10,000/s, where turns are 0.1 ms apart, four requests in ten waited so.
+#: nearer its turn. At 10,000/s, where turns are 0.1 ms apart, a quarter to a half of a run's requests waited
+#: so (7,010 and 14,498 of 29,610 in two runs against the sandbox).
 EARLY = 0.001
 #: the regrowth levels off at this share of the rate that held. At 1.0 (with an exact count, which is the
 #: limit itself) runs sharing one limit each held their slots of a full window and a late run stayed at a
@@ -269,9 +270,9 @@ class Pacer:
     """Spaces requests 1/rate apart (no bursts: a server counting a trailing second sees an even flow); a
     request may go up to EARLY before its turn, the turns themselves staying 1/rate apart. Waiters queue;
     only the first sleeps, until the last turn plus 1/rate at the rate of the moment, so a change of rate
-    applies to the next turn. (Turns reserved ahead at the rate of their reservation held a
-    slow start at 8/s for a round trip after it had doubled, and sent a slow start's turns reserved at
-    500/s after its first 429: most of its overshoot.)"""
+    applies to the next turn. (Turns reserved ahead at the rate of their reservation held a slow start at
+    8/s for a round trip after it had doubled, and sent a slow start's turns reserved at 500/s after its
+    first 429: most of its overshoot.)"""
 
     def __init__(self, controller: RateController, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -293,8 +294,8 @@ class Pacer:
         self._last = due if now - due <= max(STALL, 4.0 / self.controller.rate) else now
 
     def take_now(self) -> bool:
-        """Take the next turn if nobody waits and it is due now (within EARLY); False (and nothing taken) when acquire()
-        must wait."""
+        """Take the next turn if nobody waits and it is due now (within EARLY); False (and nothing taken) when
+        acquire() must wait."""
         if self._head or self._queue:
             return False
         now, due = self.clock(), self.due()
