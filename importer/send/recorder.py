@@ -7,7 +7,7 @@ list of requests whose fate a crash would leave unknown.
 Saves reach the state in group commits: the answers that arrive within COMMIT_EVERY of the first one not yet
 written share one transaction. A worker does not wait for its commit before it takes another job (that wait
 would idle every worker for the window): a kill -9 loses at most the requests in flight and the answers of
-the last COMMIT_EVERY, and the next run sends those again, where the server's matching or the journal
+the last few milliseconds, and the next run sends those again, where the server's matching or the journal
 finds them. One commit per answer cost more than any other step of a request after HTTP itself.
 """
 
@@ -32,9 +32,10 @@ StopRun = Callable[[str, StopCode], None]
 OnRows = Callable[[tuple[int, ...], Outcome, str], None]
 
 NOTED_BATCH = 10_000
-#: seconds an answered save may wait to share a transaction with those answered after it (at 6,000 answers a
-#: second, 5 ms made commits of 30 saves at 7 µs a save, 20 ms commits of 120 at 5 µs) ...
-COMMIT_EVERY = 0.02
+#: seconds an answered save may wait to share a transaction with those answered after it. Not longer: at 6,000
+#: answers a second, 20 ms made commits of 120 saves at 5 µs a save against 30 at 7 µs, but a kill -9 then lost
+#: the answers of 20 ms besides the requests in flight (tests/test_durability.py) ...
+COMMIT_EVERY = 0.005
 #: ... unless this many are waiting already
 COMMIT_BATCH = 1_000
 log = logging.getLogger("mk_import.recorder")
