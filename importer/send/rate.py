@@ -319,9 +319,10 @@ class Pacer:
                     self._queue.remove(waiter)
                 raise
         self._head = True
+        controller = self.controller
         try:
             while True:
-                self.controller.bound()  # the rate, not the API or the input, sets the pace (may grow it)
+                controller.bound()  # the rate, not the API or the input, sets the pace (may grow it)
                 now, due = self.clock(), self.due()
                 if due <= now + EARLY:
                     self.take(due, now)
@@ -329,7 +330,6 @@ class Pacer:
                 # In the slow start the rate may double with any answer, and the turn with it: a sleep to the
                 # turn of the rate of now held each doubling back to the turn of the rate before (125 ms at
                 # 8/s). It wakes after a round trip at most (EARLY at least) to look again.
-                controller = self.controller
                 look_again = max(EARLY, controller.round_trip) if controller.slow_start else math.inf
                 await self.sleep(min(due - now, look_again))
         finally:

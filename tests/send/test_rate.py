@@ -237,11 +237,19 @@ def test_the_rate_never_leaves_floor_and_ceiling():
     assert rate.rate == 40
 
 
-def test_pacer_spaces_requests_evenly_without_a_burst():
+def _steady_pacer(ceiling: float, at: float | None = None) -> tuple[FakeClock, RateController, Pacer]:
+    """A pacer on a fake clock whose controller is past its slow start, at `at` requests/s (else where it
+    starts)."""
     clock = FakeClock(500.0)
-    rate = RateController(ceiling=10, floor=1, clock=clock)
+    rate = RateController(ceiling=ceiling, floor=1, clock=clock)
     rate.slow_start = False
-    pacer = Pacer(rate, clock.sleep, clock)
+    if at is not None:
+        rate.rate = at
+    return clock, rate, Pacer(rate, clock.sleep, clock)
+
+
+def test_pacer_spaces_requests_evenly_without_a_burst():
+    clock, _, pacer = _steady_pacer(ceiling=10)
 
     async def go() -> None:
         for _ in range(5):
@@ -440,11 +448,7 @@ def test_four_runs_on_one_window_share_it_fairly_with_few_429s(seed):
 
 
 def test_a_change_of_rate_applies_to_the_next_turn_not_after_the_turns_already_waiting():
-    clock = FakeClock(500.0)
-    rate = RateController(ceiling=1000, floor=1, clock=clock)
-    rate.slow_start = False
-    rate.rate = 100.0
-    pacer = Pacer(rate, clock.sleep, clock)
+    clock, rate, pacer = _steady_pacer(ceiling=1000, at=100.0)
     sent: list[float] = []
 
     async def request() -> None:
@@ -468,11 +472,7 @@ def test_a_change_of_rate_applies_to_the_next_turn_not_after_the_turns_already_w
 
 
 def test_a_turn_due_within_a_millisecond_goes_without_a_wait_and_the_turns_keep_the_rate():
-    clock = FakeClock(500.0)
-    rate = RateController(ceiling=10_000, floor=1, clock=clock)
-    rate.slow_start = False
-    rate.rate = 10_000.0
-    pacer = Pacer(rate, clock.sleep, clock)
+    clock, _, pacer = _steady_pacer(ceiling=10_000, at=10_000.0)
     sent: list[float] = []
 
     async def go() -> None:
